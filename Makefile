@@ -1,0 +1,32 @@
+# Loyalty feature store. `make help` lists the targets.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+REPO := feature_repo
+
+.DEFAULT_GOAL := help
+
+help: ## List every target with one line each
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-22s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python ## Create .venv and install the project (editable, with dev extras)
+	$(BIN)/pip install --quiet -e '.[dev]'
+
+test: ## Run the whole test suite (needs Redis and PostgreSQL on 127.0.0.1)
+	$(BIN)/pytest -q
+
+lint: ## Run ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy xiva_source segmentation feature_repo
+
+format: ## Format the code with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+.PHONY: help install test lint format

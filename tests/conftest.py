@@ -1,0 +1,99 @@
+"""The one shared fixture layer.
+
+- ``simulator``: one Xiva simulator per session (a real HTTP server on loopback); the per-test
+  ``sim`` fixture hands it out and resets it afterwards, so tests share the server, not its state.
+- ``redis_url`` / ``redis_ns``: the real Redis; each test gets its own key namespace, deleted after.
+- ``pg_url``: the real PostgreSQL; each test gets its own schema, dropped after.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from xiva_source.simulator import XivaSimulator
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+PG_BASE_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
+
+SIM_USER = "loyalty"
+SIM_PASSWORD = "s3cret-Pa55word!"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test sees the developer's environment or a stray .env file."""
+    for name in list(os.environ):
+        if name.startswith(("XIVA_", "FEATURE_STORE_", "DWH_", "ONLINE_TTL")) or name == "REDIS_URL":
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[XivaSimulator]:
+    """The session's Xiva simulator (2,000 customers)."""
+    from xiva_source.simulator import SimulatorConfig, XivaSimulator
+
+    sim = XivaSimulator(
+        SimulatorConfig(customers=2000, seed=7, users={SIM_USER: SIM_PASSWORD})
+    )
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def sim(simulator: XivaSimulator) -> Iterator[XivaSimulator]:
+    """The session simulator, reset to its initial state after the test."""
+    simulator.reset()
+    yield simulator
+    simulator.reset()
+
+
+@pytest.fixture
+def xiva_env(sim: XivaSimulator, monkeypatch: pytest.MonkeyPatch) -> XivaSimulator:
+    """The environment a deployment would set, pointing at the simulator."""
+    monkeypatch.setenv("XIVA_API_BASE_URL", sim.base_url)
+    monkeypatch.setenv("XIVA_API_USERNAME", SIM_USER)
+    monkeypatch.setenv("XIVA_API_PASSWORD", SIM_PASSWORD)
+    return sim
+
+
+@pytest.fixture
+def redis_ns() -> Iterator[str]:
+    """A key namespace of this test's own in the real Redis; its keys are deleted afterwards."""
+    import redis
+
+    ns = f"test-{uuid.uuid4().hex[:12]}"
+    yield ns
+    r = redis.Redis.from_url(REDIS_URL)
+    keys = list(r.scan_iter(match=f"*{ns}*", count=1000))
+    if keys:
+        r.delete(*keys)
+    r.close()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The real Redis URL (combine with ``redis_ns`` for isolation)."""
+    return REDIS_URL
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A SQLAlchemy URL to the real PostgreSQL whose search_path is a fresh schema of this test's."""
+    import sqlalchemy as sa
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(PG_BASE_URL)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{PG_BASE_URL}?options=-csearch_path%3D{schema}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
