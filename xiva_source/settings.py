@@ -89,10 +89,15 @@ class Settings(BaseModel):
         """True when both a Xiva user name and password are configured."""
         return bool(self.xiva_api_username) and self.xiva_api_password is not None
 
+    def __repr_args__(self) -> Any:
+        # URLs may embed passwords (DWH_URL, REDIS_URL): reprs show the redacted form.
+        return list(self.redacted().items())
+
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict safe to print: secrets and URL passwords masked."""
         out: dict[str, Any] = {}
-        for name, value in self.model_dump().items():
+        for name in type(self).model_fields:
+            value = getattr(self, name)
             if isinstance(value, SecretStr):
                 value = "**********"
             elif isinstance(value, str) and "://" in value:
