@@ -30,3 +30,19 @@ format: ## Format the code with ruff
 	$(BIN)/ruff check --fix .
 
 .PHONY: help install test lint format
+
+apply: ## Register the feature repository (feast -c feature_repo apply)
+	$(BIN)/feast -c $(REPO) apply
+
+materialize: ## Cron-safe incremental materialization into the online store (docs/operations.md)
+	$(BIN)/python -m xiva_source materialize --repo $(REPO)
+
+demo: ## End-to-end demo: simulator + SQLite DWH + embedded online store, nothing to run first
+	$(BIN)/python -m xiva_source demo --repo $(REPO)
+
+bench-materialize: ## Benchmark the job against stock Feast (needs PostgreSQL and Redis)
+	$(BIN)/python bench/materialize.py --rows 100000
+
+bench: bench-materialize ## Run the benchmarks
+
+.PHONY: apply materialize demo bench bench-materialize

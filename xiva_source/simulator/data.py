@@ -19,12 +19,12 @@ import random
 import threading
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .errors import UnknownCustomerError
 
-__all__ = ["CustomerStore", "format_timestamp", "parse_timestamp"]
+__all__ = ["CustomerStore", "format_timestamp", "parse_timestamp", "reference_now"]
 
 _US = 1_000_000
 _HOUR_US = 3600 * _US
@@ -393,6 +393,3 @@ def _stringly(value: float | int) -> str:
 def reference_now() -> datetime:
     """The default reference time: the start of the current UTC hour."""
     return datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-
-
-_ = date  # re-exported type for annotations in callers

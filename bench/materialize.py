@@ -1,0 +1,415 @@
+"""Materialization benchmark: this project's job against stock Feast, and the Xiva request budget.
+
+Usage::
+
+    .venv/bin/python bench/materialize.py --rows 100000          # sizes 50,000 and 100,000
+    .venv/bin/python bench/materialize.py --rows 20000 --xiva-customers 500   # a quick run
+
+Part 1 (DWH -> Redis), at two sizes (``--rows`` and half of it), each measurement in its own
+subprocess so its peak memory (``ru_maxrss``) is its own:
+
+- project: ``run_materialization`` in ``dwh`` mode, ``customer_features`` streamed from a fresh
+  PostgreSQL schema (filled with ``create_demo_dwh``) into Redis;
+- stock: the same rows exported to parquet, a separate temporary Feast repo with a ``FileSource``
+  and the same feature schema, ``store.materialize(...)`` with the default (local) engine into the
+  same Redis under a different project.
+
+Part 2 (Xiva): a simulator throttled per user (``--xiva-rate`` requests/s) and the client
+configured at the same rate; a full pull of ``--xiva-customers`` customers reports the share of the
+allowed rate it used, then 1% of the customers change and an incremental run reports its calls.
+
+Needs PostgreSQL (db ``test``, user ``root`` on 127.0.0.1) and Redis on 127.0.0.1:6379. Schemas,
+Redis keys and temporary files are removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_BASE_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+VIEW = "customer_features"
+SIM_USER = "bench"
+SIM_PASSWORD = "bench-pass"  # the simulator's throwaway account
+
+
+def _peak_rss_mb() -> float:
+    # Linux reports ru_maxrss in KiB.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _project_repo(work: Path, project: str, online_store: dict[str, Any] | None = None) -> Path:
+    """A copy of feature_repo with its own project name and a local registry."""
+    repo = work / f"repo-{project}"
+    shutil.copytree(
+        ROOT / "feature_repo", repo, ignore=shutil.ignore_patterns("data", "__pycache__", "*.db")
+    )
+    config_path = repo / "feature_store.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    config["project"] = project
+    config["registry"] = {"registry_type": "file", "path": str(repo / "registry.db")}
+    if online_store is not None:
+        config["online_store"] = online_store
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return repo
+
+
+def _apply(repo: Path) -> None:
+    subprocess.run(
+        [str(ROOT / ".venv/bin/feast"), "-c", str(repo), "apply"],
+        check=True,
+        capture_output=True,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Workers (each runs in its own process and prints one JSON line)
+
+
+def worker_project(args: argparse.Namespace) -> dict[str, Any]:
+    """This project's job, dwh mode, one view, into Redis."""
+    os.environ.update(
+        {
+            "DWH_URL": args.dwh_url,
+            "REDIS_URL": REDIS_URL,
+            "FEATURE_STORE_DATA_SOURCE": "dwh",
+        }
+    )
+    from xiva_source.materialize import run_materialization
+
+    repo = Path(args.repo)
+    rss_before = _peak_rss_mb()
+    started = time.perf_counter()
+    summary = run_materialization(repo, views=[VIEW], progress=False)
+    elapsed = time.perf_counter() - started
+    return {
+        "rows": summary.rows,
+        "seconds": elapsed,
+        "rss_before_mb": rss_before,
+        "peak_rss_mb": _peak_rss_mb(),
+        "line": summary.line(),
+    }
+
+
+def worker_stock(args: argparse.Namespace) -> dict[str, Any]:
+    """Stock Feast: FileSource (parquet) -> store.materialize -> Redis, default engine."""
+    from feast import FeatureStore
+
+    store = FeatureStore(repo_path=args.repo)
+    rss_before = _peak_rss_mb()
+    started = time.perf_counter()
+    store.materialize(
+        start_date=datetime(2000, 1, 1, tzinfo=UTC),
+        end_date=datetime.now(UTC),
+        feature_views=[VIEW],
+    )
+    elapsed = time.perf_counter() - started
+    return {
+        "rows": args.rows,
+        "seconds": elapsed,
+        "rss_before_mb": rss_before,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def worker_xiva(args: argparse.Namespace) -> dict[str, Any]:
+    """Full and 1%-incremental Xiva pulls against a throttled simulator."""
+    from xiva_source.simulator import SimulatorConfig, XivaSimulator
+
+    config = SimulatorConfig(
+        customers=args.customers,
+        seed=11,
+        users={SIM_USER: SIM_PASSWORD},
+        rate_limit_per_second=args.rate,
+        access_token_lifetime=3600,
+    )
+    with XivaSimulator(config) as sim:
+        os.environ.update(
+            {
+                "XIVA_API_BASE_URL": sim.base_url,
+                "XIVA_API_USERNAME": SIM_USER,
+                "XIVA_API_PASSWORD": SIM_PASSWORD,
+                "XIVA_REQUESTS_PER_SECOND": str(args.rate),
+                "REDIS_URL": REDIS_URL,
+                "DWH_URL": f"sqlite:///{Path(args.repo).parent / 'xiva-snapshots.sqlite'}",
+                "FEATURE_STORE_DATA_SOURCE": "xiva",
+            }
+        )
+        from xiva_source.materialize import run_materialization
+
+        sim.reset_counters()
+        started = time.perf_counter()
+        full = run_materialization(args.repo, views=[VIEW], progress=False)
+        full_seconds = time.perf_counter() - started
+        full_counters = sim.counters()
+
+        changed = max(1, args.customers // 100)
+        sim.update_customers(count=changed)
+        sim.reset_counters()
+        started = time.perf_counter()
+        incremental = run_materialization(args.repo, views=[VIEW], progress=False)
+        incremental_seconds = time.perf_counter() - started
+        incremental_counters = sim.counters()
+
+    def n360(counters: dict[str, Any]) -> int:
+        return int(sum(counters["by_endpoint"].get("customer_360", {}).values()))
+
+    def n429(counters: dict[str, Any]) -> int:
+        return int(sum(by.get("429", 0) for by in counters["by_endpoint"].values()))
+
+    return {
+        "customers": args.customers,
+        "rate": args.rate,
+        "full_calls": full_counters["total"],
+        "full_429": n429(full_counters),
+        "full_seconds": full_seconds,
+        "full_rows": full.rows,
+        "full_line": full.line(),
+        "changed": changed,
+        "incremental_calls": incremental_counters["total"],
+        "incremental_360": n360(incremental_counters),
+        "incremental_seconds": incremental_seconds,
+        "incremental_rows": incremental.rows,
+        "incremental_line": incremental.line(),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Orchestration
+
+
+def _run_worker(kind: str, *extra: str) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", kind, *extra],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{kind} worker failed:\n{proc.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _stock_repo(work: Path, project: str, parquet: Path, project_repo: Path) -> Path:
+    """A stock Feast repo whose view has the project's customer_features schema."""
+    from feast import FeatureStore
+
+    fv = FeatureStore(repo_path=str(project_repo)).get_feature_view(VIEW)
+    repo = work / f"repo-{project}"
+    repo.mkdir()
+    fields = ",\n        ".join(f"Field(name={f.name!r}, dtype={f.dtype})" for f in fv.features)
+    (repo / "definitions.py").write_text(
+        f"""from datetime import timedelta
+
+from feast import Entity, FeatureView, Field, FileSource, ValueType
+from feast.types import Float32, Float64, Int32, Int64, String, Bool
+
+customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.STRING)
+source = FileSource(path={str(parquet)!r}, timestamp_field="updated_at")
+{VIEW} = FeatureView(
+    name={VIEW!r},
+    entities=[customer],
+    ttl=timedelta(days=3650),
+    schema=[
+        {fields}
+    ],
+    source=source,
+)
+"""
+    )
+    host, port = REDIS_URL.split("//", 1)[1].split("/")[0].split(":")
+    config = {
+        "project": project,
+        "provider": "local",
+        "registry": str(repo / "registry.db"),
+        "online_store": {"type": "redis", "connection_string": f"{host}:{port},db=0"},
+        "offline_store": {"type": "file"},
+        "entity_key_serialization_version": 3,
+    }
+    (repo / "feature_store.yaml").write_text(yaml.safe_dump(config))
+    return repo
+
+
+def _export_parquet(dwh_url: str, path: Path) -> None:
+    import pandas as pd
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(dwh_url)
+    frame = pd.read_sql("SELECT * FROM customer_features_view", engine)
+    engine.dispose()
+    frame["customer_id"] = frame["customer_id"].astype(str)
+    frame["updated_at"] = pd.to_datetime(frame["updated_at"], utc=True)
+    for column in ("total_revenue", "avg_transaction_value", "lifetime_value", "churn_score"):
+        frame[column] = frame[column].astype("float64")
+    for column in ("transaction_count", "last_purchase_days_ago", "age"):
+        frame[column] = frame[column].astype("Int64")
+    frame.to_parquet(path, index=False)
+
+
+def _delete_project_keys(project: str) -> int:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    deleted = 0
+    batch: list[bytes] = []
+    for key in client.scan_iter(match=f"*{project}*", count=5000):
+        batch.append(key)
+        if len(batch) >= 5000:
+            deleted += int(client.delete(*batch))  # type: ignore[arg-type]
+            batch = []
+    if batch:
+        deleted += int(client.delete(*batch))  # type: ignore[arg-type]
+    client.close()
+    return deleted
+
+
+def bench_redis(rows: int, work: Path) -> dict[str, Any]:
+    """Project vs stock at ``rows`` customers; returns both measurements."""
+    import sqlalchemy as sa
+
+    from xiva_source.dwh import create_demo_dwh, dispose_engines
+
+    ns = uuid.uuid4().hex[:8]
+    schema = f"bench_{ns}"
+    engine = sa.create_engine(PG_BASE_URL)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    dwh_url = f"{PG_BASE_URL}?options=-csearch_path%3D{schema}"
+    project, stock_project = f"bench_proj_{ns}", f"bench_stock_{ns}"
+    try:
+        ids = [str(uuid.UUID(int=(i + 1) * 7919 + rows, version=4)) for i in range(rows)]
+        t0 = time.perf_counter()
+        create_demo_dwh(dwh_url, ids, seed=1, xiva_only_every=0, dwh_only_fraction=0.0)
+        dispose_engines()
+        print(f"  filled {rows:,} customers in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+        parquet = work / f"customers-{ns}.parquet"
+        _export_parquet(dwh_url, parquet)
+
+        os.environ["REDIS_URL"] = REDIS_URL
+        os.environ["DWH_URL"] = dwh_url
+        project_repo = _project_repo(work, project)
+        _apply(project_repo)
+        stock_repo = _stock_repo(work, stock_project, parquet, project_repo)
+        _apply(stock_repo)
+
+        mine = _run_worker("project", "--repo", str(project_repo), "--dwh-url", dwh_url)
+        stock = _run_worker("stock", "--repo", str(stock_repo), "--rows", str(rows))
+        return {"rows": rows, "project": mine, "stock": stock}
+    finally:
+        for name in (project, stock_project):
+            _delete_project_keys(name)
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+def bench_xiva(customers: int, rate: float, work: Path) -> dict[str, Any]:
+    ns = uuid.uuid4().hex[:8]
+    project = f"bench_xiva_{ns}"
+    repo = _project_repo(work, project)
+    try:
+        os.environ["REDIS_URL"] = REDIS_URL
+        _apply(repo)
+        return _run_worker(
+            "xiva", "--repo", str(repo), "--customers", str(customers), "--rate", str(rate)
+        )
+    finally:
+        _delete_project_keys(project)
+
+
+def _print_report(redis_results: list[dict[str, Any]], xiva: dict[str, Any] | None) -> None:
+    print("\nDWH (PostgreSQL) -> Redis, customer_features, one process each")
+    header = (
+        f"{'rows':>8} | {'path':<8} | {'seconds':>7} | {'rows/s':>8} | "
+        f"{'peak RSS MB':>11} | {'RSS growth MB':>13}"
+    )
+    print(header)
+    print("-" * len(header))
+    for result in redis_results:
+        for path in ("project", "stock"):
+            m = result[path]
+            rate = result["rows"] / m["seconds"]
+            growth = m["peak_rss_mb"] - m["rss_before_mb"]
+            print(
+                f"{result['rows']:>8,} | {path:<8} | {m['seconds']:>7.1f} | {rate:>8,.0f} | "
+                f"{m['peak_rss_mb']:>11,.0f} | {growth:>13,.0f}"
+            )
+        ratio = result["stock"]["seconds"] / result["project"]["seconds"]
+        mem = (result["stock"]["peak_rss_mb"] - result["stock"]["rss_before_mb"]) / max(
+            1.0, result["project"]["peak_rss_mb"] - result["project"]["rss_before_mb"]
+        )
+        print(
+            f"{'':>8} | ratio    | throughput project/stock = {ratio:.2f}x, "
+            f"memory growth stock/project = {mem:.1f}x"
+        )
+    if xiva:
+        used = xiva["full_calls"] / xiva["full_seconds"]
+        print(
+            f"\nXiva (simulator throttled at {xiva['rate']:g} req/s per user, client at the same)"
+        )
+        print(
+            f"  full pull: {xiva['customers']:,} customers, {xiva['full_calls']:,} calls in "
+            f"{xiva['full_seconds']:.1f}s = {used:.1f} req/s = {used / xiva['rate']:.0%} of the "
+            f"allowed rate; 429s: {xiva['full_429']}"
+        )
+        print(
+            f"  incremental after {xiva['changed']} customers (1%) changed: "
+            f"{xiva['incremental_calls']} calls ({xiva['incremental_360']} 360 views), "
+            f"{xiva['incremental_rows']} rows, {xiva['incremental_seconds']:.1f}s"
+        )
+        print(f"  full run:        {xiva['full_line']}")
+        print(f"  incremental run: {xiva['incremental_line']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=100_000, help="Largest size (also half).")
+    parser.add_argument("--xiva-customers", type=int, default=2000, help="0 skips part 2.")
+    parser.add_argument("--xiva-rate", type=float, default=50.0, help="Requests per second.")
+    parser.add_argument("--worker", choices=["project", "stock", "xiva"], help=argparse.SUPPRESS)
+    parser.add_argument("--repo", help=argparse.SUPPRESS)
+    parser.add_argument("--dwh-url", help=argparse.SUPPRESS)
+    parser.add_argument("--customers", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--rate", type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker:
+        workers = {"project": worker_project, "stock": worker_stock, "xiva": worker_xiva}
+        print(json.dumps(workers[args.worker](args)))
+        return 0
+
+    work = Path(tempfile.mkdtemp(prefix="bench-materialize-"))
+    try:
+        results = []
+        for rows in (args.rows // 2, args.rows):
+            print(f"DWH -> Redis at {rows:,} rows ...", file=sys.stderr)
+            results.append(bench_redis(rows, work))
+        xiva = None
+        if args.xiva_customers:
+            print(f"Xiva at {args.xiva_customers:,} customers ...", file=sys.stderr)
+            xiva = bench_xiva(args.xiva_customers, args.xiva_rate, work)
+        _print_report(results, xiva)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

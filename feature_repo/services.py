@@ -1,0 +1,16 @@
+"""Feature services: what each consumer reads."""
+
+from features import customer_dwh_features, customer_features
+from feast import FeatureService
+
+segmentation_features = FeatureService(
+    name="segmentation_features",
+    features=[customer_features],
+    description="Everything JSONLogic segments may reference.",
+)
+
+ml_features = FeatureService(
+    name="ml_features",
+    features=[customer_features, customer_dwh_features],
+    description="Model inputs: customer features plus the DWH-only scores.",
+)

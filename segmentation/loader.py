@@ -1,0 +1,148 @@
+"""Loading segment definitions from a directory of JSON and YAML files."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from segmentation.errors import RuleError, SegmentationError, SegmentFileError
+from segmentation.segment import Segment
+
+__all__ = [
+    "DEFAULT_SEGMENTS_DIR",
+    "SEGMENT_SUFFIXES",
+    "check_segments_dir",
+    "load_segments",
+    "segments_dir",
+]
+
+#: The example segments shipped with the package.
+DEFAULT_SEGMENTS_DIR = Path(__file__).resolve().parent / "segments"
+SEGMENT_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+def segments_dir(directory: str | os.PathLike[str] | None = None) -> Path:
+    """The segments directory: the argument, else ``SEGMENTS_DIR``, else the shipped examples."""
+    if directory is not None:
+        return Path(directory)
+    env = os.environ.get("SEGMENTS_DIR", "").strip()
+    return Path(env) if env else DEFAULT_SEGMENTS_DIR
+
+
+def _read(path: Path) -> list[Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SegmentFileError(
+            str(path), f"cannot read the file ({e})", "check it is UTF-8 text"
+        ) from e
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError, RecursionError) as e:
+        kind = "JSON" if path.suffix == ".json" else "YAML"
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise SegmentFileError(
+            str(path), f"invalid {kind}: {detail}", f"fix the {kind} syntax"
+        ) from e
+    if isinstance(data, dict) and "segments" in data and set(data) == {"segments"}:
+        data = data["segments"]
+    if isinstance(data, dict):
+        return [data]
+    if isinstance(data, list):
+        return data
+    raise SegmentFileError(
+        str(path),
+        f"expected a segment object or a list of them, got {type(data).__name__}",
+        'write {"name": ..., "description": ..., "rules": [...]}',
+    )
+
+
+def _files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        raise SegmentFileError(
+            str(directory),
+            "the segments directory does not exist",
+            "create it, or point SEGMENTS_DIR / --segments-dir at the directory of segment files",
+        )
+    return sorted(p for p in directory.iterdir() if p.suffix in SEGMENT_SUFFIXES and p.is_file())
+
+
+def _load(
+    directory: Path, feature_names: Collection[str] | None
+) -> tuple[list[Segment], list[SegmentationError]]:
+    segments: list[Segment] = []
+    errors: list[SegmentationError] = []
+    seen: dict[str, Path] = {}
+    for path in _files(directory):
+        try:
+            items = _read(path)
+        except SegmentFileError as e:
+            errors.append(e)
+            continue
+        for item in items:
+            try:
+                seg = Segment.from_dict(item)
+                if feature_names is not None:
+                    seg.validate(feature_names)
+            except RuleError as e:
+                errors.append(SegmentFileError(str(path), str(e), e.fix))
+                continue
+            if seg.name in seen:
+                errors.append(
+                    SegmentFileError(
+                        str(path),
+                        f"segment {seg.name!r} is also defined in {seen[seg.name].name}",
+                        "give every segment a unique name",
+                    )
+                )
+                continue
+            seen[seg.name] = path
+            segments.append(seg)
+    return segments, errors
+
+
+def load_segments(
+    directory: str | os.PathLike[str] | None = None,
+    *,
+    feature_names: Collection[str] | None = None,
+) -> list[Segment]:
+    """Load every segment of a directory (``*.json``, ``*.yaml``, ``*.yml``, sorted by file).
+
+    A file holds one segment object, a list of them, or ``{"segments": [...]}``.
+
+    Args:
+        directory: The directory; default ``SEGMENTS_DIR`` or the shipped examples.
+        feature_names: When given, every rule's features are validated against them.
+
+    Returns:
+        The segments, in file order.
+
+    Raises:
+        SegmentFileError: The first problem (unreadable file, bad syntax, refused rule, unknown
+            feature, duplicate name), naming the file, segment and rule.
+    """
+    segments, errors = _load(segments_dir(directory), feature_names)
+    if errors:
+        raise errors[0]
+    return segments
+
+
+def check_segments_dir(
+    directory: str | os.PathLike[str] | None = None,
+    *,
+    feature_names: Collection[str] | None = None,
+) -> tuple[list[Segment], list[SegmentationError]]:
+    """Load a directory and collect *every* problem instead of stopping at the first.
+
+    Returns:
+        The valid segments and the errors (empty when all is well).
+    """
+    try:
+        return _load(segments_dir(directory), feature_names)
+    except SegmentFileError as e:
+        return [], [e]

@@ -1,0 +1,392 @@
+"""Features from a Xiva 360 view: the standard features of the contract, and YOUR custom ones.
+
+To add a feature, edit this file (``xiva_source/xiva_feature_extractor.py``): write a function
+that takes the 360 view (and the extraction time) and returns a value, and decorate it with
+:func:`custom_feature`. It then appears in :func:`feature_schema` (and so in the Feast feature
+view built from it), in :func:`features_from_360` and in :func:`extract_customer_features`. See
+the ``outstanding_amount`` example at the bottom and docs/xiva-client.md.
+
+Rules every feature follows:
+
+- a source field that is absent (or JSON ``null``) gives ``None``, never a made-up default;
+- numbers sent as JSON strings (``"1234.56"``) are parsed;
+- a value that cannot be parsed gives ``None`` and a WARNING naming the customer and the field,
+  so one bad record never fails a batch; the same holds for a custom feature that raises.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+if TYPE_CHECKING:
+    from xiva_source.client import XivaClient
+
+__all__ = [
+    "STANDARD_FEATURES",
+    "CustomFeature",
+    "FeatureType",
+    "custom_feature",
+    "custom_features",
+    "extract_customer_features",
+    "feature_schema",
+    "features_from_360",
+    "remove_custom_feature",
+]
+
+logger = logging.getLogger("xiva_source.xiva_feature_extractor")
+
+FeatureType = Literal["string", "float", "int"]
+"""Feast type names a feature can have (``String``, ``Float64``, ``Int64`` in Feast)."""
+
+STANDARD_FEATURES: Mapping[str, FeatureType] = {
+    "customer_status": "string",
+    "total_revenue": "float",
+    "transaction_count": "int",
+    "last_purchase_days_ago": "int",
+    "customer_tier": "string",
+    "city": "string",
+    "age": "int",
+}
+"""The contract's standard features and their types, in order (see docs/xiva-api.md)."""
+
+_RESERVED = frozenset({"customer_id", "event_timestamp", *STANDARD_FEATURES})
+_MISSING = object()
+
+
+class _Unparsable(ValueError):
+    """A source value is present but cannot be read as the feature's type."""
+
+
+# -- custom features: the registry --------------------------------------------------------------
+
+CustomFeatureFunc = Callable[[Mapping[str, Any], datetime], Any]
+
+
+@dataclass(frozen=True)
+class CustomFeature:
+    """A registered custom feature.
+
+    Attributes:
+        name: Feature name (a valid Feast feature name; not a standard one).
+        dtype: ``"string"``, ``"float"`` or ``"int"``; the function's result is converted to it.
+        func: ``func(view, now)`` -> the raw value (``None`` when the source field is absent).
+    """
+
+    name: str
+    dtype: FeatureType
+    func: CustomFeatureFunc
+
+
+_CUSTOM_FEATURES: dict[str, CustomFeature] = {}
+
+
+def custom_feature(
+    name: str, dtype: FeatureType
+) -> Callable[[CustomFeatureFunc], CustomFeatureFunc]:
+    """Register a custom feature computed from the 360 view.
+
+    Args:
+        name: The feature's name; must be a Python identifier and not a standard feature.
+        dtype: ``"string"``, ``"float"`` or ``"int"``. The returned value is converted (numeric
+            strings parsed); ``None`` stays ``None``.
+
+    Returns:
+        A decorator registering ``func(view, now)`` and returning it unchanged.
+
+    Raises:
+        ValueError: Bad name or type, or the name is taken.
+
+    Example:
+        >>> @custom_feature("active_services", "int")
+        ... def active_services(view, now):
+        ...     return (view.get("services") or {}).get("active_services")
+    """
+    if dtype not in get_args(FeatureType):
+        raise ValueError(
+            f"custom feature {name!r}: dtype {dtype!r} is not one of "
+            f"{', '.join(get_args(FeatureType))}; pick the matching Feast type."
+        )
+    if not name.isidentifier():
+        raise ValueError(
+            f"custom feature name {name!r} is not an identifier; use letters, digits and '_'."
+        )
+    if name in _RESERVED:
+        raise ValueError(
+            f"custom feature name {name!r} is a standard feature or a reserved column; choose "
+            "another name."
+        )
+
+    def register(func: CustomFeatureFunc) -> CustomFeatureFunc:
+        existing = _CUSTOM_FEATURES.get(name)
+        if existing is not None and existing.func is not func:
+            raise ValueError(
+                f"custom feature {name!r} is already defined (by {existing.func.__qualname__}); "
+                "rename one of them or remove_custom_feature() first."
+            )
+        _CUSTOM_FEATURES[name] = CustomFeature(name, dtype, func)
+        return func
+
+    return register
+
+
+def remove_custom_feature(name: str) -> None:
+    """Unregister a custom feature (for tests and interactive sessions); unknown names are fine."""
+    _CUSTOM_FEATURES.pop(name, None)
+
+
+def custom_features() -> list[CustomFeature]:
+    """The registered custom features, in registration order."""
+    return list(_CUSTOM_FEATURES.values())
+
+
+def feature_schema() -> dict[str, FeatureType]:
+    """Every feature (standard, then custom) and its Feast type name, in order.
+
+    ``customer_id`` (the entity key) and ``event_timestamp`` are columns of every row but not
+    features, so they are not listed.
+    """
+    schema: dict[str, FeatureType] = dict(STANDARD_FEATURES)
+    schema.update({f.name: f.dtype for f in _CUSTOM_FEATURES.values()})
+    return schema
+
+
+# -- extraction ----------------------------------------------------------------------------------
+
+
+def extract_customer_features(
+    customer_id: str, client: XivaClient | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """Fetch one customer's 360 view from Xiva and compute its features.
+
+    Args:
+        customer_id: The Xiva customer id.
+        client: The client to use; ``None`` creates one from the settings (and closes it).
+        now: The time of extraction (default: now, UTC).
+
+    Returns:
+        ``customer_id``, every feature of :func:`feature_schema`, and ``event_timestamp``.
+
+    Raises:
+        XivaError: The 360 view could not be fetched (e.g. ``XivaNotFoundError``).
+    """
+    if client is None:
+        from xiva_source.client import XivaClient
+
+        with XivaClient() as own:
+            view = own.get_customer_360(customer_id)
+    else:
+        view = client.get_customer_360(customer_id)
+    row = features_from_360(view, now=now)
+    if row["customer_id"] is None:
+        row["customer_id"] = customer_id
+    return row
+
+
+def features_from_360(view: Mapping[str, Any], now: datetime | None = None) -> dict[str, Any]:
+    """Compute the features of one 360 view (pure: no I/O; the bulk path of the offline store).
+
+    Args:
+        view: A 360 view as served by Xiva (``customer``, ``financial``, ``usage``, ...).
+        now: The time of extraction for the age-like features (default: now, UTC; a naive
+            datetime is taken as UTC).
+
+    Returns:
+        ``{"customer_id": ..., <feature>: value or None, ..., "event_timestamp": datetime}``,
+        features in :func:`feature_schema` order; ``event_timestamp`` is ``customer.lastUpdate``
+        as a timezone-aware UTC datetime (``None`` if absent or unparsable).
+    """
+    moment = _utc_now(now)
+    customer = _mapping(view.get("customer"))
+    financial = _mapping(view.get("financial"))
+    cid = customer.get("id")
+    who = str(cid) if cid is not None else "<no id>"
+    reader = _Reader(who)
+
+    row: dict[str, Any] = {"customer_id": str(cid) if cid is not None else None}
+    status = reader.read("customer_status", customer.get("status", _MISSING), _to_str)
+    row["customer_status"] = status.lower() if isinstance(status, str) else None
+    row["total_revenue"] = reader.read(
+        "total_revenue", financial.get("total_bills", _MISSING), _to_float
+    )
+    row["transaction_count"] = reader.read(
+        "transaction_count", financial.get("payment_count", _MISSING), _to_int
+    )
+    row["last_purchase_days_ago"] = reader.read(
+        "last_purchase_days_ago",
+        financial.get("last_payment_date", _MISSING),
+        lambda v: _days_between(_to_moment(v), moment),
+    )
+    row["customer_tier"] = reader.read("customer_tier", _loyalty_tier(customer), _to_str)
+    row["city"] = reader.read("city", _postal_city(customer), _to_str)
+    birth = _mapping(customer.get("engagedIndividual")).get("birthDate", _MISSING)
+    row["age"] = reader.read("age", birth, lambda v: _completed_years(_to_moment(v), moment))
+
+    for feature in _CUSTOM_FEATURES.values():
+        try:
+            raw = feature.func(view, moment)
+        except Exception as e:  # a user's feature must not fail the batch
+            logger.warning(
+                "Customer %s: custom feature %r raised %s: %s; feature set to null",
+                who,
+                feature.name,
+                type(e).__name__,
+                str(e)[:200],
+            )
+            row[feature.name] = None
+            continue
+        row[feature.name] = reader.read(feature.name, raw, _CONVERTERS[feature.dtype])
+
+    row["event_timestamp"] = reader.read(
+        "event_timestamp", customer.get("lastUpdate", _MISSING), _to_timestamp
+    )
+    return row
+
+
+class _Reader:
+    """Applies a converter, turning absence into ``None`` and bad values into ``None`` + warning."""
+
+    def __init__(self, customer: str) -> None:
+        self.customer = customer
+
+    def read(self, feature: str, raw: Any, convert: Callable[[Any], Any]) -> Any:
+        if raw is _MISSING or raw is None:
+            return None
+        try:
+            return convert(raw)
+        except (_Unparsable, ValueError, TypeError, OverflowError) as e:
+            logger.warning(
+                "Customer %s: cannot read %s from %r (%s); feature set to null",
+                self.customer,
+                feature,
+                _short(raw),
+                e,
+            )
+            return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _utc_now(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+
+
+def _loyalty_tier(customer: Mapping[str, Any]) -> Any:
+    for item in customer.get("characteristic") or ():
+        if isinstance(item, Mapping) and item.get("name") == "loyaltyTier":
+            return item.get("value", _MISSING)
+    return _MISSING
+
+
+def _postal_city(customer: Mapping[str, Any]) -> Any:
+    for medium in customer.get("contactMedium") or ():
+        if isinstance(medium, Mapping) and medium.get("mediumType") == "postalAddress":
+            return _mapping(medium.get("characteristic")).get("city", _MISSING)
+    return _MISSING
+
+
+# -- converters ----------------------------------------------------------------------------------
+
+
+def _to_str(value: Any) -> str:
+    if isinstance(value, str):
+        text = value.strip()
+        if text:
+            return text
+        raise _Unparsable("empty string")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Unparsable(f"expected text, got {type(value).__name__}")
+    return str(value)
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise _Unparsable("a boolean is not a number")
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        number = float(value.strip().replace(",", ""))
+    else:
+        raise _Unparsable(f"expected a number, got {type(value).__name__}")
+    if not math.isfinite(number):
+        raise _Unparsable("not a finite number")
+    return number
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("+-").isdigit():
+            return int(text)
+    number = _to_float(value)
+    if not number.is_integer():
+        raise _Unparsable("not a whole number")
+    return int(number)
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "string": _to_str,
+    "float": _to_float,
+    "int": _to_int,
+}
+
+
+def _to_moment(value: Any) -> date | datetime:
+    """A ``YYYY-MM-DD`` date, or an ISO 8601 timestamp as an aware UTC datetime."""
+    if not isinstance(value, str):
+        raise _Unparsable(f"expected an ISO date, got {type(value).__name__}")
+    text = value.strip()
+    if len(text) == 10:
+        return date.fromisoformat(text)
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _to_timestamp(value: Any) -> datetime:
+    moment = _to_moment(value)
+    if isinstance(moment, datetime):
+        return moment
+    return datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
+
+
+def _days_between(then: date | datetime, now: datetime) -> int:
+    if isinstance(then, datetime):
+        return (now - then).days  # whole days elapsed (timedelta.days floors)
+    return (now.date() - then).days
+
+
+def _completed_years(born: date | datetime, now: datetime) -> int:
+    day = born.date() if isinstance(born, datetime) else born
+    today = now.date()
+    return today.year - day.year - ((today.month, today.day) < (day.month, day.day))
+
+
+# ================================================================================================
+# CUSTOM FEATURES: edit below this line.
+#
+# Each function gets the 360 view (a dict: "customer", "financial", "usage", "services") and the
+# extraction time (UTC), and returns the raw value, or None when the source field is absent.
+# The value is converted to the declared type; a function that raises yields None and a warning.
+# After adding a feature, run `feast apply` so the feature view gains it.
+# ================================================================================================
+
+
+@custom_feature("outstanding_amount", "float")
+def outstanding_amount(view: Mapping[str, Any], now: datetime) -> Any:
+    """Amount billed but not yet paid (``financial.outstanding_amount``), in the bill currency."""
+    return _mapping(view.get("financial")).get("outstanding_amount")
