@@ -1,0 +1,56 @@
+"""JSONLogic customer segments over Feast online features.
+
+Safe per-row evaluation (``json-logic-qubit`` behind an operator allow-list), validation against the
+Feast repository's feature names, vectorized evaluation over pandas, a fast reader of Feast's Redis
+online store, memberships in Redis and a CLI (``python -m segmentation``). See docs/segmentation.md.
+"""
+
+from __future__ import annotations
+
+from segmentation.engine import SegmentEngine
+from segmentation.errors import (
+    FEATURE_NAME_HINT,
+    OnlineStoreError,
+    RuleError,
+    SegmentationError,
+    SegmentFileError,
+    UnknownFeatureError,
+    UnknownSegmentError,
+)
+from segmentation.evaluator import evaluate, normalize_data, normalize_value
+from segmentation.loader import DEFAULT_SEGMENTS_DIR, check_segments_dir, load_segments
+from segmentation.memberships import HistoryEntry, MembershipStore, RefreshResult
+from segmentation.reader import USE_TTL, OnlineReader
+from segmentation.rules import CLASSIC_OPERATORS, SEGMENT_OPERATORS, RuleLimits, check_rule
+from segmentation.segment import NamedRule, Segment
+from segmentation.vectorized import CompiledRule, compile_rule
+
+__all__ = [
+    "CLASSIC_OPERATORS",
+    "DEFAULT_SEGMENTS_DIR",
+    "FEATURE_NAME_HINT",
+    "SEGMENT_OPERATORS",
+    "USE_TTL",
+    "CompiledRule",
+    "HistoryEntry",
+    "MembershipStore",
+    "NamedRule",
+    "OnlineReader",
+    "OnlineStoreError",
+    "RefreshResult",
+    "RuleError",
+    "RuleLimits",
+    "Segment",
+    "SegmentEngine",
+    "SegmentFileError",
+    "SegmentationError",
+    "UnknownFeatureError",
+    "UnknownSegmentError",
+    "check_rule",
+    "check_segments_dir",
+    "compile_rule",
+    "evaluate",
+    "load_segments",
+    "normalize_data",
+    "normalize_value",
+]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 __all__ = [
     "FEATURE_NAME_HINT",
@@ -85,7 +85,7 @@ class UnknownFeatureError(RuleError):
     def __init__(
         self,
         unknown: Iterable[str],
-        suggestions: dict[str, Sequence[str]],
+        suggestions: Mapping[str, Sequence[str]],
         *,
         segment: str | None = None,
         rule: str | None = None,

@@ -20,7 +20,7 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import redis
@@ -139,30 +139,35 @@ class MembershipStore:
                 r.delete(tmp, tmp_joined, tmp_left)
         return RefreshResult(segment, entry.size, _s(joined), _s(left), stamp)
 
+    @staticmethod
+    def _get(reply: Any) -> Any:
+        """A reply of the synchronous client (redis-py's stubs also allow Awaitables)."""
+        return reply
+
     def is_member(self, segment: str, customer_id: str) -> bool:
         """O(1) membership as of the last refresh."""
         return bool(self.client.sismember(self.key("members", segment), customer_id))
 
     def members(self, segment: str) -> list[str]:
         """The members as of the last refresh, sorted."""
-        return _s(self.client.smembers(self.key("members", segment)))
+        return _s(self._get(self.client.smembers(self.key("members", segment))))
 
     def size(self, segment: str) -> int:
         """The number of members as of the last refresh."""
-        return int(self.client.scard(self.key("members", segment)))
+        return int(self._get(self.client.scard(self.key("members", segment))))
 
     def joined(self, segment: str) -> list[str]:
         """Customers who joined at the last refresh, sorted."""
-        return _s(self.client.smembers(self.key("joined", segment)))
+        return _s(self._get(self.client.smembers(self.key("joined", segment))))
 
     def left(self, segment: str) -> list[str]:
         """Customers who left at the last refresh, sorted."""
-        return _s(self.client.smembers(self.key("left", segment)))
+        return _s(self._get(self.client.smembers(self.key("left", segment))))
 
     def history(self, segment: str, limit: int | None = None) -> list[HistoryEntry]:
         """The segment's refreshes, newest first."""
         end = -1 if limit is None else max(limit, 1) - 1
-        raw = self.client.lrange(self.key("history", segment), 0, end)
+        raw = self._get(self.client.lrange(self.key("history", segment), 0, end))
         return [HistoryEntry(**json.loads(x)) for x in raw]
 
     def delete(self, segment: str) -> None:

@@ -236,7 +236,7 @@ class OnlineReader:
         for i in range(0, len(keys), self.batch_size):
             with self.client.pipeline(transaction=False) as pipe:
                 for k in keys[i : i + self.batch_size]:
-                    pipe.hmget(k, fields)
+                    pipe.hmget(k, fields)  # type: ignore[arg-type]  # bytes keys
                 out.extend(pipe.execute())
         return out
 
@@ -286,7 +286,7 @@ class OnlineReader:
     ) -> dict[str, Any]:
         """One customer's values as a plain dict (one HMGET; missing/stale values are None)."""
         feats, views, fields = self._fields(features)
-        cells = self.client.hmget(self.key(customer_id), fields)
+        cells: Any = self.client.hmget(self.key(customer_id), fields)  # type: ignore[arg-type]
         n = len(feats)
         fresh = self._fresh_views(views, [[c] for c in cells[n:]], now)
         return {

@@ -224,8 +224,8 @@ class _Run:
             return _Vec("bool", ~t if op == "!" else t)
         if op in ("and", "or"):
             if all(_is_boolean(s) for s in subs):
-                fn = np.logical_and if op == "and" else np.logical_or
-                return _Vec("bool", fn.reduce([self.truth(s) for s in subs]))
+                logic: Any = np.logical_and if op == "and" else np.logical_or
+                return _Vec("bool", logic.reduce([self.truth(s) for s in subs]))
             raise _Unvectorizable(f"'{op}' over non-boolean values returns values")
         if op in ("if", "?:"):
             return self._if(subs)

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -164,18 +165,30 @@ class XivaClient:
         )
 
         self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=self.max_workers + 2, max_retries=0)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
+        self._pool_size = 0
+        self._pool_lock = threading.Lock()
+        self._ensure_pool(self.max_workers)
         self._session.headers.update({"Accept": "application/json", "User-Agent": _USER_AGENT})
 
         self._redis: redis.Redis | None = None
         if settings.redis_url:
             import redis as redis_lib
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry as RedisRetry
 
-            self._redis = redis_lib.Redis.from_url(
-                settings.redis_url, socket_timeout=5.0, socket_connect_timeout=5.0
-            )
+            # Fail fast: a slow or dead Redis must not stall API calls (both users degrade).
+            try:
+                self._redis = redis_lib.Redis.from_url(
+                    settings.redis_url,
+                    socket_timeout=2.0,
+                    socket_connect_timeout=2.0,
+                    retry=RedisRetry(NoBackoff(), 1),
+                )
+            except ValueError as e:
+                raise XivaError(
+                    f"REDIS_URL {redact_url(settings.redis_url)!r} is not a Redis URL ({e}); use "
+                    "e.g. redis://127.0.0.1:6379/0, or unset it to keep rate and usage per process."
+                ) from e
         self.rate_key = rate_key or default_rate_key(self.base_url, self.username)
         self._limiter: RateLimiter = make_rate_limiter(
             settings.xiva_requests_per_second, redis_client=self._redis, key=self.rate_key
@@ -197,6 +210,16 @@ class XivaClient:
         self._close_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
+
+    def _ensure_pool(self, workers: int) -> None:
+        """Size the keep-alive pool for ``workers`` threads (+2 for auth and list calls)."""
+        with self._pool_lock:
+            if workers + 2 <= self._pool_size:
+                return
+            self._pool_size = workers + 2
+            adapter = HTTPAdapter(pool_connections=2, pool_maxsize=self._pool_size, max_retries=0)
+            self._session.mount("http://", adapter)
+            self._session.mount("https://", adapter)
 
     def __repr__(self) -> str:
         return f"XivaClient(base_url={redact_url(self.base_url)!r}, username={self.username!r})"
@@ -241,8 +264,9 @@ class XivaClient:
             Customer objects (dicts) in ``(lastUpdate, id)`` order.
 
         Raises:
-            XivaBadResponseError: A page is not a list of customers, or Xiva repeats a page or
-                makes no progress (it ignores ``offset`` or ``lastUpdate.gte``).
+            XivaBadResponseError: A page is not a list of customers, or Xiva repeats a page,
+                makes no progress or ignores the ordering (it does not honour ``offset``,
+                ``ordering`` or ``lastUpdate.gte``); customers already yielded stay valid.
             XivaError: Any other failure of a page request (after retries).
         """
         seen: set[str] = set()
@@ -250,6 +274,8 @@ class XivaClient:
         at_cursor = 0  # customers at `cursor` before the end of the last page, in list order
         offset = 0
         previous_ids: list[str] | None = None
+        step_backs = 0  # consecutive re-reads looking for the anchor
+        stalled = 0  # requests since the last new customer
         while True:
             params: dict[str, Any] = {
                 "limit": PAGE_SIZE,
@@ -264,20 +290,30 @@ class XivaClient:
             if previous_ids is not None and ids and ids == previous_ids:
                 raise self._paging_error(resp, "returned the same page twice")
             previous_ids = ids
+            stalled += 1
+            # However the set shifts, a sane server yields a new customer within a full pass of the
+            # remaining list (plus a few anchor searches): beyond that, it is not paging sanely.
+            if stalled > 20 + 2 * (total if total is not None else 10_000) // (PAGE_SIZE - 1):
+                raise self._paging_error(resp, "made no progress")
             updated = [_parse_ts(c["lastUpdate"]) for c in page]
+            if any(b < a for a, b in itertools.pairwise(updated)):
+                raise self._paging_error(resp, "is not sorted by lastUpdate")
 
             if offset > 0 and not (page and updated[0] == cursor and ids[0] in seen):
                 # The customer we re-read as an anchor moved (customers at `cursor` changed
                 # since the last page): step back so none of them can be skipped.
-                offset = max(0, offset - PAGE_SIZE)
+                offset = max(0, offset - PAGE_SIZE * 2**step_backs)
+                step_backs += 1
                 logger.info("Xiva customer list shifted between pages; re-reading from %d", offset)
                 continue
 
+            step_backs = 0
             new = 0
             for customer, cid in zip(page, ids, strict=True):
                 if cid not in seen:
                     seen.add(cid)
                     new += 1
+                    stalled = 0
                     yield customer
 
             final = (
@@ -357,6 +393,7 @@ class XivaClient:
             ``(customer_id, view or XivaError)`` in completion order.
         """
         workers = max(1, max_workers or self.max_workers)
+        self._ensure_pool(workers)
         source = iter(ids)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xiva-360")
         pending: dict[Future[dict[str, Any]], str] = {}
@@ -482,6 +519,9 @@ class XivaClient:
                 self._usage.record(endpoint, throttled=1)
             retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             delay = self._next_wait(state, error, retry_after, endpoint)
+            if retry_after is not None:
+                # Throttling is per user: every thread and worker sharing the rate waits too.
+                self._limiter.hold(delay)
             time.sleep(delay)
 
     def _next_wait(
@@ -552,6 +592,12 @@ class XivaClient:
             return XivaAuthenticationError(
                 f"Xiva refused {endpoint} for user {self.username!r} even with a fresh token"
                 f"{said}. Check the user's permissions in Xiva.",
+                **where,
+            )
+        if status == 404 and endpoint.startswith("auth_"):
+            return XivaNotFoundError(
+                f"Xiva's {endpoint} endpoint does not exist at this URL; XIVA_API_BASE_URL must be "
+                "the API root, e.g. https://www.xiva.ca/api.",
                 **where,
             )
         if status == 404:

@@ -157,7 +157,14 @@ def run_demo(
         frame = _online_frame(store, ids)
         served = int(frame.drop(columns=["customer_id"]).notna().any(axis=1).sum())
         say(f"\nOnline: {served:,} of {len(ids):,} customers have features. A few of them:")
-        sample = _sample(frame, dwh.shared_ids[:2] + dwh.xiva_only_ids[:1] + dwh.dwh_only_ids[:1])
+        sample = _sample(
+            frame,
+            {
+                "xiva+dwh": dwh.shared_ids[:2],
+                "xiva only": dwh.xiva_only_ids[:1],
+                "dwh only": dwh.dwh_only_ids[:1],
+            },
+        )
         say(_table(sample))
 
         sizes, segments_source = _segment_sizes(frame)
@@ -225,13 +232,20 @@ def _demo_repo(source: Path, target: Path) -> Path:
 
 
 def _apply(repo: Path) -> FeatureStore:
-    """``feast apply`` in-process (its output is kept out of the demo's narration)."""
+    """``feast apply`` in-process (its output is kept out of the demo's narration).
+
+    Like the ``feast`` CLI, the repository is put on ``sys.path`` so its files can import each
+    other (``from entities import customer``); the path and the modules are removed afterwards so
+    a later apply of another copy imports its own files.
+    """
     from feast import FeatureStore
     from feast.repo_config import load_repo_config
     from feast.repo_operations import apply_total
 
     cwd = Path.cwd()
+    modules = {path.stem for path in repo.glob("*.py")}
     buffer = io.StringIO()
+    sys.path.insert(0, str(repo))
     try:
         with contextlib.redirect_stdout(buffer):
             config = load_repo_config(repo, repo / "feature_store.yaml")
@@ -240,6 +254,9 @@ def _apply(repo: Path) -> FeatureStore:
         raise RuntimeError(f"feast apply failed: {buffer.getvalue().strip()}") from e
     finally:
         os.chdir(cwd)
+        sys.path.remove(str(repo))
+        for name in modules:
+            sys.modules.pop(name, None)
     return FeatureStore(repo_path=str(repo))
 
 
@@ -256,19 +273,28 @@ def _online_frame(store: FeatureStore, ids: Sequence[str]) -> pd.DataFrame:
     ).to_df()
 
 
-def _sample(frame: pd.DataFrame, ids: Sequence[str]) -> list[dict[str, Any]]:
-    rows = frame[frame["customer_id"].isin(list(ids))]
+def _sample(frame: pd.DataFrame, groups: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
+    """A few customers' features; ``groups`` maps a label (where they live) to customer ids."""
     columns = ["customer_id", *[c for c in SHOWN_FEATURES if c in frame.columns]]
-    return [{str(k): v for k, v in r.items()} for r in rows[columns].to_dict(orient="records")]
+    typed = frame[columns].convert_dtypes()  # nullable ints stay ints next to nulls
+    by_id = typed.set_index("customer_id", drop=False)
+    rows = []
+    for label, ids in groups.items():
+        for cid in ids:
+            if cid in by_id.index:
+                rows.append({"in": label, **{str(k): v for k, v in by_id.loc[cid].items()}})
+    return rows
 
 
 def _table(rows: Sequence[Mapping[str, Any]]) -> str:
+    import pandas as pd
+
     if not rows:
         return "  (none)"
     columns = list(rows[0])
 
     def cell(value: Any, column: str) -> str:
-        if value is None or value != value:  # None or NaN
+        if value is None or pd.isna(value):
             return "-"
         if column == "customer_id":
             return str(value)[:8] + "..."
@@ -278,7 +304,7 @@ def _table(rows: Sequence[Mapping[str, Any]]) -> str:
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     lines = ["  " + "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
     lines += ["  " + "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _segment_sizes(frame: pd.DataFrame) -> tuple[dict[str, int], str]:

@@ -36,8 +36,10 @@ EXCERPT_LIMIT = 200
 """Longest body excerpt an error carries."""
 
 _JWT_RE = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?")
+_SECRET_KEY = r"(?:access|refresh)(?:_token)?|token|password|passwd|secret|api[_-]?key"
+# A quoted key ("password": ...) or key=value; prose such as "refresh token: expired" is left alone.
 _SECRET_FIELD_RE = re.compile(
-    r"""(?P<key>["']?(?:access|refresh|token|password|secret|api[_-]?key)["']?\s*[:=]\s*)"""
+    rf"""(?P<key>(?:"(?:{_SECRET_KEY})"|'(?:{_SECRET_KEY})')\s*[:=]\s*|\b(?:{_SECRET_KEY})=)"""
     r"""(?P<value>"[^"]*"|'[^']*'|[^\s,;&}]+)""",
     re.IGNORECASE,
 )

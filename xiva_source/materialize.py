@@ -406,7 +406,7 @@ class FileMaterializationLock(MaterializationLock):
 
 
 def lock_for_store(
-    store: FeatureStore, settings: Settings, online_store: OnlineStore | None = None
+    store: FeatureStore, online_store: OnlineStore | None = None
 ) -> MaterializationLock:
     """The lock a run of ``store`` takes: Redis when the online store is Redis, else a file.
 
@@ -416,10 +416,9 @@ def lock_for_store(
 
     Args:
         store: The feature store.
-        settings: The settings (``REDIS_URL``).
         online_store: The store's online store instance, to reuse its Redis connection.
     """
-    client = _online_redis_client(store, settings, online_store)
+    client = _online_redis_client(store, online_store)
     if client is not None:
         return RedisMaterializationLock(client, f"xiva_source:materialize:lock:{store.project}")
     return FileMaterializationLock(_registry_dir(store) / f"{store.project}.materialize.lock")
@@ -437,20 +436,21 @@ def _registry_dir(store: FeatureStore) -> Path:
 
 
 def _online_redis_client(
-    store: FeatureStore, settings: Settings, online_store: OnlineStore | None = None
+    store: FeatureStore, online_store: OnlineStore | None = None
 ) -> redis.Redis | None:
-    """A Redis client for the online store when it is Redis; ``None`` for other stores."""
-    from feast.infra.online_stores.redis import RedisOnlineStoreConfig
+    """The online store's own Redis client when it is Redis; ``None`` for other stores.
+
+    Feast's store builds the client from its ``connection_string`` (cluster and sentinel modes
+    included), so the lock and the expiry step always talk to the Redis the features are in.
+    """
+    from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreConfig
 
     if not isinstance(store.config.online_store, RedisOnlineStoreConfig):
         return None
-    if settings.redis_url:
-        import redis
-
-        return redis.Redis.from_url(settings.redis_url)
-    # No REDIS_URL: the store's own connection_string; Feast's store builds the client for it.
     online_store = online_store or _new_online_store(store)
-    client: redis.Redis = online_store._get_client(store.config.online_store)  # type: ignore[attr-defined]
+    if not isinstance(online_store, RedisOnlineStore):
+        return None
+    client: redis.Redis = online_store._get_client(store.config.online_store)
     return client
 
 
@@ -542,7 +542,7 @@ def run_materialization(
 
     Args:
         repo_path: The Feast repository (its ``feature_store.yaml``).
-        end_date: Window end; default now (UTC), floored to the second. Naive datetimes are UTC.
+        end_date: Window end; default now (UTC). Naive datetimes are taken as UTC.
         views: Feature view names; default all views of the project.
         settings: The project's settings; default :func:`~xiva_source.settings.load_settings`.
         progress: Show a progress bar on stderr; ``None`` shows it only when stderr is a terminal.
@@ -566,14 +566,12 @@ def run_materialization(
     settings = settings if settings is not None else _load_settings()
     store = _load_store(repo_path)
     feature_views = _select_views(store, views)
-    # Whole seconds: Xiva's lastUpdate has second precision, so a change made later in the
-    # current second (stamped with this second) still falls in the next run's window.
-    end = _as_utc(end_date) if end_date is not None else datetime.now(UTC).replace(microsecond=0)
+    end = _as_utc(end_date) if end_date is not None else datetime.now(UTC)
     mode = settings.feature_store_data_source.value
     show_progress = sys.stderr.isatty() if progress is None else progress
 
     online_store = _new_online_store(store)
-    lock = lock_for_store(store, settings, online_store)
+    lock = lock_for_store(store, online_store)
     with lock.held() as holder:
         if holder is not None:
             logger.info("another run holds the lock: %s", holder.describe())
@@ -605,7 +603,7 @@ def run_materialization(
                 fv, store.project, view_run.start or EPOCH, view_run.end, commit=True
             )
             summary.views.append(view_run)
-        summary.expiry_extended = _extend_expiry(store, online_store, feature_views, settings)
+        summary.expiry_extended = _extend_expiry(store, online_store, feature_views)
     summary.duration = time.monotonic() - started
     logger.info("%s", summary.line())
     return summary
@@ -692,10 +690,9 @@ def _extend_expiry(
     store: FeatureStore,
     online_store: OnlineStore,
     views: Sequence[FeatureView],
-    settings: Settings,
 ) -> int:
     """After a successful run: extend the online expiry of every entity key of the project."""
-    client = _online_redis_client(store, settings, online_store)
+    client = _online_redis_client(store, online_store)
     ttl = getattr(store.config.online_store, "key_ttl_seconds", None)
     if client is None or not ttl:
         return 0

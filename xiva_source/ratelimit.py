@@ -1,5 +1,8 @@
 """Client-side request rate: shared by every worker of a deployment through Redis, or in-process.
 
+When Xiva answers ``Retry-After``, :meth:`RateLimiter.hold` pushes the shared schedule past it,
+so no thread or process sharing the rate sends a request before it passes.
+
 Both limiters implement GCRA (the generic cell rate algorithm) as *reservations*: each caller
 atomically books the next free slot and sleeps until it, so N threads or N processes together never
 exceed the configured rate and nobody polls. In Redis the booking is one Lua script keyed by
@@ -8,6 +11,7 @@ exceed the configured rate and nobody polls. In Redis the booking is one Lua scr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -19,6 +23,7 @@ if TYPE_CHECKING:
     import redis
 
 __all__ = [
+    "REDIS_RETRY_SECONDS",
     "LocalRateLimiter",
     "RateLimiter",
     "RedisRateLimiter",
@@ -28,6 +33,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("xiva_source.client")
+
+REDIS_RETRY_SECONDS = 30.0
+"""After a Redis failure, how long the shared limiter and the usage counters leave Redis alone."""
 
 # KEYS[1]: the limiter's key. ARGV[1]: emission interval (us). ARGV[2]: burst (slots).
 # Returns the microseconds the caller must wait before sending its request.
@@ -47,6 +55,21 @@ return math.floor(wait)
 """
 
 
+# KEYS[1]: the limiter's key. ARGV[1]: hold (us). ARGV[2]: interval (us). ARGV[3]: burst.
+# Pushes the schedule so no slot is handed out before now + hold.
+_GCRA_HOLD = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local untl = now + tonumber(ARGV[1]) + (tonumber(ARGV[3]) - 1) * tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < untl then
+  local ttl_ms = math.floor((untl - now) / 1000) + 1000
+  redis.call('SET', KEYS[1], string.format('%.0f', untl), 'PX', ttl_ms)
+end
+return 0
+"""
+
+
 class RateLimiter(Protocol):
     """Something that paces requests: :meth:`acquire` blocks until the caller may send one."""
 
@@ -54,13 +77,31 @@ class RateLimiter(Protocol):
         """Wait for a request slot; returns the seconds waited."""
         ...
 
+    def hold(self, seconds: float) -> None:
+        """Hand out no slot for ``seconds`` (Xiva said ``Retry-After``): every sharer waits."""
+        ...
+
 
 class Unlimited:
-    """No client-side limit (``XIVA_REQUESTS_PER_SECOND`` <= 0)."""
+    """No client-side rate (``XIVA_REQUESTS_PER_SECOND`` <= 0); still honours :meth:`hold`."""
+
+    def __init__(self) -> None:
+        self._hold_until = 0.0
+        self._lock = threading.Lock()
 
     def acquire(self) -> float:
-        """Return at once."""
+        """Return at once, unless a hold is in force."""
+        with self._lock:
+            wait = self._hold_until - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+            return wait
         return 0.0
+
+    def hold(self, seconds: float) -> None:
+        """Send nothing for ``seconds``."""
+        with self._lock:
+            self._hold_until = max(self._hold_until, time.monotonic() + seconds)
 
     def __repr__(self) -> str:
         return "Unlimited()"
@@ -111,6 +152,12 @@ class LocalRateLimiter:
             self._sleep(wait)
         return wait
 
+    def hold(self, seconds: float) -> None:
+        """Hand out no slot for ``seconds``."""
+        with self._lock:
+            until = self._clock() + seconds + (self.burst - 1) * self._interval
+            self._tat = max(self._tat, until)
+
 
 class RedisRateLimiter:
     """A GCRA limiter in Redis, shared by every process using the same ``key``.
@@ -133,9 +180,10 @@ class RedisRateLimiter:
         self.burst = max(1, burst)
         self._client = client
         self._script = client.register_script(_GCRA_RESERVE)
+        self._hold_script = client.register_script(_GCRA_HOLD)
         self._interval_us = max(1, round(1_000_000 / rate))
         self._fallback = LocalRateLimiter(rate, burst)
-        self._degraded = False
+        self._degraded_until = 0.0
 
     def __repr__(self) -> str:
         return f"RedisRateLimiter(key={self.key!r}, rate={self.rate:g}, burst={self.burst})"
@@ -144,21 +192,38 @@ class RedisRateLimiter:
         """Book the next shared slot and sleep until it; returns the seconds waited."""
         import redis
 
+        if self._degraded_until and time.monotonic() < self._degraded_until:
+            return self._fallback.acquire()
         try:
             wait = int(self._script(keys=[self.key], args=[self._interval_us, self.burst])) / 1e6
         except redis.RedisError as e:
-            if not self._degraded:
+            if not self._degraded_until:
                 logger.warning(
                     "Redis rate limiter unavailable (%s); pacing this process alone until Redis "
-                    "answers again. Check REDIS_URL.",
+                    "answers again (retried every %.0f s). Check REDIS_URL.",
                     type(e).__name__,
+                    REDIS_RETRY_SECONDS,
                 )
-                self._degraded = True
+            # Do not pay a connection timeout on every request while Redis is down.
+            self._degraded_until = time.monotonic() + REDIS_RETRY_SECONDS
             return self._fallback.acquire()
-        self._degraded = False
+        if self._degraded_until:
+            logger.warning("Redis rate limiter available again; sharing the rate")
+            self._degraded_until = 0.0
         if wait > 0:
             time.sleep(wait)
         return wait
+
+    def hold(self, seconds: float) -> None:
+        """Hand out no slot to any process for ``seconds``."""
+        import redis
+
+        self._fallback.hold(seconds)
+        # If Redis is down, acquire() reports it and the local hold above still applies.
+        with contextlib.suppress(redis.RedisError):
+            self._hold_script(
+                keys=[self.key], args=[round(seconds * 1e6), self._interval_us, self.burst]
+            )
 
 
 def default_rate_key(base_url: str, username: str | None) -> str:

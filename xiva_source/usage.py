@@ -19,6 +19,7 @@ import json
 import logging
 import sys
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from xiva_source.ratelimit import REDIS_RETRY_SECONDS
 from xiva_source.settings import load_settings, redact_url
 
 if TYPE_CHECKING:
@@ -223,7 +225,7 @@ class RedisUsageStore:
         self.prefix = prefix.rstrip(":")
         self.ttl_seconds = ttl_seconds
         self._client = client
-        self._warned = False
+        self._skip_until = 0.0
 
     def __repr__(self) -> str:
         return f"RedisUsageStore(prefix={self.prefix!r})"
@@ -236,6 +238,8 @@ class RedisUsageStore:
         """Add ``counts`` for ``endpoint`` in the current hour (one round trip)."""
         import redis
 
+        if self._skip_until and time.monotonic() < self._skip_until:
+            return
         key = self.key(hour_bucket())
         try:
             pipe = self._client.pipeline(transaction=False)
@@ -245,13 +249,16 @@ class RedisUsageStore:
             pipe.expire(key, self.ttl_seconds)
             pipe.execute()
         except redis.RedisError as e:
-            if not self._warned:
+            if not self._skip_until:
                 logger.warning(
-                    "Could not record Xiva usage in Redis (%s); counts are being dropped. "
-                    "Check REDIS_URL.",
+                    "Could not record Xiva usage in Redis (%s); counts are dropped for the next "
+                    "%.0f s. Check REDIS_URL.",
                     type(e).__name__,
+                    REDIS_RETRY_SECONDS,
                 )
-                self._warned = True
+            self._skip_until = time.monotonic() + REDIS_RETRY_SECONDS
+        else:
+            self._skip_until = 0.0
 
     def report(self, hours: int = 24, *, now: datetime | None = None) -> UsageReport:
         """The counters of the last ``hours`` UTC hours, read from Redis."""

@@ -49,7 +49,10 @@ def test_refresh_is_planned_shortly_before_expiry() -> None:
 
 
 def test_login_body_uses_email_for_addresses() -> None:
-    assert Credentials("jane", SecretStr("pw")).login_body() == {"username": "jane", "password": "pw"}
+    assert Credentials("jane", SecretStr("pw")).login_body() == {
+        "username": "jane",
+        "password": "pw",
+    }
     assert Credentials("jane@x.test", SecretStr("pw")).login_body() == {
         "email": "jane@x.test",
         "password": "pw",
@@ -129,7 +132,7 @@ def test_dead_refresh_token_means_logging_in_again(sim: XivaSimulator) -> None:
 
 
 def test_rejected_access_token_is_renewed_once_then_retried(sim: XivaSimulator) -> None:
-    """A server with a new signing key (e.g. restarted) rejects both tokens: 401, re-login, retry."""
+    """A server with a new signing key (restarted) rejects both tokens: 401, re-login, retry."""
     ids = sim.customer_ids()[:3]
     client = _client(sim)
     client.get_customer(ids[0])

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import time
+from typing import Any
 
 import pytest
 
 from tests.conftest import SIM_PASSWORD, SIM_USER
 from xiva_source.client import XivaClient
 from xiva_source.errors import (
-    XivaBadResponseError,
     XivaConnectionError,
     XivaError,
     XivaNotFoundError,
@@ -39,7 +40,7 @@ def logged_in(sim: XivaSimulator) -> XivaClient:
 
 @pytest.mark.parametrize("style", ["seconds", "http_date"])
 def test_retry_after_is_honoured_and_never_undercut(
-    sim: XivaSimulator, logged_in: XivaClient, style: str
+    sim: XivaSimulator, logged_in: XivaClient, style: Any
 ) -> None:
     sim.set_faults(FaultConfig(kinds=("429",), count=1, retry_after=style, retry_after_seconds=1))
     cid = sim.customer_ids()[5]
@@ -54,14 +55,14 @@ def test_retry_after_is_honoured_and_never_undercut(
 
 @pytest.mark.parametrize("style", ["zero", "missing"])
 def test_retry_after_zero_or_missing_backs_off_with_jitter(
-    sim: XivaSimulator, logged_in: XivaClient, style: str
+    sim: XivaSimulator, logged_in: XivaClient, style: Any
 ) -> None:
     sim.set_faults(FaultConfig(kinds=("503",), count=2, retry_after=style))
     cid = sim.customer_ids()[6]
     assert logged_in.get_customer(cid)["id"] == cid
     log = _detail_log(sim)
     assert [s for _, s in log] == [503, 503, 200]
-    gaps = [b[0] - a[0] for a, b in zip(log, log[1:], strict=False)]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(log)]
     assert all(g < 1.5 for g in gaps)  # backoff ceilings 0.5 s then 1 s, not a fixed second
 
 
@@ -163,10 +164,8 @@ def test_iter_customers_360_fetches_concurrently_through_faults(sim: XivaSimulat
     ids = sim.customer_ids()[:120]
     client = _client(sim, max_workers=6)
     client.get_customer(ids[0])
-    sim.set_faults(
-        FaultConfig(rate=0.2, kinds=("429", "503", "drop"), retry_after="zero", seed=3)
-    )
-    results = dict(client.iter_customers_360(iter(ids + ["missing-id"])))
+    sim.set_faults(FaultConfig(rate=0.2, kinds=("429", "503", "drop"), retry_after="zero", seed=3))
+    results = dict(client.iter_customers_360(iter([*ids, "missing-id"])))
     sim.clear_faults()
     assert set(results) == {*ids, "missing-id"}
     assert isinstance(results["missing-id"], XivaNotFoundError)
@@ -183,7 +182,37 @@ def test_closed_client_refuses_calls(sim: XivaSimulator) -> None:
     client.close()  # idempotent
 
 
-def test_non_json_success_is_a_bad_response(sim: XivaSimulator) -> None:
+def test_wrong_base_url_says_so(sim: XivaSimulator) -> None:
     client = XivaClient(sim.root_url, SIM_USER, SIM_PASSWORD, requests_per_second=0)
-    with pytest.raises((XivaBadResponseError, XivaNotFoundError)):
-        client.get_customer("x")  # wrong base URL: auth lands outside /api
+    with pytest.raises(XivaNotFoundError) as info:
+        client.get_customer("x")  # the API lives under /api
+    assert info.value.status == 404
+    assert "XIVA_API_BASE_URL must be the API root" in str(info.value)
+
+
+def test_retry_after_pauses_every_thread_of_the_client(sim: XivaSimulator) -> None:
+    ids = sim.customer_ids()[:40]
+    client = _client(sim, max_workers=4)
+    client.get_customer(ids[0])
+    sim.reset_counters()
+    sim.set_faults(FaultConfig(kinds=("429",), count=1, retry_after_seconds=1))
+    results = dict(client.iter_customers_360(ids))
+    assert all(isinstance(v, dict) for v in results.values())
+    log = sim.request_log()
+    (t429,) = [r.at for r in log if r.status == 429]
+    # Requests already in flight may land just after the 429; none is sent during the wait.
+    assert not [r for r in log if t429 + 0.1 < r.at < t429 + 1.0]
+    assert len(log) == 41
+
+
+def test_settings_precedence_and_a_bad_redis_url(
+    xiva_env: XivaSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XIVA_TIMEOUT", "7")
+    monkeypatch.setenv("XIVA_MAX_RETRY_AFTER", "9")
+    client = XivaClient(timeout=3, requests_per_second=0)
+    assert (client.timeout, client.retry_policy.max_retry_after) == (3, 9)  # kwarg > env
+    assert client.base_url == xiva_env.base_url and client.username == SIM_USER
+    with pytest.raises(XivaError, match="is not a Redis URL") as info:
+        XivaClient(redis_url="http://admin:hunter2@cache:6379")
+    assert "hunter2" not in str(info.value)

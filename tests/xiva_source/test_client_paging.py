@@ -4,12 +4,15 @@ servers that break paging (a tiny local HTTP server plays the broken deployment)
 from __future__ import annotations
 
 import json
+import logging
+import random
 import threading
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 
@@ -58,14 +61,17 @@ def test_updated_since_lists_changes_at_or_after_it(sim: XivaSimulator) -> None:
     assert [c["id"] for c in _client(sim.base_url).iter_customers(naive)] == expected
 
 
-def test_nothing_missed_when_tied_customers_move_between_pages(sim: XivaSimulator) -> None:
+def test_nothing_missed_when_tied_customers_move_between_pages(
+    sim: XivaSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="xiva_source.client")
     moment, tie = _largest_tie(sim)
     updated = _last_updates(sim)
     expected = {cid for cid, at in updated.items() if at >= moment}
     got: list[str] = []
     for customer in _client(sim.base_url).iter_customers(updated_since=moment):
         got.append(customer["id"])
-        if len(got) == PAGE_SIZE + 10:
+        if len(got) == PAGE_SIZE:  # the last customer of the first page
             # Customers already read at the cursor's lastUpdate change: everyone after them at that
             # instant shifts left by 45 positions, past the next page's offset.
             sim.update_customers(ids=[cid for cid in tie[:45] if cid in got])
@@ -73,6 +79,7 @@ def test_nothing_missed_when_tied_customers_move_between_pages(sim: XivaSimulato
             sim.update_customers(ids=[cid for cid in tie[-5:] if cid not in got])
     assert len(got) == len(set(got))  # de-duplicated
     assert set(got) == expected  # nothing missed
+    assert "shifted between pages" in caplog.text  # the anchor check did step back
 
 
 def test_customers_changed_during_iteration_are_yielded_once(sim: XivaSimulator) -> None:
@@ -139,6 +146,14 @@ class _Handler(BaseHTTPRequestHandler):
         if mode == "html":
             page = "<html><head><style>p{}</style></head><body><h1>Welcome</h1>" + "x" * 500
             self._send(200, page.encode(), "text/html")
+        elif mode == "shuffled":  # ignores ordering: a different order every time
+            query = parse_qs(urlparse(self.path).query)
+            offset, limit = int(query["offset"][0]), int(query["limit"][0])
+            shuffled = list(self.server.customers)
+            random.Random(self.server.list_calls).shuffle(shuffled)
+            body = json.dumps(shuffled[offset : offset + limit]).encode()
+            headers = {"X-Total-Count": str(len(shuffled))}
+            self._send(200, body, "application/json", headers)
         elif mode == "wrong_shape":
             self._send(200, b'{"customers": []}', "application/json")
         else:  # "repeat": ignores offset and lastUpdate.gte, always the first page
@@ -183,3 +198,10 @@ def test_a_wrongly_shaped_list_is_a_bad_response(broken: _Broken) -> None:
     broken.mode = "wrong_shape"
     with pytest.raises(XivaBadResponseError, match="neither a JSON array nor a DRF page"):
         next(_client(broken.base_url).iter_customers())
+
+
+def test_a_list_ignoring_the_ordering_is_reported(broken: _Broken) -> None:
+    broken.mode = "shuffled"
+    with pytest.raises(XivaBadResponseError, match="not sorted by lastUpdate"):
+        list(_client(broken.base_url).iter_customers())
+    assert broken.list_calls == 1

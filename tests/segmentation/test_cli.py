@@ -1,0 +1,111 @@
+"""The command line, called as ``main(argv)`` (and once as ``python -m segmentation``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from segmentation.cli import main
+from tests.segmentation.conftest import FeastRepo
+
+
+@pytest.fixture
+def segdir(tmp_path: Path) -> Path:
+    d = tmp_path / "segments"
+    d.mkdir()
+    (d / "s.yaml").write_text(
+        "- name: paris\n  description: Paris customers\n  rules:\n"
+        "    - {'==': [{'var': 'city'}, 'Paris']}\n"
+        "- name: rich\n  description: big spenders\n  rules:\n"
+        "    - {'>': [{'var': 'total_revenue'}, 2000]}\n"
+    )
+    return d
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_validate_ok_and_errors(
+    feast_repo: FeastRepo, segdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = str(feast_repo.path)
+    code, out, _ = _run(capsys, "--repo", repo, "--segments-dir", str(segdir), "validate")
+    assert code == 0 and "2 segment(s) valid, 0 error(s)" in out
+    (segdir / "bad.json").write_text(
+        json.dumps({"name": "bad", "rules": [{"==": [{"var": "status"}, "x"]}]})
+    )
+    (segdir / "evil.json").write_text(
+        json.dumps({"name": "evil", "rules": [{"method": ["os", "system", ["echo pwned"]]}]})
+    )
+    code, out, err = _run(capsys, "--repo", repo, "--segments-dir", str(segdir), "validate")
+    assert code == 1 and "2 error(s)" in out
+    assert "did you mean customer_status" in err and "must match the Feast feature names" in err
+    assert "'method' calls arbitrary Python" in err and "Traceback" not in err
+
+
+def test_list(feast_repo: FeastRepo, segdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(
+        capsys, "--repo", str(feast_repo.path), "--segments-dir", str(segdir), "list"
+    )
+    assert code == 0 and out.splitlines() == [
+        "paris\t1 rule(s)\tParis customers",
+        "rich\t1 rule(s)\tbig spenders",
+    ]
+    code, out, _ = _run(capsys, "--repo", str(feast_repo.path), "list", "--features")
+    assert code == 0 and "customer_features:customer_status" in out and "churn_score" in out
+
+
+def test_evaluate_sizes_members_export_refresh_history(
+    feast_repo: FeastRepo, segdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["--repo", str(feast_repo.path), "--segments-dir", str(segdir)]
+    code, out, _ = _run(capsys, *base, "evaluate", "C00001")
+    doc = json.loads(out)
+    assert code == 0 and doc["segments"] == ["paris"] and doc["features"]["city"] == "Paris"
+
+    code, out, _ = _run(capsys, *base, "sizes")
+    sizes = dict(line.split("\t") for line in out.splitlines())
+    code, out, _ = _run(capsys, *base, "members", "paris")
+    members = out.split()
+    assert code == 0 and len(members) == int(sizes["paris"]) > 0
+
+    target = tmp_path / "paris.csv"
+    code, out, _ = _run(capsys, *base, "export", "paris", str(target))
+    assert code == 0 and pd.read_csv(target, dtype=str)["customer_id"].tolist() == members
+
+    code, out, _ = _run(capsys, *base, "refresh", "paris")
+    assert code == 0 and out.startswith(f"paris\tsize={len(members)}")
+    code, out, _ = _run(capsys, *base, "members", "paris", "--stored")
+    assert out.split() == members
+    code, out, _ = _run(capsys, *base, "history", "paris", "--limit", "1")
+    assert code == 0 and f"size={len(members)}" in out
+
+
+def test_usage_and_errors(feast_repo: FeastRepo, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "sizes")  # cwd has no feature_repo
+    assert code == 2 and "no Feast repository at 'feature_repo'" in err
+    assert _run(capsys, "frobnicate")[0] == 2
+    code, _, err = _run(capsys, "--repo", str(feast_repo.path), "--max-age", "soon", "sizes")
+    assert code == 2 and "--max-age" in err
+    code, _, err = _run(capsys, "--repo", str(feast_repo.path), "history", "nope")
+    assert code == 1 and "unknown segment 'nope'" in err and "Traceback" not in err
+
+
+def test_module_entry_point(feast_repo: FeastRepo) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "segmentation", "--repo", str(feast_repo.path), "validate"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "0 error(s)" in proc.stdout

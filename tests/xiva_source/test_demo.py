@@ -1,0 +1,58 @@
+"""``make demo``: the whole pipeline end to end, with no Redis and no PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from xiva_source.demo import cli, run_demo
+
+REPO = Path(__file__).resolve().parents[2] / "feature_repo"
+
+
+def test_demo_runs_end_to_end_and_shows_features_and_segments(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    env_before = dict(os.environ)
+
+    code = cli(["--customers", "300", "--repo", str(REPO), "--keep", str(tmp_path / "work")])
+
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "Xiva simulator: 300 customers" in out
+    first, second = re.findall(r"^materialize ok mode=auto .*$", out, flags=re.M)
+    assert re.search(r"rows dwh=\d+ xiva=300 views=2", first), first
+    assert "fallbacks=0" in first
+    assert "rows xiva=10 " in second  # only the changed customers...
+    assert "Xiva 360-view calls in run 2: 10 " in out  # ...were fetched
+    header = next(line for line in out.splitlines() if line.strip().startswith("customer_id"))
+    assert "customer_tier" in header and "churn_score" in header
+    sizes = re.findall(r"^  (\w+)\s+(\d[\d,]*)$", out.split("Segments", 1)[1], flags=re.M)
+    assert sizes and all(int(n.replace(",", "")) <= 330 for _, n in sizes)
+    assert any(int(n.replace(",", "")) > 0 for _, n in sizes)
+    assert "Demo finished" in out
+    assert dict(os.environ) == env_before  # the demo's settings do not leak
+    assert "REDIS_URL" not in os.environ
+
+
+def test_run_demo_result(tmp_path: Path) -> None:
+    narration = io.StringIO()
+    result = run_demo(200, repo_path=REPO, workdir=tmp_path / "work", out=narration)
+    assert result.first.status == "ok" and result.second.status == "ok"
+    assert result.second_run_360_calls == 10
+    assert result.customers >= 200
+    assert len(result.sample) >= 3
+    assert result.segment_sizes
+    assert (tmp_path / "work" / "feature_repo" / "data" / "online.db").is_file()
+    assert result.first.line() in narration.getvalue()
+
+
+def test_demo_without_a_repository_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(["--repo", str(tmp_path)]) == 2
+    assert "No feature_store.yaml" in capsys.readouterr().err

@@ -1,0 +1,385 @@
+"""The cron-safe materialization job: lock, summary line, exit codes, watermark, incremental runs.
+
+Everything is real: the session's Xiva simulator, Redis (the online store and the lock),
+PostgreSQL or SQLite for the DWH, and a copy of ``feature_repo`` applied under a project named
+after the test's Redis namespace (so the namespace cleanup removes its keys).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import redis
+import yaml
+
+from xiva_source.dwh import create_demo_dwh, dispose_engines
+from xiva_source.materialize import (
+    FileMaterializationLock,
+    LockHolder,
+    MaterializationConfigError,
+    MaterializationFailedError,
+    RedisMaterializationLock,
+    cli,
+    extend_online_expiry,
+    lock_for_store,
+    run_materialization,
+)
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+    from xiva_source.simulator import XivaSimulator
+
+ROOT = Path(__file__).resolve().parents[2]
+SUMMARY_RE = re.compile(
+    r"^materialize ok mode=(?P<mode>\w+) rows (?P<rows>(?:\w+=\d+ ?)+) views=(?P<views>\d+) "
+    r"xiva_calls=\d+ fallbacks=(?P<fallbacks>\d+) failed_customers=\d+ duration=\d+\.\ds"
+)
+
+
+def applied_repo(target: Path, project: str) -> Path:
+    """A copy of feature_repo with its own project and registry, applied in-process."""
+    from xiva_source.demo import _apply
+
+    shutil.copytree(
+        ROOT / "feature_repo", target, ignore=shutil.ignore_patterns("data", "__pycache__")
+    )
+    config_path = target / "feature_store.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    config["project"] = project
+    config["registry"] = str(target / "registry.db")
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    _apply(target)
+    return target
+
+
+@pytest.fixture
+def ops_env(
+    xiva_env: XivaSimulator,
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> Iterator[XivaSimulator]:
+    """A deployment's environment: the simulator, Redis, a SQLite DWH of the sim's customers."""
+    dwh_url = f"sqlite:///{tmp_path / 'dwh.sqlite'}"
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("DWH_URL", dwh_url)
+    monkeypatch.setenv("XIVA_REQUESTS_PER_SECOND", "5000")
+    monkeypatch.setenv("ONLINE_TTL_SECONDS", "1000")
+    create_demo_dwh(dwh_url, xiva_env, seed=7)
+    yield xiva_env
+    dispose_engines()
+
+
+@pytest.fixture
+def project(redis_ns: str, redis_url: str) -> Iterator[str]:
+    """A Feast project of this test's own (no hyphens: Feast refuses them); keys removed after."""
+    name = redis_ns.replace("-", "_")
+    yield name
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"*{name}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def repo(ops_env: XivaSimulator, project: str, tmp_path: Path) -> Path:
+    return applied_repo(tmp_path / "repo", project)
+
+
+def _store(repo: Path) -> FeatureStore:
+    from feast import FeatureStore
+
+    return FeatureStore(repo_path=str(repo))
+
+
+def _watermark(repo: Path, view: str) -> datetime | None:
+    store = _store(repo)
+    fv = store.registry.get_feature_view(view, store.project, allow_cache=False)
+    return fv.most_recent_end_time
+
+
+def _online(repo: Path, ids: list[str], features: list[str]) -> dict[str, list[Any]]:
+    result: dict[str, list[Any]] = (
+        _store(repo)
+        .get_online_features(features=features, entity_rows=[{"customer_id": c} for c in ids])
+        .to_dict()
+    )
+    return result
+
+
+def _project_keys(redis_url: str, project: str) -> list[bytes]:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return list(client.scan_iter(match=f"*{project}", count=1000))
+    finally:
+        client.close()
+
+
+def _calls(sim: XivaSimulator, endpoint: str) -> int:
+    return int(sum(sim.counters()["by_endpoint"].get(endpoint, {}).values()))
+
+
+def test_first_run_loads_everyone_then_incremental_run_fetches_only_changed(
+    repo: Path, ops_env: XivaSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim = ops_env
+    monkeypatch.setenv("FEATURE_STORE_DATA_SOURCE", "xiva")
+    ids = sim.customer_ids()  # (lastUpdate, id) order: the first is the oldest
+    oldest = sim.customer(ids[0])
+    assert datetime.fromisoformat(oldest["lastUpdate"]) < datetime.now(UTC) - timedelta(days=365)
+
+    sim.reset_counters()
+    first = run_materialization(repo, progress=False)
+
+    assert first.status == "ok" and first.exit_code == 0
+    assert first.rows_by_source["xiva"] == len(ids)
+    assert _calls(sim, "customer_360") == len(ids)
+    assert {v.name for v in first.views} == {"customer_features", "customer_dwh_features"}
+    assert all(v.start is None for v in first.views)  # never materialized: everything
+    assert _watermark(repo, "customer_features") == first.views[0].end
+    online = _online(repo, [ids[0]], ["customer_features:customer_status"])
+    assert online["customer_status"] == [oldest["status"].lower()]  # years old, still loaded
+
+    changed = sim.update_customers(count=10)
+    sim.reset_counters()
+    second = run_materialization(repo, progress=False)
+
+    assert second.status == "ok"
+    assert _calls(sim, "customer_360") == 10
+    assert second.rows_by_source["xiva"] == 10
+    view = next(v for v in second.views if v.name == "customer_features")
+    assert view.start == next(v for v in first.views if v.name == "customer_features").end
+    bills = [float(sim.view_360(c)["financial"]["total_bills"]) for c in changed]
+    online = _online(repo, changed, ["customer_features:total_revenue"])
+    assert online["total_revenue"] == pytest.approx(bills)
+
+
+def test_cli_prints_one_summary_line_and_exits_0(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], pg_url: str
+) -> None:
+    monkeypatch.setenv("FEATURE_STORE_DATA_SOURCE", "dwh")
+    monkeypatch.setenv("DWH_URL", pg_url)
+    info = create_demo_dwh(pg_url, [f"00000000-0000-4000-8000-{i:012d}" for i in range(50)])
+
+    code = cli(["--repo", str(repo), "--no-progress"])
+
+    out = capsys.readouterr().out.strip().splitlines()
+    assert code == 0
+    assert len(out) == 1
+    match = SUMMARY_RE.match(out[0])
+    assert match, out[0]
+    assert match["mode"] == "dwh" and match["views"] == "2" and match["fallbacks"] == "0"
+    assert "dwh=" in match["rows"] and "xiva=" not in match["rows"]
+    online = _online(repo, info.customer_ids[:3], ["customer_dwh_features:churn_score"])
+    assert len(online["churn_score"]) == 3
+    assert any(v is not None for v in online["churn_score"])
+
+
+def test_auto_mode_falls_back_to_the_dwh_when_xiva_fails_and_exits_0(
+    repo: Path,
+    ops_env: XivaSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("FEATURE_STORE_DATA_SOURCE", "auto")
+    monkeypatch.setenv("XIVA_API_PASSWORD", "wrong-password")
+
+    code = cli(["--repo", str(repo), "--no-progress"])
+
+    line = capsys.readouterr().out.strip()
+    assert code == 0
+    assert line.startswith("materialize ok mode=auto")
+    assert "fallbacks=1" in line
+    assert "fallback: xiva failed" in line
+    assert "wrong-password" not in line
+    assert _watermark(repo, "customer_features") is not None
+    shared = ops_env.customer_ids()[1:4]  # in the DWH too (every 10th is Xiva-only)
+    online = _online(repo, shared, ["customer_features:customer_tier"])
+    assert any(tier is not None for tier in online["customer_tier"])
+
+
+def test_only_source_failing_exits_1_and_keeps_online_values_and_watermark(
+    repo: Path,
+    ops_env: XivaSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("FEATURE_STORE_DATA_SOURCE", "dwh")
+    assert run_materialization(repo, progress=False).status == "ok"
+    watermark = _watermark(repo, "customer_features")
+    ids = ops_env.customer_ids()[1:40]
+    refs = ["customer_features:total_revenue", "customer_features:customer_tier"]
+    before = _online(repo, ids, refs)
+    ops_env.update_customers(ids=ids)  # Xiva has newer values...
+
+    monkeypatch.setenv("FEATURE_STORE_DATA_SOURCE", "xiva")
+    monkeypatch.setenv("XIVA_API_PASSWORD", "wrong-password")  # ...that cannot be read
+    code = cli(["--repo", str(repo), "--no-progress", "--view", "customer_features"])
+
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.out == ""
+    line = captured.err.strip().splitlines()[-1]
+    assert line.startswith("materialize failed mode=xiva")
+    assert "Data source 'xiva' failed" in line  # the cause...
+    assert "XIVA_API_BASE_URL" in line and "watermark did not move" in line  # ...and the fix
+    assert "wrong-password" not in captured.err
+    assert _online(repo, ids, refs) == before
+    assert _watermark(repo, "customer_features") == watermark
+
+
+def test_second_run_while_the_lock_is_held_skips_and_touches_nothing(
+    repo: Path,
+    ops_env: XivaSimulator,
+    redis_url: str,
+    project: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    lock = lock_for_store(_store(repo))
+    assert isinstance(lock, RedisMaterializationLock)
+    ops_env.reset_counters()
+    with lock.held() as holder:
+        assert holder is None  # we hold it, like a running job would
+        code = cli(["--repo", str(repo)])
+    line = capsys.readouterr().out.strip()
+
+    assert code == 0
+    assert re.fullmatch(
+        rf"skipped: another materialization holds the lock \(pid {os.getpid()} on \S+, since "
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00\)",
+        line,
+    ), line
+    assert ops_env.counters()["total"] == 0
+    assert _project_keys(redis_url, project) == []
+    assert _watermark(repo, "customer_features") is None
+    # Released: the next run goes ahead.
+    assert run_materialization(repo, views=["customer_dwh_features"]).status == "ok"
+
+
+def test_a_dead_runs_redis_lock_expires(repo: Path, redis_url: str, project: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    name = f"xiva_source:materialize:lock:{project}"
+    # What a run killed with -9 leaves behind: its record, no more renewals.
+    client.set(name, LockHolder.me().dumps(), px=300)
+    skipped = run_materialization(repo, views=["customer_dwh_features"])
+    time.sleep(0.35)
+    after = run_materialization(repo, views=["customer_dwh_features"])
+    client.close()
+
+    assert skipped.status == "skipped" and skipped.holder is not None
+    assert after.status == "ok" and after.rows > 0
+
+
+def test_redis_lock_is_renewed_while_held_and_released_only_by_its_owner(
+    redis_url: str, redis_ns: str
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    mine = RedisMaterializationLock(client, f"{redis_ns}:lock", ttl=0.3)
+    other = RedisMaterializationLock(client, f"{redis_ns}:lock", ttl=0.3)
+    assert mine.acquire() is None
+    time.sleep(0.5)  # longer than the ttl: only the renewal keeps it
+    assert mine.owned()
+    holder = other.acquire()
+    other.release()  # not the owner: must not delete it
+    assert holder is not None and holder.pid == os.getpid()
+    assert client.exists(f"{redis_ns}:lock") == 1
+    mine.release()
+    assert client.exists(f"{redis_ns}:lock") == 0
+    client.close()
+
+
+def test_file_lock_excludes_other_processes_and_dies_with_its_holder(tmp_path: Path) -> None:
+    path = tmp_path / "registry.materialize.lock"
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from xiva_source.materialize import FileMaterializationLock; "
+            f"assert FileMaterializationLock({str(path)!r}).acquire() is None; "
+            "print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "held"
+        holder = FileMaterializationLock(path).acquire()
+        assert holder is not None and holder.pid == child.pid
+    finally:
+        child.kill()
+        child.wait()
+    lock = FileMaterializationLock(path)
+    assert lock.acquire() is None  # the kernel dropped the dead holder's lock
+    lock.release()
+
+
+def test_successful_run_extends_expiry_of_keys_it_did_not_rewrite(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str, project: str
+) -> None:
+    from feast.infra.key_encoding_utils import serialize_entity_key
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    monkeypatch.setenv("FEATURE_STORE_DATA_SOURCE", "dwh")
+    first = run_materialization(repo, progress=False)
+    client = redis.Redis.from_url(redis_url)
+    keys = _project_keys(redis_url, project)
+
+    def ttl(key: bytes) -> int:
+        return int(client.ttl(key))  # type: ignore[arg-type]
+
+    assert len(keys) > 100
+    assert 900 < ttl(keys[0]) <= 1000
+    client.expire(keys[0], 5)  # as if written long ago
+    other = (
+        serialize_entity_key(
+            EntityKey(join_keys=["customer_id"], entity_values=[Value(string_val="x")])
+        )
+        + f"other_{project}".encode()
+    )  # another project whose name ends with ours
+    client.hset(other, "f", "v")  # type: ignore[arg-type]
+
+    second = run_materialization(repo, progress=False)
+
+    assert second.rows == 0  # nothing changed: nothing rewritten...
+    assert second.expiry_extended >= len(keys) == first.expiry_extended
+    assert ttl(keys[0]) > 900  # ...and yet the expiry counts from this run
+    assert ttl(other) == -1
+    assert extend_online_expiry(client, project, ["customer_id"], 0) == 0
+    client.close()
+
+
+def test_config_errors_exit_2(
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(["--repo", str(tmp_path / "nowhere")]) == 2
+    assert "No feature_store.yaml" in capsys.readouterr().err
+    assert cli(["--repo", str(repo), "--view", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown feature view(s): nope" in err and "customer_features" in err
+    assert cli(["--end-date", "yesterday"]) == 2
+    with pytest.raises(MaterializationConfigError, match="Unknown feature view"):
+        run_materialization(repo, views=["nope"])
+
+
+def test_failed_error_carries_the_summary(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FEATURE_STORE_DATA_SOURCE", "dwh")
+    monkeypatch.setenv("DWH_URL", "sqlite:////nonexistent-dir/none.sqlite")
+    with pytest.raises(MaterializationFailedError) as info:
+        run_materialization(repo, progress=False)
+    assert info.value.summary.status == "failed"
+    assert info.value.summary.exit_code == 1
+    assert info.value.summary.views == []
+    assert "DWH_URL" in info.value.summary.line()
