@@ -537,6 +537,7 @@ def run_materialization(
     views: Iterable[str] | None = None,
     settings: Settings | None = None,
     progress: bool | None = None,
+    full: bool = False,
 ) -> RunSummary:
     """Materialize every (or the named) feature views incrementally up to ``end_date``.
 
@@ -546,6 +547,8 @@ def run_materialization(
         views: Feature view names; default all views of the project.
         settings: The project's settings; default :func:`~xiva_source.settings.load_settings`.
         progress: Show a progress bar on stderr; ``None`` shows it only when stderr is a terminal.
+        full: Ignore the watermark and read everything (a full reload); the interval is recorded
+            as usual.
 
     Returns:
         The summary; ``status`` is ``"ok"``, or ``"skipped"`` when another run holds the lock (then
@@ -582,7 +585,7 @@ def run_materialization(
         for fv in feature_views:
             try:
                 view_run = _materialize_view(
-                    store, online_store, fv, end, settings, summary, show_progress
+                    store, online_store, fv, end, settings, summary, show_progress, full
                 )
             except Exception as e:  # the job's contract: any failure -> summary line + exit 1
                 summary.status = "failed"
@@ -617,13 +620,15 @@ def _materialize_view(
     settings: Settings,
     summary: RunSummary,
     show_progress: bool,
+    full: bool,
 ) -> ViewRun:
     """Stream one view's window into the online store; returns what was written."""
     from tqdm import tqdm
 
     from xiva_source.pull import PullReport, pull_batches
 
-    start = _as_utc(fv.most_recent_end_time) if fv.most_recent_end_time else None
+    last_end = None if full else fv.most_recent_end_time
+    start = _as_utc(last_end) if last_end else None
     logger.info("materializing %s from %s to %s", fv.name, start or "the beginning", end)
     view_run = ViewRun(name=fv.name, start=start, end=end)
     report = PullReport(mode=summary.mode)
@@ -821,6 +826,11 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="Window end, ISO 8601 (default now, UTC).",
     )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="Ignore the watermark and read everything (a full reload).",
+    )
     parser.add_argument("--no-progress", action="store_true", help="Never show the progress bar.")
     parser.add_argument(
         "--log-level",
@@ -859,6 +869,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
             end_date=args.end_date,
             views=args.views,
             progress=False if args.no_progress else None,
+            full=args.full,
         )
     except MaterializationConfigError as e:
         print(f"materialize error: {e}", file=sys.stderr)

@@ -360,6 +360,10 @@ def test_successful_run_extends_expiry_of_keys_it_did_not_rewrite(
     assert extend_online_expiry(client, project, ["customer_id"], 0) == 0
     client.close()
 
+    reload = run_materialization(repo, progress=False, full=True)  # ignores the watermark
+    assert reload.rows == first.rows
+    assert all(view.start is None for view in reload.views)
+
 
 def test_config_errors_exit_2(
     repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
