@@ -65,7 +65,16 @@ def _warm_imports() -> None:
 
 
 def _peak_rss_mb() -> float:
-    # Linux reports ru_maxrss in KiB.
+    """This process's peak resident size (MB) since it started.
+
+    ``/proc/self/status`` VmHWM, not ``getrusage``: Linux carries ``ru_maxrss`` over ``execve``,
+    so a worker would report its parent's peak.
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -257,7 +266,12 @@ source = FileSource(path={str(parquet)!r}, timestamp_field="updated_at")
         "project": project,
         "provider": "local",
         "registry": str(repo / "registry.db"),
-        "online_store": {"type": "redis", "connection_string": f"{host}:{port},db=0"},
+        # The same store settings as the project's: entity expiry ONLINE_TTL_SECONDS (86400).
+        "online_store": {
+            "type": "redis",
+            "connection_string": f"{host}:{port},db=0",
+            "key_ttl_seconds": 86400,
+        },
         "offline_store": {"type": "file"},
         "entity_key_serialization_version": 3,
     }

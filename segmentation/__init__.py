@@ -22,7 +22,7 @@ from segmentation.loader import DEFAULT_SEGMENTS_DIR, check_segments_dir, load_s
 from segmentation.memberships import HistoryEntry, MembershipStore, RefreshResult
 from segmentation.reader import USE_TTL, OnlineReader
 from segmentation.rules import CLASSIC_OPERATORS, SEGMENT_OPERATORS, RuleLimits, check_rule
-from segmentation.segment import NamedRule, Segment
+from segmentation.segment import NamedRule, Segment, evaluate_frame
 from segmentation.vectorized import CompiledRule, compile_rule
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "check_segments_dir",
     "compile_rule",
     "evaluate",
+    "evaluate_frame",
     "load_segments",
     "normalize_data",
     "normalize_value",

@@ -16,6 +16,7 @@ from segmentation.evaluator import evaluate_segment_rule
 from segmentation.loader import load_segments
 from segmentation.memberships import HistoryEntry, MembershipStore, RefreshResult
 from segmentation.reader import USE_TTL, MaxAge, OnlineReader
+from segmentation.segment import evaluate_frame
 
 if TYPE_CHECKING:
     import redis
@@ -153,7 +154,7 @@ class SegmentEngine:
         chosen = [self.segment(n) for n in (segments or list(self.segments))]
         parts = []
         for frame in self.frames(customer_ids, now=now):
-            parts.append(pd.DataFrame({s.name: s.mask(frame) for s in chosen}, index=frame.index))
+            parts.append(evaluate_frame(chosen, frame))
         if not parts:
             empty = pd.Index([], name=self.reader.join_key, dtype=object)
             return pd.DataFrame({s.name: pd.Series([], dtype=bool) for s in chosen}, index=empty)

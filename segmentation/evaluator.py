@@ -68,12 +68,15 @@ def normalize_value(value: Any) -> Any:
     """
     if value is None:
         return None
-    if isinstance(value, bool | str):
+    kind = type(value)
+    if kind is str or kind is bool or kind is int:
         return value
-    if isinstance(value, float):
+    if kind is float:
         return None if math.isnan(value) else value
-    if isinstance(value, int):
-        return value
+    if isinstance(value, float):  # np.float64 subclasses float: make it plain
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, str):  # np.str_
+        return str(value)
     if isinstance(value, dict):
         return {k: normalize_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -15,7 +15,7 @@ from segmentation.evaluator import evaluate_segment_rule, normalize_data
 from segmentation.rules import RuleInfo, check_features, check_rule
 from segmentation.vectorized import CompiledRule, compile_rule
 
-__all__ = ["NamedRule", "Segment"]
+__all__ = ["NamedRule", "Segment", "evaluate_frame"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -148,15 +148,21 @@ class Segment:
         row = normalize_data(features)
         return all(evaluate_segment_rule(r.rule, row) for r in self.rules)
 
-    def mask(self, frame: pd.DataFrame) -> pd.Series:
+    def mask(self, frame: pd.DataFrame, cache: dict[str, Any] | None = None) -> pd.Series:
         """Membership of every row of ``frame`` (vectorized; same result as :meth:`matches`).
+
+        Args:
+            frame: One column per feature (missing: None/NaN/pd.NA).
+            cache: Share one dict between segments evaluated on the same frame (see
+                :func:`evaluate_frame`) so its columns are converted once.
 
         Returns:
             A boolean Series on ``frame``'s index, named after the segment.
         """
+        shared: dict[str, Any] = {} if cache is None else cache
         out = np.ones(len(frame), dtype=bool)
         for r in self.rules:
-            out &= r.compiled.mask(frame)
+            out &= r.compiled.mask(frame, shared)
         return pd.Series(out, index=frame.index, name=self.name, dtype=bool)
 
     def __repr__(self) -> str:
@@ -168,3 +174,13 @@ class Segment:
         return self.to_dict() == other.to_dict()
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def evaluate_frame(segments: Sequence[Segment], frame: pd.DataFrame) -> pd.DataFrame:
+    """Membership of every row of ``frame`` in every segment (vectorized, columns shared).
+
+    Returns:
+        A boolean DataFrame on ``frame``'s index, one column per segment.
+    """
+    cache: dict[str, Any] = {}
+    return pd.DataFrame({s.name: s.mask(frame, cache) for s in segments}, index=frame.index)

@@ -37,6 +37,7 @@ class _Unvectorizable(Exception):
 class _Vec:
     kind: str  # "const" | "bool" | "num" | "str" | "truthy" | "obj"
     value: Any  # the constant, or a numpy array
+    null: np.ndarray | None = None  # "str" only: where the value is missing
 
 
 def _is_num(v: Any) -> bool:
@@ -52,11 +53,12 @@ def _column(df: pd.DataFrame, name: str) -> _Vec:
     if pd.api.types.is_numeric_dtype(s.dtype):
         return _Vec("num", s.to_numpy(dtype="float64", na_value=np.nan))
     values = s.to_numpy(dtype=object)
-    mask = pd.isna(values)
-    if values.size and all(isinstance(v, str) for v in values[~mask]):
+    inferred = pd.api.types.infer_dtype(values, skipna=True)
+    if values.size and inferred in ("string", "empty"):
+        null = pd.isna(values)
         out = values.copy()
-        out[mask] = None
-        return _Vec("str", out)
+        out[null] = None
+        return _Vec("str", out, null)
     return _Vec("obj", np.array([normalize_value(v) for v in values], dtype=object))
 
 
@@ -67,7 +69,9 @@ def _from_values(values: list[Any]) -> _Vec:
     if all(v is None or _is_num(v) for v in values):
         return _Vec("num", np.array([np.nan if v is None else v for v in values], dtype="float64"))
     if all(v is None or isinstance(v, str) for v in values):
-        return _Vec("str", np.array(values, dtype=object))
+        arr = np.empty(len(values), dtype=object)
+        arr[:] = values
+        return _Vec("str", arr, np.array([v is None for v in values], dtype=bool))
     arr = np.empty(len(values), dtype=object)
     arr[:] = values
     return _Vec("obj", arr)
@@ -91,13 +95,18 @@ class CompiledRule:
         """True when the last evaluation used no per-row fallback."""
         return not self.fallbacks
 
-    def mask(self, df: pd.DataFrame) -> np.ndarray:
+    def mask(self, df: pd.DataFrame, cache: dict[str, Any] | None = None) -> np.ndarray:
         """Evaluate the rule on every row of ``df`` at once.
+
+        Args:
+            df: One column per feature.
+            cache: A dict shared by the rules evaluated on the same ``df`` (and only that
+                ``df``): columns are converted once for all of them.
 
         Returns:
             A boolean numpy array, one entry per row.
         """
-        run = _Run(df, self)
+        run = _Run(df, self, {} if cache is None else cache)
         self.fallbacks = []
         return run.truth(run.vec_or_rows(self.rule, "$"))
 
@@ -121,26 +130,35 @@ _CMP: dict[str, Callable[[Any, Any], Any]] = {
 
 
 class _Run:
-    def __init__(self, df: pd.DataFrame, compiled: CompiledRule) -> None:
+    def __init__(self, df: pd.DataFrame, compiled: CompiledRule, cache: dict[str, Any]) -> None:
         self.df = df
         self.n = len(df)
         self.compiled = compiled
-        self._rows: list[dict[str, Any]] | None = None
+        self.cache = cache
+
+    def column(self, name: str) -> _Vec:
+        key = f"column:{name}"
+        if key not in self.cache:
+            self.cache[key] = _column(self.df, name)
+        vec: _Vec = self.cache[key]
+        return vec
 
     # --- fallback -------------------------------------------------------------------------
     def rows(self) -> list[dict[str, Any]]:
-        if self._rows is None:
+        rows: list[dict[str, Any]] | None = self.cache.get("rows")
+        if rows is None:
             cols = {
                 c: [normalize_value(v) for v in self.df[c].to_numpy(dtype=object)]
                 for c in self.df.columns
             }
             names = list(cols)
-            self._rows = [
+            rows = [
                 dict(zip(names, vals, strict=True)) for vals in zip(*cols.values(), strict=True)
             ]
             if not names:
-                self._rows = [{} for _ in range(self.n)]
-        return self._rows
+                rows = [{} for _ in range(self.n)]
+            self.cache["rows"] = rows
+        return rows
 
     def vec_or_rows(self, node: Any, path: str) -> _Vec:
         try:
@@ -173,11 +191,13 @@ class _Run:
             return np.full(self.n, np.nan if v.value is None else float(v.value))
         raise _Unvectorizable(f"operand of kind {v.kind} in a numeric operation")
 
-    def string(self, v: _Vec) -> np.ndarray:
+    def string(self, v: _Vec) -> tuple[Any, np.ndarray]:
+        """A string operand: (object array or str scalar, missing mask)."""
         if v.kind == "str":
-            return np.asarray(v.value, dtype=object)
+            null = v.null if v.null is not None else pd.isna(v.value)
+            return v.value, null
         if v.kind == "const" and (v.value is None or isinstance(v.value, str)):
-            return np.full(self.n, v.value, dtype=object)
+            return v.value, np.full(self.n, v.value is None)
         raise _Unvectorizable(f"operand of kind {v.kind} in a string operation")
 
     # --- compilation ----------------------------------------------------------------------
@@ -190,7 +210,7 @@ class _Run:
         if not _uses_data(node):
             return _Vec("const", evaluate_segment_value(node, {}))
         if op == "var":
-            col = _column(self.df, args[0])
+            col = self.column(args[0])
             if len(args) > 1 and args[1] is not None:
                 default = args[1]
                 if col.kind == "num" and _is_num(default):
@@ -198,7 +218,7 @@ class _Run:
                 if col.kind == "str" and isinstance(default, str):
                     out = col.value.copy()
                     out[pd.isna(out)] = default
-                    return _Vec("str", out)
+                    return _Vec("str", out, np.zeros(self.n, dtype=bool))
                 if col.kind == "const":
                     return _Vec("const", default)
                 raise _Unvectorizable("var default of another type than the column")
@@ -271,8 +291,8 @@ class _Run:
         except _Unvectorizable:
             if not kinds <= {"str", "const"}:
                 raise
-            x, y = self.string(a), self.string(b)
-            ok = ~(pd.isna(x) | pd.isna(y))
+            (x, x_null), (y, y_null) = self.string(a), self.string(b)
+            ok = ~(x_null | y_null)
         with np.errstate(invalid="ignore"):
             eq = np.asarray(x == y, dtype=bool)
         return _Vec("bool", (~eq if negate else eq) & ok)
@@ -283,10 +303,8 @@ class _Run:
             raise _Unvectorizable("'in' over a non-literal container (substring test)")
         items = hay.value
         if needle.kind == "str" and all(isinstance(i, str) for i in items):
-            values = needle.value
-            return _Vec(
-                "bool", pd.Series(values, dtype=object).isin(items).to_numpy() & ~pd.isna(values)
-            )
+            values, null = self.string(needle)
+            return _Vec("bool", pd.Series(values, dtype=object).isin(items).to_numpy() & ~null)
         if needle.kind == "num" and all(_is_num(i) for i in items):
             values = needle.value
             return _Vec(

@@ -181,7 +181,7 @@ def _values_to_write(
     if settings.feature_store_data_source is DataSourceMode.XIVA:
         return {name: features[name] for name in names}
     present = {name: features[name] for name in names if features[name] is not None}
-    if settings.feature_store_merge_strategy is MergeStrategy.XIVA_FIRST:
+    if settings.feature_store_merge_strategy is MergeStrategy.XIVA_FIRST or not present:
         return present
     online = store.get_online_features(
         features=[f"{view}:{name}" for name in present],

@@ -129,6 +129,15 @@ class MaterializationFailedError(MaterializationError):
         super().__init__(f"{cause} Fix: {fix}")
 
 
+class _LockLostError(MaterializationError):
+    """The run no longer holds the lock (it expired or was deleted); internal, see _explain."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the materialization lock was lost during the run (it expired or was taken)"
+        )
+
+
 # --------------------------------------------------------------------------------------------
 # The summary
 
@@ -205,6 +214,8 @@ class RunSummary:
         )
         for fallback in self.fallbacks:
             text += f"; fallback: {fallback}"
+        if "expiry" in self.errors:
+            text += f"; warning: online expiry not extended: {self.errors['expiry']}"
         if self.error:
             text += f"; error: {self.error}"
         return redact(text)
@@ -582,31 +593,32 @@ def run_materialization(
                 status="skipped", mode=mode, holder=holder, duration=time.monotonic() - started
             )
         summary = RunSummary(status="ok", mode=mode)
-        for fv in feature_views:
+        for selected in feature_views:
             try:
+                # Read again under the lock: a run that just finished may have moved it.
+                fv = store.registry.get_feature_view(selected.name, store.project)
                 view_run = _materialize_view(
                     store, online_store, fv, end, settings, summary, show_progress, full
+                )
+                if not lock.owned():
+                    raise _LockLostError()
+                # The watermark moves only now, after every chunk of the view is online.
+                store.registry.apply_materialization(
+                    fv, store.project, view_run.start or EPOCH, view_run.end, commit=True
                 )
             except Exception as e:  # the job's contract: any failure -> summary line + exit 1
                 summary.status = "failed"
                 summary.duration = time.monotonic() - started
-                cause, fix = _explain(e, fv.name)
+                cause, fix = _explain(e, selected.name)
                 summary.error = f"{cause} Fix: {fix}"
-                logger.error("materialization of %s failed: %s", fv.name, redact(str(e)))
+                logger.error("materialization of %s failed: %s", selected.name, redact(str(e)))
                 raise MaterializationFailedError(summary, cause, fix) from e
-            if not lock.owned():
-                summary.status = "failed"
-                summary.duration = time.monotonic() - started
-                cause = "the materialization lock was lost during the run (it expired or was taken)"
-                fix = "check that Redis is reachable and that no one deletes the lock key; rerun."
-                summary.error = f"{cause} Fix: {fix}"
-                raise MaterializationFailedError(summary, cause, fix)
-            # The watermark moves only now, after every chunk of the view is online.
-            store.registry.apply_materialization(
-                fv, store.project, view_run.start or EPOCH, view_run.end, commit=True
-            )
             summary.views.append(view_run)
-        summary.expiry_extended = _extend_expiry(store, online_store, feature_views)
+        try:
+            summary.expiry_extended = _extend_expiry(store, online_store, feature_views)
+        except Exception as e:  # the values are online and current; only their expiry is old
+            summary.errors["expiry"] = redact(str(e))
+            logger.warning("online expiry not extended: %s", summary.errors["expiry"])
     summary.duration = time.monotonic() - started
     logger.info("%s", summary.line())
     return summary
@@ -650,25 +662,23 @@ def _materialize_view(
                 chunk_size=chunk_size,
                 report=report,
             ):
-                view_run.rows += _write_chunk(store, online_store, fv, table, join_keys)
+                for rows in _to_online_rows(fv, table, join_keys):
+                    online_store.online_write_batch(store.config, fv, rows, None)
+                view_run.rows += table.num_rows
                 bar.update(table.num_rows)
         finally:
             _merge_report(summary, report)
     return view_run
 
 
-def _write_chunk(
-    store: FeatureStore,
-    online_store: OnlineStore,
-    fv: FeatureView,
-    table: pa.Table,
-    join_keys: dict[str, Any],
-) -> int:
-    """Convert one chunk column-wise and write it with ``online_write_batch``."""
+def _to_online_rows(
+    fv: FeatureView, table: pa.Table, join_keys: dict[str, Any]
+) -> Iterator[list[Any]]:
+    """One chunk converted column-wise into ``online_write_batch`` rows (Feast's own converter)."""
     from feast.utils import _convert_arrow_to_proto
 
     if table.num_rows == 0 or fv.batch_source is None:
-        return 0
+        return
     timestamp_field = fv.batch_source.timestamp_field
     if timestamp_field and timestamp_field not in table.column_names:
         # pull_batches names the timestamp column event_timestamp; the converter reads the
@@ -677,9 +687,7 @@ def _write_chunk(
             [timestamp_field if c == "event_timestamp" else c for c in table.column_names]
         )
     for batch in table.combine_chunks().to_batches():
-        rows = _convert_arrow_to_proto(batch, fv, join_keys)
-        online_store.online_write_batch(store.config, fv, rows, None)
-    return table.num_rows
+        yield _convert_arrow_to_proto(batch, fv, join_keys)
 
 
 def _merge_report(summary: RunSummary, report: PullReport) -> None:
@@ -783,6 +791,11 @@ def _explain(error: BaseException, view: str) -> tuple[str, str]:
 
     text = redact(str(error))
     rerun = "The watermark did not move: the next run repeats the window."
+    if isinstance(error, _LockLostError):
+        return (
+            f"view {view}: {text}",
+            f"Check that Redis is reachable and that nothing deletes the lock key. {rerun}",
+        )
     if isinstance(error, DataSourceError):
         # Its message names the failing source, the cause and the fix already.
         return f"view {view}: {text}", rerun

@@ -136,11 +136,11 @@ def merge_tables(
     columns = [joined.column(ENTITY)]
     for name in feature_names:
         columns.append(pc.coalesce(joined.column(f"a.{name}"), joined.column(f"b.{name}")))
-    columns.append(
-        pc.max_element_wise(
-            joined.column(f"a.{EVENT_TIMESTAMP}"),
-            joined.column(f"b.{EVENT_TIMESTAMP}"),
-            skip_nulls=True,
-        )
+    # max_element_wise has no kernel for zoned timestamps: compare the underlying int64.
+    latest = pc.max_element_wise(
+        joined.column(f"a.{EVENT_TIMESTAMP}").cast(pa.int64()),
+        joined.column(f"b.{EVENT_TIMESTAMP}").cast(pa.int64()),
+        skip_nulls=True,
     )
+    columns.append(latest.cast(_TS_TYPE))
     return pa.Table.from_arrays(columns, names=[ENTITY, *feature_names, EVENT_TIMESTAMP])

@@ -19,6 +19,7 @@ keeps its values and the watermark does not move.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -363,18 +364,11 @@ def _pull_auto(
     xiva_ids = set(pending.column(ENTITY).to_pylist()) if pending is not None else set()
     seen: set[str] = set()
     snapshot_url = options.snapshot_url or settings.dwh_url
-    chunk_iter = _prepend(first, chunks)
-    for chunk in chunk_iter:
-        report.add_rows("dwh", chunk.num_rows)
-        chunk = dwh.latest_per_customer(chunk)
-        ids = chunk.column(ENTITY).to_pylist()
-        seen.update(ids)
-        in_xiva = [i for i in ids if i in xiva_ids]
-        x_part = _take_ids(pending, in_xiva) if pending is not None else None
-        others = [i for i in ids if i not in xiva_ids]
-        last_known = _last_known_xiva(snapshot_url, options, others, feats, end, types, report)
-        x_rows = _concat([t for t in (x_part, last_known) if t is not None])
-        yield merge_tables(x_rows, chunk, feats, strategy, types)
+    with contextlib.closing(chunks):  # return the DWH connection even if the consumer stops
+        yield from _merge_dwh_chunks(
+            _prepend(first, chunks), pending, xiva_ids, seen, snapshot_url, options, feats, end,
+            types, strategy, report,
+        )
     if pending is not None:
         rest_ids = [i for i in pending.column(ENTITY).to_pylist() if i not in seen]
         for start_i in range(0, len(rest_ids), chunk_size):
@@ -390,6 +384,34 @@ def _pull_auto(
             )
             current = _rename_ts(current, source.dwh.timestamp_field)
             yield merge_tables(_take_ids(pending, batch_ids), current, feats, strategy, types)
+
+
+
+def _merge_dwh_chunks(
+    chunks: Iterator[pa.Table],
+    pending: pa.Table | None,
+    xiva_ids: set[str],
+    seen: set[str],
+    snapshot_url: str,
+    options: PullOptions,
+    feats: Sequence[str],
+    end: datetime,
+    types: Mapping[str, pa.DataType],
+    strategy: MergeStrategy,
+    report: PullReport,
+) -> Iterator[pa.Table]:
+    """Merge each DWH chunk with Xiva's rows (this pull's, else the last known snapshot)."""
+    for chunk in chunks:
+        report.add_rows("dwh", chunk.num_rows)
+        chunk = dwh.latest_per_customer(chunk)
+        ids = chunk.column(ENTITY).to_pylist()
+        seen.update(ids)
+        in_xiva = [i for i in ids if i in xiva_ids]
+        x_part = _take_ids(pending, in_xiva) if pending is not None else None
+        others = [i for i in ids if i not in xiva_ids]
+        last_known = _last_known_xiva(snapshot_url, options, others, feats, end, types, report)
+        x_rows = _concat([t for t in (x_part, last_known) if t is not None])
+        yield merge_tables(x_rows, chunk, feats, strategy, types)
 
 
 def _last_known_xiva(

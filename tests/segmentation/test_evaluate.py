@@ -169,6 +169,8 @@ def test_runtime_failures_are_rule_errors() -> None:
         (pd.NaT, None),
         (np.int64(7), 7),
         (np.float32(1.5), 1.5),
+        (np.float64(2.5), 2.5),
+        (np.str_("a"), "a"),
         (np.float64("nan"), None),
         (np.bool_(True), True),
         ("x", "x"),

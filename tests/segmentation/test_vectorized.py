@@ -190,3 +190,17 @@ def test_missing_column_is_all_missing() -> None:
     seg = Segment("p", [{"!": {"var": "churn_score"}}, {"missing": ["churn_score"]}])
     assert seg.mask(FRAME).all()
     assert Segment("q", [{">": [{"var": "churn_score"}, 0]}]).mask(FRAME).sum() == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(rules=st.lists(rules, min_size=2, max_size=4), frame=frames)
+def test_evaluate_frame_shares_columns_without_changing_results(
+    rules: list[Any], frame: pd.DataFrame
+) -> None:
+    from segmentation import evaluate_frame
+
+    segments = [Segment(f"s{i}", [r]) for i, r in enumerate(rules)]
+    table = evaluate_frame(segments, frame)
+    assert list(table.columns) == [s.name for s in segments]
+    for s in segments:
+        assert table[s.name].tolist() == _per_row(s, frame)

@@ -141,3 +141,27 @@ def test_cli_prints_the_features_as_json(
     assert cli([UNKNOWN_ID, "--repo", str(repo)]) == 1
     assert UNKNOWN_ID in capsys.readouterr().err
     assert cli([customer_id, "--repo", "/nowhere"]) == 2
+
+
+def test_dwh_first_fills_only_features_that_are_null_online(
+    repo: Path, ops_env: XivaSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FEATURE_STORE_DATA_SOURCE", "dwh")
+    run_materialization(repo, progress=False)
+    names = ["customer_status", "total_revenue", "transaction_count", "customer_tier", "city"]
+    refs = [f"customer_features:{n}" for n in names]
+    shared = [c for i, c in enumerate(ops_env.customer_ids()) if i % 10][:60]
+    before = {c: _online(repo, c, refs) for c in shared}
+    customer_id = next(c for c in shared if None in [before[c][n] for n in names])
+    monkeypatch.setenv("FEATURE_STORE_DATA_SOURCE", "auto")
+    monkeypatch.setenv("FEATURE_STORE_MERGE_STRATEGY", "dwh_first")
+    ops_env.update_customers(ids=[customer_id])
+
+    features = refresh_customer(customer_id, repo_path=repo)
+
+    after = _online(repo, customer_id, refs)
+    for name in names:
+        expected = before[customer_id][name]
+        if expected is None:
+            expected = features[name]  # filled from Xiva
+        assert after[name] == expected, name  # the DWH's value wins where it has one
