@@ -1,7 +1,7 @@
 """Feature services: what each consumer reads."""
 
-from features import customer_dwh_features, customer_features
 from feast import FeatureService
+from features import customer_dwh_features, customer_features
 
 segmentation_features = FeatureService(
     name="segmentation_features",

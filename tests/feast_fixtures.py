@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -59,7 +60,9 @@ def make_repo(target: Path, project: str, *, snapshot_table: str | None = None) 
     from feast.repo_config import load_repo_config
     from feast.repo_operations import apply_total
 
-    shutil.copytree(ROOT / "feature_repo", target, ignore=shutil.ignore_patterns("data", "__pycache__"))
+    shutil.copytree(
+        ROOT / "feature_repo", target, ignore=shutil.ignore_patterns("data", "__pycache__")
+    )
     path = target / "feature_store.yaml"
     config = yaml.safe_load(path.read_text())
     config["project"] = project
@@ -68,10 +71,15 @@ def make_repo(target: Path, project: str, *, snapshot_table: str | None = None) 
         config["offline_store"]["snapshot_table"] = snapshot_table
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     cwd = os.getcwd()
+    # Like the feast CLI: the repository's files import each other (from entities import ...).
+    sys.path.insert(0, str(target))
     try:
         apply_total(load_repo_config(target, path), target, skip_source_validation=False)
     finally:
         os.chdir(cwd)  # apply_total chdirs into the repository
+        sys.path.remove(str(target))
+        for module in target.glob("*.py"):
+            sys.modules.pop(module.stem, None)
     return target
 
 
@@ -132,7 +140,10 @@ class FeastEnv:
 
 @pytest.fixture
 def feast_env(
-    feast_sim: XivaSimulator, feast_dwh: DemoDwh, feast_dwh_url: str, monkeypatch: pytest.MonkeyPatch
+    feast_sim: XivaSimulator,
+    feast_dwh: DemoDwh,
+    feast_dwh_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[FeastEnv]:
     """The deployment environment pointing at ``feast_sim``, the session DWH and Redis."""
     feast_sim.reset()

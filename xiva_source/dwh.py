@@ -94,7 +94,11 @@ def get_engine(url: str) -> Engine:
             return engine
         try:
             parsed = sa.make_url(url)
-            if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            if parsed.get_backend_name() == "sqlite" and parsed.database not in (
+                None,
+                "",
+                ":memory:",
+            ):
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             engine = sa.create_engine(parsed, pool_pre_ping=True)
         except Exception as e:  # ArgumentError, NoSuchModuleError, ImportError
@@ -276,9 +280,7 @@ def _execute_stream(
 ) -> Iterator[pa.Table]:
     try:
         with engine.connect() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=chunk_size).execute(
-                stmt
-            )
+            result = conn.execution_options(stream_results=True, yield_per=chunk_size).execute(stmt)
             for part in result.partitions(chunk_size):
                 yield rows_to_arrow(cols, part, types=types, timestamp_columns=timestamp_columns)
     except sa.exc.SQLAlchemyError as e:
@@ -317,7 +319,7 @@ def lookup_rows(
     src = spec.from_clause(cols, timestamp_field)
     # A PostgreSQL UUID column does not compare with text parameters; compare as text.
     key = sa.cast(src.c[ENTITY_COLUMN], sa.String)
-    tables = []
+    tables: list[pa.Table] = []
     for start in range(0, len(ids), _ID_LOOKUP_BATCH):
         batch = list(ids[start : start + _ID_LOOKUP_BATCH])
         stmt = sa.select(*(src.c[c] for c in cols)).where(key.in_(batch))
@@ -360,7 +362,11 @@ def write_rows(url: str, table_name: str, table: pa.Table) -> int:
         with engine.begin() as conn:
             conn.execute(sa.insert(target), _records(table))
     except sa.exc.SQLAlchemyError as e:
-        raise DwhError(f"writing to {table_name!r} failed: {_short(e)}") from e
+        raise DwhError(
+            f"writing to {table_name!r} failed: {_short(e)}",
+            hint="Offline writes append rows: the table must exist, accept every pushed column "
+            "and allow the rows (a primary key on customer_id rejects a second row per customer).",
+        ) from e
     return table.num_rows
 
 
@@ -549,7 +555,7 @@ def read_latest_snapshots(
     if found is None:
         return None
     target, cols = found
-    tables = []
+    tables: list[pa.Table] = []
     for start in range(0, len(ids), _ID_LOOKUP_BATCH):
         stmt = sa.select(*(target.c[c] for c in cols)).where(
             target.c[ENTITY_COLUMN].in_(list(ids[start : start + _ID_LOOKUP_BATCH]))
@@ -691,9 +697,11 @@ def create_demo_dwh(
     """
     ids = list(customers.customer_ids() if hasattr(customers, "customer_ids") else customers)
     rng = random.Random(seed)
-    now = (reference_time or datetime.now(UTC).replace(minute=0, second=0, microsecond=0)).astimezone(
-        UTC
-    ).replace(tzinfo=None)
+    now = (
+        (reference_time or datetime.now(UTC).replace(minute=0, second=0, microsecond=0))
+        .astimezone(UTC)
+        .replace(tzinfo=None)
+    )
     xiva_only = [c for i, c in enumerate(ids) if xiva_only_every and i % xiva_only_every == 0]
     excluded = set(xiva_only)
     shared = [c for c in ids if c not in excluded]

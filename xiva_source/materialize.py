@@ -28,6 +28,7 @@ back to one source, which the line says), 1 failure (the message names the cause
 
 from __future__ import annotations
 
+import abc
 import argparse
 import contextlib
 import fcntl
@@ -270,12 +271,13 @@ class LockHolder:
         return f"pid {self.pid} on {self.host}, since {self.since}"
 
 
-class MaterializationLock:
+class MaterializationLock(abc.ABC):
     """The job's mutual exclusion; use :func:`lock_for_store` to get the right kind.
 
     ``acquire()`` never waits: it returns ``None`` when the lock was taken, or the current holder.
     """
 
+    @abc.abstractmethod
     def acquire(self) -> LockHolder | None:
         """Take the lock without waiting.
 
@@ -283,15 +285,14 @@ class MaterializationLock:
             ``None`` when this process now holds the lock, otherwise the holder (or an unknown
             holder record when it cannot be read).
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def owned(self) -> bool:
         """Whether this process still holds the lock (checked before moving a watermark)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def release(self) -> None:
         """Give the lock up; a no-op when it is not held."""
-        raise NotImplementedError
 
     @contextlib.contextmanager
     def held(self) -> Iterator[LockHolder | None]:
@@ -361,14 +362,18 @@ class RedisMaterializationLock(MaterializationLock):
         return not self._lost and bool(self._lock.owned())
 
     def release(self) -> None:
-        from redis.exceptions import LockError
+        from redis.exceptions import LockError, RedisError
 
         self._stop.set()
         if self._renewer is not None:
             self._renewer.join()
             self._renewer = None
-        with contextlib.suppress(LockError):
+        try:
             self._lock.release()
+        except LockError:  # not held (never taken, expired or taken over): nothing to give up
+            pass
+        except RedisError as e:  # unreachable: the key expires on its own within the ttl
+            logger.warning("could not release the materialization lock %s: %s", self.name, e)
 
 
 class FileMaterializationLock(MaterializationLock):
@@ -586,12 +591,19 @@ def run_materialization(
 
     online_store = _new_online_store(store)
     lock = lock_for_store(store, online_store)
-    with lock.held() as holder:
-        if holder is not None:
-            logger.info("another run holds the lock: %s", holder.describe())
-            return RunSummary(
-                status="skipped", mode=mode, holder=holder, duration=time.monotonic() - started
-            )
+    try:
+        holder = lock.acquire()
+    except Exception as e:  # e.g. Redis unreachable: nothing was read or written
+        summary = RunSummary(status="failed", mode=mode, duration=time.monotonic() - started)
+        cause, fix = _explain(e, "the lock")
+        summary.error = f"{cause} Fix: {fix}"
+        raise MaterializationFailedError(summary, cause, fix) from e
+    if holder is not None:
+        logger.info("another run holds the lock: %s", holder.describe())
+        return RunSummary(
+            status="skipped", mode=mode, holder=holder, duration=time.monotonic() - started
+        )
+    try:
         summary = RunSummary(status="ok", mode=mode)
         for selected in feature_views:
             try:
@@ -609,7 +621,7 @@ def run_materialization(
             except Exception as e:  # the job's contract: any failure -> summary line + exit 1
                 summary.status = "failed"
                 summary.duration = time.monotonic() - started
-                cause, fix = _explain(e, selected.name)
+                cause, fix = _explain(e, f"view {selected.name}")
                 summary.error = f"{cause} Fix: {fix}"
                 logger.error("materialization of %s failed: %s", selected.name, redact(str(e)))
                 raise MaterializationFailedError(summary, cause, fix) from e
@@ -619,6 +631,8 @@ def run_materialization(
         except Exception as e:  # the values are online and current; only their expiry is old
             summary.errors["expiry"] = redact(str(e))
             logger.warning("online expiry not extended: %s", summary.errors["expiry"])
+    finally:
+        lock.release()
     summary.duration = time.monotonic() - started
     logger.info("%s", summary.line())
     return summary
@@ -783,8 +797,8 @@ def _select_views(store: FeatureStore, names: Iterable[str] | None) -> list[Feat
     return selected
 
 
-def _explain(error: BaseException, view: str) -> tuple[str, str]:
-    """The cause and the fix of a failed view, for the summary line."""
+def _explain(error: BaseException, where: str) -> tuple[str, str]:
+    """The cause and the fix of a failure at ``where`` (e.g. ``view x``), for the summary line."""
     from redis.exceptions import RedisError
 
     from xiva_source.errors import DataSourceError
@@ -793,24 +807,24 @@ def _explain(error: BaseException, view: str) -> tuple[str, str]:
     rerun = "The watermark did not move: the next run repeats the window."
     if isinstance(error, _LockLostError):
         return (
-            f"view {view}: {text}",
+            f"{where}: {text}",
             f"Check that Redis is reachable and that nothing deletes the lock key. {rerun}",
         )
     if isinstance(error, DataSourceError):
         # Its message names the failing source, the cause and the fix already.
-        return f"view {view}: {text}", rerun
+        return f"{where}: {text}", rerun
     if isinstance(error, XivaError):
         return (
-            f"view {view}: {text}",
+            f"{where}: {text}",
             f"Check XIVA_API_BASE_URL and the Xiva credentials. {rerun}",
         )
     if isinstance(error, RedisError):
         return (
-            f"view {view}: the online store (Redis) failed: {text}",
+            f"{where}: the online store (Redis) failed: {text}",
             f"Check REDIS_URL and that Redis is running. {rerun}",
         )
     return (
-        f"view {view}: {type(error).__name__}: {text}",
+        f"{where}: {type(error).__name__}: {text}",
         f"See the log above (--log-level INFO for details). {rerun}",
     )
 

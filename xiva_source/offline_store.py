@@ -105,9 +105,7 @@ class LoyaltyOfflineStore(OfflineStore):
             end_date,
         )
         assert isinstance(job, LoyaltyRetrievalJob)
-        return LoyaltyRetrievalJob(
-            lambda: _latest(job.to_arrow(), timestamp_field), config=config
-        )
+        return LoyaltyRetrievalJob(lambda: _latest(job.to_arrow(), timestamp_field), config=config)
 
     @staticmethod
     def pull_all_from_table_or_query(
@@ -250,6 +248,7 @@ class LoyaltyOfflineStore(OfflineStore):
                 )
             dwh.write_rows(source.url(settings), source.table, table)
         else:
+            assert source is not None  # _check_source
             ts = source.timestamp_field
             if ts != EVENT_TIMESTAMP:
                 table = table.rename_columns(
@@ -315,8 +314,9 @@ class LoyaltyRetrievalJob(RetrievalJob):
     def _to_df_internal(self, timeout: int | None = None) -> pd.DataFrame:
         return self._table_fn().to_pandas()
 
-    def persist(self, storage: Any, allow_overwrite: bool | None = False,
-                timeout: int | None = None) -> None:
+    def persist(
+        self, storage: Any, allow_overwrite: bool | None = False, timeout: int | None = None
+    ) -> None:
         """Saved datasets are not supported: write ``to_df()`` wherever you keep datasets."""
         raise NotImplementedError(
             "LoyaltyOfflineStore does not persist saved datasets; call to_df() and store the "
@@ -380,7 +380,11 @@ def _latest(table: pa.Table, timestamp_field: str) -> pa.Table:
 
 
 def _nullable_pandas(table: pa.Table) -> pd.DataFrame:
-    mapping = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype(), pa.bool_(): pd.BooleanDtype()}
+    mapping = {
+        pa.int64(): pd.Int64Dtype(),
+        pa.int32(): pd.Int32Dtype(),
+        pa.bool_(): pd.BooleanDtype(),
+    }
     return table.to_pandas(types_mapper=mapping.get)
 
 
@@ -492,8 +496,9 @@ def _point_in_time(
         key = fv.projection.join_key_map.get(keys[0], keys[0])
         ttl = fv.ttl if fv.ttl and fv.ttl.total_seconds() > 0 else None
         start = lo - ttl if ttl else None
-        values = _view_values(fv.batch_source, features, entities, key, ts_col, ttl, start, hi,
-                              config, settings)
+        values = _view_values(
+            fv.batch_source, features, entities, key, ts_col, ttl, start, hi, config, settings
+        )
         for name in features:
             column = f"{view_name}__{name}" if full_feature_names else name
             result[column] = values[name].reindex(range(len(result))).to_numpy()
@@ -539,4 +544,3 @@ def _combine(first: pd.DataFrame, second: pd.DataFrame, features: Sequence[str])
         a, b = first[name], second[name].reindex(first.index)
         out[name] = a.where(a.notna(), b)
     return out
-

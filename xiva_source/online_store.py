@@ -77,14 +77,16 @@ def _safe(value: str, what: str) -> str:
     return value
 
 
+_StoreType = Literal["xiva_source.online_store.LoyaltyRedisOnlineStore"]
+_STORE_TYPE: _StoreType = "xiva_source.online_store.LoyaltyRedisOnlineStore"
+
+
 class LoyaltyRedisOnlineStoreConfig(RedisOnlineStoreConfig):
     """Feast's Redis store config, defaulting from ``REDIS_URL`` and ``ONLINE_TTL_SECONDS``."""
 
-    type: Literal["xiva_source.online_store.LoyaltyRedisOnlineStore"] = (  # type: ignore[assignment]
-        "xiva_source.online_store.LoyaltyRedisOnlineStore"
-    )
+    type: _StoreType = _STORE_TYPE  # type: ignore[assignment]
     """Online store type selector."""
-    connection_string: StrictStr = Field("127.0.0.1:6379", repr=False)
+    connection_string: StrictStr = Field(default="127.0.0.1:6379", repr=False)
     """Feast's ``host:port,db=N,password=...``; from REDIS_URL unless set in the yaml."""
 
     @model_validator(mode="before")

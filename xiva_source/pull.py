@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -137,8 +137,9 @@ def pull_batches(
         elif mode == DataSourceMode.DWH:
             yield from _pull_dwh(source.dwh, feats, start, end, settings, types, chunk_size, report)
         else:
-            yield from _pull_auto(source, feats, start, end, settings, options, types, chunk_size,
-                                  report)
+            yield from _pull_auto(
+                source, feats, start, end, settings, options, types, chunk_size, report
+            )
     elif isinstance(source, XivaSource):
         report.mode = report.mode or DataSourceMode.XIVA.value
         table = pull_xiva(source, start, end, settings, options, report)
@@ -229,7 +230,9 @@ def pull_xiva(
         client.close()
     if failed:
         report.failed_customers += len(failed)
-        report.failed_customer_ids.extend(failed[: _FAILED_IDS_KEPT - len(report.failed_customer_ids)])
+        report.failed_customer_ids.extend(
+            failed[: _FAILED_IDS_KEPT - len(report.failed_customer_ids)]
+        )
         logger.warning(
             "Xiva pull: %d of %d customer 360 fetches failed and were skipped (first: %s); "
             "they are picked up again by the next run only if they change",
@@ -278,7 +281,7 @@ def _stream_dwh(
     settings: Settings,
     types: Mapping[str, pa.DataType],
     chunk_size: int,
-) -> Iterator[pa.Table]:
+) -> Generator[pa.Table, None, None]:
     url = source.url(settings)
     for table in dwh.stream_rows(
         url,
@@ -341,7 +344,7 @@ def _pull_auto(
 
     url = source.dwh.url(settings)
     dwh_feats: list[str] = []
-    chunks: Iterator[pa.Table] = iter(())
+    chunks: Generator[pa.Table, None, None] = _prepend(None, iter(()))
     first: pa.Table | None = None
     try:
         dwh_feats = _dwh_columns(source.dwh, feats, settings)
@@ -366,8 +369,17 @@ def _pull_auto(
     snapshot_url = options.snapshot_url or settings.dwh_url
     with contextlib.closing(chunks):  # return the DWH connection even if the consumer stops
         yield from _merge_dwh_chunks(
-            _prepend(first, chunks), pending, xiva_ids, seen, snapshot_url, options, feats, end,
-            types, strategy, report,
+            _prepend(first, chunks),
+            pending,
+            xiva_ids,
+            seen,
+            snapshot_url,
+            options,
+            feats,
+            end,
+            types,
+            strategy,
+            report,
         )
     if pending is not None:
         rest_ids = [i for i in pending.column(ENTITY).to_pylist() if i not in seen]
@@ -384,7 +396,6 @@ def _pull_auto(
             )
             current = _rename_ts(current, source.dwh.timestamp_field)
             yield merge_tables(_take_ids(pending, batch_ids), current, feats, strategy, types)
-
 
 
 def _merge_dwh_chunks(
@@ -480,7 +491,7 @@ def _concat(tables: list[pa.Table]) -> pa.Table | None:
     return pa.concat_tables([t.select(common) for t in tables], promote_options="default")
 
 
-def _prepend(first: pa.Table | None, rest: Iterator[pa.Table]) -> Iterator[pa.Table]:
+def _prepend(first: pa.Table | None, rest: Iterator[pa.Table]) -> Generator[pa.Table, None, None]:
     if first is not None:
         yield first
         yield from rest
@@ -501,4 +512,3 @@ def _as_utc(moment: datetime) -> datetime:
     if hasattr(moment, "to_pydatetime"):
         moment = moment.to_pydatetime()
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-

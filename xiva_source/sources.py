@@ -19,9 +19,9 @@ from typing import Any
 import pyarrow as pa
 import sqlalchemy as sa
 from feast.data_source import DataSource
+from feast.field import Field
 from feast.protos.feast.core.DataSource_pb2 import DataSource as DataSourceProto
 from feast.repo_config import RepoConfig
-from feast.field import Field
 from feast.types import FeastType, Float64, Int64, String, from_feast_to_pyarrow_type
 from feast.value_type import ValueType
 
@@ -227,8 +227,9 @@ class XivaSource(_OptionsSource):
 
     def get_table_column_names_and_types(self, config: RepoConfig) -> Iterable[tuple[str, str]]:
         columns = [("customer_id", "STRING")]
-        columns += [(n, _type_name(t)) for n, t in feature_arrow_types().items()
-                    if n not in DWH_ONLY_TYPES]
+        columns += [
+            (n, _type_name(t)) for n, t in feature_arrow_types().items() if n not in DWH_ONLY_TYPES
+        ]
         columns.append((self.timestamp_field, "TIMESTAMP"))
         return columns
 
@@ -435,5 +436,7 @@ class CustomerSource(_OptionsSource):
     def get_table_column_names_and_types(self, config: RepoConfig) -> Iterable[tuple[str, str]]:
         """Xiva's columns: the feature names are the same whatever the mode."""
         columns = list(self.xiva.get_table_column_names_and_types(config))
-        return [(self.timestamp_field, t) if n == self.xiva.timestamp_field else (n, t)
-                for n, t in columns]
+        return [
+            (self.timestamp_field, t) if n == self.xiva.timestamp_field else (n, t)
+            for n, t in columns
+        ]

@@ -14,10 +14,15 @@ from xiva_source.demo import cli, run_demo
 REPO = Path(__file__).resolve().parents[2] / "feature_repo"
 
 
+def _project_env() -> dict[str, str]:
+    prefixes = ("XIVA_", "DWH_", "FEATURE_STORE_", "REDIS_URL", "ONLINE_TTL")
+    return {k: v for k, v in os.environ.items() if k.startswith(prefixes)}
+
+
 def test_demo_runs_end_to_end_and_shows_features_and_segments(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    env_before = dict(os.environ)
+    env_before = _project_env()
 
     code = cli(["--customers", "300", "--repo", str(REPO), "--keep", str(tmp_path / "work")])
 
@@ -29,13 +34,16 @@ def test_demo_runs_end_to_end_and_shows_features_and_segments(
     assert "fallbacks=0" in first
     assert "rows xiva=10 " in second  # only the changed customers...
     assert "Xiva 360-view calls in run 2: 10 " in out  # ...were fetched
-    header = next(line for line in out.splitlines() if line.strip().startswith("customer_id"))
-    assert "customer_tier" in header and "churn_score" in header
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.split()[:2] == ["in", "customer_id"])
+    assert "customer_tier" in lines[at] and "churn_score" in lines[at]
+    kinds = [line.strip().split("  ")[0] for line in lines[at + 1 : at + 5]]
+    assert kinds == ["xiva+dwh", "xiva+dwh", "xiva only", "dwh only"]
     sizes = re.findall(r"^  (\w+)\s+(\d[\d,]*)$", out.split("Segments", 1)[1], flags=re.M)
     assert sizes and all(int(n.replace(",", "")) <= 330 for _, n in sizes)
     assert any(int(n.replace(",", "")) > 0 for _, n in sizes)
     assert "Demo finished" in out
-    assert dict(os.environ) == env_before  # the demo's settings do not leak
+    assert _project_env() == env_before  # the demo's settings do not leak
     assert "REDIS_URL" not in os.environ
 
 

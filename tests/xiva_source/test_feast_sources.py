@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from feast.data_source import DataSource
@@ -64,7 +66,9 @@ def test_xiva_columns_come_from_the_extractor_schema() -> None:
 def test_redis_url_translation() -> None:
     assert redis_url_to_feast("redis://127.0.0.1:6379") == "127.0.0.1:6379"
     assert redis_url_to_feast("redis://:p%40ss@cache:6380/2") == "cache:6380,db=2,password=p@ss"
-    assert redis_url_to_feast("rediss://bob:pw@h/0") == "h:6379,db=0,username=bob,password=pw,ssl=true"
+    assert (
+        redis_url_to_feast("rediss://bob:pw@h/0") == "h:6379,db=0,username=bob,password=pw,ssl=true"
+    )
     with pytest.raises(ValueError, match="redis://"):
         redis_url_to_feast("http://h:6379")
     with pytest.raises(ValueError, match="contains ','") as info:
@@ -85,3 +89,33 @@ def test_online_store_config_from_environment_never_shows_the_password(
     assert (explicit.connection_string, explicit.key_ttl_seconds) == ("h:1", 5)
     monkeypatch.delenv("REDIS_URL")
     assert LoyaltyRedisOnlineStoreConfig().connection_string == "127.0.0.1:6379"
+
+
+def test_the_applied_repository_holds_the_documented_objects(applied_feast_repo: Path) -> None:
+    from feast import FeatureStore
+
+    from xiva_source.xiva_feature_extractor import feature_schema
+
+    store = FeatureStore(repo_path=str(applied_feast_repo))
+    views = {fv.name: fv for fv in store.list_feature_views()}
+    assert set(views) == {"customer_features", "customer_dwh_features"}
+    customer = views["customer_features"]
+    assert [f.name for f in customer.features] == list(feature_schema())
+    assert customer.ttl == timedelta(days=3650)
+    assert isinstance(customer.batch_source, CustomerSource)
+    dwh_view = views["customer_dwh_features"]
+    assert [f.name for f in dwh_view.features] == [
+        "avg_transaction_value",
+        "lifetime_value",
+        "churn_score",
+    ]
+    assert isinstance(dwh_view.batch_source, DwhSource)
+    assert dwh_view.batch_source.dwh_url is None  # resolved from DWH_URL at run time
+    assert store.get_entity("customer").join_keys == ["customer_id"]
+    services = {s.name: s for s in store.list_feature_services()}
+    assert [p.name for p in services["segmentation_features"].feature_view_projections] == [
+        "customer_features"
+    ]
+    assert {p.name for p in services["ml_features"].feature_view_projections} == set(views)
+    assert store.config.materialization_config.online_write_batch_size == 10_000
+    assert type(store.config.online_store).__name__ == "LoyaltyRedisOnlineStoreConfig"

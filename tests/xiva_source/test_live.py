@@ -1,4 +1,4 @@
-"""Live refresh of one customer: Xiva now -> online store (real simulator, Redis, SQLite DWH)."""
+"""Live refresh of one customer: Xiva now -> online store (real simulator, Redis, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import redis
 import sqlalchemy as sa
+import yaml
 
+from tests.feast_fixtures import FeastEnv
 from tests.xiva_source import test_materialize as materialize_tests
+from xiva_source.dwh import get_engine
 from xiva_source.errors import XivaAuthenticationError, XivaNotFoundError
 from xiva_source.live import LiveRefreshError, cli, refresh_customer
 from xiva_source.materialize import run_materialization
@@ -22,14 +25,15 @@ if TYPE_CHECKING:
 
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 
-# The job's fixtures: the deployment's environment and a project of the test's own.
+# The same fixtures as the job's tests (tests/feast_fixtures.py through test_materialize).
+feast_sim = materialize_tests.feast_sim
+feast_dwh_url = materialize_tests.feast_dwh_url
+feast_dwh = materialize_tests.feast_dwh
+feast_env = materialize_tests.feast_env
+feast_repo = materialize_tests.feast_repo
 ops_env = materialize_tests.ops_env
+repo = materialize_tests.repo
 project = materialize_tests.project
-
-
-@pytest.fixture
-def repo(ops_env: XivaSimulator, project: str, tmp_path: Path) -> Path:
-    return materialize_tests.applied_repo(tmp_path / "repo", project)
 
 
 def _store(repo: Path) -> FeatureStore:
@@ -56,12 +60,13 @@ def _keys(redis_url: str, project: str) -> list[bytes]:
 
 
 def test_refresh_makes_a_change_visible_online_at_once_and_leaves_dwh_features(
-    repo: Path, ops_env: XivaSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    repo: Path, feast_env: FeastEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    ops_env = feast_env.sim
     monkeypatch.setenv("FEATURE_STORE_DATA_SOURCE", "dwh")
     run_materialization(repo, progress=False)
     monkeypatch.setenv("FEATURE_STORE_DATA_SOURCE", "auto")
-    customer_id = ops_env.customer_ids()[5]  # in Xiva and the DWH
+    customer_id = feast_env.dwh.shared_ids[5]  # in Xiva and the DWH
     refs = ["customer_features:total_revenue", "customer_features:transaction_count"]
     dwh_refs = ["customer_dwh_features:churn_score", "customer_dwh_features:lifetime_value"]
     dwh_before = _online(repo, customer_id, dwh_refs)
@@ -77,13 +82,13 @@ def test_refresh_makes_a_change_visible_online_at_once_and_leaves_dwh_features(
     assert online["transaction_count"] == int(financial["payment_count"])
     assert _online(repo, customer_id, dwh_refs) == dwh_before
     # Recorded in the snapshot table (the DWH), like every Xiva read.
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'dwh.sqlite'}")
-    with engine.connect() as conn:
+    table = yaml.safe_load((repo / "feature_store.yaml").read_text())["offline_store"][
+        "snapshot_table"
+    ]
+    with get_engine(feast_env.dwh_url).connect() as conn:
         count = conn.execute(
-            sa.text("SELECT count(*) FROM xiva_customer_snapshots WHERE customer_id = :c"),
-            {"c": customer_id},
+            sa.text(f'SELECT count(*) FROM "{table}" WHERE customer_id = :c'), {"c": customer_id}
         ).scalar_one()
-    engine.dispose()
     assert count == 1
 
 
@@ -144,13 +149,14 @@ def test_cli_prints_the_features_as_json(
 
 
 def test_dwh_first_fills_only_features_that_are_null_online(
-    repo: Path, ops_env: XivaSimulator, monkeypatch: pytest.MonkeyPatch
+    repo: Path, feast_env: FeastEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    ops_env = feast_env.sim
     monkeypatch.setenv("FEATURE_STORE_DATA_SOURCE", "dwh")
     run_materialization(repo, progress=False)
     names = ["customer_status", "total_revenue", "transaction_count", "customer_tier", "city"]
     refs = [f"customer_features:{n}" for n in names]
-    shared = [c for i, c in enumerate(ops_env.customer_ids()) if i % 10][:60]
+    shared = feast_env.dwh.shared_ids[:60]
     before = {c: _online(repo, c, refs) for c in shared}
     customer_id = next(c for c in shared if None in [before[c][n] for n in names])
     monkeypatch.setenv("FEATURE_STORE_DATA_SOURCE", "auto")

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +20,8 @@ import pytest
 import redis
 import yaml
 
-from xiva_source.dwh import create_demo_dwh, dispose_engines
+from tests import feast_fixtures
+from tests.feast_fixtures import FeastEnv
 from xiva_source.materialize import (
     FileMaterializationLock,
     LockHolder,
@@ -47,55 +46,31 @@ SUMMARY_RE = re.compile(
 )
 
 
-def applied_repo(target: Path, project: str) -> Path:
-    """A copy of feature_repo with its own project and registry, applied in-process."""
-    from xiva_source.demo import _apply
-
-    shutil.copytree(
-        ROOT / "feature_repo", target, ignore=shutil.ignore_patterns("data", "__pycache__")
-    )
-    config_path = target / "feature_store.yaml"
-    config = yaml.safe_load(config_path.read_text())
-    config["project"] = project
-    config["registry"] = str(target / "registry.db")
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    _apply(target)
-    return target
+# The Feast fixtures (tests/feast_fixtures.py): a 400-customer simulator, a PostgreSQL DWH of the
+# session, the deployment's environment, and a repository copy applied under a project of the
+# test's own (its Redis keys, the lock key included, and snapshot table are removed afterwards).
+feast_sim = feast_fixtures.feast_sim
+feast_dwh_url = feast_fixtures.feast_dwh_url
+feast_dwh = feast_fixtures.feast_dwh
+feast_env = feast_fixtures.feast_env
+feast_repo = feast_fixtures.feast_repo
 
 
 @pytest.fixture
-def ops_env(
-    xiva_env: XivaSimulator,
-    redis_url: str,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> Iterator[XivaSimulator]:
-    """A deployment's environment: the simulator, Redis, a SQLite DWH of the sim's customers."""
-    dwh_url = f"sqlite:///{tmp_path / 'dwh.sqlite'}"
-    monkeypatch.setenv("REDIS_URL", redis_url)
-    monkeypatch.setenv("DWH_URL", dwh_url)
-    monkeypatch.setenv("XIVA_REQUESTS_PER_SECOND", "5000")
-    monkeypatch.setenv("ONLINE_TTL_SECONDS", "1000")
-    create_demo_dwh(dwh_url, xiva_env, seed=7)
-    yield xiva_env
-    dispose_engines()
+def ops_env(feast_env: FeastEnv) -> XivaSimulator:
+    """The deployment's environment; online values expire after 1000 s without a run."""
+    feast_env.monkeypatch.setenv("ONLINE_TTL_SECONDS", "1000")
+    return feast_env.sim
 
 
 @pytest.fixture
-def project(redis_ns: str, redis_url: str) -> Iterator[str]:
-    """A Feast project of this test's own (no hyphens: Feast refuses them); keys removed after."""
-    name = redis_ns.replace("-", "_")
-    yield name
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"*{name}*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
+def repo(ops_env: XivaSimulator, feast_repo: Path) -> Path:
+    return feast_repo
 
 
 @pytest.fixture
-def repo(ops_env: XivaSimulator, project: str, tmp_path: Path) -> Path:
-    return applied_repo(tmp_path / "repo", project)
+def project(repo: Path) -> str:
+    return str(yaml.safe_load((repo / "feature_store.yaml").read_text())["project"])
 
 
 def _store(repo: Path) -> FeatureStore:
@@ -167,11 +142,12 @@ def test_first_run_loads_everyone_then_incremental_run_fetches_only_changed(
 
 
 def test_cli_prints_one_summary_line_and_exits_0(
-    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], pg_url: str
+    repo: Path,
+    feast_env: FeastEnv,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("FEATURE_STORE_DATA_SOURCE", "dwh")
-    monkeypatch.setenv("DWH_URL", pg_url)
-    info = create_demo_dwh(pg_url, [f"00000000-0000-4000-8000-{i:012d}" for i in range(50)])
 
     code = cli(["--repo", str(repo), "--no-progress"])
 
@@ -182,14 +158,14 @@ def test_cli_prints_one_summary_line_and_exits_0(
     assert match, out[0]
     assert match["mode"] == "dwh" and match["views"] == "2" and match["fallbacks"] == "0"
     assert "dwh=" in match["rows"] and "xiva=" not in match["rows"]
-    online = _online(repo, info.customer_ids[:3], ["customer_dwh_features:churn_score"])
+    online = _online(repo, feast_env.dwh.customer_ids[:3], ["customer_dwh_features:churn_score"])
     assert len(online["churn_score"]) == 3
     assert any(v is not None for v in online["churn_score"])
 
 
 def test_auto_mode_falls_back_to_the_dwh_when_xiva_fails_and_exits_0(
     repo: Path,
-    ops_env: XivaSimulator,
+    feast_env: FeastEnv,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -205,24 +181,23 @@ def test_auto_mode_falls_back_to_the_dwh_when_xiva_fails_and_exits_0(
     assert "fallback: xiva failed" in line
     assert "wrong-password" not in line
     assert _watermark(repo, "customer_features") is not None
-    shared = ops_env.customer_ids()[1:4]  # in the DWH too (every 10th is Xiva-only)
-    online = _online(repo, shared, ["customer_features:customer_tier"])
+    online = _online(repo, feast_env.dwh.shared_ids[:5], ["customer_features:customer_tier"])
     assert any(tier is not None for tier in online["customer_tier"])
 
 
 def test_only_source_failing_exits_1_and_keeps_online_values_and_watermark(
     repo: Path,
-    ops_env: XivaSimulator,
+    feast_env: FeastEnv,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("FEATURE_STORE_DATA_SOURCE", "dwh")
     assert run_materialization(repo, progress=False).status == "ok"
     watermark = _watermark(repo, "customer_features")
-    ids = ops_env.customer_ids()[1:40]
+    ids = feast_env.dwh.shared_ids[:40]
     refs = ["customer_features:total_revenue", "customer_features:customer_tier"]
     before = _online(repo, ids, refs)
-    ops_env.update_customers(ids=ids)  # Xiva has newer values...
+    feast_env.sim.update_customers(ids=ids)  # Xiva has newer values...
 
     monkeypatch.setenv("FEATURE_STORE_DATA_SOURCE", "xiva")
     monkeypatch.setenv("XIVA_API_PASSWORD", "wrong-password")  # ...that cannot be read
@@ -387,3 +362,17 @@ def test_failed_error_carries_the_summary(repo: Path, monkeypatch: pytest.Monkey
     assert info.value.summary.exit_code == 1
     assert info.value.summary.views == []
     assert "DWH_URL" in info.value.summary.line()
+
+
+def test_unreachable_redis_fails_with_the_cause_and_exits_1(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # nothing listens on port 1
+
+    code = cli(["--repo", str(repo), "--no-progress"])
+
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 1
+    assert err.startswith("materialize failed")
+    assert "the lock: the online store (Redis) failed" in err and "Check REDIS_URL" in err
+    assert _watermark(repo, "customer_features") is None
