@@ -23,7 +23,7 @@ test: ## Run the whole test suite (needs Redis and PostgreSQL on 127.0.0.1)
 lint: ## Run ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy xiva_source segmentation feature_repo
+	$(BIN)/mypy xiva_source segmentation feature_repo tests
 
 format: ## Format the code with ruff
 	$(BIN)/ruff format .
@@ -43,6 +43,9 @@ demo: ## End-to-end demo: simulator + SQLite DWH + embedded online store, nothin
 bench-materialize: ## Benchmark the job against stock Feast (needs PostgreSQL and Redis)
 	$(BIN)/python bench/materialize.py --rows 100000
 
-bench: bench-materialize ## Run the benchmarks
+bench-segmentation: ## Benchmark segmentation against stock Feast + json-logic-qubit (needs Redis)
+	$(BIN)/python bench/segmentation.py --customers 100000 --segments 10
 
-.PHONY: apply materialize demo bench bench-materialize
+bench: bench-materialize bench-segmentation ## Run every benchmark (prints ratios to the stock path)
+
+.PHONY: apply materialize demo bench bench-materialize bench-segmentation

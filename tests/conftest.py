@@ -18,18 +18,28 @@ import pytest
 if TYPE_CHECKING:
     from xiva_source.simulator import XivaSimulator
 
+# The Feast layer (simulator for Feast tests, PostgreSQL DWH, applied repository copies).
+pytest_plugins = ["tests.feast_fixtures"]
+
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_BASE_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
+
+_PROJECT_ENV_PREFIXES = ("XIVA_", "FEATURE_STORE_", "DWH_", "ONLINE_TTL", "SEGMENTS_DIR")
 
 SIM_USER = "loyalty"
 SIM_PASSWORD = "s3cret-Pa55word!"
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+def _isolated_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """No test sees the developer's environment or a stray .env file."""
     for name in list(os.environ):
-        if name.startswith(("XIVA_", "FEATURE_STORE_", "DWH_", "ONLINE_TTL")) or name == "REDIS_URL":
+        if (
+            name.startswith(("XIVA_", "FEATURE_STORE_", "DWH_", "ONLINE_TTL"))
+            or name == "REDIS_URL"
+        ):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
@@ -39,9 +49,7 @@ def simulator() -> Iterator[XivaSimulator]:
     """The session's Xiva simulator (2,000 customers)."""
     from xiva_source.simulator import SimulatorConfig, XivaSimulator
 
-    sim = XivaSimulator(
-        SimulatorConfig(customers=2000, seed=7, users={SIM_USER: SIM_PASSWORD})
-    )
+    sim = XivaSimulator(SimulatorConfig(customers=2000, seed=7, users={SIM_USER: SIM_PASSWORD}))
     sim.start()
     yield sim
     sim.stop()
@@ -86,7 +94,7 @@ def redis_url() -> str:
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    """A SQLAlchemy URL to the real PostgreSQL whose search_path is a fresh schema of this test's."""
+    """A SQLAlchemy URL to the real PostgreSQL, search_path set to a fresh schema of the test's."""
     import sqlalchemy as sa
 
     schema = f"t_{uuid.uuid4().hex[:12]}"

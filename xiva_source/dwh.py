@@ -37,7 +37,10 @@ from xiva_source.settings import redact_url
 
 __all__ = [
     "CUSTOMER_FEATURES_TABLE",
+    "ENTITY_COLUMN",
+    "EVENT_TIMESTAMP",
     "HISTORY_TABLES",
+    "PULLED_AT",
     "SNAPSHOT_TABLE",
     "DemoDwh",
     "TableSpec",
@@ -45,6 +48,7 @@ __all__ = [
     "create_demo_dwh",
     "dispose_engines",
     "get_engine",
+    "latest_per_customer",
     "lookup_rows",
     "read_latest_snapshots",
     "rows_to_arrow",

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from xiva_source import dwh
 from xiva_source.errors import AllSourcesFailedError, DataSourceError, DwhError, XivaError
@@ -363,7 +364,7 @@ def _pull_auto(
         yield from _chunks(_select(xiva, feats, types), chunk_size)
         return
 
-    pending = xiva if xiva is not None else None
+    pending = xiva
     xiva_ids = set(pending.column(ENTITY).to_pylist()) if pending is not None else set()
     seen: set[str] = set()
     snapshot_url = options.snapshot_url or settings.dwh_url
@@ -382,9 +383,14 @@ def _pull_auto(
             report,
         )
     if pending is not None:
+        # Xiva customers the DWH window did not contain: merge with their current DWH row. On a
+        # full pull (no start) the window held every DWH row, so there is nothing to look up.
         rest_ids = [i for i in pending.column(ENTITY).to_pylist() if i not in seen]
         for start_i in range(0, len(rest_ids), chunk_size):
             batch_ids = rest_ids[start_i : start_i + chunk_size]
+            if start is None:
+                yield _select(_take_ids(pending, batch_ids), feats, types)
+                continue
             current = dwh.lookup_rows(
                 url,
                 source.dwh.spec,
@@ -461,7 +467,9 @@ def _known_features(types: Mapping[str, pa.DataType], *, dwh_only: bool) -> list
     return names + list(DWH_ONLY_TYPES) if dwh_only else names
 
 
-def _select(table: pa.Table, feats: Sequence[str], types: Mapping[str, pa.DataType]) -> pa.Table:
+def _select(
+    table: pa.Table | None, feats: Sequence[str], types: Mapping[str, pa.DataType]
+) -> pa.Table:
     """``customer_id``, ``feats`` (absent ones null), ``event_timestamp``, types aligned."""
     return merge_tables(table, None, feats, MergeStrategy.XIVA_FIRST, types)
 
@@ -477,8 +485,6 @@ def _rename_ts(table: pa.Table, timestamp_field: str) -> pa.Table:
 def _take_ids(table: pa.Table | None, ids: Sequence[str]) -> pa.Table | None:
     if table is None or not ids:
         return None
-    import pyarrow.compute as pc
-
     return table.filter(pc.is_in(table.column(ENTITY), value_set=pa.array(list(ids), pa.string())))
 
 

@@ -8,7 +8,7 @@ Precedence: explicit keyword arguments > process environment > ``.env`` file > d
 from __future__ import annotations
 
 import os
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 __all__ = ["DataSourceMode", "MergeStrategy", "Settings", "load_settings", "redact_url"]
 
 
-class DataSourceMode(str, Enum):
+class DataSourceMode(StrEnum):
     """Where ``customer_features`` reads from (``FEATURE_STORE_DATA_SOURCE``)."""
 
     XIVA = "xiva"
@@ -26,7 +26,7 @@ class DataSourceMode(str, Enum):
     AUTO = "auto"
 
 
-class MergeStrategy(str, Enum):
+class MergeStrategy(StrEnum):
     """Which source wins per customer and feature in ``auto`` mode."""
 
     XIVA_FIRST = "xiva_first"
@@ -49,9 +49,9 @@ class Settings(BaseModel):
     xiva_api_password: SecretStr | None = None
     """Xiva password (``XIVA_API_PASSWORD``); a SecretStr so it never prints."""
     xiva_requests_per_second: float = 10.0
-    """Client-side request rate shared by all workers of a deployment (``XIVA_REQUESTS_PER_SECOND``)."""
+    """Request rate shared by all workers of a deployment (``XIVA_REQUESTS_PER_SECOND``)."""
     xiva_max_retry_after: float = 120.0
-    """Longest ``Retry-After`` the client waits; a longer one fails fast (``XIVA_MAX_RETRY_AFTER``)."""
+    """Longest ``Retry-After`` waited; longer fails fast (``XIVA_MAX_RETRY_AFTER``)."""
     xiva_retry_budget: float = 300.0
     """Total seconds one call may spend retrying before it fails (``XIVA_RETRY_BUDGET``)."""
     xiva_timeout: float = 30.0

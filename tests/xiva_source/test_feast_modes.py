@@ -27,16 +27,20 @@ SOURCE = CustomerSource(
 )
 
 
-def _pull(report: PullReport | None = None, **kwargs: Any) -> dict[str, dict[str, Any]]:
+def _pull(
+    report: PullReport | None = None,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> dict[str, dict[str, Any]]:
     tables = list(
         pull_batches(
             SOURCE,
             feature_names=FEATURES,
-            start_date=None,
-            end_date=datetime.now(UTC),
+            start_date=start,
+            end_date=end or datetime.now(UTC),
             report=report,
             chunk_size=64,
-            **kwargs,
         )
     )
     table = pa.concat_tables(tables)
@@ -47,9 +51,7 @@ def _pull(report: PullReport | None = None, **kwargs: Any) -> dict[str, dict[str
 
 
 def _dwh_rows(env: FeastEnv) -> dict[str, dict[str, Any]]:
-    with get_engine(env.dwh_url).connect() as conn:
-        result = conn.execute(sa.text("SELECT * FROM customer_features_view"))
-        return {str(r["customer_id"]): dict(r) for r in result.mappings()}
+    return _rows_at(env.dwh_url)
 
 
 def _same(value: Any) -> Any:
@@ -190,3 +192,50 @@ def test_failed_360_fetches_are_reported_and_too_many_fail_the_source(
     fail(ids[:40])  # 10% > the 5% threshold
     with pytest.raises(DataSourceError, match="40 of 400 customer 360 fetches failed"):
         _pull()
+
+
+def test_incremental_auto_pull_merges_changes_with_the_other_sources_current_values(
+    feast_env: FeastEnv, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xiva_source.dwh import create_demo_dwh
+
+    sim = feast_env.sim
+    info = create_demo_dwh(pg_url, sim, seed=5)  # a DWH of this test's own, to change rows
+    monkeypatch.setenv("DWH_URL", pg_url)
+    first_end = datetime.now(UTC)
+    _pull(end=first_end)  # the first run: records Xiva's values in the snapshot table
+
+    xiva = {c: features_from_360(sim.view_360(c)) for c in info.shared_ids}
+    dwh_rows = _rows_at(pg_url)
+    # A: changes only in the DWH; Xiva's city (preferred) must survive.
+    a = next(c for c in info.shared_ids if xiva[c]["city"] is not None)
+    # B: changes only in Xiva and has no age there; the DWH's age must be filled in.
+    b = next(
+        c for c in info.shared_ids if xiva[c]["age"] is None and dwh_rows[c]["age"] is not None
+    )
+    with get_engine(pg_url).begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE customer_features_view SET city = 'Nowhere', updated_at = :t "
+                "WHERE CAST(customer_id AS TEXT) = :c"
+            ),
+            {"t": datetime.now(UTC).replace(tzinfo=None), "c": a},
+        )
+    sim.update_customers(ids=[b])
+    sim.reset_counters()
+
+    rows = _pull(start=first_end)
+    assert {a, b} <= set(rows)
+    assert rows[a]["city"] == xiva[a]["city"]  # not the DWH's new 'Nowhere'
+    assert rows[b]["age"] == dwh_rows[b]["age"]
+    assert rows[b]["total_revenue"] == pytest.approx(
+        features_from_360(sim.view_360(b))["total_revenue"]
+    )
+    calls = sim.counters()["by_endpoint"].get("customer_360", {})
+    assert sum(calls.values()) < len(info.shared_ids) // 2  # only the changed customers
+
+
+def _rows_at(url: str) -> dict[str, dict[str, Any]]:
+    with get_engine(url).connect() as conn:
+        result = conn.execute(sa.text("SELECT * FROM customer_features_view"))
+        return {str(r["customer_id"]): dict(r) for r in result.mappings()}

@@ -111,7 +111,7 @@ def test_the_applied_repository_holds_the_documented_objects(applied_feast_repo:
     ]
     assert isinstance(dwh_view.batch_source, DwhSource)
     assert dwh_view.batch_source.dwh_url is None  # resolved from DWH_URL at run time
-    assert store.get_entity("customer").join_keys == ["customer_id"]
+    assert store.get_entity("customer").join_key == "customer_id"
     services = {s.name: s for s in store.list_feature_services()}
     assert [p.name for p in services["segmentation_features"].feature_view_projections] == [
         "customer_features"

@@ -12,7 +12,6 @@ import sqlalchemy as sa
 import yaml
 
 from tests.feast_fixtures import FeastEnv
-from tests.xiva_source import test_materialize as materialize_tests
 from xiva_source.dwh import get_engine
 from xiva_source.errors import XivaAuthenticationError, XivaNotFoundError
 from xiva_source.live import LiveRefreshError, cli, refresh_customer
@@ -24,16 +23,6 @@ if TYPE_CHECKING:
     from xiva_source.simulator import XivaSimulator
 
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
-
-# The same fixtures as the job's tests (tests/feast_fixtures.py through test_materialize).
-feast_sim = materialize_tests.feast_sim
-feast_dwh_url = materialize_tests.feast_dwh_url
-feast_dwh = materialize_tests.feast_dwh
-feast_env = materialize_tests.feast_env
-feast_repo = materialize_tests.feast_repo
-ops_env = materialize_tests.ops_env
-repo = materialize_tests.repo
-project = materialize_tests.project
 
 
 def _store(repo: Path) -> FeatureStore:

@@ -18,9 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis
-import yaml
 
-from tests import feast_fixtures
 from tests.feast_fixtures import FeastEnv
 from xiva_source.materialize import (
     FileMaterializationLock,
@@ -44,33 +42,6 @@ SUMMARY_RE = re.compile(
     r"^materialize ok mode=(?P<mode>\w+) rows (?P<rows>(?:\w+=\d+ ?)+) views=(?P<views>\d+) "
     r"xiva_calls=\d+ fallbacks=(?P<fallbacks>\d+) failed_customers=\d+ duration=\d+\.\ds"
 )
-
-
-# The Feast fixtures (tests/feast_fixtures.py): a 400-customer simulator, a PostgreSQL DWH of the
-# session, the deployment's environment, and a repository copy applied under a project of the
-# test's own (its Redis keys, the lock key included, and snapshot table are removed afterwards).
-feast_sim = feast_fixtures.feast_sim
-feast_dwh_url = feast_fixtures.feast_dwh_url
-feast_dwh = feast_fixtures.feast_dwh
-feast_env = feast_fixtures.feast_env
-feast_repo = feast_fixtures.feast_repo
-
-
-@pytest.fixture
-def ops_env(feast_env: FeastEnv) -> XivaSimulator:
-    """The deployment's environment; online values expire after 1000 s without a run."""
-    feast_env.monkeypatch.setenv("ONLINE_TTL_SECONDS", "1000")
-    return feast_env.sim
-
-
-@pytest.fixture
-def repo(ops_env: XivaSimulator, feast_repo: Path) -> Path:
-    return feast_repo
-
-
-@pytest.fixture
-def project(repo: Path) -> str:
-    return str(yaml.safe_load((repo / "feature_store.yaml").read_text())["project"])
 
 
 def _store(repo: Path) -> FeatureStore:
