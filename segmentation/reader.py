@@ -94,14 +94,16 @@ class OnlineReader:
         from feast.infra.key_encoding_utils import serialize_entity_key
         from feast.infra.online_stores.helpers import _mmh3, _redis_key, compute_versioned_name
 
+        from feast.infra.online_stores.redis import RedisOnlineStoreConfig
+
         config = store.config
         online = config.online_store
-        if getattr(online, "type", None) != "redis" and type(online).__name__ != (
-            "RedisOnlineStoreConfig"
-        ):
+        # Subclasses (the project's LoyaltyRedisOnlineStore) keep Feast's Redis layout.
+        if not isinstance(online, RedisOnlineStoreConfig):
             raise OnlineStoreError(
                 f"the online store is {getattr(online, 'type', type(online).__name__)!r}",
-                "configure online_store type: redis in feature_store.yaml",
+                "configure a Redis online store (type: redis, or the project's "
+                "xiva_source.online_store.LoyaltyRedisOnlineStore) in feature_store.yaml",
             )
         if str(getattr(online, "redis_type", "redis")).endswith("redis_cluster"):
             raise OnlineStoreError(

@@ -174,9 +174,9 @@ def delete_project_keys(project: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def feast_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeastRepo]:
+def seg_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeastRepo]:
     """The session's Feast repo: 600 customers (+3 stale) on the real Redis."""
     project = f"segtest_{uuid.uuid4().hex[:10]}"
-    repo = build_repo(tmp_path_factory.mktemp("feast_repo"), project, 600)
+    repo = build_repo(tmp_path_factory.mktemp("seg_repo"), project, 600)
     yield repo
     delete_project_keys(project)

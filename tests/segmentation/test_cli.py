@@ -34,9 +34,9 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 
 
 def test_validate_ok_and_errors(
-    feast_repo: FeastRepo, segdir: Path, capsys: pytest.CaptureFixture[str]
+    seg_repo: FeastRepo, segdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    repo = str(feast_repo.path)
+    repo = str(seg_repo.path)
     code, out, _ = _run(capsys, "--repo", repo, "--segments-dir", str(segdir), "validate")
     assert code == 0 and "2 segment(s) valid, 0 error(s)" in out
     (segdir / "bad.json").write_text(
@@ -51,22 +51,22 @@ def test_validate_ok_and_errors(
     assert "'method' calls arbitrary Python" in err and "Traceback" not in err
 
 
-def test_list(feast_repo: FeastRepo, segdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_list(seg_repo: FeastRepo, segdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(
-        capsys, "--repo", str(feast_repo.path), "--segments-dir", str(segdir), "list"
+        capsys, "--repo", str(seg_repo.path), "--segments-dir", str(segdir), "list"
     )
     assert code == 0 and out.splitlines() == [
         "paris\t1 rule(s)\tParis customers",
         "rich\t1 rule(s)\tbig spenders",
     ]
-    code, out, _ = _run(capsys, "--repo", str(feast_repo.path), "list", "--features")
+    code, out, _ = _run(capsys, "--repo", str(seg_repo.path), "list", "--features")
     assert code == 0 and "customer_features:customer_status" in out and "churn_score" in out
 
 
 def test_evaluate_sizes_members_export_refresh_history(
-    feast_repo: FeastRepo, segdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    seg_repo: FeastRepo, segdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    base = ["--repo", str(feast_repo.path), "--segments-dir", str(segdir)]
+    base = ["--repo", str(seg_repo.path), "--segments-dir", str(segdir)]
     code, out, _ = _run(capsys, *base, "evaluate", "C00001")
     doc = json.loads(out)
     assert code == 0 and doc["segments"] == ["paris"] and doc["features"]["city"] == "Paris"
@@ -89,19 +89,19 @@ def test_evaluate_sizes_members_export_refresh_history(
     assert code == 0 and f"size={len(members)}" in out
 
 
-def test_usage_and_errors(feast_repo: FeastRepo, capsys: pytest.CaptureFixture[str]) -> None:
+def test_usage_and_errors(seg_repo: FeastRepo, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(capsys, "sizes")  # cwd has no feature_repo
     assert code == 2 and "no Feast repository at 'feature_repo'" in err
     assert _run(capsys, "frobnicate")[0] == 2
-    code, _, err = _run(capsys, "--repo", str(feast_repo.path), "--max-age", "soon", "sizes")
+    code, _, err = _run(capsys, "--repo", str(seg_repo.path), "--max-age", "soon", "sizes")
     assert code == 2 and "--max-age" in err
-    code, _, err = _run(capsys, "--repo", str(feast_repo.path), "history", "nope")
+    code, _, err = _run(capsys, "--repo", str(seg_repo.path), "history", "nope")
     assert code == 1 and "unknown segment 'nope'" in err and "Traceback" not in err
 
 
-def test_module_entry_point(feast_repo: FeastRepo) -> None:
+def test_module_entry_point(seg_repo: FeastRepo) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "segmentation", "--repo", str(feast_repo.path), "validate"],
+        [sys.executable, "-m", "segmentation", "--repo", str(seg_repo.path), "validate"],
         capture_output=True,
         text=True,
         cwd=Path(__file__).resolve().parents[2],

@@ -38,18 +38,18 @@ def _same(a: Any, b: Any) -> bool:
 
 
 @pytest.fixture(scope="module")
-def engine(feast_repo: FeastRepo) -> SegmentEngine:
-    return SegmentEngine(feast_repo.store, SEGMENTS)
+def engine(seg_repo: FeastRepo) -> SegmentEngine:
+    return SegmentEngine(seg_repo.store, SEGMENTS)
 
 
-def test_population_is_enumerated_with_scan(feast_repo: FeastRepo) -> None:
-    reader = OnlineReader(feast_repo.store)
-    assert reader.customer_ids() == sorted(feast_repo.frame.index)
+def test_population_is_enumerated_with_scan(seg_repo: FeastRepo) -> None:
+    reader = OnlineReader(seg_repo.store)
+    assert reader.customer_ids() == sorted(seg_repo.frame.index)
 
 
-def test_scan_ignores_a_project_whose_name_ends_like_ours(feast_repo: FeastRepo) -> None:
-    reader = OnlineReader(feast_repo.store)
-    foreign = reader._entity_bytes("X1") + b"other_" + feast_repo.project.encode()
+def test_scan_ignores_a_project_whose_name_ends_like_ours(seg_repo: FeastRepo) -> None:
+    reader = OnlineReader(seg_repo.store)
+    foreign = reader._entity_bytes("X1") + b"other_" + seg_repo.project.encode()
     reader.client.hset(foreign, "f", "v")  # type: ignore[arg-type]
     try:
         assert "X1" not in reader.customer_ids()
@@ -58,13 +58,13 @@ def test_scan_ignores_a_project_whose_name_ends_like_ours(feast_repo: FeastRepo)
         reader.client.delete(foreign)
 
 
-def test_fast_reader_equals_get_online_features(feast_repo: FeastRepo) -> None:
-    reader = OnlineReader(feast_repo.store, max_age=None, batch_size=97)
-    ids = [*list(feast_repo.frame.index[:150]), "S00001", "NOBODY"]
+def test_fast_reader_equals_get_online_features(seg_repo: FeastRepo) -> None:
+    reader = OnlineReader(seg_repo.store, max_age=None, batch_size=97)
+    ids = [*list(seg_repo.frame.index[:150]), "S00001", "NOBODY"]
     features = sorted(reader.features)
     ours = reader.read(ids, features)
     refs = [f"{reader.features[f].view}:{f}" for f in features]
-    stock = feast_repo.store.get_online_features(
+    stock = seg_repo.store.get_online_features(
         features=refs, entity_rows=[{"customer_id": c} for c in ids]
     ).to_dict()
     for f in features:
@@ -76,8 +76,8 @@ def test_fast_reader_equals_get_online_features(feast_repo: FeastRepo) -> None:
     assert all(_same(one[f], stock[f][1]) for f in features)
 
 
-def test_nulls_round_trip(feast_repo: FeastRepo) -> None:
-    reader = OnlineReader(feast_repo.store)
+def test_nulls_round_trip(seg_repo: FeastRepo) -> None:
+    reader = OnlineReader(seg_repo.store)
     row = reader.read_one("C00000", ["age", "total_revenue", "customer_status", "churn_score"])
     assert row == {
         "age": None,
@@ -87,57 +87,57 @@ def test_nulls_round_trip(feast_repo: FeastRepo) -> None:
     }
 
 
-def test_stale_values_read_as_missing(feast_repo: FeastRepo) -> None:
+def test_stale_values_read_as_missing(seg_repo: FeastRepo) -> None:
     feats = ["age", "city", "churn_score"]
-    fresh = OnlineReader(feast_repo.store)
+    fresh = OnlineReader(seg_repo.store)
     assert fresh.read_one("S00001", feats)["age"] is None  # 5 days old, ttl 2 days
-    ignore = OnlineReader(feast_repo.store, max_age=None)
+    ignore = OnlineReader(seg_repo.store, max_age=None)
     assert ignore.read_one("S00001", feats)["age"] == 19
-    wider = OnlineReader(feast_repo.store, max_age={"customer_features": dt.timedelta(days=7)})
+    wider = OnlineReader(seg_repo.store, max_age={"customer_features": dt.timedelta(days=7)})
     assert wider.read_one("S00001", feats)["age"] == 19
-    tight = OnlineReader(feast_repo.store, max_age=dt.timedelta(minutes=30))
+    tight = OnlineReader(seg_repo.store, max_age=dt.timedelta(minutes=30))
     frame = tight.read(["C00001"], feats)
     assert frame.isna().all(axis=None)  # both views were written 1-2 hours ago
-    later = feast_repo.now + dt.timedelta(days=3)
+    later = seg_repo.now + dt.timedelta(days=3)
     assert fresh.read(["C00001"], feats, now=later)["age"].isna().all()
 
 
-def test_engine_validates_feature_names(feast_repo: FeastRepo) -> None:
+def test_engine_validates_feature_names(seg_repo: FeastRepo) -> None:
     with pytest.raises(UnknownFeatureError, match="did you mean customer_status"):
-        SegmentEngine(feast_repo.store, [Segment("x", [{"==": [{"var": "status"}, "a"]}])])
+        SegmentEngine(seg_repo.store, [Segment("x", [{"==": [{"var": "status"}, "a"]}])])
 
 
-def test_shipped_segments_load_against_the_repo(feast_repo: FeastRepo) -> None:
-    engine = SegmentEngine(feast_repo.store, segments_dir=DEFAULT_SEGMENTS_DIR)
+def test_shipped_segments_load_against_the_repo(seg_repo: FeastRepo) -> None:
+    engine = SegmentEngine(seg_repo.store, segments_dir=DEFAULT_SEGMENTS_DIR)
     assert set(engine.segments) == {s.name for s in load_segments()}
     sizes = engine.sizes()
     assert sizes["young_urban"] > 0 and sizes["at_risk"] > 0
 
 
-def _expected(feast_repo: FeastRepo, seg: Segment, stale_as_missing: bool = True) -> list[str]:
-    frame = feast_repo.frame.join(feast_repo.dwh, how="left", rsuffix="_dwh")
+def _expected(seg_repo: FeastRepo, seg: Segment, stale_as_missing: bool = True) -> list[str]:
+    frame = seg_repo.frame.join(seg_repo.dwh, how="left", rsuffix="_dwh")
     out = []
     for cid, row in frame.iterrows():
         values = {str(k): v for k, v in row.items()}
-        if stale_as_missing and cid in feast_repo.stale_ids:
-            values = {k: (None if k in feast_repo.frame.columns else v) for k, v in values.items()}
+        if stale_as_missing and cid in seg_repo.stale_ids:
+            values = {k: (None if k in seg_repo.frame.columns else v) for k, v in values.items()}
         if seg.matches(values):
             out.append(str(cid))
     return sorted(out)
 
 
-def test_members_sizes_and_segments_of(engine: SegmentEngine, feast_repo: FeastRepo) -> None:
+def test_members_sizes_and_segments_of(engine: SegmentEngine, seg_repo: FeastRepo) -> None:
     for seg in SEGMENTS:
-        assert engine.members(seg.name) == _expected(feast_repo, seg), seg.name
+        assert engine.members(seg.name) == _expected(seg_repo, seg), seg.name
     sizes = engine.sizes()
-    assert sizes == {s.name: len(_expected(feast_repo, s)) for s in SEGMENTS}
+    assert sizes == {s.name: len(_expected(seg_repo, s)) for s in SEGMENTS}
     assert sizes["no_status"] > 0
     some = ["C00001", "C00004", "C00012", "S00002", "NOBODY"]
     assert engine.members("big_spenders", some) == [
-        c for c in some if c in _expected(feast_repo, SEGMENTS[1])
+        c for c in some if c in _expected(seg_repo, SEGMENTS[1])
     ]
-    expected = {s.name: set(_expected(feast_repo, s)) for s in SEGMENTS}
-    for cid in [*feast_repo.frame.index[:80], "S00000"]:
+    expected = {s.name: set(_expected(seg_repo, s)) for s in SEGMENTS}
+    for cid in [*seg_repo.frame.index[:80], "S00000"]:
         assert engine.segments_of(cid) == [n for n in expected if cid in expected[n]], cid
     assert engine.segments_of("NOBODY") == ["no_status"]  # an unknown customer: all missing
     assert "no_status" in engine.segments_of("S00001")  # stale status reads as missing
@@ -148,8 +148,8 @@ def test_unknown_segment(engine: SegmentEngine) -> None:
         engine.members("nope")
 
 
-def test_refresh_memberships_deltas_history(feast_repo: FeastRepo) -> None:
-    engine = SegmentEngine(feast_repo.store, SEGMENTS, history_limit=3)
+def test_refresh_memberships_deltas_history(seg_repo: FeastRepo) -> None:
+    engine = SegmentEngine(seg_repo.store, SEGMENTS, history_limit=3)
     seg = "big_spenders"
     engine.memberships.delete(seg)
     first = engine.refresh([seg])[seg]
@@ -159,10 +159,10 @@ def test_refresh_memberships_deltas_history(feast_repo: FeastRepo) -> None:
     assert engine.is_member(seg, members[0]) and not engine.is_member(seg, "C00000")
     # change two customers, refresh, and check who joined and left
     leaver, joiner = members[0], "C00001"
-    changed = feast_repo.frame.loc[[leaver, joiner]].reset_index()
+    changed = seg_repo.frame.loc[[leaver, joiner]].reset_index()
     changed["total_revenue"] = [1.0, 9999.0]
-    changed["event_timestamp"] = feast_repo.now
-    feast_repo.store.write_to_online_store("customer_features", changed)
+    changed["event_timestamp"] = seg_repo.now
+    seg_repo.store.write_to_online_store("customer_features", changed)
     try:
         second = engine.refresh([seg])[seg]
         assert second.joined == [joiner] and second.left == [leaver]
@@ -175,20 +175,20 @@ def test_refresh_memberships_deltas_history(feast_repo: FeastRepo) -> None:
         assert history[0].size == second.size and history[0].joined == 0
         assert engine.history(seg, limit=1) == history[:1]
     finally:
-        original = feast_repo.frame.loc[[leaver, joiner]].reset_index()
-        original["event_timestamp"] = feast_repo.now + dt.timedelta(seconds=1)
-        feast_repo.store.write_to_online_store("customer_features", original)
+        original = seg_repo.frame.loc[[leaver, joiner]].reset_index()
+        original["event_timestamp"] = seg_repo.now + dt.timedelta(seconds=1)
+        seg_repo.store.write_to_online_store("customer_features", original)
     assert engine.refresh([seg])[seg].left == [joiner]
 
 
-def test_refresh_to_empty_and_temp_keys_cleaned(feast_repo: FeastRepo) -> None:
+def test_refresh_to_empty_and_temp_keys_cleaned(seg_repo: FeastRepo) -> None:
     never = Segment("never", [{"<": [{"var": "age"}, -1]}])
-    engine = SegmentEngine(feast_repo.store, [never])
+    engine = SegmentEngine(seg_repo.store, [never])
     engine.memberships.delete("never")
     assert engine.refresh()["never"].size == 0
     assert engine.stored_members("never") == [] and not engine.is_member("never", "C00001")
     client = engine.reader.client
-    assert list(client.scan_iter(match=f"segmentation:{feast_repo.project}:tmp:*")) == []
+    assert list(client.scan_iter(match=f"segmentation:{seg_repo.project}:tmp:*")) == []
 
 
 def test_export_csv_and_parquet(engine: SegmentEngine, tmp_path: Path) -> None:
