@@ -93,7 +93,6 @@ class OnlineReader:
     ) -> None:
         from feast.infra.key_encoding_utils import serialize_entity_key
         from feast.infra.online_stores.helpers import _mmh3, _redis_key, compute_versioned_name
-
         from feast.infra.online_stores.redis import RedisOnlineStoreConfig
 
         config = store.config
