@@ -52,9 +52,7 @@ def test_validate_ok_and_errors(
 
 
 def test_list(seg_repo: FeastRepo, segdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(
-        capsys, "--repo", str(seg_repo.path), "--segments-dir", str(segdir), "list"
-    )
+    code, out, _ = _run(capsys, "--repo", str(seg_repo.path), "--segments-dir", str(segdir), "list")
     assert code == 0 and out.splitlines() == [
         "paris\t1 rule(s)\tParis customers",
         "rich\t1 rule(s)\tbig spenders",
