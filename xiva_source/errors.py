@@ -13,12 +13,19 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from xiva_source.materialize import RunSummary
 
 __all__ = [
     "AllSourcesFailedError",
     "DataSourceError",
     "DwhError",
+    "LiveRefreshError",
+    "MaterializationConfigError",
+    "MaterializationError",
+    "MaterializationFailedError",
     "XivaAuthenticationError",
     "XivaBadResponseError",
     "XivaConnectionError",
@@ -267,3 +274,57 @@ class AllSourcesFailedError(DataSourceError):
             hint="Fix one of them (see each error) or set FEATURE_STORE_DATA_SOURCE to the working "
             "one.",
         )
+
+
+# --- Operations (xiva_source.materialize, xiva_source.live) ---------------------------------
+
+
+class MaterializationError(XivaError):
+    """Base class of the job's own errors (a :class:`~xiva_source.errors.XivaError`)."""
+
+
+class MaterializationConfigError(MaterializationError):
+    """The job cannot start: bad settings, no feature repository, an unknown view (exit 2).
+
+    Args:
+        problem: What is wrong.
+        fix: What to do about it.
+    """
+
+    def __init__(self, problem: str, fix: str) -> None:
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{problem} Fix: {fix}")
+
+
+class MaterializationFailedError(MaterializationError):
+    """A run failed (exit 1); the views it could not finish keep their previous watermark.
+
+    Args:
+        summary: The run's summary, ``status="failed"``, for the summary line.
+        cause: What went wrong.
+        fix: What to do about it.
+
+    Attributes:
+        summary: As above; ``summary.views_done`` lists views that did finish before the failure.
+    """
+
+    def __init__(self, summary: RunSummary, cause: str, fix: str) -> None:
+        self.summary = summary
+        self.cause = cause
+        self.fix = fix
+        super().__init__(f"{cause} Fix: {fix}")
+
+
+class LiveRefreshError(XivaError):
+    """A live refresh cannot run in this configuration; nothing was written.
+
+    Args:
+        problem: What is wrong.
+        fix: What to do about it.
+    """
+
+    def __init__(self, problem: str, fix: str) -> None:
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{problem} Fix: {fix}")

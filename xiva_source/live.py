@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from xiva_source.errors import XivaError
+from xiva_source.errors import LiveRefreshError, XivaError
 from xiva_source.settings import DataSourceMode, MergeStrategy, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -48,20 +48,6 @@ logger = logging.getLogger(__name__)
 
 CUSTOMER_VIEW = "customer_features"
 """The feature view a live refresh writes."""
-
-
-class LiveRefreshError(XivaError):
-    """A live refresh cannot run in this configuration; nothing was written.
-
-    Args:
-        problem: What is wrong.
-        fix: What to do about it.
-    """
-
-    def __init__(self, problem: str, fix: str) -> None:
-        self.problem = problem
-        self.fix = fix
-        super().__init__(f"{problem} Fix: {fix}")
 
 
 def refresh_customer(

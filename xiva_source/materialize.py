@@ -49,7 +49,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
-from xiva_source.errors import XivaError, redact
+from xiva_source.errors import (
+    MaterializationConfigError,
+    MaterializationError,
+    MaterializationFailedError,
+    XivaError,
+    redact,
+)
 from xiva_source.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -91,43 +97,6 @@ EXPIRY_PIPELINE_SIZE = 5_000
 
 # --------------------------------------------------------------------------------------------
 # Errors
-
-
-class MaterializationError(XivaError):
-    """Base class of the job's own errors (a :class:`~xiva_source.errors.XivaError`)."""
-
-
-class MaterializationConfigError(MaterializationError):
-    """The job cannot start: bad settings, no feature repository, an unknown view (exit 2).
-
-    Args:
-        problem: What is wrong.
-        fix: What to do about it.
-    """
-
-    def __init__(self, problem: str, fix: str) -> None:
-        self.problem = problem
-        self.fix = fix
-        super().__init__(f"{problem} Fix: {fix}")
-
-
-class MaterializationFailedError(MaterializationError):
-    """A run failed (exit 1); the views it could not finish keep their previous watermark.
-
-    Args:
-        summary: The run's summary, ``status="failed"``, for the summary line.
-        cause: What went wrong.
-        fix: What to do about it.
-
-    Attributes:
-        summary: As above; ``summary.views_done`` lists views that did finish before the failure.
-    """
-
-    def __init__(self, summary: RunSummary, cause: str, fix: str) -> None:
-        self.summary = summary
-        self.cause = cause
-        self.fix = fix
-        super().__init__(f"{cause} Fix: {fix}")
 
 
 class _LockLostError(MaterializationError):
