@@ -14,8 +14,10 @@ incrementally, and sharing Feast's own watermark:
 3. Only after every chunk of a view was written is the interval recorded with
    ``registry.apply_materialization``: a failed run leaves the watermark where it was, and the next
    run repeats the window.
-4. After a fully successful run, the expiry of every entity key of the project is extended (see
-   :func:`extend_online_expiry`): online expiry measures the time since the last *successful run*.
+4. After a fully successful incremental run, the expiry of every entity key of the project is
+   extended (see :func:`extend_online_expiry`): online expiry measures the time since the last
+   *successful run*. A run that read every online view in full skips it: its writes reset the
+   expiry of every customer still in a source, and the others should expire.
 
 Two runs never overlap: the job holds a lock for its whole duration (a Redis lock when the online
 store is Redis, an ``fcntl`` lock next to the registry otherwise). A second run started while one
@@ -596,7 +598,12 @@ def run_materialization(
                 raise MaterializationFailedError(summary, cause, fix) from e
             summary.views.append(view_run)
         try:
-            summary.expiry_extended = _extend_expiry(store, online_store, feature_views)
+            if _rewrote_everything(store, summary.views):
+                # Every customer still in a source was just written (which resets its expiry);
+                # a key not rewritten belongs to a customer gone from every source: let it expire.
+                logger.info("full run: online expiry reset by the writes themselves")
+            else:
+                summary.expiry_extended = _extend_expiry(store, online_store, feature_views)
         except Exception as e:  # the values are online and current; only their expiry is old
             summary.errors["expiry"] = redact(str(e))
             logger.warning("online expiry not extended: %s", summary.errors["expiry"])
@@ -680,6 +687,13 @@ def _merge_report(summary: RunSummary, report: PullReport) -> None:
     summary.fallbacks.extend(f for f in report.fallbacks if f not in summary.fallbacks)
     summary.failed_customers += report.failed_customers
     summary.errors.update(report.errors)
+
+
+def _rewrote_everything(store: FeatureStore, views: Sequence[ViewRun]) -> bool:
+    """True when this run read every online view of the project in full (no window start)."""
+    full = {v.name for v in views if v.start is None}
+    online = {fv.name for fv in store.list_feature_views() if fv.online}
+    return bool(online) and online <= full
 
 
 def _extend_expiry(

@@ -300,15 +300,26 @@ def test_successful_run_extends_expiry_of_keys_it_did_not_rewrite(
     second = run_materialization(repo, progress=False)
 
     assert second.rows == 0  # nothing changed: nothing rewritten...
-    assert second.expiry_extended >= len(keys) == first.expiry_extended
+    assert first.expiry_extended == 0  # a full run: the writes themselves set every expiry
+    assert second.expiry_extended >= len(keys)
     assert ttl(keys[0]) > 900  # ...and yet the expiry counts from this run
     assert ttl(other) == -1
     assert extend_online_expiry(client, project, ["customer_id"], 0) == 0
-    client.close()
+    gone = (
+        serialize_entity_key(
+            EntityKey(join_keys=["customer_id"], entity_values=[Value(string_val="gone")])
+        )
+        + project.encode()
+    )  # a customer no source has any more
+    client.hset(gone, "f", "v")  # type: ignore[arg-type]
+    client.expire(gone, 50)
 
     reload = run_materialization(repo, progress=False, full=True)  # ignores the watermark
     assert reload.rows == first.rows
     assert all(view.start is None for view in reload.views)
+    assert reload.expiry_extended == 0 and 0 < ttl(gone) <= 50  # left to expire
+    assert ttl(keys[1]) > 900
+    client.close()
 
 
 def test_config_errors_exit_2(
