@@ -17,9 +17,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
-REDIS_CONN = "127.0.0.1:6379"
+from tests.conftest import REDIS_URL
+from xiva_source.online_store import redis_url_to_feast
 
-CITIES = ["Paris", "Lyon", "Marseille", "Nantes", None]
+REDIS_CONN = redis_url_to_feast(REDIS_URL)
+
+CITIES = ["Paris", "Lyon", "Toronto", "Montreal", None]
 STATUSES = ["active", "inactive", "churned", None]
 TIERS = ["bronze", "silver", "gold", "platinum", None]
 
@@ -160,7 +163,7 @@ def delete_project_keys(project: str) -> None:
     """Delete every Redis key whose name ends with ``project`` (Feast keys and memberships)."""
     import redis
 
-    r = redis.Redis(host="127.0.0.1", port=6379)
+    r = redis.Redis.from_url(REDIS_URL)
     for pattern in (f"*{project}", f"segmentation:{project}:*"):
         batch = []
         for key in r.scan_iter(match=pattern, count=10_000):
