@@ -52,6 +52,7 @@ __all__ = [
     "lookup_rows",
     "read_latest_snapshots",
     "rows_to_arrow",
+    "sql_error_text",
     "stream_rows",
     "stream_snapshots",
     "write_rows",
@@ -289,13 +290,14 @@ def _execute_stream(
                 yield rows_to_arrow(cols, part, types=types, timestamp_columns=timestamp_columns)
     except sa.exc.SQLAlchemyError as e:
         raise DwhError(
-            f"reading {redact_url(url)!r} failed: {_short(e)}",
+            f"reading {redact_url(url)!r} failed: {sql_error_text(e)}",
             hint="Check DWH_URL, that the DWH is reachable and that the table/query and its "
             "columns exist (see docs/feature-repo.md).",
         ) from e
 
 
-def _short(error: BaseException) -> str:
+def sql_error_text(error: BaseException) -> str:
+    """One short line naming a database error (SQLAlchemy's multi-line text cut to its cause)."""
     text = str(getattr(error, "orig", None) or error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
 
@@ -367,7 +369,7 @@ def write_rows(url: str, table_name: str, table: pa.Table) -> int:
             conn.execute(sa.insert(target), _records(table))
     except sa.exc.SQLAlchemyError as e:
         raise DwhError(
-            f"writing to {table_name!r} failed: {_short(e)}",
+            f"writing to {table_name!r} failed: {sql_error_text(e)}",
             hint="Offline writes append rows: the table must exist, accept every pushed column "
             "and allow the rows (a primary key on customer_id rejects a second row per customer).",
         ) from e
@@ -474,7 +476,7 @@ def append_snapshots(
     except sa.exc.SQLAlchemyError as e:
         raise DwhError(
             f"appending to snapshot table {table_name!r} at {redact_url(url)!r} failed: "
-            f"{_short(e)}",
+            f"{sql_error_text(e)}",
             hint="Check the offline store's snapshot_url (default DWH_URL) and that the user "
             "may create and write the table.",
         ) from e
@@ -523,7 +525,7 @@ def stream_snapshots(
     try:
         found = _snapshot_select(engine, table_name, feature_names)
     except sa.exc.SQLAlchemyError as e:
-        raise DwhError(f"reading snapshot table {table_name!r} failed: {_short(e)}") from e
+        raise DwhError(f"reading snapshot table {table_name!r} failed: {sql_error_text(e)}") from e
     if found is None:
         return
     target, cols = found
@@ -555,7 +557,7 @@ def read_latest_snapshots(
     try:
         found = _snapshot_select(engine, table_name, feature_names)
     except sa.exc.SQLAlchemyError as e:
-        raise DwhError(f"reading snapshot table {table_name!r} failed: {_short(e)}") from e
+        raise DwhError(f"reading snapshot table {table_name!r} failed: {sql_error_text(e)}") from e
     if found is None:
         return None
     target, cols = found
@@ -792,7 +794,9 @@ def create_demo_dwh(
                 for start in range(0, len(records), 5000):
                     conn.execute(sa.insert(tables[name]), records[start : start + 5000])
     except sa.exc.SQLAlchemyError as e:
-        raise DwhError(f"creating the demo DWH at {redact_url(url)!r} failed: {_short(e)}") from e
+        raise DwhError(
+            f"creating the demo DWH at {redact_url(url)!r} failed: {sql_error_text(e)}"
+        ) from e
     logger.info(
         "demo DWH at %s: %d customers (%d DWH-only, %d Xiva-only left out)",
         redact_url(url),

@@ -241,6 +241,7 @@ class DataSourceError(XivaError):
     def __init__(self, source: str, cause: str, *, hint: str | None = None) -> None:
         self.source = source
         self.cause = cause
+        self.hint = hint
         text = f"Data source {source!r} failed: {cause}"
         if hint:
             text += f" {hint}"

@@ -52,6 +52,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import ValidationError
 
 from xiva_source.errors import (
+    AllSourcesFailedError,
+    DataSourceError,
     MaterializationConfigError,
     MaterializationError,
     MaterializationFailedError,
@@ -149,6 +151,8 @@ class RunSummary:
     """HTTP calls made to Xiva."""
     fallbacks: list[str] = field(default_factory=list)
     """One sentence per fallback in ``auto`` mode (e.g. ``xiva failed (...), served from dwh``)."""
+    kept_views: list[str] = field(default_factory=list)
+    """Views that read only a source that failed in ``auto`` mode: they kept their old values."""
     failed_customers: int = 0
     """Customers whose Xiva data could not be read (served from the other source, or skipped)."""
     errors: dict[str, str] = field(default_factory=dict)
@@ -576,6 +580,7 @@ def run_materialization(
         )
     try:
         summary = RunSummary(status="ok", mode=mode)
+        last_error: DataSourceError | None = None
         for selected in feature_views:
             try:
                 # Read again under the lock: a run that just finished may have moved it.
@@ -589,14 +594,23 @@ def run_materialization(
                 store.registry.apply_materialization(
                     fv, store.project, view_run.start or EPOCH, view_run.end, commit=True
                 )
+            except DataSourceError as e:
+                if mode != "auto" or isinstance(e, AllSourcesFailedError):
+                    raise _failed(summary, e, f"view {selected.name}", started) from e
+                # auto mode, one source down: this view reads only that source, so it keeps its
+                # previous values and watermark while the others are served from the other source.
+                summary.kept_views.append(selected.name)
+                summary.fallbacks.append(
+                    redact(f"{e.source} failed, {selected.name} kept its previous values")
+                )
+                logger.warning("%s: %s", summary.fallbacks[-1], redact(str(e)))
+                last_error = e
+                continue
             except Exception as e:  # the job's contract: any failure -> summary line + exit 1
-                summary.status = "failed"
-                summary.duration = time.monotonic() - started
-                cause, fix = _explain(e, f"view {selected.name}")
-                summary.error = f"{cause} Fix: {fix}"
-                logger.error("materialization of %s failed: %s", selected.name, redact(str(e)))
-                raise MaterializationFailedError(summary, cause, fix) from e
+                raise _failed(summary, e, f"view {selected.name}", started) from e
             summary.views.append(view_run)
+        if last_error is not None and not summary.views:  # nothing could be served at all
+            raise _failed(summary, last_error, "every view", started) from last_error
         try:
             if _rewrote_everything(store, summary.views):
                 # Every customer still in a source was just written (which resets its expiry);
@@ -687,6 +701,18 @@ def _merge_report(summary: RunSummary, report: PullReport) -> None:
     summary.fallbacks.extend(f for f in report.fallbacks if f not in summary.fallbacks)
     summary.failed_customers += report.failed_customers
     summary.errors.update(report.errors)
+
+
+def _failed(
+    summary: RunSummary, error: BaseException, where: str, started: float
+) -> MaterializationFailedError:
+    """Mark ``summary`` failed and build the error the run raises (exit 1)."""
+    summary.status = "failed"
+    summary.duration = time.monotonic() - started
+    cause, fix = _explain(error, where)
+    summary.error = f"{cause} Fix: {fix}"
+    logger.error("materialization of %s failed: %s", where, redact(str(error)))
+    return MaterializationFailedError(summary, cause, fix)
 
 
 def _rewrote_everything(store: FeatureStore, views: Sequence[ViewRun]) -> bool:
@@ -784,8 +810,6 @@ def _explain(error: BaseException, where: str) -> tuple[str, str]:
     """The cause and the fix of a failure at ``where`` (e.g. ``view x``), for the summary line."""
     from redis.exceptions import RedisError
 
-    from xiva_source.errors import DataSourceError
-
     text = redact(str(error))
     rerun = "The watermark did not move: the next run repeats the window."
     if isinstance(error, _LockLostError):
@@ -794,8 +818,8 @@ def _explain(error: BaseException, where: str) -> tuple[str, str]:
             f"Check that Redis is reachable and that nothing deletes the lock key. {rerun}",
         )
     if isinstance(error, DataSourceError):
-        # Its message names the failing source, the cause and the fix already.
-        return f"{where}: {text}", rerun
+        cause = f"{where}: Data source {error.source!r} failed: {redact(error.cause)}"
+        return cause, f"{error.hint or 'Check the source named above.'} {rerun}"
     if isinstance(error, XivaError):
         return (
             f"{where}: {text}",

@@ -25,7 +25,7 @@ from feast.repo_config import RepoConfig
 from feast.types import FeastType, Float64, Int64, String, from_feast_to_pyarrow_type
 from feast.value_type import ValueType
 
-from xiva_source.dwh import TableSpec, get_engine
+from xiva_source.dwh import TableSpec, get_engine, sql_error_text
 from xiva_source.errors import DwhError
 from xiva_source.settings import Settings, load_settings, redact_url
 
@@ -333,7 +333,10 @@ class DwhSource(_OptionsSource):
         try:
             if self.table:
                 schema, _, name = self.table.rpartition(".")
-                cols = sa.inspect(engine).get_columns(name, schema=schema or None)
+                try:
+                    cols = sa.inspect(engine).get_columns(name, schema=schema or None)
+                except sa.exc.NoSuchTableError:
+                    cols = []
                 if not cols:
                     raise DwhError(
                         f"table {self.table!r} of source {self.name!r} not found at "
@@ -350,7 +353,8 @@ class DwhSource(_OptionsSource):
             return [(n, _python_type_name(v)) for n, v in zip(names, values, strict=True)]
         except sa.exc.SQLAlchemyError as e:
             raise DwhError(
-                f"cannot read the columns of source {self.name!r} at {redact_url(url)!r}: {e}"
+                f"cannot read the columns of source {self.name!r} at {redact_url(url)!r}: "
+                f"{sql_error_text(e)}"
             ) from e
 
 

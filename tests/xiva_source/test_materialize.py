@@ -358,3 +358,50 @@ def test_unreachable_redis_fails_with_the_cause_and_exits_1(
     assert err.startswith("materialize failed")
     assert "the lock: the online store (Redis) failed" in err and "Check REDIS_URL" in err
     assert _watermark(repo, "customer_features") is None
+
+
+def test_auto_mode_with_the_dwh_down_serves_xiva_and_keeps_dwh_only_values(
+    repo: Path,
+    feast_env: FeastEnv,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("FEATURE_STORE_DATA_SOURCE", "auto")
+    assert run_materialization(repo, progress=False).status == "ok"
+    dwh_watermark = _watermark(repo, "customer_dwh_features")
+    ids = feast_env.dwh.shared_ids[:20]
+    churn_before = _online(repo, ids, ["customer_dwh_features:churn_score"])["churn_score"]
+    changed = feast_env.sim.update_customers(ids=ids[:5])
+
+    # The DWH goes away (nothing listens on port 1); Xiva still works.
+    monkeypatch.setenv("DWH_URL", "postgresql+psycopg://root:dwh-pw@127.0.0.1:1/test")
+    code = cli(["--repo", str(repo), "--no-progress"])
+
+    captured = capsys.readouterr()
+    line = captured.out.strip()
+    assert code == 0, captured.err
+    assert line.startswith("materialize ok mode=auto") and "xiva=5" in line
+    assert "fallback: dwh failed, customer_dwh_features kept its previous values" in line
+    assert "dwh-pw" not in captured.out + captured.err
+    # customer_features was served from Xiva and its watermark moved; the DWH-only view kept both.
+    assert _watermark(repo, "customer_dwh_features") == dwh_watermark
+    after = _online(repo, changed, ["customer_features:total_revenue"])["total_revenue"]
+    assert after == [
+        pytest.approx(float(feast_env.sim.view_360(c)["financial"]["total_bills"])) for c in changed
+    ]
+    assert _online(repo, ids, ["customer_dwh_features:churn_score"])["churn_score"] == churn_before
+
+
+def test_auto_mode_with_both_sources_down_exits_1(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FEATURE_STORE_DATA_SOURCE", "auto")
+    monkeypatch.setenv("DWH_URL", "postgresql+psycopg://root@127.0.0.1:1/test")
+    monkeypatch.setenv("XIVA_API_PASSWORD", "wrong-password")
+
+    code = cli(["--repo", str(repo), "--no-progress"])
+
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 1 and err.startswith("materialize failed mode=auto")
+    assert "every source failed" in err and "wrong-password" not in err
+    assert _watermark(repo, "customer_features") is None
