@@ -143,6 +143,7 @@ def feast_env(
     feast_sim: XivaSimulator,
     feast_dwh: DemoDwh,
     feast_dwh_url: str,
+    redis_ns: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[FeastEnv]:
     """The deployment environment pointing at ``feast_sim``, the session DWH and Redis."""
@@ -157,6 +158,7 @@ def feast_env(
         "XIVA_TIMEOUT": "5",
         "DWH_URL": feast_dwh_url,
         "REDIS_URL": REDIS_URL,
+        "XIVA_REDIS_PREFIX": redis_ns,  # the client's rate and usage keys: the test's own
         "FEATURE_STORE_DATA_SOURCE": "auto",
     }
     for name, value in env.items():

@@ -50,11 +50,11 @@ from xiva_source.ratelimit import RateLimiter, default_rate_key, make_rate_limit
 from xiva_source.retry import RetryPolicy, RetryState, parse_retry_after
 from xiva_source.settings import Settings, load_settings, redact_url
 from xiva_source.usage import (
-    DEFAULT_USAGE_PREFIX,
     MemoryUsageStore,
     RedisUsageStore,
     UsageReport,
     UsageStore,
+    usage_prefix_for,
 )
 
 if TYPE_CHECKING:
@@ -110,13 +110,15 @@ class XivaClient:
             ``rate_key`` (``XIVA_REQUESTS_PER_SECOND``); ``<= 0`` disables it.
         redis_url: Redis for the shared rate and usage counters (``REDIS_URL``); without it both
             are per process.
-        rate_key: The Redis key of the shared rate (default ``xiva:rate:<sha1(base URL, user)>``).
+        rate_key: The Redis key of the shared rate (default
+            ``<XIVA_REDIS_PREFIX>:rate:<sha1(base URL, user)>``).
         max_retry_after: Longest ``Retry-After`` honoured, in seconds (``XIVA_MAX_RETRY_AFTER``).
         retry_budget: Total seconds one call may spend retrying (``XIVA_RETRY_BUDGET``).
         timeout: Seconds to wait for one response (``XIVA_TIMEOUT``).
         max_workers: Default concurrency of :meth:`iter_customers_360` (``XIVA_MAX_WORKERS``);
             also sizes the connection pool.
-        usage_prefix: Redis key prefix of the usage counters (default ``xiva:usage``).
+        usage_prefix: Redis key prefix of the usage counters (default
+            ``<XIVA_REDIS_PREFIX>:usage``).
         max_attempts: Most HTTP attempts per call, retries included.
     """
 
@@ -189,12 +191,14 @@ class XivaClient:
                     f"REDIS_URL {redact_url(settings.redis_url)!r} is not a Redis URL ({e}); use "
                     "e.g. redis://127.0.0.1:6379/0, or unset it to keep rate and usage per process."
                 ) from e
-        self.rate_key = rate_key or default_rate_key(self.base_url, self.username)
+        self.rate_key = rate_key or default_rate_key(
+            self.base_url, self.username, settings.xiva_redis_prefix
+        )
         self._limiter: RateLimiter = make_rate_limiter(
             settings.xiva_requests_per_second, redis_client=self._redis, key=self.rate_key
         )
         self._usage: UsageStore = (
-            RedisUsageStore(self._redis, usage_prefix or DEFAULT_USAGE_PREFIX)
+            RedisUsageStore(self._redis, usage_prefix or usage_prefix_for(settings))
             if self._redis is not None
             else MemoryUsageStore()
         )

@@ -226,13 +226,13 @@ class RedisRateLimiter:
             )
 
 
-def default_rate_key(base_url: str, username: str | None) -> str:
-    """The shared rate key of one Xiva user on one deployment: ``xiva:rate:<sha1>``.
+def default_rate_key(base_url: str, username: str | None, prefix: str = "xiva") -> str:
+    """The shared rate key of one Xiva user on one deployment: ``<prefix>:rate:<sha1>``.
 
     Xiva throttles per user, so every worker logging in as the same user shares one budget.
     """
     digest = hashlib.sha1(f"{base_url.rstrip('/')}\n{username or ''}".encode()).hexdigest()
-    return f"xiva:rate:{digest}"
+    return f"{prefix.rstrip(':')}:rate:{digest}"
 
 
 def make_rate_limiter(

@@ -58,6 +58,8 @@ class Settings(BaseModel):
     """Seconds to wait for one HTTP response (``XIVA_TIMEOUT``)."""
     xiva_max_workers: int = 8
     """Concurrent 360-view fetches during a pull (``XIVA_MAX_WORKERS``)."""
+    xiva_redis_prefix: str = "xiva"
+    """Prefix of the client's Redis keys: shared rate and usage counters (``XIVA_REDIS_PREFIX``)."""
     dwh_url: str = DEFAULT_DWH_URL
     """SQLAlchemy URL of the data warehouse (``DWH_URL``)."""
     redis_url: str | None = None

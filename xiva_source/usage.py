@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from xiva_source.ratelimit import REDIS_RETRY_SECONDS
-from xiva_source.settings import load_settings, redact_url
+from xiva_source.settings import Settings, load_settings, redact_url
 
 if TYPE_CHECKING:
     import redis
@@ -44,6 +44,7 @@ __all__ = [
     "UsageStore",
     "cli",
     "hour_bucket",
+    "usage_prefix_for",
 ]
 
 logger = logging.getLogger("xiva_source.client")
@@ -63,6 +64,11 @@ DEFAULT_USAGE_PREFIX = "xiva:usage"
 """Redis key prefix of the hourly hashes."""
 USAGE_TTL_SECONDS = 8 * 24 * 3600
 """How long an hour's counters are kept in Redis."""
+
+
+def usage_prefix_for(settings: Settings) -> str:
+    """The usage counters' key prefix of a deployment: ``<XIVA_REDIS_PREFIX>:usage``."""
+    return f"{settings.xiva_redis_prefix.rstrip(':')}:usage"
 
 
 def hour_bucket(at: datetime | None = None) -> str:
@@ -288,8 +294,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--redis-url", help="Redis URL (default: REDIS_URL from the settings).")
     parser.add_argument(
         "--prefix",
-        default=DEFAULT_USAGE_PREFIX,
-        help=f"Key prefix (default {DEFAULT_USAGE_PREFIX}).",
+        help="Key prefix (default: <XIVA_REDIS_PREFIX>:usage, i.e. xiva:usage).",
     )
     return parser
 
@@ -305,7 +310,8 @@ def cli(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.hours < 1:
         parser.error("--hours must be at least 1")
-    url = args.redis_url or load_settings().redis_url
+    settings = load_settings()
+    url = args.redis_url or settings.redis_url
     if not url:
         print(
             "No REDIS_URL is configured, so usage counters were only kept in each process's "
@@ -316,7 +322,9 @@ def cli(argv: list[str] | None = None) -> int:
         return 1
     client = redis.Redis.from_url(url)
     try:
-        report = RedisUsageStore(client, args.prefix).report(args.hours)
+        report = RedisUsageStore(client, args.prefix or usage_prefix_for(settings)).report(
+            args.hours
+        )
     except redis.RedisError as e:
         print(
             f"Cannot read usage counters from Redis at {redact_url(url)}: {type(e).__name__}: {e}. "

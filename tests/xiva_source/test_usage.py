@@ -117,3 +117,26 @@ def test_usage_command_via_module_entry_point(
 
     assert main(["usage", "--redis-url", redis_url, "--prefix", f"{redis_ns}:usage"]) == 0
     assert "(no requests)" in capsys.readouterr().out
+
+
+def test_redis_prefix_setting_namespaces_rate_and_usage_keys(
+    xiva_env: XivaSimulator,
+    redis_url: str,
+    redis_ns: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("XIVA_REDIS_PREFIX", redis_ns)
+    with XivaClient() as client:
+        client.get_customer(xiva_env.customer_ids()[0])
+        assert client.rate_key.startswith(f"{redis_ns}:rate:")
+    r = redis.Redis.from_url(redis_url)
+    try:
+        usage_keys = list(r.scan_iter(match=f"{redis_ns}:usage:*"))
+    finally:
+        r.close()
+    assert usage_keys, "usage counters live under the configured prefix"
+    assert cli(["--json"]) == 0  # the command reads the same prefix from the settings
+    report = json.loads(capsys.readouterr().out)
+    assert report["by_endpoint"]["customer_detail"]["requests"] == 1
