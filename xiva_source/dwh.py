@@ -490,6 +490,16 @@ def _naive_utc(value: datetime) -> datetime:
 def _snapshot_select(
     engine: Engine, table_name: str, feature_names: Sequence[str]
 ) -> tuple[sa.Table, list[str]] | None:
+    """The snapshot table and its columns to read, or ``None`` when no pull created it yet."""
+    try:
+        return _reflect_snapshots(engine, table_name, feature_names)
+    except sa.exc.SQLAlchemyError as e:
+        raise DwhError(f"reading snapshot table {table_name!r} failed: {sql_error_text(e)}") from e
+
+
+def _reflect_snapshots(
+    engine: Engine, table_name: str, feature_names: Sequence[str]
+) -> tuple[sa.Table, list[str]] | None:
     schema, _, name = table_name.rpartition(".")
     if not sa.inspect(engine).has_table(name, schema=schema or None):
         return None
@@ -522,10 +532,7 @@ def stream_snapshots(
         DwhError: Connection or SQL failure.
     """
     engine = get_engine(url)
-    try:
-        found = _snapshot_select(engine, table_name, feature_names)
-    except sa.exc.SQLAlchemyError as e:
-        raise DwhError(f"reading snapshot table {table_name!r} failed: {sql_error_text(e)}") from e
+    found = _snapshot_select(engine, table_name, feature_names)
     if found is None:
         return
     target, cols = found
@@ -554,10 +561,7 @@ def read_latest_snapshots(
         DwhError: Connection or SQL failure.
     """
     engine = get_engine(url)
-    try:
-        found = _snapshot_select(engine, table_name, feature_names)
-    except sa.exc.SQLAlchemyError as e:
-        raise DwhError(f"reading snapshot table {table_name!r} failed: {sql_error_text(e)}") from e
+    found = _snapshot_select(engine, table_name, feature_names)
     if found is None:
         return None
     target, cols = found
