@@ -9,8 +9,9 @@ incrementally, and sharing Feast's own watermark:
    those whose ``lastUpdate`` / ``updated_at`` is years old (stock Feast would start at
    ``now - ttl`` and silently skip them).
 2. :func:`xiva_source.pull.pull_batches` streams the window in chunks; each chunk is converted
-   column-wise (Feast's ``_convert_arrow_to_proto``, the path of its own batch engines) and written
-   with the online store's ``online_write_batch``, so memory stays flat however many rows there are.
+   column-wise (:mod:`xiva_source.online_rows`, cell for cell what Feast's batch engines build) and
+   written with the online store's ``online_write_batch``, so memory stays flat however many rows
+   there are.
 3. Only after every chunk of a view was written is the interval recorded with
    ``registry.apply_materialization``: a failed run leaves the watermark where it was, and the next
    run repeats the window.
@@ -43,11 +44,11 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import ValidationError
 
@@ -60,10 +61,10 @@ from xiva_source.errors import (
     XivaError,
     redact,
 )
+from xiva_source.online_rows import to_online_rows
 from xiva_source.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    import pyarrow as pa
     import redis
     from feast import FeatureStore, FeatureView
     from feast.infra.online_stores.online_store import OnlineStore
@@ -488,20 +489,40 @@ def extend_online_expiry(
         return 0
     prefix = serialize_entity_key_prefix(list(join_keys))
     suffix = project.encode("utf-8")
+    expire = _batch_expirer(client, ttl_seconds)
     extended = 0
-    pipe = client.pipeline(transaction=False)
-    queued = 0
+    batch: list[bytes] = []
     for key in client.scan_iter(match=prefix + b"*" + suffix, count=EXPIRY_PIPELINE_SIZE):
-        if not _is_entity_key_of(key, prefix, len(join_keys), suffix):
-            continue
-        pipe.expire(key, ttl_seconds)
-        queued += 1
-        if queued >= EXPIRY_PIPELINE_SIZE:
-            extended += sum(bool(r) for r in pipe.execute())
-            queued = 0
-    if queued:
-        extended += sum(bool(r) for r in pipe.execute())
+        if _is_entity_key_of(key, prefix, len(join_keys), suffix):
+            batch.append(key)
+            if len(batch) >= EXPIRY_PIPELINE_SIZE:
+                extended += expire(batch)
+                batch = []
+    if batch:
+        extended += expire(batch)
     return extended
+
+
+_EXPIRE_ALL = (
+    "local n = 0 for i = 1, #KEYS do n = n + redis.call('EXPIRE', KEYS[i], ARGV[1]) end return n"
+)
+
+
+def _batch_expirer(client: redis.Redis, ttl_seconds: int) -> Callable[[list[bytes]], int]:
+    """``EXPIRE`` a batch of keys: one Lua call (3x a pipeline), or a pipeline on a cluster."""
+    from redis.cluster import RedisCluster
+
+    if isinstance(client, RedisCluster):  # a script's keys must share a slot there
+
+        def pipelined(keys: list[bytes]) -> int:
+            pipe = client.pipeline(transaction=False)
+            for key in keys:
+                pipe.expire(key, ttl_seconds)
+            return sum(bool(r) for r in pipe.execute())
+
+        return pipelined
+    script = client.register_script(_EXPIRE_ALL)
+    return lambda keys: int(script(keys=keys, args=[ttl_seconds]))
 
 
 def _is_entity_key_of(key: bytes, prefix: bytes, n_values: int, suffix: bytes) -> bool:
@@ -666,32 +687,13 @@ def _materialize_view(
                 chunk_size=chunk_size,
                 report=report,
             ):
-                for rows in _to_online_rows(fv, table, join_keys):
+                for rows in to_online_rows(fv, table, join_keys):
                     online_store.online_write_batch(store.config, fv, rows, None)
                 view_run.rows += table.num_rows
                 bar.update(table.num_rows)
         finally:
             _merge_report(summary, report)
     return view_run
-
-
-def _to_online_rows(
-    fv: FeatureView, table: pa.Table, join_keys: dict[str, Any]
-) -> Iterator[list[Any]]:
-    """One chunk converted column-wise into ``online_write_batch`` rows (Feast's own converter)."""
-    from feast.utils import _convert_arrow_to_proto
-
-    if table.num_rows == 0 or fv.batch_source is None:
-        return
-    timestamp_field = fv.batch_source.timestamp_field
-    if timestamp_field and timestamp_field not in table.column_names:
-        # pull_batches names the timestamp column event_timestamp; the converter reads the
-        # source's own name.
-        table = table.rename_columns(
-            [timestamp_field if c == "event_timestamp" else c for c in table.column_names]
-        )
-    for batch in table.combine_chunks().to_batches():
-        yield _convert_arrow_to_proto(batch, fv, join_keys)
 
 
 def _merge_report(summary: RunSummary, report: PullReport) -> None:
