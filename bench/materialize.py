@@ -55,11 +55,11 @@ def _warm_imports() -> None:
     for module in (
         "feast",
         "feast.infra.online_stores.redis",
-        "xiva_source.client",
-        "xiva_source.offline_store",
-        "xiva_source.online_store",
-        "xiva_source.pull",
-        "xiva_source.xiva_feature_extractor",
+        "xiva_source.xiva_api.client",
+        "xiva_source.feast_plugin.offline_store",
+        "xiva_source.feast_plugin.online_store",
+        "xiva_source.pipeline.pull",
+        "xiva_source.features.extractor",
     ):
         importlib.import_module(module)
 
@@ -115,7 +115,7 @@ def worker_project(args: argparse.Namespace) -> dict[str, Any]:
             "FEATURE_STORE_DATA_SOURCE": "dwh",
         }
     )
-    from xiva_source.materialize import run_materialization
+    from xiva_source.jobs.materialize import run_materialization
 
     _warm_imports()
     repo = Path(args.repo)
@@ -176,7 +176,7 @@ def worker_xiva(args: argparse.Namespace) -> dict[str, Any]:
                 "FEATURE_STORE_DATA_SOURCE": "xiva",
             }
         )
-        from xiva_source.materialize import run_materialization
+        from xiva_source.jobs.materialize import run_materialization
 
         _warm_imports()
         sim.reset_counters()

@@ -7,7 +7,7 @@ from feast import FeatureView, Field
 from feast.types import Float64
 from sources import customer_source, dwh_customer_features
 
-from xiva_source.sources import xiva_feature_fields
+from xiva_source.feast_plugin.sources import xiva_feature_fields
 
 # A profile stays true until it changes: a customer unchanged for years is still a customer.
 # The ttl is the point-in-time lookback of historical retrieval (and stock Feast's first

@@ -1,6 +1,6 @@
 """Data sources: Xiva, the DWH, and the mode switch between them (see docs/feature-repo.md)."""
 
-from xiva_source.sources import CustomerSource, DwhSource, XivaSource
+from xiva_source.feast_plugin.sources import CustomerSource, DwhSource, XivaSource
 
 xiva_customers = XivaSource(
     name="xiva_customers",

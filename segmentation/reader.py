@@ -102,7 +102,7 @@ class OnlineReader:
             raise OnlineStoreError(
                 f"the online store is {getattr(online, 'type', type(online).__name__)!r}",
                 "configure a Redis online store (type: redis, or the project's "
-                "xiva_source.online_store.LoyaltyRedisOnlineStore) in feature_store.yaml",
+                "xiva_source.feast_plugin.online_store.LoyaltyRedisOnlineStore) in feature_store.yaml",
             )
         if str(getattr(online, "redis_type", "redis")).endswith("redis_cluster"):
             raise OnlineStoreError(

@@ -14,15 +14,24 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from xiva_source.client import XivaClient
-from xiva_source.errors import (
-    AllSourcesFailedError,
-    DataSourceError,
-    DwhError,
+from xiva_source.dwh.errors import DwhError
+from xiva_source.errors import DataSourceError
+from xiva_source.features.extractor import (
+    custom_feature,
+    extract_customer_features,
+    feature_schema,
+    features_from_360,
+)
+from xiva_source.jobs.errors import (
     LiveRefreshError,
     MaterializationConfigError,
     MaterializationError,
     MaterializationFailedError,
+)
+from xiva_source.pipeline.errors import AllSourcesFailedError
+from xiva_source.settings import DataSourceMode, MergeStrategy, Settings, load_settings
+from xiva_source.xiva_api.client import XivaClient
+from xiva_source.xiva_api.errors import (
     XivaAuthenticationError,
     XivaBadResponseError,
     XivaConnectionError,
@@ -33,36 +42,35 @@ from xiva_source.errors import (
     XivaRetryBudgetError,
     XivaServerError,
 )
-from xiva_source.settings import DataSourceMode, MergeStrategy, Settings, load_settings
-from xiva_source.usage import UsageReport
-from xiva_source.xiva_feature_extractor import (
-    custom_feature,
-    extract_customer_features,
-    feature_schema,
-    features_from_360,
-)
+from xiva_source.xiva_api.usage import UsageReport
 
 if TYPE_CHECKING:
-    from xiva_source.live import refresh_customer
-    from xiva_source.materialize import RunSummary, run_materialization
-    from xiva_source.offline_store import LoyaltyOfflineStore, LoyaltyOfflineStoreConfig
-    from xiva_source.online_store import LoyaltyRedisOnlineStore, LoyaltyRedisOnlineStoreConfig
-    from xiva_source.pull import PullReport, pull_batches
-    from xiva_source.sources import CustomerSource, DwhSource, XivaSource
+    from xiva_source.feast_plugin.offline_store import (
+        LoyaltyOfflineStore,
+        LoyaltyOfflineStoreConfig,
+    )
+    from xiva_source.feast_plugin.online_store import (
+        LoyaltyRedisOnlineStore,
+        LoyaltyRedisOnlineStoreConfig,
+    )
+    from xiva_source.feast_plugin.sources import CustomerSource, DwhSource, XivaSource
+    from xiva_source.jobs.materialize import RunSummary, run_materialization
+    from xiva_source.jobs.refresh import refresh_customer
+    from xiva_source.pipeline.pull import PullReport, pull_batches
 
 _LAZY = {
-    "CustomerSource": "xiva_source.sources",
-    "DwhSource": "xiva_source.sources",
-    "XivaSource": "xiva_source.sources",
-    "LoyaltyOfflineStore": "xiva_source.offline_store",
-    "LoyaltyOfflineStoreConfig": "xiva_source.offline_store",
-    "LoyaltyRedisOnlineStore": "xiva_source.online_store",
-    "LoyaltyRedisOnlineStoreConfig": "xiva_source.online_store",
-    "PullReport": "xiva_source.pull",
-    "pull_batches": "xiva_source.pull",
-    "RunSummary": "xiva_source.materialize",
-    "run_materialization": "xiva_source.materialize",
-    "refresh_customer": "xiva_source.live",
+    "CustomerSource": "xiva_source.feast_plugin.sources",
+    "DwhSource": "xiva_source.feast_plugin.sources",
+    "XivaSource": "xiva_source.feast_plugin.sources",
+    "LoyaltyOfflineStore": "xiva_source.feast_plugin.offline_store",
+    "LoyaltyOfflineStoreConfig": "xiva_source.feast_plugin.offline_store",
+    "LoyaltyRedisOnlineStore": "xiva_source.feast_plugin.online_store",
+    "LoyaltyRedisOnlineStoreConfig": "xiva_source.feast_plugin.online_store",
+    "PullReport": "xiva_source.pipeline.pull",
+    "pull_batches": "xiva_source.pipeline.pull",
+    "RunSummary": "xiva_source.jobs.materialize",
+    "run_materialization": "xiva_source.jobs.materialize",
+    "refresh_customer": "xiva_source.jobs.refresh",
 }
 
 __all__ = [

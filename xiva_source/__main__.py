@@ -11,10 +11,19 @@ import sys
 __all__ = ["main"]
 
 _COMMANDS: dict[str, tuple[str, str]] = {
-    "usage": ("xiva_source.usage", "Print Xiva API usage counters (requests, 429s, retries)."),
-    "materialize": ("xiva_source.materialize", "Cron-safe incremental materialization."),
-    "refresh": ("xiva_source.live", "Fetch one customer from Xiva now and write it online."),
-    "demo": ("xiva_source.demo", "The end-to-end demo (simulator, SQLite DWH, embedded store)."),
+    "usage": (
+        "xiva_source.xiva_api.usage",
+        "Print Xiva API usage counters (requests, 429s, retries).",
+    ),
+    "materialize": ("xiva_source.jobs.materialize", "Cron-safe incremental materialization."),
+    "refresh": (
+        "xiva_source.jobs.refresh",
+        "Fetch one customer from Xiva now and write it online.",
+    ),
+    "demo": (
+        "xiva_source.demo.run",
+        "The end-to-end demo (simulator, SQLite DWH, embedded store).",
+    ),
     "simulator": ("xiva_source.simulator.__main__", "Run the bundled Xiva simulator."),
 }
 

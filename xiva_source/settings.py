@@ -15,7 +15,9 @@ from typing import Any
 from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-__all__ = ["DataSourceMode", "MergeStrategy", "Settings", "load_settings", "redact_url"]
+from xiva_source.redaction import redact_url
+
+__all__ = ["DataSourceMode", "MergeStrategy", "Settings", "load_settings"]
 
 
 class DataSourceMode(StrEnum):
@@ -108,16 +110,6 @@ class Settings(BaseModel):
                 value = value.value
             out[name] = value
         return out
-
-
-def redact_url(url: str) -> str:
-    """Mask the password of a URL such as ``postgresql://user:pass@host/db``."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    creds, _, host = rest.rpartition("@")
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
 
 
 def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides: Any) -> Settings:

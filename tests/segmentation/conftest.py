@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import REDIS_URL
-from xiva_source.online_store import redis_url_to_feast
+from xiva_source.feast_plugin.online_store import redis_url_to_feast
 
 REDIS_CONN = redis_url_to_feast(REDIS_URL)
 

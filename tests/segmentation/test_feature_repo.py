@@ -14,7 +14,7 @@ from feast import FeatureStore
 from segmentation import DEFAULT_SEGMENTS_DIR, SegmentEngine, load_segments
 from segmentation.cli import main as segmentation_cli
 from tests.feast_fixtures import FeastEnv
-from xiva_source.materialize import run_materialization
+from xiva_source.jobs.materialize import run_materialization
 
 
 def test_shipped_segments_over_the_materialized_feature_repo(

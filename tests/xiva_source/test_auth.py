@@ -10,10 +10,10 @@ import pytest
 from pydantic import SecretStr
 
 from tests.conftest import SIM_PASSWORD, SIM_USER
-from xiva_source.auth import Credentials, TokenPair, decode_jwt_claims, token_expiry
-from xiva_source.client import XivaClient
-from xiva_source.errors import XivaAuthenticationError, XivaNotConfiguredError
 from xiva_source.simulator import SimulatorConfig, XivaSimulator
+from xiva_source.xiva_api.auth import Credentials, TokenPair, decode_jwt_claims, token_expiry
+from xiva_source.xiva_api.client import XivaClient
+from xiva_source.xiva_api.errors import XivaAuthenticationError, XivaNotConfiguredError
 
 
 def _jwt(claims: dict[str, object]) -> str:

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import SIM_PASSWORD, SIM_USER
-from xiva_source.client import XivaClient
-from xiva_source.errors import (
+from xiva_source.simulator import FaultConfig, XivaSimulator
+from xiva_source.xiva_api.client import XivaClient
+from xiva_source.xiva_api.errors import (
     XivaConnectionError,
     XivaError,
     XivaNotFoundError,
@@ -18,7 +19,6 @@ from xiva_source.errors import (
     XivaRetryBudgetError,
     XivaServerError,
 )
-from xiva_source.simulator import FaultConfig, XivaSimulator
 
 
 def _client(sim: XivaSimulator, **kwargs: object) -> XivaClient:

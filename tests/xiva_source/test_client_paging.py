@@ -17,9 +17,9 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from tests.conftest import SIM_PASSWORD, SIM_USER
-from xiva_source.client import PAGE_SIZE, XivaClient
-from xiva_source.errors import XivaBadResponseError
 from xiva_source.simulator import XivaSimulator
+from xiva_source.xiva_api.client import PAGE_SIZE, XivaClient
+from xiva_source.xiva_api.errors import XivaBadResponseError
 
 
 def _client(base_url: str) -> XivaClient:
@@ -64,7 +64,7 @@ def test_updated_since_lists_changes_at_or_after_it(sim: XivaSimulator) -> None:
 def test_nothing_missed_when_tied_customers_move_between_pages(
     sim: XivaSimulator, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="xiva_source.client")
+    caplog.set_level(logging.INFO, logger="xiva_source.xiva_api.client")
     moment, tie = _largest_tie(sim)
     updated = _last_updates(sim)
     expected = {cid for cid, at in updated.items() if at >= moment}

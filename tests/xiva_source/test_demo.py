@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from xiva_source.demo import cli, run_demo
+from xiva_source.demo.run import cli, run_demo
 
 REPO = Path(__file__).resolve().parents[2] / "feature_repo"
 

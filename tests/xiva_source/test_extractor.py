@@ -11,10 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import SIM_PASSWORD, SIM_USER
-from xiva_source.client import XivaClient
-from xiva_source.errors import XivaNotFoundError
-from xiva_source.simulator import XivaSimulator
-from xiva_source.xiva_feature_extractor import (
+from xiva_source.features.extractor import (
     STANDARD_FEATURES,
     custom_feature,
     extract_customer_features,
@@ -22,6 +19,9 @@ from xiva_source.xiva_feature_extractor import (
     features_from_360,
     remove_custom_feature,
 )
+from xiva_source.simulator import XivaSimulator
+from xiva_source.xiva_api.client import XivaClient
+from xiva_source.xiva_api.errors import XivaNotFoundError
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 PY_TYPES = {"string": str, "float": float, "int": int}
@@ -164,7 +164,7 @@ def test_unparsable_values_give_null_and_a_warning_naming_customer_and_field(
             "outstanding_amount": {"amount": 3},
         },
     }
-    with caplog.at_level(logging.WARNING, logger="xiva_source.xiva_feature_extractor"):
+    with caplog.at_level(logging.WARNING, logger="xiva_source.features.extractor"):
         row = features_from_360(view, now=NOW)
     assert row["customer_status"] == "active"  # the rest of the row survives
     for name in ("total_revenue", "transaction_count", "last_purchase_days_ago"):

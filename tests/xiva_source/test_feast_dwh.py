@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from xiva_source import dwh
-from xiva_source.errors import DwhError
+from xiva_source.dwh.errors import DwhError
 
 IDS = [f"00000000-0000-4000-8000-{i:012d}" for i in range(60)]
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

@@ -14,7 +14,7 @@ from feast.types import Float64
 
 from tests.feast_fixtures import FeastEnv
 from xiva_source.dwh import get_engine
-from xiva_source.xiva_feature_extractor import features_from_360
+from xiva_source.features.extractor import features_from_360
 
 
 def _dwh(env: FeastEnv) -> dict[str, dict[str, Any]]:

@@ -16,8 +16,8 @@ from feast import FeatureStore
 from tests.feast_fixtures import FeastEnv
 from xiva_source.dwh import get_engine
 from xiva_source.errors import DataSourceError
+from xiva_source.features.extractor import features_from_360
 from xiva_source.simulator import FaultConfig
-from xiva_source.xiva_feature_extractor import features_from_360
 
 ROOT = Path(__file__).resolve().parents[2]
 REFS = [

@@ -13,11 +13,13 @@ import sqlalchemy as sa
 
 from tests.feast_fixtures import FeastEnv
 from xiva_source.dwh import get_engine
-from xiva_source.errors import AllSourcesFailedError, DataSourceError, DwhError
-from xiva_source.pull import PullReport, pull_batches
+from xiva_source.dwh.errors import DwhError
+from xiva_source.errors import DataSourceError
+from xiva_source.feast_plugin.sources import CustomerSource, DwhSource, XivaSource
+from xiva_source.features.extractor import features_from_360
+from xiva_source.pipeline.errors import AllSourcesFailedError
+from xiva_source.pipeline.pull import PullReport, pull_batches
 from xiva_source.simulator import FaultConfig
-from xiva_source.sources import CustomerSource, DwhSource, XivaSource
-from xiva_source.xiva_feature_extractor import features_from_360
 
 FEATURES = ["customer_status", "total_revenue", "transaction_count", "customer_tier", "city", "age"]
 SOURCE = CustomerSource(

@@ -10,8 +10,13 @@ import pytest
 from feast.data_source import DataSource
 from feast.repo_config import RepoConfig
 
-from xiva_source.online_store import LoyaltyRedisOnlineStoreConfig, redis_url_to_feast
-from xiva_source.sources import CustomerSource, DwhSource, XivaSource, feature_arrow_types
+from xiva_source.feast_plugin.online_store import LoyaltyRedisOnlineStoreConfig, redis_url_to_feast
+from xiva_source.feast_plugin.sources import (
+    CustomerSource,
+    DwhSource,
+    XivaSource,
+    feature_arrow_types,
+)
 
 
 def _sources() -> tuple[XivaSource, DwhSource, CustomerSource]:
@@ -24,7 +29,10 @@ def test_every_source_survives_the_registry_proto_round_trip() -> None:
     for source in _sources():
         proto = source.to_proto()
         assert proto.type == proto.CUSTOM_SOURCE
-        assert proto.data_source_class_type == f"xiva_source.sources.{type(source).__name__}"
+        assert (
+            proto.data_source_class_type
+            == f"xiva_source.feast_plugin.sources.{type(source).__name__}"
+        )
         loaded = DataSource.from_proto(proto)
         assert type(loaded) is type(source)
         assert loaded == source
@@ -94,7 +102,7 @@ def test_online_store_config_from_environment_never_shows_the_password(
 def test_the_applied_repository_holds_the_documented_objects(applied_feast_repo: Path) -> None:
     from feast import FeatureStore
 
-    from xiva_source.xiva_feature_extractor import feature_schema
+    from xiva_source.features.extractor import feature_schema
 
     store = FeatureStore(repo_path=str(applied_feast_repo))
     views = {fv.name: fv for fv in store.list_feature_views()}

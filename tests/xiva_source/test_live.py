@@ -13,9 +13,9 @@ import yaml
 
 from tests.feast_fixtures import FeastEnv
 from xiva_source.dwh import get_engine
-from xiva_source.errors import XivaAuthenticationError, XivaNotFoundError
-from xiva_source.live import LiveRefreshError, cli, refresh_customer
-from xiva_source.materialize import run_materialization
+from xiva_source.jobs.materialize import run_materialization
+from xiva_source.jobs.refresh import LiveRefreshError, cli, refresh_customer
+from xiva_source.xiva_api.errors import XivaAuthenticationError, XivaNotFoundError
 
 if TYPE_CHECKING:
     from feast import FeatureStore

@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from tests.feast_fixtures import FeastEnv
-from xiva_source.materialize import (
+from xiva_source.jobs.materialize import (
     FileMaterializationLock,
     LockHolder,
     MaterializationConfigError,
@@ -252,7 +252,7 @@ def test_file_lock_excludes_other_processes_and_dies_with_its_holder(tmp_path: P
         [
             sys.executable,
             "-c",
-            "import sys, time; from xiva_source.materialize import FileMaterializationLock; "
+            "import sys, time; from xiva_source.jobs.materialize import FileMaterializationLock; "
             f"assert FileMaterializationLock({str(path)!r}).acquire() is None; "
             "print('held', flush=True); time.sleep(60)",
         ],

@@ -16,14 +16,14 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from tests.conftest import SIM_PASSWORD, SIM_USER
-from xiva_source.ratelimit import (
+from xiva_source.simulator import XivaSimulator
+from xiva_source.xiva_api.ratelimit import (
     LocalRateLimiter,
     RedisRateLimiter,
     Unlimited,
     default_rate_key,
     make_rate_limiter,
 )
-from xiva_source.simulator import XivaSimulator
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,7 +91,7 @@ def test_redis_failure_falls_back_to_pacing_alone(caplog: pytest.LogCaptureFixtu
     dead = redis.Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0))
     limiter = RedisRateLimiter(dead, "xiva:rate:test", 20.0)
     started = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="xiva_source.client"):
+    with caplog.at_level(logging.WARNING, logger="xiva_source.xiva_api.client"):
         waits = [limiter.acquire() for _ in range(3)]
     assert waits == pytest.approx([0.0, 0.05, 0.05], abs=0.02)  # paced locally at 20/s
     assert time.monotonic() - started < 1.0  # Redis is not retried on every request
@@ -101,7 +101,7 @@ def test_redis_failure_falls_back_to_pacing_alone(caplog: pytest.LogCaptureFixtu
 def test_client_keeps_working_when_redis_is_down(
     sim: XivaSimulator, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from xiva_source.client import XivaClient
+    from xiva_source.xiva_api.client import XivaClient
 
     client = XivaClient(
         sim.base_url,
@@ -111,7 +111,7 @@ def test_client_keeps_working_when_redis_is_down(
         requests_per_second=50,
     )
     cid = sim.customer_ids()[0]
-    with caplog.at_level(logging.WARNING, logger="xiva_source.client"):
+    with caplog.at_level(logging.WARNING, logger="xiva_source.xiva_api.client"):
         assert [client.get_customer(cid)["id"] for _ in range(3)] == [cid] * 3
     assert "Redis rate limiter unavailable" in caplog.text
     assert "Could not record Xiva usage in Redis" in caplog.text
@@ -131,7 +131,7 @@ def test_factory_and_default_key() -> None:
 _WORKER = textwrap.dedent(
     """
     import sys
-    from xiva_source.client import XivaClient
+    from xiva_source.xiva_api.client import XivaClient
     base_url, user, password, redis_url, key, cid = sys.argv[1:7]
     with XivaClient(base_url, user, password, requests_per_second=20, redis_url=redis_url,
                     rate_key=key, usage_prefix=key + ":usage") as client:

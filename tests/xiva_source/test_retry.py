@@ -7,8 +7,8 @@ from email.utils import format_datetime
 
 import pytest
 
-from xiva_source.errors import XivaRateLimitError, XivaRetryBudgetError, XivaServerError
-from xiva_source.retry import RETRY_AFTER_MARGIN, RetryPolicy, parse_retry_after
+from xiva_source.xiva_api.errors import XivaRateLimitError, XivaRetryBudgetError, XivaServerError
+from xiva_source.xiva_api.retry import RETRY_AFTER_MARGIN, RetryPolicy, parse_retry_after
 
 
 class FakeClock:

@@ -10,17 +10,12 @@ import time
 import pytest
 
 from tests.conftest import SIM_PASSWORD, SIM_USER
-from xiva_source.client import XivaClient
-from xiva_source.errors import (
-    AllSourcesFailedError,
-    DwhError,
-    XivaAuthenticationError,
-    XivaError,
-    XivaRateLimitError,
-    body_excerpt,
-    redact,
-)
+from xiva_source.dwh.errors import DwhError
+from xiva_source.pipeline.errors import AllSourcesFailedError
+from xiva_source.redaction import body_excerpt, redact
 from xiva_source.simulator import FaultConfig, XivaSimulator
+from xiva_source.xiva_api.client import XivaClient
+from xiva_source.xiva_api.errors import XivaAuthenticationError, XivaError, XivaRateLimitError
 
 JWT = re.compile(r"eyJ[\w-]+\.[\w-]+")
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from xiva_source.settings import DataSourceMode, MergeStrategy, load_settings, redact_url
+from xiva_source.redaction import redact_url
+from xiva_source.settings import DataSourceMode, MergeStrategy, load_settings
 
 
 def test_defaults_without_env_or_file() -> None:

@@ -9,10 +9,10 @@ import pytest
 import redis
 
 from tests.conftest import SIM_PASSWORD, SIM_USER
-from xiva_source.client import XivaClient
-from xiva_source.errors import XivaNotFoundError
 from xiva_source.simulator import FaultConfig, XivaSimulator
-from xiva_source.usage import (
+from xiva_source.xiva_api.client import XivaClient
+from xiva_source.xiva_api.errors import XivaNotFoundError
+from xiva_source.xiva_api.usage import (
     MemoryUsageStore,
     RedisUsageStore,
     UsageCounts,

@@ -3,13 +3,13 @@
 :func:`pull_batches` reads one source over ``[start_date, end_date]`` and yields Arrow tables with
 ``customer_id``, the requested features and ``event_timestamp`` (UTC):
 
-- :class:`~xiva_source.sources.DwhSource`: streamed from the DWH (server-side cursor), so memory
+- :class:`~xiva_source.feast_plugin.sources.DwhSource`: streamed from the DWH (server-side cursor), so memory
   stays flat however many rows the table has.
-- :class:`~xiva_source.sources.XivaSource`: customers changed since ``start_date`` minus an
+- :class:`~xiva_source.feast_plugin.sources.XivaSource`: customers changed since ``start_date`` minus an
   overlap (the boundary is re-read inclusively), de-duplicated per customer, their 360 views
   fetched concurrently within the shared rate and run through the extractor; every pull is also
   appended to the snapshot table (history for training).
-- :class:`~xiva_source.sources.CustomerSource`: Xiva, the DWH, or both merged per customer and
+- :class:`~xiva_source.feast_plugin.sources.CustomerSource`: Xiva, the DWH, or both merged per customer and
   feature (``auto``), per ``FEATURE_STORE_DATA_SOURCE`` / ``FEATURE_STORE_MERGE_STRATEGY``.
 
 In ``auto`` mode a failing source is skipped (WARNING log + :class:`PullReport` fallback); when
@@ -30,15 +30,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from xiva_source import dwh
-from xiva_source.errors import AllSourcesFailedError, DataSourceError, DwhError, XivaError
-from xiva_source.merge import PullReport, merge_tables, record_fallback
+from xiva_source.dwh.errors import DwhError
+from xiva_source.errors import DataSourceError
+from xiva_source.pipeline.errors import AllSourcesFailedError
+from xiva_source.pipeline.merge import PullReport, merge_tables, record_fallback
 from xiva_source.settings import DataSourceMode, MergeStrategy, Settings, load_settings
+from xiva_source.xiva_api.errors import XivaError
 
 if TYPE_CHECKING:
     from feast.data_source import DataSource
     from feast.repo_config import RepoConfig
 
-    from xiva_source.sources import CustomerSource, DwhSource, XivaSource
+    from xiva_source.feast_plugin.sources import CustomerSource, DwhSource, XivaSource
 
 __all__ = ["PullOptions", "PullReport", "pull_batches", "pull_xiva"]
 
@@ -120,7 +123,12 @@ def pull_batches(
         ...                           start_date=None, end_date=now, report=report):
         ...     write(table)
     """
-    from xiva_source.sources import CustomerSource, DwhSource, XivaSource, feature_arrow_types
+    from xiva_source.feast_plugin.sources import (
+        CustomerSource,
+        DwhSource,
+        XivaSource,
+        feature_arrow_types,
+    )
 
     settings = settings or load_settings()
     report = report if report is not None else PullReport()
@@ -153,7 +161,7 @@ def pull_batches(
     else:
         raise TypeError(
             f"source {source.name!r} is a {type(source).__name__}; the Loyalty offline store reads "
-            "only XivaSource, DwhSource and CustomerSource (xiva_source.sources)"
+            "only XivaSource, DwhSource and CustomerSource (xiva_source.feast_plugin.sources)"
         )
 
 
@@ -178,9 +186,9 @@ def pull_xiva(
         DataSourceError: Xiva failed (listing failed, or more than ``max_failed_fraction`` of the
             360 fetches failed).
     """
-    from xiva_source.client import XivaClient
-    from xiva_source.sources import feature_arrow_types
-    from xiva_source.xiva_feature_extractor import feature_schema, features_from_360
+    from xiva_source.feast_plugin.sources import feature_arrow_types
+    from xiva_source.features.extractor import feature_schema, features_from_360
+    from xiva_source.xiva_api.client import XivaClient
 
     types = feature_arrow_types()
     names = list(feature_schema())
@@ -442,7 +450,7 @@ def _last_known_xiva(
 ) -> pa.Table | None:
     if not ids or not options.write_snapshots:
         return None
-    from xiva_source.sources import DWH_ONLY_TYPES
+    from xiva_source.feast_plugin.sources import DWH_ONLY_TYPES
 
     xiva_feats = [f for f in feats if f not in DWH_ONLY_TYPES]
     try:
@@ -461,7 +469,7 @@ def _last_known_xiva(
 
 
 def _known_features(types: Mapping[str, pa.DataType], *, dwh_only: bool) -> list[str]:
-    from xiva_source.sources import DWH_ONLY_TYPES
+    from xiva_source.feast_plugin.sources import DWH_ONLY_TYPES
 
     names = [n for n in types if n not in DWH_ONLY_TYPES]
     return names + list(DWH_ONLY_TYPES) if dwh_only else names

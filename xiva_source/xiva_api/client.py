@@ -34,8 +34,10 @@ import requests
 from pydantic import SecretStr
 from requests.adapters import HTTPAdapter
 
-from xiva_source.auth import Credentials, TokenManager
-from xiva_source.errors import (
+from xiva_source.redaction import redact, redact_url
+from xiva_source.settings import Settings, load_settings
+from xiva_source.xiva_api.auth import Credentials, TokenManager
+from xiva_source.xiva_api.errors import (
     XivaAuthenticationError,
     XivaBadResponseError,
     XivaConnectionError,
@@ -44,12 +46,10 @@ from xiva_source.errors import (
     XivaNotFoundError,
     XivaRateLimitError,
     XivaServerError,
-    redact,
 )
-from xiva_source.ratelimit import RateLimiter, default_rate_key, make_rate_limiter
-from xiva_source.retry import RetryPolicy, RetryState, parse_retry_after
-from xiva_source.settings import Settings, load_settings, redact_url
-from xiva_source.usage import (
+from xiva_source.xiva_api.ratelimit import RateLimiter, default_rate_key, make_rate_limiter
+from xiva_source.xiva_api.retry import RetryPolicy, RetryState, parse_retry_after
+from xiva_source.xiva_api.usage import (
     MemoryUsageStore,
     RedisUsageStore,
     UsageReport,
@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PAGE_SIZE", "XivaClient"]
 
-logger = logging.getLogger("xiva_source.client")
+logger = logging.getLogger("xiva_source.xiva_api.client")
 
 PAGE_SIZE = 50
 """Customers per list page (Xiva's maximum)."""

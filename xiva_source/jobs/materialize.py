@@ -8,8 +8,8 @@ incrementally, and sharing Feast's own watermark:
    materialized starts at the beginning of time: the first run loads every customer, including
    those whose ``lastUpdate`` / ``updated_at`` is years old (stock Feast would start at
    ``now - ttl`` and silently skip them).
-2. :func:`xiva_source.pull.pull_batches` streams the window in chunks; each chunk is converted
-   column-wise (:mod:`xiva_source.online_rows`, cell for cell what Feast's batch engines build) and
+2. :func:`xiva_source.pipeline.pull.pull_batches` streams the window in chunks; each chunk is converted
+   column-wise (:mod:`xiva_source.feast_plugin.online_rows`, cell for cell what Feast's batch engines build) and
    written with the online store's ``online_write_batch``, so memory stays flat however many rows
    there are.
 3. Only after every chunk of a view was written is the interval recorded with
@@ -52,24 +52,24 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import ValidationError
 
-from xiva_source.errors import (
-    AllSourcesFailedError,
-    DataSourceError,
+from xiva_source.errors import DataSourceError
+from xiva_source.feast_plugin.online_rows import to_online_rows
+from xiva_source.jobs.errors import (
     MaterializationConfigError,
     MaterializationError,
     MaterializationFailedError,
-    XivaError,
-    redact,
 )
-from xiva_source.online_rows import to_online_rows
+from xiva_source.pipeline.errors import AllSourcesFailedError
+from xiva_source.redaction import redact
 from xiva_source.settings import Settings, load_settings
+from xiva_source.xiva_api.errors import XivaError
 
 if TYPE_CHECKING:
     import redis
     from feast import FeatureStore, FeatureView
     from feast.infra.online_stores.online_store import OnlineStore
 
-    from xiva_source.pull import PullReport
+    from xiva_source.pipeline.pull import PullReport
 
 __all__ = [
     "EPOCH",
@@ -662,7 +662,7 @@ def _materialize_view(
     """Stream one view's window into the online store; returns what was written."""
     from tqdm import tqdm
 
-    from xiva_source.pull import PullReport, pull_batches
+    from xiva_source.pipeline.pull import PullReport, pull_batches
 
     last_end = None if full else fv.most_recent_end_time
     start = _as_utc(last_end) if last_end else None

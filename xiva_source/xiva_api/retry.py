@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
 
-from xiva_source.errors import XivaError, XivaRateLimitError, XivaRetryBudgetError
+from xiva_source.xiva_api.errors import XivaError, XivaRateLimitError, XivaRetryBudgetError
 
 __all__ = ["RetryPolicy", "RetryState", "parse_retry_after"]
 

@@ -32,7 +32,7 @@ __all__ = [
     "make_rate_limiter",
 ]
 
-logger = logging.getLogger("xiva_source.client")
+logger = logging.getLogger("xiva_source.xiva_api.client")
 
 REDIS_RETRY_SECONDS = 30.0
 """After a Redis failure, how long the shared limiter and the usage counters leave Redis alone."""

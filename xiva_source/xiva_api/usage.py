@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from xiva_source.ratelimit import REDIS_RETRY_SECONDS
-from xiva_source.settings import Settings, load_settings, redact_url
+from xiva_source.redaction import redact_url
+from xiva_source.settings import Settings, load_settings
+from xiva_source.xiva_api.ratelimit import REDIS_RETRY_SECONDS
 
 if TYPE_CHECKING:
     import redis
@@ -47,7 +48,7 @@ __all__ = [
     "usage_prefix_for",
 ]
 
-logger = logging.getLogger("xiva_source.client")
+logger = logging.getLogger("xiva_source.xiva_api.client")
 
 COUNTERS = ("requests", "throttled", "retries", "errors")
 """The counter names, in display order."""

@@ -32,8 +32,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 
-from xiva_source.errors import DwhError
-from xiva_source.settings import redact_url
+from xiva_source.dwh.errors import DwhError
+from xiva_source.redaction import redact_url
 
 __all__ = [
     "CUSTOMER_FEATURES_TABLE",

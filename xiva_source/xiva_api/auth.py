@@ -19,11 +19,11 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from xiva_source.errors import XivaAuthenticationError, XivaBadResponseError
+from xiva_source.xiva_api.errors import XivaAuthenticationError, XivaBadResponseError
 
 __all__ = ["Credentials", "TokenManager", "TokenPair", "decode_jwt_claims", "token_expiry"]
 
-logger = logging.getLogger("xiva_source.client")
+logger = logging.getLogger("xiva_source.xiva_api.client")
 
 MAX_REFRESH_LEEWAY = 30.0
 """Refresh at most this many seconds before the access token expires..."""

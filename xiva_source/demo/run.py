@@ -5,7 +5,7 @@
    minus every tenth, plus some DWH-only ones).
 3. Copies the feature repository to a temporary directory whose ``feature_store.yaml`` uses
    Feast's embedded ``sqlite`` online store and a local registry, and applies it.
-4. Runs the cron job's :func:`~xiva_source.materialize.run_materialization` in ``auto`` mode,
+4. Runs the cron job's :func:`~xiva_source.jobs.materialize.run_materialization` in ``auto`` mode,
    shows a few customers' online features and the size of each segment.
 5. Changes 10 customers in the simulator and runs again: the incremental run fetches only them.
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from feast import FeatureStore
 
-    from xiva_source.materialize import RunSummary
+    from xiva_source.jobs.materialize import RunSummary
     from xiva_source.simulator import XivaSimulator
 
 __all__ = ["DemoResult", "cli", "run_demo"]
@@ -111,7 +111,7 @@ def run_demo(
         MaterializationError: A run failed.
     """
     from xiva_source.dwh import create_demo_dwh, dispose_engines
-    from xiva_source.materialize import run_materialization
+    from xiva_source.jobs.materialize import run_materialization
     from xiva_source.simulator import SimulatorConfig, XivaSimulator
 
     out = out or sys.stdout
@@ -334,7 +334,7 @@ def _calls(counters: Mapping[str, Any], endpoint: str) -> int:
 
 def cli(argv: Sequence[str] | None = None) -> int:
     """``python -m xiva_source demo [--customers N] [--repo feature_repo] [--keep DIR]``."""
-    from xiva_source.materialize import MaterializationError
+    from xiva_source.jobs.materialize import MaterializationError
 
     parser = argparse.ArgumentParser(
         prog="python -m xiva_source demo",

@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 if TYPE_CHECKING:
-    from xiva_source.client import XivaClient
+    from xiva_source.xiva_api.client import XivaClient
 
 __all__ = [
     "STANDARD_FEATURES",
@@ -38,7 +38,7 @@ __all__ = [
     "remove_custom_feature",
 ]
 
-logger = logging.getLogger("xiva_source.xiva_feature_extractor")
+logger = logging.getLogger("xiva_source.features.extractor")
 
 FeatureType = Literal["string", "float", "int"]
 """Feast type names a feature can have (``String``, ``Float64``, ``Int64`` in Feast)."""
@@ -175,7 +175,7 @@ def extract_customer_features(
         XivaError: The 360 view could not be fetched (e.g. ``XivaNotFoundError``).
     """
     if client is None:
-        from xiva_source.client import XivaClient
+        from xiva_source.xiva_api.client import XivaClient
 
         with XivaClient() as own:
             view = own.get_customer_360(customer_id)

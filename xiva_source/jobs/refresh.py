@@ -2,7 +2,7 @@
 
 The batch job brings the online store up to date every run; a live refresh is for the moment in
 between, e.g. right after a customer changed their plan at the counter. It reads the customer's
-360 view through :func:`~xiva_source.xiva_feature_extractor.extract_customer_features` and writes
+360 view through :func:`~xiva_source.features.extractor.extract_customer_features` and writes
 the Xiva features of the ``customer_features`` view with the online store's ``online_write_batch``
 (only the features it has: the DWH-only ones are left as they are).
 
@@ -34,13 +34,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from xiva_source.errors import LiveRefreshError, XivaError
+from xiva_source.jobs.errors import LiveRefreshError
 from xiva_source.settings import DataSourceMode, MergeStrategy, Settings, load_settings
+from xiva_source.xiva_api.errors import XivaError
 
 if TYPE_CHECKING:
     from feast import FeatureStore
 
-    from xiva_source.client import XivaClient
+    from xiva_source.xiva_api.client import XivaClient
 
 __all__ = ["CUSTOMER_VIEW", "LiveRefreshError", "cli", "refresh_customer"]
 
@@ -83,7 +84,7 @@ def refresh_customer(
         >>> features["customer_tier"]  # doctest: +SKIP
         'gold'
     """
-    from xiva_source.xiva_feature_extractor import extract_customer_features
+    from xiva_source.features.extractor import extract_customer_features
 
     settings = settings if settings is not None else load_settings()
     if settings.feature_store_data_source is DataSourceMode.DWH:
@@ -101,7 +102,7 @@ def refresh_customer(
 
     own_client = client is None
     if client is None:
-        from xiva_source.client import XivaClient
+        from xiva_source.xiva_api.client import XivaClient
 
         client = XivaClient(settings=settings)
     try:
@@ -123,10 +124,10 @@ def _append_snapshot(store: FeatureStore, features: dict[str, Any], settings: Se
     A failure is logged and does not fail the refresh: the online write already happened.
     """
     from xiva_source import dwh
-    from xiva_source.errors import DwhError
-    from xiva_source.pull import PullOptions
-    from xiva_source.sources import feature_arrow_types
-    from xiva_source.xiva_feature_extractor import feature_schema
+    from xiva_source.dwh.errors import DwhError
+    from xiva_source.feast_plugin.sources import feature_arrow_types
+    from xiva_source.features.extractor import feature_schema
+    from xiva_source.pipeline.pull import PullOptions
 
     options = PullOptions.from_repo_config(store.config)
     if not options.write_snapshots:

@@ -1,0 +1,66 @@
+"""Errors of the jobs (materialization, live refresh): their branches of the project's tree::
+
+    LoyaltyError (xiva_source.errors)
+    ├── MaterializationError
+    │   ├── MaterializationConfigError   the job cannot start: settings, repository, view (exit 2)
+    │   └── MaterializationFailedError   a run failed (exit 1); carries the run's summary
+    └── LiveRefreshError                 a live refresh cannot run in this configuration
+
+This module imports no job: a failed run's summary travels as an opaque object.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from xiva_source.errors import LoyaltyError
+
+__all__ = [
+    "LiveRefreshError",
+    "MaterializationConfigError",
+    "MaterializationError",
+    "MaterializationFailedError",
+]
+
+
+class MaterializationError(LoyaltyError):
+    """Base class of the materialization job's own errors."""
+
+
+class MaterializationConfigError(MaterializationError):
+    """The job cannot start: bad settings, no feature repository, an unknown view (exit 2).
+
+    Args:
+        problem: What is wrong.
+        fix: What to do about it.
+    """
+
+    exit_code: ClassVar[int] = 2
+
+
+class MaterializationFailedError(MaterializationError):
+    """A run failed (exit 1); the views it could not finish keep their previous watermark.
+
+    Args:
+        summary: The run's summary (``status="failed"``), for the summary line.
+        cause: What went wrong.
+        fix: What to do about it.
+
+    Attributes:
+        summary: As above; ``summary.views_done`` lists views that did finish before the failure.
+        cause: Same as ``problem``.
+    """
+
+    def __init__(self, summary: Any, cause: str, fix: str) -> None:
+        self.summary = summary
+        self.cause = cause
+        super().__init__(cause, fix)
+
+
+class LiveRefreshError(LoyaltyError):
+    """A live refresh cannot run in this configuration; nothing was written.
+
+    Args:
+        problem: What is wrong.
+        fix: What to do about it.
+    """
