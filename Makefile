@@ -20,6 +20,9 @@ install: $(BIN)/python ## Create .venv and install the project (editable, with d
 test: ## Run the whole test suite (needs Redis and PostgreSQL on 127.0.0.1)
 	$(BIN)/pytest -q
 
+test-unit: ## Run only the unit tests (pure logic, no service needed; seconds)
+	$(BIN)/pytest -q -m unit
+
 lint: ## Run ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -29,7 +32,7 @@ format: ## Format the code with ruff
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-.PHONY: help install test lint format
+.PHONY: help install test test-unit lint format
 
 apply: ## Register the feature repository (feast -c feature_repo apply)
 	$(BIN)/feast -c $(REPO) apply
