@@ -23,7 +23,8 @@ test: ## Run the whole test suite (needs Redis and PostgreSQL on 127.0.0.1)
 test-unit: ## Run only the unit tests (pure logic, no service needed; seconds)
 	$(BIN)/pytest -q -m unit
 
-lint: ## Run ruff and mypy
+lint: ## Run ruff, mypy and the import contracts (.importlinter)
+	$(BIN)/lint-imports
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy xiva_source segmentation feature_repo tests

@@ -327,7 +327,8 @@ def bench_redis(rows: int, work: Path) -> dict[str, Any]:
     """Project vs stock at ``rows`` customers; returns both measurements."""
     import sqlalchemy as sa
 
-    from xiva_source.dwh import create_demo_dwh, dispose_engines
+    from xiva_source.demo.data import create_demo_dwh
+    from xiva_source.dwh import dispose_engines
 
     ns = uuid.uuid4().hex[:8]
     schema = f"bench_{ns}"

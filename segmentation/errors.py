@@ -1,8 +1,23 @@
-"""The segmentation error hierarchy: every error names the problem and the fix."""
+"""Errors of the segmentation package, a branch of the project's tree::
+
+    LoyaltyError                   xiva_source.errors (problem, fix, exit_code)
+    ├── SegmentationError          a segment could not be loaded, checked or evaluated
+    │   ├── RuleError              a rule is malformed, forbidden or over a limit
+    │   │   └── UnknownFeatureError   a rule reads a feature the repository does not serve
+    │   ├── SegmentFileError       a segment file or directory cannot be read (path)
+    │   └── UnknownSegmentError    a segment name that is not loaded
+    └── OnlineStoreError           xiva_source.feast_plugin.errors (re-exported here)
+
+Every error carries ``problem`` (located: segment, rule, file) and ``fix`` as fields; ``str(error)``
+is ``"<problem>. Fix: <fix>"``, with the fix once.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+
+from xiva_source.errors import LoyaltyError
+from xiva_source.feast_plugin.errors import OnlineStoreError
 
 __all__ = [
     "FEATURE_NAME_HINT",
@@ -20,8 +35,14 @@ FEATURE_NAME_HINT = (
 )
 
 
-class SegmentationError(Exception):
-    """Root of every error raised by :mod:`segmentation`."""
+class SegmentationError(LoyaltyError):
+    """Root of the errors raised by :mod:`segmentation` (the online store's are
+    :class:`~xiva_source.feast_plugin.errors.OnlineStoreError`).
+
+    Args:
+        problem: What went wrong.
+        fix: What to do about it.
+    """
 
 
 def _where(segment: str | None, rule: str | None, path: str | None) -> str:
@@ -38,35 +59,38 @@ def _where(segment: str | None, rule: str | None, path: str | None) -> str:
 class RuleError(SegmentationError):
     """A rule is malformed, uses a forbidden operator or exceeds a limit.
 
-    Attributes:
-        problem: What is wrong.
+    Args:
+        reason: What is wrong with the rule, without its location.
         fix: How to fix it.
         segment: The segment's name, when known.
         rule: The rule's name, when known.
         path: Where in the rule (``$.and[1].<[0]``), when known.
+
+    Attributes:
+        problem: ``reason`` prefixed with the location (segment, rule, path).
+        reason: As given.
     """
 
     def __init__(
         self,
-        problem: str,
+        reason: str,
         fix: str,
         *,
         segment: str | None = None,
         rule: str | None = None,
         path: str | None = None,
     ) -> None:
-        self.problem = problem
-        self.fix = fix
+        self.reason = reason
         self.segment = segment
         self.rule = rule
         self.path = path
         where = _where(segment, rule, path)
-        super().__init__(f"{where + ': ' if where else ''}{problem}. Fix: {fix}")
+        super().__init__(f"{where + ': ' if where else ''}{reason}", fix)
 
     def located(self, *, segment: str | None = None, rule: str | None = None) -> RuleError:
         """The same error, with the segment and rule names filled in."""
         return type(self)(
-            self.problem,
+            self.reason,
             self.fix,
             segment=segment or self.segment,
             rule=rule or self.rule,
@@ -121,13 +145,18 @@ class UnknownFeatureError(RuleError):
 
 
 class SegmentFileError(SegmentationError):
-    """A segment file (or directory) cannot be read or does not describe segments."""
+    """A segment file (or directory) cannot be read or does not describe segments.
 
-    def __init__(self, path: str, problem: str, fix: str) -> None:
+    Args:
+        path: The file or directory.
+        reason: What is wrong with it.
+        fix: How to fix it.
+    """
+
+    def __init__(self, path: str, reason: str, fix: str) -> None:
         self.path = path
-        self.problem = problem
-        self.fix = fix
-        super().__init__(f"{path}: {problem}. Fix: {fix}")
+        self.reason = reason
+        super().__init__(f"{path}: {reason}", fix)
 
 
 class UnknownSegmentError(SegmentationError):
@@ -137,14 +166,5 @@ class UnknownSegmentError(SegmentationError):
         self.name = name
         self.known = list(known)
         super().__init__(
-            f"unknown segment {name!r}. Fix: use one of {', '.join(sorted(known)) or '(none)'}"
+            f"unknown segment {name!r}", f"use one of {', '.join(sorted(known)) or '(none)'}"
         )
-
-
-class OnlineStoreError(SegmentationError):
-    """The Feast online store is not usable by the segmentation engine."""
-
-    def __init__(self, problem: str, fix: str) -> None:
-        self.problem = problem
-        self.fix = fix
-        super().__init__(f"{problem}. Fix: {fix}")

@@ -6,12 +6,15 @@ import json
 import os
 from collections.abc import Collection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from segmentation.errors import RuleError, SegmentationError, SegmentFileError
 from segmentation.segment import Segment
+
+if TYPE_CHECKING:
+    from xiva_source.settings import Settings
 
 __all__ = [
     "DEFAULT_SEGMENTS_DIR",
@@ -26,12 +29,27 @@ DEFAULT_SEGMENTS_DIR = Path(__file__).resolve().parent / "segments"
 SEGMENT_SUFFIXES = (".json", ".yaml", ".yml")
 
 
-def segments_dir(directory: str | os.PathLike[str] | None = None) -> Path:
-    """The segments directory: the argument, else ``SEGMENTS_DIR``, else the shipped examples."""
+def segments_dir(
+    directory: str | os.PathLike[str] | None = None, *, settings: Settings | None = None
+) -> Path:
+    """The segments directory: the argument, else ``SEGMENTS_DIR``, else the shipped examples.
+
+    Args:
+        directory: An explicit directory (``--segments-dir``); wins over the setting.
+        settings: The project's settings (``SEGMENTS_DIR`` is ``settings.segments_dir``); loaded
+            with :func:`~xiva_source.settings.load_settings` only when neither is given (a public
+            Python API call).
+
+    Raises:
+        ConfigurationError: The settings had to be loaded and one of them is invalid.
+    """
     if directory is not None:
         return Path(directory)
-    env = os.environ.get("SEGMENTS_DIR", "").strip()
-    return Path(env) if env else DEFAULT_SEGMENTS_DIR
+    if settings is None:
+        from xiva_source.settings import load_settings
+
+        settings = load_settings()
+    return settings.segments_dir or DEFAULT_SEGMENTS_DIR
 
 
 def _read(path: Path) -> list[Any]:
@@ -90,7 +108,7 @@ def _load(
                 if feature_names is not None:
                     seg.validate(feature_names)
             except RuleError as e:
-                errors.append(SegmentFileError(str(path), str(e), e.fix))
+                errors.append(SegmentFileError(str(path), e.problem, e.fix))
                 continue
             if seg.name in seen:
                 errors.append(
@@ -110,6 +128,7 @@ def load_segments(
     directory: str | os.PathLike[str] | None = None,
     *,
     feature_names: Collection[str] | None = None,
+    settings: Settings | None = None,
 ) -> list[Segment]:
     """Load every segment of a directory (``*.json``, ``*.yaml``, ``*.yml``, sorted by file).
 
@@ -118,6 +137,7 @@ def load_segments(
     Args:
         directory: The directory; default ``SEGMENTS_DIR`` or the shipped examples.
         feature_names: When given, every rule's features are validated against them.
+        settings: Where ``SEGMENTS_DIR`` comes from (see :func:`segments_dir`).
 
     Returns:
         The segments, in file order.
@@ -126,7 +146,7 @@ def load_segments(
         SegmentFileError: The first problem (unreadable file, bad syntax, refused rule, unknown
             feature, duplicate name), naming the file, segment and rule.
     """
-    segments, errors = _load(segments_dir(directory), feature_names)
+    segments, errors = _load(segments_dir(directory, settings=settings), feature_names)
     if errors:
         raise errors[0]
     return segments
@@ -136,13 +156,19 @@ def check_segments_dir(
     directory: str | os.PathLike[str] | None = None,
     *,
     feature_names: Collection[str] | None = None,
+    settings: Settings | None = None,
 ) -> tuple[list[Segment], list[SegmentationError]]:
     """Load a directory and collect *every* problem instead of stopping at the first.
+
+    Args:
+        directory: As for :func:`load_segments`.
+        feature_names: As for :func:`load_segments`.
+        settings: As for :func:`load_segments`.
 
     Returns:
         The valid segments and the errors (empty when all is well).
     """
     try:
-        return _load(segments_dir(directory), feature_names)
+        return _load(segments_dir(directory, settings=settings), feature_names)
     except SegmentFileError as e:
         return [], [e]

@@ -4,17 +4,17 @@ Feast (0.67) stores one Redis hash per entity key: the key is Feast's serialized
 by the project name; each field is the 4-byte murmur3 of ``"<view>:<feature>"`` holding a serialized
 protobuf ``Value``, plus ``_ts:<view>`` holding the view's event timestamp (protobuf ``Timestamp``).
 
-This reader builds keys and field names with Feast's own helpers (``serialize_entity_key``,
-``_mmh3``, ``_redis_key``, ``compute_versioned_name``) so the layout cannot drift, enumerates
-the population with ``SCAN`` over the project's keys, reads with pipelined ``HMGET`` in large
-batches and decodes each column with a value cache (feature columns repeat a lot) and a fast
+The layout (keys, field names, the SCAN pattern and the exact key check, value decoding) is
+:mod:`xiva_source.feast_plugin.redis_layout`, the one module that knows it; the Redis client is the
+online store's (:func:`xiva_source.feast_plugin.online_store.online_redis_client`). This reader
+enumerates the population with ``SCAN`` over the project's keys, reads with pipelined ``HMGET`` in
+large batches and decodes each column with a value cache (feature columns repeat a lot) and a fast
 path for doubles.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import struct
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,10 +24,22 @@ import numpy as np
 import pandas as pd
 
 from segmentation.errors import OnlineStoreError, SegmentationError
+from xiva_source.feast_plugin.redis_layout import (
+    RedisLayout,
+    decode_timestamp,
+    decode_value,
+    fast_double,
+    field_name,
+    scan_entity_keys,
+    timestamp_field,
+    view_name,
+)
 
 if TYPE_CHECKING:
     import redis
     from feast import FeatureStore
+
+    from xiva_source.settings import Settings
 
 __all__ = ["USE_TTL", "MaxAge", "OnlineReader", "ServedFeature"]
 
@@ -35,8 +47,6 @@ __all__ = ["USE_TTL", "MaxAge", "OnlineReader", "ServedFeature"]
 USE_TTL: Literal["ttl"] = "ttl"
 MaxAge = _dt.timedelta | Mapping[str, _dt.timedelta | None] | Literal["ttl"] | None
 
-_DOUBLE = struct.Struct("<d")
-_LEN = struct.Struct("<I")
 _INT_TYPES = {"INT32", "INT64"}
 _FLOAT_TYPES = {"FLOAT", "DOUBLE"}
 
@@ -58,21 +68,15 @@ class ServedFeature:
     field: bytes
 
 
-def _glob_escape(raw: bytes) -> bytes:
-    out = bytearray()
-    for b in raw:
-        if b in b"*?[]\\":
-            out.append(0x5C)
-        out.append(b)
-    return bytes(out)
-
-
 class OnlineReader:
     """Reads online features of many customers from Feast's Redis store, column-wise.
 
     Args:
         store: The Feast ``FeatureStore`` (its registry and online store config are read once).
-        client: A Redis client; default one built from the online store's ``connection_string``.
+        client: A Redis client; default the online store's (``REDIS_URL`` of ``settings`` for the
+            project's store, else the yaml's ``connection_string``).
+        settings: The project's settings, for the default client; default loaded once for the
+            repository (``.env`` beside or above it).
         batch_size: Keys per pipelined ``HMGET`` round trip.
         max_age: Staleness: ``USE_TTL`` (default: each view's ``ttl``; 0/None ttl = never stale),
             a ``timedelta`` for every view, a ``{view: timedelta | None}`` mapping (views not
@@ -81,6 +85,7 @@ class OnlineReader:
     Raises:
         OnlineStoreError: The online store is not a single Redis, or the repository serves no
             feature view with exactly one join key.
+        ConfigurationError: The online store's ``REDIS_URL`` / connection string is not usable.
     """
 
     def __init__(
@@ -90,10 +95,11 @@ class OnlineReader:
         client: redis.Redis | None = None,
         batch_size: int = 10_000,
         max_age: MaxAge = USE_TTL,
+        settings: Settings | None = None,
     ) -> None:
-        from feast.infra.key_encoding_utils import serialize_entity_key
-        from feast.infra.online_stores.helpers import _mmh3, _redis_key, compute_versioned_name
         from feast.infra.online_stores.redis import RedisOnlineStoreConfig
+
+        from xiva_source.feast_plugin.online_store import online_redis_client
 
         config = store.config
         online = config.online_store
@@ -102,7 +108,8 @@ class OnlineReader:
             raise OnlineStoreError(
                 f"the online store is {getattr(online, 'type', type(online).__name__)!r}",
                 "configure a Redis online store (type: redis, or the project's "
-                "xiva_source.feast_plugin.online_store.LoyaltyRedisOnlineStore) in feature_store.yaml",
+                "xiva_source.feast_plugin.online_store.LoyaltyRedisOnlineStore) in "
+                "feature_store.yaml",
             )
         if str(getattr(online, "redis_type", "redis")).endswith("redis_cluster"):
             raise OnlineStoreError(
@@ -110,11 +117,12 @@ class OnlineReader:
                 "use a single Redis (or a replica of it) for segmentation",
             )
         self.project: str = config.project
-        self._project_bytes = self.project.encode("utf-8")
         self.version: int = config.entity_key_serialization_version
         self.batch_size = batch_size
-        self.client = client if client is not None else _client_from(online.connection_string)
-        versioning = bool(getattr(config.registry, "enable_online_feature_view_versioning", False))
+        if client is None:
+            client = online_redis_client(config, settings)
+            assert client is not None  # a Redis online store (checked above)
+        self.client = client
 
         self.features: dict[str, ServedFeature] = {}
         self.ttl: dict[str, _dt.timedelta | None] = {}
@@ -122,14 +130,14 @@ class OnlineReader:
         for fv in sorted(store.list_feature_views(), key=lambda v: v.name):
             if not fv.online:
                 continue
-            view = compute_versioned_name(fv, versioning)
+            view = view_name(fv, config)
             self.ttl[view] = fv.ttl if fv.ttl and fv.ttl.total_seconds() > 0 else None
             join_keys.update(fv.join_keys)
             for f in fv.features:
                 self.features.setdefault(
                     f.name,
                     ServedFeature(
-                        f.name, view, f.dtype.to_value_type().name, _mmh3(f"{view}:{f.name}")
+                        f.name, view, f.dtype.to_value_type().name, field_name(view, f.name)
                     ),
                 )
         if len(join_keys) != 1:
@@ -139,24 +147,8 @@ class OnlineReader:
             )
         self.join_key = join_keys.pop()
         self.max_age = self._resolve_max_age(max_age)
-
-        # The entity key is "<head><len:u32><id bytes>"; head comes from Feast's serializer and is
-        # checked against it, so a change of layout fails here instead of reading nothing.
-        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-        from feast.protos.feast.types.Value_pb2 import Value
-
-        def entity_key(cid: str) -> EntityKey:
-            return EntityKey(join_keys=[self.join_key], entity_values=[Value(string_val=cid)])
-
-        empty = serialize_entity_key(entity_key(""), entity_key_serialization_version=self.version)
-        self._head = empty[:-4]
-        probe = "customer-ü-42"
-        expected = _redis_key(self.project, entity_key(probe), self.version)
-        if self.key(probe) != expected or empty[-4:] != _LEN.pack(0):
-            raise OnlineStoreError(
-                "Feast's entity key layout is not the one this reader knows",
-                "upgrade segmentation together with feast",
-            )
+        self.layout = RedisLayout.of(config, [self.join_key])
+        self.layout.key("")  # checks Feast's layout now rather than reading nothing later
         self._decode_cache: dict[str, dict[bytes, Any]] = {}
 
     # --- layout ---------------------------------------------------------------------------
@@ -174,26 +166,13 @@ class OnlineReader:
             out[view] = age.total_seconds() if age is not None else None
         return out
 
-    def _entity_bytes(self, customer_id: str) -> bytes:
-        raw = customer_id.encode("utf-8")
-        return self._head + _LEN.pack(len(raw)) + raw
-
     def key(self, customer_id: str) -> bytes:
         """The Redis key of one customer (Feast's ``_redis_key``)."""
-        return self._entity_bytes(customer_id) + self._project_bytes
+        return self.layout.key(customer_id)
 
     def customer_id_of(self, key: bytes) -> str | None:
         """The customer id of a Redis key of this project, or None for another project's key."""
-        head = self._head
-        if not key.startswith(head) or len(key) < len(head) + 4:
-            return None
-        start = len(head) + 4
-        (length,) = _LEN.unpack_from(key, len(head))
-        if len(key) != start + length + len(self._project_bytes) or not key.endswith(
-            self._project_bytes
-        ):
-            return None
-        return key[start : start + length].decode("utf-8")
+        return self.layout.entity_id(key)
 
     def feature(self, name: str) -> ServedFeature:
         """The served feature called ``name``."""
@@ -212,14 +191,7 @@ class OnlineReader:
         ``SCAN MATCH <serialized entity key prefix>*<project>``, then an exact parse of each key, so
         a project whose name ends with this one's is not counted.
         """
-        pattern = _glob_escape(self._head) + b"*" + _glob_escape(self._project_bytes)
-        seen: set[bytes] = set()
-        for key in self.client.scan_iter(match=pattern, count=count):
-            if key in seen:  # SCAN may return a key twice
-                continue
-            seen.add(key)
-            if self.customer_id_of(key) is not None:
-                yield key
+        yield from scan_entity_keys(self.client, self.layout, count=count)
 
     def customer_ids(self) -> list[str]:
         """Every customer with online values in this project, sorted."""
@@ -229,7 +201,7 @@ class OnlineReader:
     def _fields(self, names: Sequence[str]) -> tuple[list[ServedFeature], list[str], list[bytes]]:
         feats = [self.feature(n) for n in names]
         views = sorted({f.view for f in feats})
-        fields = [f.field for f in feats] + [f"_ts:{v}".encode() for v in views]
+        fields = [f.field for f in feats] + [timestamp_field(v) for v in views]
         return feats, views, fields
 
     def _hmget(self, keys: Sequence[bytes], fields: list[bytes]) -> list[list[bytes | None]]:
@@ -319,7 +291,7 @@ class OnlineReader:
             if limit is None:
                 out[view] = np.ones(len(col), dtype=bool)
                 continue
-            seconds = np.array([_ts_seconds(c) for c in col], dtype="float64")
+            seconds = np.array([decode_timestamp(c) for c in col], dtype="float64")
             out[view] = ~np.isnan(seconds) & (seconds >= now_s - limit)
         return out
 
@@ -330,7 +302,7 @@ class OnlineReader:
         try:
             return cache[cell]
         except KeyError:
-            value = _decode_value(cell)
+            value = decode_value(cell)
             if len(cache) < 100_000:
                 cache[cell] = value
             return value
@@ -356,10 +328,7 @@ class OnlineReader:
     def _column(self, f: ServedFeature, cells: Sequence[bytes | None], fresh: np.ndarray) -> Any:
         if f.value_type == "DOUBLE":
             values: list[Any] = [
-                _DOUBLE.unpack_from(c, 1)[0]
-                if c and len(c) == 9 and c[0] == 0x29
-                else self._decode(f, c)
-                for c in cells
+                d if (d := fast_double(c)) is not None else self._decode(f, c) for c in cells
             ]
         else:
             decode = self._decode
@@ -375,42 +344,3 @@ class OnlineReader:
         out = np.empty(len(values), dtype=object)
         out[:] = values
         return out
-
-
-def _decode_value(cell: bytes) -> Any:
-    from feast.protos.feast.types.Value_pb2 import Value
-    from feast.type_map import feast_value_type_to_python_type
-
-    return feast_value_type_to_python_type(Value.FromString(cell))
-
-
-_TS_CACHE: dict[bytes, float] = {}
-
-
-def _ts_seconds(cell: bytes | None) -> float:
-    if not cell:
-        return float("nan")
-    hit = _TS_CACHE.get(cell)
-    if hit is not None:
-        return hit
-    from google.protobuf.timestamp_pb2 import Timestamp
-
-    ts = Timestamp.FromString(cell)
-    value = ts.seconds + ts.nanos / 1e9
-    if len(_TS_CACHE) < 100_000:
-        _TS_CACHE[cell] = value
-    return value
-
-
-def _client_from(connection_string: str) -> redis.Redis:
-    """A Redis client from Feast's ``connection_string`` (``host:port,db=0,password=...``)."""
-    import redis as _redis
-    from feast.infra.online_stores.redis import RedisOnlineStore
-
-    nodes, params = RedisOnlineStore._parse_connection_string(connection_string)
-    if not nodes:
-        raise OnlineStoreError(
-            "the Redis connection_string names no host",
-            'write connection_string: "host:6379" in feature_store.yaml',
-        )
-    return _redis.Redis(host=nodes[0]["host"], port=int(nodes[0].get("port", 6379)), **params)

@@ -30,17 +30,30 @@ SIM_USER = "loyalty"
 SIM_PASSWORD = "s3cret-Pa55word!"
 
 
+def _settings_variables() -> set[str]:
+    """Every environment variable the settings read (and the one naming the .env file)."""
+    from xiva_source.settings import ENV_FILE_VARIABLE, Settings
+
+    return {name.upper() for name in Settings.model_fields} | {ENV_FILE_VARIABLE}
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """No test sees the developer's environment or a stray .env file."""
+    """No test sees the developer's environment or a stray .env file.
+
+    Every variable the settings read is cleared (``SEGMENTS_DIR`` included), the working directory
+    is a fresh temporary one, and ``FEATURE_STORE_ENV_FILE=none`` stops the ``.env`` search (a
+    test of the search itself deletes it, or passes ``env_file=``).
+    """
+    from xiva_source.settings import ENV_FILE_VARIABLE
+
+    names = _settings_variables()
     for name in list(os.environ):
-        if (
-            name.startswith(("XIVA_", "FEATURE_STORE_", "DWH_", "ONLINE_TTL"))
-            or name == "REDIS_URL"
-        ):
+        if name.upper() in names or name.startswith(_PROJECT_ENV_PREFIXES):
             monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(ENV_FILE_VARIABLE, "none")
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 

@@ -28,7 +28,7 @@ import yaml
 from tests.conftest import PG_BASE_URL, REDIS_URL, SIM_PASSWORD, SIM_USER
 
 if TYPE_CHECKING:
-    from xiva_source.dwh import DemoDwh
+    from xiva_source.demo.data import DemoDwh
     from xiva_source.simulator import XivaSimulator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,7 +117,7 @@ def feast_dwh_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def feast_dwh(feast_dwh_url: str, feast_sim: XivaSimulator) -> DemoDwh:
     """The session DWH, filled for ``feast_sim``'s customers."""
-    from xiva_source.dwh import create_demo_dwh
+    from xiva_source.demo.data import create_demo_dwh
 
     return create_demo_dwh(feast_dwh_url, feast_sim, seed=11)
 

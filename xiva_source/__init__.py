@@ -1,8 +1,7 @@
 """Xiva and DWH data sources for the loyalty feature store.
 
-The client-side names (client, errors, settings, extractor) import eagerly and stay light; the Feast
-plugin names (sources, stores, the materialization job) load on first use, so commands such as
-``python -m xiva_source usage`` start without importing Feast.
+Every public name loads on first use (PEP 562), so ``import xiva_source.<package>.errors`` is cheap
+and commands such as ``xiva-source usage`` start without importing Feast.
 
 Example:
     >>> from xiva_source import XivaClient, extract_customer_features
@@ -14,37 +13,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from xiva_source.dwh.errors import DwhError
-from xiva_source.errors import DataSourceError
-from xiva_source.features.extractor import (
-    custom_feature,
-    extract_customer_features,
-    feature_schema,
-    features_from_360,
-)
-from xiva_source.jobs.errors import (
-    LiveRefreshError,
-    MaterializationConfigError,
-    MaterializationError,
-    MaterializationFailedError,
-)
-from xiva_source.pipeline.errors import AllSourcesFailedError
-from xiva_source.settings import DataSourceMode, MergeStrategy, Settings, load_settings
-from xiva_source.xiva_api.client import XivaClient
-from xiva_source.xiva_api.errors import (
-    XivaAuthenticationError,
-    XivaBadResponseError,
-    XivaConnectionError,
-    XivaError,
-    XivaNotConfiguredError,
-    XivaNotFoundError,
-    XivaRateLimitError,
-    XivaRetryBudgetError,
-    XivaServerError,
-)
-from xiva_source.xiva_api.usage import UsageReport
-
 if TYPE_CHECKING:
+    from xiva_source.dwh.errors import DwhError
+    from xiva_source.errors import ConfigurationError, DataSourceError, LoyaltyError
     from xiva_source.feast_plugin.offline_store import (
         LoyaltyOfflineStore,
         LoyaltyOfflineStoreConfig,
@@ -54,11 +25,71 @@ if TYPE_CHECKING:
         LoyaltyRedisOnlineStoreConfig,
     )
     from xiva_source.feast_plugin.sources import CustomerSource, DwhSource, XivaSource
+    from xiva_source.features.extractor import (
+        custom_feature,
+        extract_customer_features,
+        feature_schema,
+        features_from_360,
+    )
+    from xiva_source.jobs.errors import (
+        LiveRefreshError,
+        MaterializationConfigError,
+        MaterializationError,
+        MaterializationFailedError,
+    )
     from xiva_source.jobs.materialize import RunSummary, run_materialization
     from xiva_source.jobs.refresh import refresh_customer
+    from xiva_source.pipeline.errors import AllSourcesFailedError
     from xiva_source.pipeline.pull import PullReport, pull_batches
+    from xiva_source.settings import DataSourceMode, MergeStrategy, Settings, load_settings
+    from xiva_source.xiva_api.client import XivaClient
+    from xiva_source.xiva_api.errors import (
+        XivaAuthenticationError,
+        XivaBadResponseError,
+        XivaConnectionError,
+        XivaError,
+        XivaNotConfiguredError,
+        XivaNotFoundError,
+        XivaRateLimitError,
+        XivaRetryBudgetError,
+        XivaServerError,
+    )
+    from xiva_source.xiva_api.usage import UsageReport
 
-_LAZY = {
+_XIVA_ERRORS = (
+    "XivaAuthenticationError",
+    "XivaBadResponseError",
+    "XivaConnectionError",
+    "XivaError",
+    "XivaNotConfiguredError",
+    "XivaNotFoundError",
+    "XivaRateLimitError",
+    "XivaRetryBudgetError",
+    "XivaServerError",
+)
+# Every public name loads on first use: ``import xiva_source.<pkg>.errors`` stays cheap and
+# ``xiva-source usage`` starts without Feast.
+_LAZY: dict[str, str] = {
+    "ConfigurationError": "xiva_source.errors",
+    "DataSourceError": "xiva_source.errors",
+    "LoyaltyError": "xiva_source.errors",
+    "DwhError": "xiva_source.dwh.errors",
+    "AllSourcesFailedError": "xiva_source.pipeline.errors",
+    "LiveRefreshError": "xiva_source.jobs.errors",
+    "MaterializationConfigError": "xiva_source.jobs.errors",
+    "MaterializationError": "xiva_source.jobs.errors",
+    "MaterializationFailedError": "xiva_source.jobs.errors",
+    "DataSourceMode": "xiva_source.settings",
+    "MergeStrategy": "xiva_source.settings",
+    "Settings": "xiva_source.settings",
+    "load_settings": "xiva_source.settings",
+    "XivaClient": "xiva_source.xiva_api.client",
+    "UsageReport": "xiva_source.xiva_api.usage",
+    "custom_feature": "xiva_source.features.extractor",
+    "extract_customer_features": "xiva_source.features.extractor",
+    "feature_schema": "xiva_source.features.extractor",
+    "features_from_360": "xiva_source.features.extractor",
+    **dict.fromkeys(_XIVA_ERRORS, "xiva_source.xiva_api.errors"),
     "CustomerSource": "xiva_source.feast_plugin.sources",
     "DwhSource": "xiva_source.feast_plugin.sources",
     "XivaSource": "xiva_source.feast_plugin.sources",
@@ -75,12 +106,14 @@ _LAZY = {
 
 __all__ = [
     "AllSourcesFailedError",
+    "ConfigurationError",
     "CustomerSource",
     "DataSourceError",
     "DataSourceMode",
     "DwhError",
     "DwhSource",
     "LiveRefreshError",
+    "LoyaltyError",
     "LoyaltyOfflineStore",
     "LoyaltyOfflineStoreConfig",
     "LoyaltyRedisOnlineStore",
@@ -113,6 +146,10 @@ __all__ = [
     "refresh_customer",
     "run_materialization",
 ]
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 def __getattr__(name: str) -> Any:

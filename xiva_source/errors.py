@@ -3,27 +3,21 @@
 Errors are grouped by failure domain; each branch lives in the errors module of its package, and
 none of those modules imports a job or a service client::
 
-    LoyaltyError                        xiva_source.errors          (problem, fix, exit_code)
-    ├── ConfigurationError              xiva_source.errors          a bad or missing setting (exit 2)
-    ├── XivaError                       xiva_source.xiva_api.errors the Xiva HTTP API (status, url, body)
-    │   ├── XivaAuthenticationError
-    │   │   └── XivaNotConfiguredError
-    │   ├── XivaRateLimitError
-    │   ├── XivaNotFoundError
-    │   ├── XivaServerError
-    │   ├── XivaBadResponseError
-    │   ├── XivaConnectionError
-    │   └── XivaRetryBudgetError
-    ├── DataSourceError                 xiva_source.errors          a feature source failed in a pull
-    │   ├── DwhError                    xiva_source.dwh.errors      the warehouse (connection, SQL, schema)
-    │   └── AllSourcesFailedError       xiva_source.pipeline.errors every source of a view failed
-    ├── OnlineStoreError                xiva_source.feast_plugin.errors  Redis / the online store
-    ├── RepositoryError                 xiva_source.feast_plugin.errors  the Feast repository/registry
-    ├── MaterializationError            xiva_source.jobs.errors     the cron job
-    │   ├── MaterializationConfigError  (exit 2)
-    │   └── MaterializationFailedError
-    ├── LiveRefreshError                xiva_source.jobs.errors     live refresh of one customer
-    └── SegmentationError               segmentation.errors         segment rules, files, memberships
+    LoyaltyError                      problem, fix, exit_code          xiva_source.errors
+    ├── ConfigurationError            a bad or missing setting (exit 2)
+    ├── DataSourceError               a feature source failed in a pull
+    │   ├── DwhError                  the warehouse                    xiva_source.dwh.errors
+    │   └── AllSourcesFailedError     every source of a view failed    xiva_source.pipeline.errors
+    ├── XivaError                     the Xiva HTTP API                xiva_source.xiva_api.errors
+    │   ├── XivaAuthenticationError ─ XivaNotConfiguredError
+    │   ├── XivaRateLimitError, XivaNotFoundError, XivaServerError
+    │   └── XivaBadResponseError, XivaConnectionError, XivaRetryBudgetError
+    ├── OnlineStoreError              Redis, the online store        xiva_source.feast_plugin.errors
+    ├── RepositoryError               the Feast repository           xiva_source.feast_plugin.errors
+    ├── MaterializationError          the cron job                     xiva_source.jobs.errors
+    │   └── MaterializationConfigError (exit 2), MaterializationFailedError, LockLostError
+    ├── LiveRefreshError              live refresh of one customer     xiva_source.jobs.errors
+    └── SegmentationError             segments, rules, memberships     segmentation.errors
 
 The command line prints ``problem`` and ``fix`` of any :class:`LoyaltyError` and exits with its
 ``exit_code``; no caller needs an ``isinstance`` ladder to find the right advice. Messages are built

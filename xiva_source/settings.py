@@ -1,23 +1,62 @@
-"""Settings from the environment or a ``.env`` file.
+"""Settings from the environment or a ``.env`` file, found the way users run Feast.
 
-Every component (client, sources, offline store, materialization job, segmentation engine) reads its
-configuration through :func:`load_settings`, so one ``.env`` file configures the whole project.
-Precedence: explicit keyword arguments > process environment > ``.env`` file > defaults.
+Settings are loaded once at an entry point (a CLI command, a Feast plugin entry method, a public
+Python API function called without settings) with :func:`load_settings` and passed down as a
+:class:`Settings` argument. Precedence: keyword overrides > process environment > ``.env`` file >
+defaults.
+
+Which ``.env`` (:func:`find_env_file`): the ``env_file`` argument when given, else the file the
+``FEATURE_STORE_ENV_FILE`` environment variable names, else the first ``.env`` found beside and
+above ``repo_path`` (a notebook anywhere opening ``FeatureStore(repo_path=...)``), else from the
+working directory upward (``cd feature_repo && feast ...`` finds the project root's ``.env``). The
+upward search stops at the project boundary: the first directory holding ``pyproject.toml`` or
+``.git``.
 """
 
 from __future__ import annotations
 
 import os
-from enum import Enum, StrEnum
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Final
 
-from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from xiva_source.errors import ConfigurationError
 from xiva_source.redaction import redact_url
 
-__all__ = ["DataSourceMode", "MergeStrategy", "Settings", "load_settings"]
+__all__ = [
+    "ENV_FILE_VARIABLE",
+    "DataSourceMode",
+    "MergeStrategy",
+    "Settings",
+    "find_env_file",
+    "load_settings",
+]
+
+ENV_FILE_VARIABLE: Final = "FEATURE_STORE_ENV_FILE"
+"""Environment variable naming the ``.env`` file to read (``none``: read no file; empty: search)."""
+
+_PROJECT_MARKERS: Final = ("pyproject.toml", ".git")
+_MASK: Final = "**********"
+
+
+class _Discover:
+    """Sentinel type: find the ``.env`` file (see :func:`find_env_file`)."""
+
+    def __repr__(self) -> str:
+        return "DISCOVER"
+
+
+DISCOVER: Final = _Discover()
 
 
 class DataSourceMode(StrEnum):
@@ -39,10 +78,20 @@ DEFAULT_DWH_URL = "sqlite:///data/dwh.sqlite"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
 
 
-class Settings(BaseModel):
-    """The project's settings; field names are the environment variables, lower-cased."""
+class Settings(BaseSettings):
+    """The project's settings; field names are the environment variables, lower-cased.
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    Build it with :func:`load_settings` (which finds the ``.env`` file and turns invalid values
+    into :class:`~xiva_source.errors.ConfigurationError`); constructing it directly reads only the
+    environment and the keyword arguments.
+    """
+
+    model_config = SettingsConfigDict(
+        frozen=True, extra="ignore", case_sensitive=False, env_file=None, validate_default=True
+    )
+
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"xiva_api_password"})
+    url_fields: ClassVar[frozenset[str]] = frozenset({"xiva_api_base_url", "dwh_url", "redis_url"})
 
     xiva_api_base_url: str = "http://127.0.0.1:8765/api"
     """Base URL of the Xiva API, without trailing slash (``XIVA_API_BASE_URL``)."""
@@ -50,15 +99,15 @@ class Settings(BaseModel):
     """Xiva user name or e-mail (``XIVA_API_USERNAME``)."""
     xiva_api_password: SecretStr | None = None
     """Xiva password (``XIVA_API_PASSWORD``); a SecretStr so it never prints."""
-    xiva_requests_per_second: float = 10.0
+    xiva_requests_per_second: float = Field(default=10.0, ge=0)
     """Request rate shared by all workers of a deployment (``XIVA_REQUESTS_PER_SECOND``)."""
-    xiva_max_retry_after: float = 120.0
+    xiva_max_retry_after: float = Field(default=120.0, ge=0)
     """Longest ``Retry-After`` waited; longer fails fast (``XIVA_MAX_RETRY_AFTER``)."""
-    xiva_retry_budget: float = 300.0
+    xiva_retry_budget: float = Field(default=300.0, ge=0)
     """Total seconds one call may spend retrying before it fails (``XIVA_RETRY_BUDGET``)."""
-    xiva_timeout: float = 30.0
+    xiva_timeout: float = Field(default=30.0, gt=0)
     """Seconds to wait for one HTTP response (``XIVA_TIMEOUT``)."""
-    xiva_max_workers: int = 8
+    xiva_max_workers: int = Field(default=8, ge=1)
     """Concurrent 360-view fetches during a pull (``XIVA_MAX_WORKERS``)."""
     xiva_redis_prefix: str = "xiva"
     """Prefix of the client's Redis keys: shared rate and usage counters (``XIVA_REDIS_PREFIX``)."""
@@ -72,6 +121,10 @@ class Settings(BaseModel):
     """In ``auto`` mode: ``xiva_first`` | ``dwh_first`` (``FEATURE_STORE_MERGE_STRATEGY``)."""
     online_ttl_seconds: int = Field(default=86400, ge=0)
     """Seconds an entity's online values live without a successful run (``ONLINE_TTL_SECONDS``)."""
+    segments_dir: Path | None = None
+    """Directory of segment files (``SEGMENTS_DIR``); ``None``: the shipped examples."""
+
+    _env_file: Path | None = PrivateAttr(default=None)
 
     @field_validator("xiva_api_base_url")
     @classmethod
@@ -83,53 +136,162 @@ class Settings(BaseModel):
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("xiva_api_username", "xiva_api_password", "redis_url", mode="before")
+    @field_validator(
+        "xiva_api_username", "xiva_api_password", "redis_url", "segments_dir", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_serializer("xiva_api_base_url", "dwh_url", "redis_url")
+    def _serialize_url(self, value: str | None) -> str | None:
+        # URLs may embed passwords (DWH_URL, REDIS_URL): a dump is as safe to print as a repr.
+        return redact_url(value) if value is not None else None
+
+    @field_serializer("xiva_api_password")
+    def _serialize_secret(self, value: SecretStr | None) -> str | None:
+        return _MASK if value is not None else None
 
     @property
     def has_credentials(self) -> bool:
         """True when both a Xiva user name and password are configured."""
         return bool(self.xiva_api_username) and self.xiva_api_password is not None
 
+    @property
+    def env_file(self) -> Path | None:
+        """The ``.env`` file these settings were read from, if any."""
+        return self._env_file
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with some fields replaced (validated; ``None`` values are ignored).
+
+        Raises:
+            ConfigurationError: An override does not parse.
+        """
+        values = {name: getattr(self, name) for name in type(self).model_fields}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            copy = type(self).model_validate(values)
+        except ValidationError as e:
+            raise _configuration_error(e, self._env_file) from e
+        copy._env_file = self._env_file
+        return copy
+
     def __repr_args__(self) -> Any:
-        # URLs may embed passwords (DWH_URL, REDIS_URL): reprs show the redacted form.
         return list(self.redacted().items())
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict safe to print: secrets and URL passwords masked."""
-        out: dict[str, Any] = {}
-        for name in type(self).model_fields:
-            value = getattr(self, name)
-            if isinstance(value, SecretStr):
-                value = "**********"
-            elif isinstance(value, str) and "://" in value:
-                value = redact_url(value)
-            elif isinstance(value, Enum):
-                value = value.value
-            out[name] = value
-        return out
+        return self.model_dump(mode="json")
 
 
-def load_settings(env_file: str | os.PathLike[str] | None = ".env", **overrides: Any) -> Settings:
-    """Read settings from ``overrides``, the environment, then ``env_file``, then the defaults.
+def find_env_file(repo_path: str | os.PathLike[str] | None = None) -> Path | None:
+    """The ``.env`` file :func:`load_settings` reads when not told which.
 
     Args:
-        env_file: A dotenv file; a missing file is fine. ``None`` skips it.
+        repo_path: The Feast repository (directory, or its ``feature_store.yaml``); the search
+            starts there. ``None``: from the working directory.
+
+    Returns:
+        The file named by ``FEATURE_STORE_ENV_FILE`` (``None`` if it is ``none``),
+        else the first ``.env`` file found from the start directory upward, stopping after the
+        first directory that holds ``pyproject.toml`` or ``.git``; ``None`` when there is none.
+    """
+    named = os.environ.get(ENV_FILE_VARIABLE, "").strip()
+    if named:
+        return None if named.lower() == "none" else Path(named).expanduser()
+    start = Path(repo_path).expanduser() if repo_path is not None else Path.cwd()
+    start = start.resolve()
+    if start.is_file():
+        start = start.parent
+    for directory in (start, *start.parents):
+        candidate = directory / ".env"
+        if candidate.is_file():
+            return candidate
+        if any((directory / marker).exists() for marker in _PROJECT_MARKERS):
+            return None
+    return None
+
+
+def load_settings(
+    *,
+    repo_path: str | os.PathLike[str] | None = None,
+    env_file: str | os.PathLike[str] | _Discover | None = DISCOVER,
+    **overrides: Any,
+) -> Settings:
+    """Read settings from ``overrides``, the environment, then a ``.env`` file, then the defaults.
+
+    Args:
+        repo_path: The Feast repository the caller works on; the ``.env`` is looked for beside and
+            above it (see :func:`find_env_file`). ``None``: from the working directory upward.
+        env_file: A dotenv file to read instead of searching (a missing file is fine); ``None``
+            reads no file.
         **overrides: Field values that win over everything else (``None`` values are ignored).
 
     Returns:
         The frozen :class:`Settings`.
 
     Raises:
-        pydantic.ValidationError: A value does not parse (e.g. an unknown data-source mode);
-            the message names the variable.
+        ConfigurationError: A value does not parse (e.g. ``FEATURE_STORE_DATA_SOURCE=foo``); the
+            message names the variable, the bad value (secrets masked) and the fix. Exit code 2.
     """
-    values: dict[str, Any] = {}
-    if env_file is not None and Path(env_file).is_file():
-        values.update({k.lower(): v for k, v in dotenv_values(env_file).items() if v is not None})
-    fields = Settings.model_fields
-    values.update({k.lower(): v for k, v in os.environ.items() if k.lower() in fields})
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return Settings(**{k: v for k, v in values.items() if k in fields})
+    if isinstance(env_file, _Discover):
+        path = find_env_file(repo_path)
+    else:
+        path = Path(env_file).expanduser() if env_file is not None else None
+    if path is not None and not path.is_file():
+        path = None
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        settings = Settings(_env_file=path, **given)  # type: ignore[call-arg]
+    except ValidationError as e:
+        raise _configuration_error(e, path) from e
+    settings._env_file = path
+    return settings
+
+
+def _configuration_error(error: ValidationError, env_file: Path | None) -> ConfigurationError:
+    """A ValidationError as the CLI's short message: variable, masked value, fix."""
+    problems: list[str] = []
+    fixes: list[str] = []
+    first: str | None = None
+    for item in error.errors(include_url=False):
+        field = str(item["loc"][0]) if item["loc"] else ""
+        variable = field.upper() or "a setting"
+        first = first or variable
+        value = _shown_value(field, item.get("input"))
+        problems.append(f"{variable}={value} is invalid: {item['msg']}")
+        fixes.append(f"set {variable} to {_expected(field)}")
+    where = (
+        f" in the environment or in {env_file}"
+        if env_file is not None
+        else " in the environment or .env"
+    )
+    return ConfigurationError("; ".join(problems), "; ".join(fixes) + where, setting=first)
+
+
+def _shown_value(field: str, value: Any) -> str:
+    if field in Settings.secret_fields:
+        return _MASK
+    text = value if isinstance(value, str) else repr(value)
+    if field in Settings.url_fields:
+        text = redact_url(text)
+    return repr(text) if isinstance(value, str) else text
+
+
+def _expected(field: str) -> str:
+    info = Settings.model_fields.get(field)
+    annotation = info.annotation if info is not None else None
+    if annotation is DataSourceMode or annotation is MergeStrategy:
+        return "one of " + ", ".join(m.value for m in annotation)
+    if annotation in (float, int):
+        kind = "a number" if annotation is float else "a whole number"
+        metadata = info.metadata if info is not None else []
+        bounds = [
+            f"{symbol} {getattr(m, op)}"
+            for m in metadata
+            for op, symbol in (("gt", ">"), ("ge", ">="))
+            if getattr(m, op, None) is not None
+        ]
+        return kind + (f" ({', '.join(bounds)})" if bounds else "")
+    return "a valid value"

@@ -1,4 +1,4 @@
-"""The command line, called as ``main(argv)`` (and once as ``python -m segmentation``)."""
+"""The ``segmentation`` command line, called in-process (and once as ``python -m segmentation``)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from segmentation.cli import main
 from tests.segmentation.conftest import FeastRepo
+from xiva_source.cli import segmentation_main as main
 
 
 @pytest.fixture
@@ -89,12 +89,49 @@ def test_evaluate_sizes_members_export_refresh_history(
 
 def test_usage_and_errors(seg_repo: FeastRepo, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(capsys, "sizes")  # cwd has no feature_repo
-    assert code == 2 and "no Feast repository at 'feature_repo'" in err
+    assert code == 2 and "No Feast repository at 'feature_repo'" in err
     assert _run(capsys, "frobnicate")[0] == 2
+    assert _run(capsys)[0] == 2  # no command
     code, _, err = _run(capsys, "--repo", str(seg_repo.path), "--max-age", "soon", "sizes")
     assert code == 2 and "--max-age" in err
     code, _, err = _run(capsys, "--repo", str(seg_repo.path), "history", "nope")
     assert code == 1 and "unknown segment 'nope'" in err and "Traceback" not in err
+    assert err.count("fix:") == 1 and "Fix:" not in err
+
+
+def test_options_after_the_command(
+    seg_repo: FeastRepo, segdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _run(capsys, "list", "--segments-dir", str(segdir))
+    assert code == 0 and out.startswith("paris\t")
+    code, out, _ = _run(capsys, "validate", "--repo", str(seg_repo.path), "--segments-dir",
+                        str(segdir))  # fmt: skip
+    assert code == 0 and "2 segment(s) valid" in out
+
+
+def test_segments_dir_setting(
+    seg_repo: FeastRepo,
+    segdir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("SEGMENTS_DIR", str(segdir))
+    code, out, _ = _run(capsys, "list")
+    assert code == 0 and [line.split("\t")[0] for line in out.splitlines()] == ["paris", "rich"]
+    # --segments-dir wins over the setting
+    code, out, _ = _run(capsys, "list", "--segments-dir", str(segdir.parent / "none"))
+    assert code == 1
+
+
+def test_segment_errors_print_their_fix_once(
+    seg_repo: FeastRepo, segdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (segdir / "bad.json").write_text(
+        json.dumps({"name": "bad", "rules": [{"==": [{"var": "status"}, "x"]}]})
+    )
+    code, _, err = _run(capsys, "--repo", str(seg_repo.path), "--segments-dir", str(segdir),
+                        "validate")  # fmt: skip
+    assert code == 1 and err.count("Fix:") == 1
 
 
 def test_module_entry_point(seg_repo: FeastRepo) -> None:

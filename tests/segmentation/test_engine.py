@@ -49,7 +49,7 @@ def test_population_is_enumerated_with_scan(seg_repo: FeastRepo) -> None:
 
 def test_scan_ignores_a_project_whose_name_ends_like_ours(seg_repo: FeastRepo) -> None:
     reader = OnlineReader(seg_repo.store)
-    foreign = reader._entity_bytes("X1") + b"other_" + seg_repo.project.encode()
+    foreign = reader.layout.entity_key("X1") + b"other_" + seg_repo.project.encode()
     reader.client.hset(foreign, "f", "v")  # type: ignore[arg-type]
     try:
         assert "X1" not in reader.customer_ids()

@@ -12,8 +12,8 @@ from pathlib import Path
 from feast import FeatureStore
 
 from segmentation import DEFAULT_SEGMENTS_DIR, SegmentEngine, load_segments
-from segmentation.cli import main as segmentation_cli
 from tests.feast_fixtures import FeastEnv
+from xiva_source.cli import segmentation_main as segmentation_cli
 from xiva_source.jobs.materialize import run_materialization
 
 

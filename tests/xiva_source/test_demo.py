@@ -9,9 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from xiva_source.demo.run import cli, run_demo
+from xiva_source.cli import main
+from xiva_source.demo.run import run_demo
 
 REPO = Path(__file__).resolve().parents[2] / "feature_repo"
+
+
+def cli(argv: list[str]) -> int:
+    """``xiva-source demo <argv>``."""
+    return main(["demo", *argv])
 
 
 def _project_env() -> dict[str, str]:

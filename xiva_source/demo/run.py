@@ -1,8 +1,8 @@
 """``make demo``: the whole pipeline end to end, with nothing running and nothing to configure.
 
 1. Starts the bundled Xiva simulator in this process (1,000 customers by default).
-2. Fills an embedded SQLite DWH with :func:`~xiva_source.dwh.create_demo_dwh` (the same customers,
-   minus every tenth, plus some DWH-only ones).
+2. Fills an embedded SQLite DWH with :func:`~xiva_source.demo.data.create_demo_dwh` (the same
+   customers, minus every tenth, plus some DWH-only ones).
 3. Copies the feature repository to a temporary directory whose ``feature_store.yaml`` uses
    Feast's embedded ``sqlite`` online store and a local registry, and applies it.
 4. Runs the cron job's :func:`~xiva_source.jobs.materialize.run_materialization` in ``auto`` mode,
@@ -15,7 +15,6 @@ at the end (``--keep`` keeps it), and the simulator is stopped.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import logging
@@ -23,7 +22,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +36,7 @@ if TYPE_CHECKING:
     from xiva_source.jobs.materialize import RunSummary
     from xiva_source.simulator import XivaSimulator
 
-__all__ = ["DemoResult", "cli", "run_demo"]
+__all__ = ["DemoResult", "run_demo"]
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +108,8 @@ def run_demo(
         FileNotFoundError: ``repo_path`` has no ``feature_store.yaml``.
         MaterializationError: A run failed.
     """
-    from xiva_source.dwh import create_demo_dwh, dispose_engines
+    from xiva_source.demo.data import create_demo_dwh
+    from xiva_source.dwh import dispose_engines
     from xiva_source.jobs.materialize import run_materialization
     from xiva_source.simulator import SimulatorConfig, XivaSimulator
 
@@ -330,35 +329,3 @@ def _segment_sizes(frame: pd.DataFrame) -> tuple[dict[str, int], str]:
 def _calls(counters: Mapping[str, Any], endpoint: str) -> int:
     by_status = counters.get("by_endpoint", {}).get(endpoint, {})
     return int(sum(by_status.values()))
-
-
-def cli(argv: Sequence[str] | None = None) -> int:
-    """``python -m xiva_source demo [--customers N] [--repo feature_repo] [--keep DIR]``."""
-    from xiva_source.jobs.materialize import MaterializationError
-
-    parser = argparse.ArgumentParser(
-        prog="python -m xiva_source demo",
-        description="End-to-end demo: simulator + SQLite DWH + embedded online store.",
-    )
-    parser.add_argument("--customers", type=int, default=1000, help="Simulator customers.")
-    parser.add_argument("--repo", default="feature_repo", help="Feature repository to copy.")
-    parser.add_argument(
-        "--keep", metavar="DIR", default=None, help="Work in DIR and keep it (default: a temp dir)."
-    )
-    try:
-        args = parser.parse_args(list(argv) if argv is not None else None)
-    except SystemExit as e:
-        return int(e.code or 0)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    started = time.monotonic()
-    try:
-        run_demo(args.customers, repo_path=args.repo, workdir=args.keep)
-    except FileNotFoundError as e:
-        print(f"demo error: {e}", file=sys.stderr)
-        return 2
-    except MaterializationError as e:
-        print(f"demo failed: {e}", file=sys.stderr)
-        return 1
-    kept = f"files kept in {args.keep}" if args.keep else "temporary files removed"
-    print(f"\nDemo finished in {time.monotonic() - started:.1f}s; simulator stopped, {kept}.")
-    return 0

@@ -1,17 +1,92 @@
 """The data warehouse: engines, Arrow conversion, streamed reads, the Xiva snapshot table.
 
-Names load on first use, so importing :mod:`xiva_source.dwh.errors` stays light (no SQLAlchemy).
+=====================  ============================================================================
+module                 concern
+=====================  ============================================================================
+``tables``             names of the contract's tables and of the snapshot table (no imports)
+``engine``             one SQLAlchemy engine per URL, UTC sessions, short SQL error text
+``arrow``              rows to Arrow with the type rules, latest row per customer
+``reads``              :class:`TableSpec`, streamed reads, id lookups, offline writes
+``snapshots``          the Xiva snapshot table: append, stream, read the latest
+``errors``             :class:`~xiva_source.dwh.errors.DwhError` (light: no SQLAlchemy)
+=====================  ============================================================================
+
+Names load on first use (PEP 562), so importing :mod:`xiva_source.dwh.errors` or
+:mod:`xiva_source.dwh.tables` stays light (no SQLAlchemy, pandas or Arrow). The demo data
+generator lives in :mod:`xiva_source.demo.data`, not here.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-_IMPL = "xiva_source.dwh._dwh"
+if TYPE_CHECKING:
+    from xiva_source.dwh.arrow import latest_per_customer, rows_to_arrow
+    from xiva_source.dwh.engine import dispose_engines, get_engine, sql_error_text
+    from xiva_source.dwh.errors import DwhError
+    from xiva_source.dwh.reads import TableSpec, lookup_rows, stream_rows, write_rows
+    from xiva_source.dwh.snapshots import (
+        append_snapshots,
+        read_latest_snapshots,
+        stream_snapshots,
+    )
+    from xiva_source.dwh.tables import (
+        CUSTOMER_FEATURES_TABLE,
+        HISTORY_TABLES,
+        PULLED_AT,
+        SNAPSHOT_TABLE,
+    )
+
+__all__ = [
+    "CUSTOMER_FEATURES_TABLE",
+    "HISTORY_TABLES",
+    "PULLED_AT",
+    "SNAPSHOT_TABLE",
+    "DwhError",
+    "TableSpec",
+    "append_snapshots",
+    "dispose_engines",
+    "get_engine",
+    "latest_per_customer",
+    "lookup_rows",
+    "read_latest_snapshots",
+    "rows_to_arrow",
+    "sql_error_text",
+    "stream_rows",
+    "stream_snapshots",
+    "write_rows",
+]
+
+_WHERE: dict[str, str] = {
+    "CUSTOMER_FEATURES_TABLE": "tables",
+    "HISTORY_TABLES": "tables",
+    "PULLED_AT": "tables",
+    "SNAPSHOT_TABLE": "tables",
+    "DwhError": "errors",
+    "TableSpec": "reads",
+    "append_snapshots": "snapshots",
+    "dispose_engines": "engine",
+    "get_engine": "engine",
+    "latest_per_customer": "arrow",
+    "lookup_rows": "reads",
+    "read_latest_snapshots": "snapshots",
+    "rows_to_arrow": "arrow",
+    "sql_error_text": "engine",
+    "stream_rows": "reads",
+    "stream_snapshots": "snapshots",
+    "write_rows": "reads",
+}
 
 
 def __getattr__(name: str) -> Any:
-    value = getattr(importlib.import_module(_IMPL), name)
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,1 +1,105 @@
-"""TODO"""
+"""The Feast plugin: the project's data sources, offline store and online store, for Feast.
+
+Modules, one concern each:
+
+- :mod:`~xiva_source.feast_plugin.sources`: ``XivaSource``, ``DwhSource``, ``CustomerSource``
+- :mod:`~xiva_source.feast_plugin.column_types`: source column types -> Feast value types
+- :mod:`~xiva_source.feast_plugin.offline_store`: ``LoyaltyOfflineStore`` (config, store, job)
+- :mod:`~xiva_source.feast_plugin.point_in_time`: the point-in-time engine of historical retrieval
+- :mod:`~xiva_source.feast_plugin.online_store`: ``LoyaltyRedisOnlineStore`` bound to the
+  repository's settings, and the online store's Redis client (:func:`online_redis_client`)
+- :mod:`~xiva_source.feast_plugin.redis_layout`: Feast's Redis key layout, the ONLY module that
+  knows it or touches Feast's private helpers for it
+- :mod:`~xiva_source.feast_plugin.online_rows`: Arrow chunks -> Feast's online rows, column-wise
+- :mod:`~xiva_source.feast_plugin.repo_settings`: where the entry points Feast calls load the
+  settings of the repository (the only ``load_settings`` of the plugin)
+- :mod:`~xiva_source.feast_plugin.errors`: ``OnlineStoreError``, ``RepositoryError``
+
+The errors import eagerly (light); everything else loads on first use (PEP 562), so
+``import xiva_source.feast_plugin.errors`` does not import Feast. Registries and
+``feature_store.yaml`` files written before the re-layout name ``xiva_source.sources``,
+``xiva_source.offline_store`` and ``xiva_source.online_store``: shims keep those paths.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from xiva_source.feast_plugin.errors import OnlineStoreError, RepositoryError
+
+if TYPE_CHECKING:
+    from xiva_source.feast_plugin.offline_store import (
+        LoyaltyOfflineStore,
+        LoyaltyOfflineStoreConfig,
+        LoyaltyRetrievalJob,
+    )
+    from xiva_source.feast_plugin.online_rows import to_online_rows
+    from xiva_source.feast_plugin.online_store import (
+        LoyaltyRedisOnlineStore,
+        LoyaltyRedisOnlineStoreConfig,
+        bind_online_config,
+        online_redis_client,
+        redis_url_to_feast,
+    )
+    from xiva_source.feast_plugin.redis_layout import RedisLayout, scan_entity_keys
+    from xiva_source.feast_plugin.repo_settings import repo_settings
+    from xiva_source.feast_plugin.sources import (
+        CustomerSource,
+        DwhSource,
+        XivaSource,
+        xiva_feature_fields,
+    )
+
+__all__ = [
+    "CustomerSource",
+    "DwhSource",
+    "LoyaltyOfflineStore",
+    "LoyaltyOfflineStoreConfig",
+    "LoyaltyRedisOnlineStore",
+    "LoyaltyRedisOnlineStoreConfig",
+    "LoyaltyRetrievalJob",
+    "OnlineStoreError",
+    "RedisLayout",
+    "RepositoryError",
+    "XivaSource",
+    "bind_online_config",
+    "online_redis_client",
+    "redis_url_to_feast",
+    "repo_settings",
+    "scan_entity_keys",
+    "to_online_rows",
+    "xiva_feature_fields",
+]
+
+_LAZY = {
+    "CustomerSource": "sources",
+    "DwhSource": "sources",
+    "XivaSource": "sources",
+    "repo_settings": "repo_settings",
+    "xiva_feature_fields": "sources",
+    "LoyaltyOfflineStore": "offline_store",
+    "LoyaltyOfflineStoreConfig": "offline_store",
+    "LoyaltyRetrievalJob": "offline_store",
+    "LoyaltyRedisOnlineStore": "online_store",
+    "LoyaltyRedisOnlineStoreConfig": "online_store",
+    "bind_online_config": "online_store",
+    "online_redis_client": "online_store",
+    "redis_url_to_feast": "online_store",
+    "RedisLayout": "redis_layout",
+    "scan_entity_keys": "redis_layout",
+    "to_online_rows": "online_rows",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -3,13 +3,18 @@
 It dispatches on the source type (Feast allows one offline store per repository):
 
 - :class:`~xiva_source.feast_plugin.sources.DwhSource`: the DWH table or query;
-- :class:`~xiva_source.feast_plugin.sources.XivaSource`: Xiva for materialization, the snapshot table for
-  historical retrieval;
+- :class:`~xiva_source.feast_plugin.sources.XivaSource`: Xiva for materialization, the snapshot
+  table for historical retrieval;
 - :class:`~xiva_source.feast_plugin.sources.CustomerSource`: either, or both merged, per
   ``FEATURE_STORE_DATA_SOURCE`` / ``FEATURE_STORE_MERGE_STRATEGY``.
 
-Reads go through :func:`xiva_source.pipeline.pull.pull_batches`. Laid out like Feast's
+Pulls go through :func:`xiva_source.pipeline.pull.pull_batches`; historical retrieval through the
+point-in-time engine (:mod:`xiva_source.feast_plugin.point_in_time`). Laid out like Feast's
 ``postgres_offline_store``: config, store, retrieval job, then private helpers.
+
+Settings: every method Feast calls is an entry point. It loads the settings once, for the
+repository (:func:`~xiva_source.feast_plugin.repo_settings.repo_settings`: the ``.env`` beside or
+above it, then the environment), and passes them down; nothing below reads the environment.
 
 ``feature_store.yaml``::
 
@@ -21,8 +26,8 @@ Reads go through :func:`xiva_source.pipeline.pull.pull_batches`. Laid out like F
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Literal
 
 import pandas as pd
@@ -41,19 +46,25 @@ from feast.repo_config import FeastConfigBaseModel, RepoConfig
 from pydantic import Field, StrictStr
 
 from xiva_source import dwh
-from xiva_source.feast_plugin.sources import DWH_ONLY_TYPES, CustomerSource, DwhSource, XivaSource
-from xiva_source.pipeline.merge import PullReport, empty_table
-from xiva_source.pipeline.pull import PullOptions, pull_batches
-from xiva_source.settings import DataSourceMode, MergeStrategy, Settings, load_settings
+from xiva_source.dwh.tables import SNAPSHOT_TABLE
+from xiva_source.feast_plugin.repo_settings import repo_settings
+from xiva_source.feast_plugin.sources import (
+    CustomerSource,
+    DwhSource,
+    XivaSource,
+    feature_arrow_types,
+)
+from xiva_source.features.catalogue import EVENT_TIMESTAMP
+from xiva_source.pipeline.context import PullOptions
+from xiva_source.pipeline.pull import pull_batches
+from xiva_source.pipeline.report import PullReport
+from xiva_source.pipeline.tables import empty_table
+from xiva_source.settings import Settings
+from xiva_source.timeutil import utc_now
 
 __all__ = ["LoyaltyOfflineStore", "LoyaltyOfflineStoreConfig", "LoyaltyRetrievalJob"]
 
 logger = logging.getLogger(__name__)
-
-ENTITY = "customer_id"
-EVENT_TIMESTAMP = "event_timestamp"
-_FTS = "__feature_ts"
-_ROW = "__entity_row"
 
 
 class LoyaltyOfflineStoreConfig(FeastConfigBaseModel):
@@ -65,7 +76,7 @@ class LoyaltyOfflineStoreConfig(FeastConfigBaseModel):
         "xiva_source.offline_store.LoyaltyOfflineStore",
     ] = "xiva_source.feast_plugin.offline_store.LoyaltyOfflineStore"
     """Offline store type selector."""
-    snapshot_table: StrictStr = dwh.SNAPSHOT_TABLE
+    snapshot_table: StrictStr = SNAPSHOT_TABLE
     """Table every Xiva pull is appended to (history of Xiva features for training)."""
     snapshot_url: StrictStr | None = None
     """SQLAlchemy URL of the snapshot table's database; None means DWH_URL (keep secrets out)."""
@@ -95,19 +106,23 @@ class LoyaltyOfflineStore(OfflineStore):
         start_date: datetime,
         end_date: datetime,
     ) -> RetrievalJob:
-        """The latest row per customer in ``[start_date, end_date]`` (see ``pull_all``)."""
-        job = LoyaltyOfflineStore.pull_all_from_table_or_query(
+        """The latest row per customer in ``[start_date, end_date]`` (see ``pull_all``).
+
+        Raises:
+            ConfigurationError: A setting is invalid.
+        """
+        pull = _pull_all(
             config,
+            repo_settings(config),
             data_source,
-            join_key_columns,
             feature_name_columns,
             timestamp_field,
-            created_timestamp_column,
             start_date,
             end_date,
         )
-        assert isinstance(job, LoyaltyRetrievalJob)
-        return LoyaltyRetrievalJob(lambda: _latest(job.to_arrow(), timestamp_field), config=config)
+        return LoyaltyRetrievalJob(
+            lambda: dwh.latest_per_customer(pull(), timestamp_field), config=config
+        )
 
     @staticmethod
     def pull_all_from_table_or_query(
@@ -125,46 +140,20 @@ class LoyaltyOfflineStore(OfflineStore):
         While no feature view of this source was ever materialized, ``start_date`` is ignored
         and everything is read: Feast's first ``materialize-incremental`` starts at
         ``now - ttl``, which would silently drop customers unchanged for longer than the ttl.
+
+        Raises:
+            ConfigurationError: A setting is invalid.
         """
-        assert isinstance(config.offline_store, LoyaltyOfflineStoreConfig)
-        _check_source(data_source)
-        end = end_date or datetime.now(UTC)
-        feats = list(feature_name_columns)
-
-        def run() -> pa.Table:
-            start = start_date
-            if start is not None and _never_materialized(config, data_source):
-                logger.info(
-                    "no feature view of source %r was ever materialized: reading everything "
-                    "(ignoring the start %s Feast derived from the ttl)",
-                    data_source.name,
-                    start,
-                )
-                start = None
-            report = PullReport()
-            tables = list(
-                pull_batches(
-                    data_source,
-                    feature_names=feats,
-                    start_date=start,
-                    end_date=end,
-                    repo_config=config,
-                    chunk_size=config.offline_store.chunk_size,
-                    report=report,
-                )
-            )
-            _log_report(data_source.name, report)
-            if not tables:
-                table = empty_table(_types(), feats)
-            else:
-                table = pa.concat_tables(tables, promote_options="default")
-            if timestamp_field != EVENT_TIMESTAMP:
-                table = table.rename_columns(
-                    [timestamp_field if c == EVENT_TIMESTAMP else c for c in table.column_names]
-                )
-            return table
-
-        return LoyaltyRetrievalJob(run, config=config)
+        pull = _pull_all(
+            config,
+            repo_settings(config),
+            data_source,
+            feature_name_columns,
+            timestamp_field,
+            start_date,
+            end_date,
+        )
+        return LoyaltyRetrievalJob(pull, config=config)
 
     @staticmethod
     def get_historical_features(
@@ -181,12 +170,13 @@ class LoyaltyOfflineStore(OfflineStore):
 
         For each entity row and feature view, the latest source row with
         ``event_timestamp <= the row's timestamp`` and not older than the view's ttl is joined
-        (``pandas.merge_asof``). DWH sources read the DWH; Xiva features read the snapshot
-        table; ``CustomerSource`` follows the mode, and in ``auto`` merges the two sides per
-        feature with the same rules as materialization.
+        (:mod:`~xiva_source.feast_plugin.point_in_time`). DWH sources read the DWH; Xiva
+        features read the snapshot table; ``CustomerSource`` follows the mode, and in ``auto``
+        merges the two sides per feature with the same rule as materialization.
 
         Raises:
             ValueError: ``entity_df`` is not a DataFrame, or lacks the join key / timestamp.
+            ConfigurationError: A setting is invalid.
         """
         assert isinstance(config.offline_store, LoyaltyOfflineStoreConfig)
         if not isinstance(entity_df, pd.DataFrame):
@@ -203,11 +193,20 @@ class LoyaltyOfflineStore(OfflineStore):
             schema, offline_utils.get_expected_join_keys(project, feature_views, registry), ts_col
         )
         stamps = pd.to_datetime(entity_df[ts_col], utc=True)
-        settings = load_settings()
+        settings = repo_settings(config)
+        options = PullOptions.from_repo_config(config)
 
         def run() -> pa.Table:
-            frame = _point_in_time(
-                config, settings, feature_views, feature_refs, entity_df, ts_col, full_feature_names
+            from xiva_source.feast_plugin.point_in_time import point_in_time
+
+            frame = point_in_time(
+                feature_views,
+                feature_refs,
+                entity_df,
+                ts_col,
+                full_feature_names,
+                settings=settings,
+                options=options,
             )
             return pa.Table.from_pandas(frame, preserve_index=False)
 
@@ -237,11 +236,12 @@ class LoyaltyOfflineStore(OfflineStore):
 
         Raises:
             ValueError: The view's source is a query-based DwhSource (nothing to insert into).
+            ConfigurationError: A setting is invalid.
         """
         assert isinstance(config.offline_store, LoyaltyOfflineStoreConfig)
         source = feature_view.batch_source
         _check_source(source)
-        settings = load_settings()
+        settings = repo_settings(config)
         if isinstance(source, DwhSource):
             if not source.table:
                 raise ValueError(
@@ -256,10 +256,10 @@ class LoyaltyOfflineStore(OfflineStore):
                 table = table.rename_columns(
                     [EVENT_TIMESTAMP if c == ts else c for c in table.column_names]
                 )
-            types = _types()
+            types = feature_arrow_types()
             names = [f.name for f in feature_view.features]
             dwh.append_snapshots(
-                config.offline_store.snapshot_url or settings.dwh_url,
+                PullOptions.from_repo_config(config).snapshot_database(settings),
                 config.offline_store.snapshot_table,
                 table,
                 {n: types.get(n, pa.string()) for n in names},
@@ -339,10 +339,58 @@ def _check_source(source: DataSource | None) -> None:
         )
 
 
-def _types() -> dict[str, pa.DataType]:
-    from xiva_source.feast_plugin.sources import feature_arrow_types
+def _pull_all(
+    config: RepoConfig,
+    settings: Settings,
+    data_source: DataSource,
+    feature_name_columns: list[str],
+    timestamp_field: str,
+    start_date: datetime | None,
+    end_date: datetime | None,
+) -> Callable[[], pa.Table]:
+    """The pull behind ``pull_all_from_table_or_query``, run when the job is converted."""
+    assert isinstance(config.offline_store, LoyaltyOfflineStoreConfig)
+    _check_source(data_source)
+    source: XivaSource | DwhSource | CustomerSource = data_source  # type: ignore[assignment]
+    end = end_date or utc_now()
+    feats = list(feature_name_columns)
+    chunk_size = config.offline_store.chunk_size
 
-    return feature_arrow_types()
+    def run() -> pa.Table:
+        start = start_date
+        if start is not None and _never_materialized(config, source):
+            logger.info(
+                "no feature view of source %r was ever materialized: reading everything "
+                "(ignoring the start %s Feast derived from the ttl)",
+                source.name,
+                start,
+            )
+            start = None
+        report = PullReport()
+        tables = list(
+            pull_batches(
+                source,
+                settings=settings,
+                feature_names=feats,
+                start_date=start,
+                end_date=end,
+                options=PullOptions.from_repo_config(config),
+                chunk_size=chunk_size,
+                report=report,
+            )
+        )
+        _log_report(source.name, report)
+        if not tables:
+            table = empty_table(feature_arrow_types(), feats)
+        else:
+            table = pa.concat_tables(tables, promote_options="default")
+        if timestamp_field != EVENT_TIMESTAMP:
+            table = table.rename_columns(
+                [timestamp_field if c == EVENT_TIMESTAMP else c for c in table.column_names]
+            )
+        return table
+
+    return run
 
 
 def _log_report(name: str, report: PullReport) -> None:
@@ -375,174 +423,3 @@ def _never_materialized(config: RepoConfig, source: DataSource) -> bool:
         logger.warning("cannot tell whether %r was materialized before: %s", source.name, e)
         return False
     return bool(views) and not any(fv.materialization_intervals for fv in views)
-
-
-def _latest(table: pa.Table, timestamp_field: str) -> pa.Table:
-    return dwh.latest_per_customer(table, timestamp_field)
-
-
-def _nullable_pandas(table: pa.Table) -> pd.DataFrame:
-    mapping = {
-        pa.int64(): pd.Int64Dtype(),
-        pa.int32(): pd.Int32Dtype(),
-        pa.bool_(): pd.BooleanDtype(),
-    }
-    return table.to_pandas(types_mapper=mapping.get)
-
-
-def _history(
-    source: XivaSource | DwhSource,
-    features: Sequence[str],
-    start: datetime | None,
-    end: datetime,
-    config: RepoConfig,
-    settings: Settings,
-) -> pd.DataFrame:
-    """All rows of one side (customer_id, features it has, __feature_ts) in ``[start, end]``."""
-    types = _types()
-    options = PullOptions.from_repo_config(config)
-    if isinstance(source, DwhSource):
-        present = [n for n, _ in source.column_types(settings) if n in set(features)]
-        tables = list(
-            dwh.stream_rows(
-                source.url(settings),
-                source.spec,
-                columns=[ENTITY, *present],
-                timestamp_field=source.timestamp_field,
-                start_date=start,
-                end_date=end,
-                types=types,
-            )
-        )
-        ts = source.timestamp_field
-        cols = [ENTITY, *present, ts]
-    else:
-        present = [f for f in features if f not in DWH_ONLY_TYPES]
-        tables = list(
-            dwh.stream_snapshots(
-                options.snapshot_url or settings.dwh_url,
-                options.snapshot_table,
-                present,
-                start_date=start,
-                end_date=end,
-                types=types,
-            )
-        )
-        ts = EVENT_TIMESTAMP
-        cols = [ENTITY, *present, ts, dwh.PULLED_AT]
-    if tables:
-        table = pa.concat_tables(tables, promote_options="default")
-    else:
-        table = dwh.rows_to_arrow(cols, [], types=types, timestamp_columns=(ts, dwh.PULLED_AT))
-    frame = _nullable_pandas(table).rename(columns={ts: _FTS})
-    frame[_FTS] = pd.to_datetime(frame[_FTS], utc=True).astype("datetime64[ns, UTC]")
-    order = [_FTS, dwh.PULLED_AT] if dwh.PULLED_AT in frame.columns else [_FTS]
-    frame = frame.sort_values(order, kind="stable")
-    return frame.drop(columns=[dwh.PULLED_AT], errors="ignore")
-
-
-def _asof(
-    entities: pd.DataFrame,
-    key: str,
-    ts_col: str,
-    rows: pd.DataFrame,
-    features: Sequence[str],
-    ttl: timedelta | None,
-) -> pd.DataFrame:
-    """Per entity row (indexed by ``__entity_row``): the latest ``rows`` at or before its time."""
-    left = entities[[_ROW, key, ts_col]].sort_values(ts_col, kind="stable")
-    right = rows.rename(columns={ENTITY: key})
-    right[key] = right[key].astype(str)
-    left = left.assign(**{key: left[key].astype(str)})
-    joined = pd.merge_asof(
-        left, right, left_on=ts_col, right_on=_FTS, by=key, direction="backward"
-    ).set_index(_ROW)
-    for name in features:
-        if name not in joined.columns:
-            joined[name] = pd.NA
-    if ttl:
-        stale = (joined[ts_col] - joined[_FTS]) > pd.Timedelta(ttl)
-        joined.loc[stale, list(features)] = pd.NA
-    return joined[list(features)]
-
-
-def _point_in_time(
-    config: RepoConfig,
-    settings: Settings,
-    feature_views: list[FeatureView],
-    feature_refs: list[str],
-    entity_df: pd.DataFrame,
-    ts_col: str,
-    full_feature_names: bool,
-) -> pd.DataFrame:
-    result = entity_df.reset_index(drop=True).copy()
-    entities = result.copy()
-    entities[ts_col] = pd.to_datetime(entities[ts_col], utc=True).astype("datetime64[ns, UTC]")
-    entities[_ROW] = range(len(entities))
-    if len(entities) == 0:
-        lo = hi = datetime.now(UTC)
-    else:
-        lo = entities[ts_col].min().to_pydatetime()
-        hi = entities[ts_col].max().to_pydatetime()
-    for fv in feature_views:
-        view_name = fv.projection.name_to_use()
-        features = [r.split(":", 1)[1] for r in feature_refs if r.split(":", 1)[0] == view_name]
-        if not features:
-            continue
-        keys = [c.name for c in fv.entity_columns]
-        if len(keys) != 1:
-            raise ValueError(
-                f"feature view {fv.name!r} has join keys {keys}; LoyaltyOfflineStore supports "
-                "views keyed by one entity (customer_id)"
-            )
-        key = fv.projection.join_key_map.get(keys[0], keys[0])
-        ttl = fv.ttl if fv.ttl and fv.ttl.total_seconds() > 0 else None
-        start = lo - ttl if ttl else None
-        values = _view_values(
-            fv.batch_source, features, entities, key, ts_col, ttl, start, hi, config, settings
-        )
-        for name in features:
-            column = f"{view_name}__{name}" if full_feature_names else name
-            result[column] = values[name].reindex(range(len(result))).to_numpy()
-    return result
-
-
-def _view_values(
-    source: DataSource | None,
-    features: Sequence[str],
-    entities: pd.DataFrame,
-    key: str,
-    ts_col: str,
-    ttl: timedelta | None,
-    start: datetime | None,
-    end: datetime,
-    config: RepoConfig,
-    settings: Settings,
-) -> pd.DataFrame:
-    def side(src: XivaSource | DwhSource) -> pd.DataFrame:
-        rows = _history(src, features, start, end, config, settings)
-        return _asof(entities, key, ts_col, rows, features, ttl)
-
-    if isinstance(source, (XivaSource, DwhSource)):
-        return side(source)
-    assert isinstance(source, CustomerSource)
-    mode = settings.feature_store_data_source
-    if mode == DataSourceMode.XIVA:
-        return side(source.xiva)
-    if mode == DataSourceMode.DWH:
-        return side(source.dwh)
-    xiva, dwh_values = side(source.xiva), side(source.dwh)
-    first, second = (
-        (xiva, dwh_values)
-        if settings.feature_store_merge_strategy == MergeStrategy.XIVA_FIRST
-        else (dwh_values, xiva)
-    )
-    return _combine(first, second, features)
-
-
-def _combine(first: pd.DataFrame, second: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
-    out = pd.DataFrame(index=first.index)
-    for name in features:
-        a, b = first[name], second[name].reindex(first.index)
-        out[name] = a.where(a.notna(), b)
-    return out

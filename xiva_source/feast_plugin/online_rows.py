@@ -19,6 +19,8 @@ from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.value_type import ValueType
 
+from xiva_source.features.catalogue import EVENT_TIMESTAMP
+
 if TYPE_CHECKING:
     import pyarrow as pa
     from feast import FeatureView
@@ -51,7 +53,7 @@ def to_online_rows(
     if timestamp_field and timestamp_field not in table.column_names:
         # pull_batches names the timestamp column event_timestamp; the view's source may not.
         table = table.rename_columns(
-            [timestamp_field if c == "event_timestamp" else c for c in table.column_names]
+            [timestamp_field if c == EVENT_TIMESTAMP else c for c in table.column_names]
         )
     created_field = fv.batch_source.created_timestamp_column
     features = [(f.name, f.dtype.to_value_type()) for f in fv.features]

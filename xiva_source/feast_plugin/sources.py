@@ -6,76 +6,50 @@ the options are JSON in ``custom_options``, so any process that can import :mod:
 load the registry and read from them. No secret is ever stored: a :class:`DwhSource` without a
 ``dwh_url`` reads ``DWH_URL`` at run time, and Xiva credentials always come from the settings.
 
-:class:`LoyaltyOfflineStore <xiva_source.feast_plugin.offline_store.LoyaltyOfflineStore>` is the one offline
-store that reads them.
+They satisfy the pipeline's source specs (:mod:`xiva_source.pipeline.sources`: a ``source_kind``
+class attribute and the members a pull reads), so :func:`~xiva_source.pipeline.pull.pull_batches`
+reads them without knowing Feast. Methods that need settings take them from the caller; only the
+methods Feast itself calls with a ``RepoConfig`` load them, once, for the repository
+(:func:`~xiva_source.feast_plugin.repo_settings.repo_settings`).
+
+:class:`~xiva_source.feast_plugin.offline_store.LoyaltyOfflineStore` is the one offline store that
+reads them (old registries name them ``xiva_source.sources.*``: a shim keeps that path).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
-import sqlalchemy as sa
 from feast.data_source import DataSource
 from feast.field import Field
 from feast.protos.feast.core.DataSource_pb2 import DataSource as DataSourceProto
 from feast.repo_config import RepoConfig
-from feast.types import FeastType, Float64, Int64, String, from_feast_to_pyarrow_type
+from feast.types import FeastType, Float64, Int64, String
 from feast.value_type import ValueType
 
-from xiva_source.dwh import TableSpec, get_engine, sql_error_text
+from xiva_source.dwh import TableSpec
 from xiva_source.dwh.errors import DwhError
+from xiva_source.feast_plugin.column_types import (
+    arrow_type_name,
+    python_type_name,
+    sql_type_name,
+    value_type,
+)
+from xiva_source.feast_plugin.repo_settings import repo_settings
+from xiva_source.features.catalogue import DWH_ONLY_FEATURES, ENTITY, EVENT_TIMESTAMP
 from xiva_source.redaction import redact_url
-from xiva_source.settings import Settings, load_settings
+from xiva_source.settings import Settings
 
 __all__ = [
-    "DWH_ONLY_TYPES",
     "CustomerSource",
     "DwhSource",
     "XivaSource",
     "feature_arrow_types",
     "xiva_feature_fields",
 ]
-
-# The DWH's own features (not in Xiva): DECIMAL columns, read as float64.
-DWH_ONLY_TYPES: dict[str, pa.DataType] = {
-    "avg_transaction_value": pa.float64(),
-    "lifetime_value": pa.float64(),
-    "churn_score": pa.float64(),
-}
-
-_ARROW_TO_NAME = {
-    pa.string(): "STRING",
-    pa.large_string(): "STRING",
-    pa.float64(): "DOUBLE",
-    pa.float32(): "FLOAT",
-    pa.int64(): "INT64",
-    pa.int32(): "INT32",
-    pa.bool_(): "BOOL",
-}
-_NAME_TO_VALUE_TYPE = {
-    "STRING": ValueType.STRING,
-    "VARCHAR": ValueType.STRING,
-    "TEXT": ValueType.STRING,
-    "UUID": ValueType.STRING,
-    "DOUBLE": ValueType.DOUBLE,
-    "FLOAT": ValueType.FLOAT,
-    "NUMERIC": ValueType.DOUBLE,
-    "DECIMAL": ValueType.DOUBLE,
-    "INT64": ValueType.INT64,
-    "BIGINT": ValueType.INT64,
-    "INT32": ValueType.INT32,
-    "INTEGER": ValueType.INT64,
-    "SMALLINT": ValueType.INT32,
-    "BOOL": ValueType.BOOL,
-    "BOOLEAN": ValueType.BOOL,
-    "TIMESTAMP": ValueType.UNIX_TIMESTAMP,
-    "DATETIME": ValueType.UNIX_TIMESTAMP,
-    "DATE": ValueType.UNIX_TIMESTAMP,
-}
-
 
 _EXTRACTOR_TYPES: dict[str, FeastType] = {"string": String, "float": Float64, "int": Int64}
 
@@ -88,37 +62,10 @@ def xiva_feature_fields() -> list[Field]:
 
 
 def feature_arrow_types() -> dict[str, pa.DataType]:
-    """Arrow type of every known feature: Xiva's ``feature_schema()``, then the DWH-only ones."""
-    types = {f.name: from_feast_to_pyarrow_type(f.dtype) for f in xiva_feature_fields()}
-    types.update(DWH_ONLY_TYPES)
-    return types
+    """Arrow type of every known feature (the pipeline's, re-exported for the plugin's users)."""
+    from xiva_source.pipeline.context import feature_arrow_types as types
 
-
-def _type_name(dtype: pa.DataType) -> str:
-    return _ARROW_TO_NAME.get(dtype, str(dtype).upper())
-
-
-def _sql_type_name(sql_type: Any) -> str:
-    if isinstance(sql_type, sa.Boolean):
-        return "BOOL"
-    if isinstance(sql_type, sa.Integer):
-        return "INT64"
-    if isinstance(sql_type, (sa.Numeric, sa.Float)):
-        return "DOUBLE"
-    if isinstance(sql_type, (sa.DateTime, sa.Date)):
-        return "TIMESTAMP"
-    return "STRING"
-
-
-def _value_type(name: str) -> ValueType:
-    base = name.upper().split("(")[0].strip()
-    try:
-        return _NAME_TO_VALUE_TYPE[base]
-    except KeyError as e:
-        raise ValueError(
-            f"column type {name!r} has no Feast value type; cast the column to text, integer, "
-            "numeric, boolean or timestamp in the DWH query"
-        ) from e
+    return types()
 
 
 class _OptionsSource(DataSource):
@@ -149,7 +96,7 @@ class _OptionsSource(DataSource):
 
     @staticmethod
     def source_datatype_to_feast_value_type() -> Callable[[str], ValueType]:
-        return _value_type
+        return value_type
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -182,9 +129,10 @@ class _OptionsSource(DataSource):
 class XivaSource(_OptionsSource):
     """Customer features read live from Xiva (the 360 view, through the extractor).
 
-    Columns are ``customer_id``, every feature of ``xiva_feature_extractor.feature_schema()``
-    and ``event_timestamp`` (the customer's ``lastUpdate``). Connection settings and credentials
-    come from the settings (``XIVA_API_*``) at run time, never from the registry.
+    Columns are ``customer_id``, every feature of
+    :func:`~xiva_source.features.extractor.feature_schema` and ``event_timestamp`` (the customer's
+    ``lastUpdate``). Connection settings and credentials come from the settings (``XIVA_API_*``)
+    at run time, never from the registry.
 
     Args:
         name: Unique source name in the project.
@@ -194,10 +142,13 @@ class XivaSource(_OptionsSource):
         owner: Owner e-mail.
     """
 
+    source_kind: ClassVar[Literal["xiva"]] = "xiva"
+    """What the pipeline dispatches on (:mod:`xiva_source.pipeline.sources`)."""
+
     def __init__(
         self,
         name: str,
-        timestamp_field: str = "event_timestamp",
+        timestamp_field: str = EVENT_TIMESTAMP,
         *,
         created_timestamp_column: str = "",
         field_mapping: dict[str, str] | None = None,
@@ -227,9 +178,11 @@ class XivaSource(_OptionsSource):
         feature_arrow_types()
 
     def get_table_column_names_and_types(self, config: RepoConfig) -> Iterable[tuple[str, str]]:
-        columns = [("customer_id", "STRING")]
+        columns = [(ENTITY, "STRING")]
         columns += [
-            (n, _type_name(t)) for n, t in feature_arrow_types().items() if n not in DWH_ONLY_TYPES
+            (n, arrow_type_name(t))
+            for n, t in feature_arrow_types().items()
+            if n not in DWH_ONLY_FEATURES
         ]
         columns.append((self.timestamp_field, "TIMESTAMP"))
         return columns
@@ -253,6 +206,9 @@ class DwhSource(_OptionsSource):
     Raises:
         ValueError: Neither or both of ``table``/``query``, or ``dwh_url`` holds a password.
     """
+
+    source_kind: ClassVar[Literal["dwh"]] = "dwh"
+    """What the pipeline dispatches on (:mod:`xiva_source.pipeline.sources`)."""
 
     def __init__(
         self,
@@ -295,9 +251,9 @@ class DwhSource(_OptionsSource):
         """The SQL query, if query-based."""
         return self.spec.query
 
-    def url(self, settings: Settings | None = None) -> str:
-        """The DWH URL to read: ``dwh_url`` if set, else ``DWH_URL`` from the settings."""
-        return self.dwh_url or (settings or load_settings()).dwh_url
+    def url(self, settings: Settings) -> str:
+        """The DWH URL to read: ``dwh_url`` if set, else ``DWH_URL`` from ``settings``."""
+        return self.dwh_url or settings.dwh_url
 
     def _options(self) -> dict[str, Any]:
         return {"table": self.table, "query": self.query, "dwh_url": self.dwh_url}
@@ -320,15 +276,23 @@ class DwhSource(_OptionsSource):
 
         Raises:
             DwhError: The DWH cannot be reached or the table does not exist.
+            ConfigurationError: A setting is invalid.
         """
-        return self.column_types()
+        return self.column_types(repo_settings(config))
 
-    def column_types(self, settings: Settings | None = None) -> list[tuple[str, str]]:
+    def column_types(self, settings: Settings) -> list[tuple[str, str]]:
         """``(column, type name)`` of the table or query, read from the DWH.
+
+        Args:
+            settings: The settings (``DWH_URL`` unless the source names its own URL).
 
         Raises:
             DwhError: The DWH cannot be reached or the table does not exist.
         """
+        import sqlalchemy as sa
+
+        from xiva_source.dwh import get_engine, sql_error_text
+
         url = self.url(settings)
         engine = get_engine(url)
         try:
@@ -345,13 +309,13 @@ class DwhSource(_OptionsSource):
                         hint="Create it (see docs/feature-repo.md) or point DwhSource at the "
                         "right table= / query=, and check DWH_URL.",
                     )
-                return [(c["name"], _sql_type_name(c["type"])) for c in cols]
+                return [(c["name"], sql_type_name(c["type"])) for c in cols]
             with engine.connect() as conn:
                 result = conn.execute(sa.text(f"SELECT * FROM ({self.query}) AS q LIMIT 1"))
                 row = result.fetchone()
                 names = list(result.keys())
             values = row if row is not None else [None] * len(names)
-            return [(n, _python_type_name(v)) for n, v in zip(names, values, strict=True)]
+            return [(n, python_type_name(v)) for n, v in zip(names, values, strict=True)]
         except sa.exc.SQLAlchemyError as e:
             raise DwhError(
                 f"cannot read the columns of source {self.name!r} at {redact_url(url)!r}: "
@@ -359,25 +323,13 @@ class DwhSource(_OptionsSource):
             ) from e
 
 
-def _python_type_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "BOOL"
-    if isinstance(value, int):
-        return "INT64"
-    if isinstance(value, float) or type(value).__name__ == "Decimal":
-        return "DOUBLE"
-    if hasattr(value, "isoformat"):
-        return "TIMESTAMP"
-    return "STRING"
-
-
 class CustomerSource(_OptionsSource):
     """The mode switch behind ``customer_features``: Xiva, the DWH, or both merged.
 
     At pull time the offline store reads ``FEATURE_STORE_DATA_SOURCE`` (``xiva`` | ``dwh`` |
-    ``auto``) and ``FEATURE_STORE_MERGE_STRATEGY`` (``xiva_first`` | ``dwh_first``) through
-    ``load_settings()``; the feature names are the same whatever the mode. The event timestamp
-    column is always ``event_timestamp`` (the DWH's ``updated_at`` is renamed).
+    ``auto``) and ``FEATURE_STORE_MERGE_STRATEGY`` (``xiva_first`` | ``dwh_first``) from the
+    settings its caller loaded; the feature names are the same whatever the mode. The event
+    timestamp column is always ``event_timestamp`` (the DWH's ``updated_at`` is renamed).
 
     Args:
         name: Unique source name in the project.
@@ -388,13 +340,16 @@ class CustomerSource(_OptionsSource):
         owner: Owner e-mail.
     """
 
+    source_kind: ClassVar[Literal["customer"]] = "customer"
+    """What the pipeline dispatches on (:mod:`xiva_source.pipeline.sources`)."""
+
     def __init__(
         self,
         name: str,
         xiva: XivaSource,
         dwh: DwhSource,
         *,
-        timestamp_field: str = "event_timestamp",
+        timestamp_field: str = EVENT_TIMESTAMP,
         created_timestamp_column: str = "",
         field_mapping: dict[str, str] | None = None,
         description: str = "",

@@ -1,1 +1,62 @@
-"""TODO"""
+"""Features: the standard feature catalogue and the extractor of Xiva 360 views.
+
+- :mod:`~xiva_source.features.catalogue`: the one place the feature facts live (the entity and
+  event-timestamp columns, the standard features and their types, the DWH-only features);
+- :mod:`~xiva_source.features.extractor`: a 360 view to a row of features, and the registry of
+  custom features (:func:`custom_feature`).
+
+Both are light (no SQLAlchemy, pandas or Arrow): :data:`DWH_ONLY_FEATURES` (Arrow types) loads
+pyarrow on first use only.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from xiva_source.features.catalogue import (
+    DWH_ONLY_FEATURE_TYPES,
+    ENTITY,
+    EVENT_TIMESTAMP,
+    STANDARD_FEATURES,
+    FeatureType,
+)
+from xiva_source.features.extractor import (
+    CustomFeature,
+    custom_feature,
+    custom_features,
+    extract_customer_features,
+    feature_schema,
+    features_from_360,
+    remove_custom_feature,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import pyarrow as pa
+
+    DWH_ONLY_FEATURES: Mapping[str, pa.DataType]
+
+__all__ = [
+    "DWH_ONLY_FEATURES",
+    "DWH_ONLY_FEATURE_TYPES",
+    "ENTITY",
+    "EVENT_TIMESTAMP",
+    "STANDARD_FEATURES",
+    "CustomFeature",
+    "FeatureType",
+    "custom_feature",
+    "custom_features",
+    "extract_customer_features",
+    "feature_schema",
+    "features_from_360",
+    "remove_custom_feature",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DWH_ONLY_FEATURES":
+        from xiva_source.features import catalogue
+
+        return catalogue.DWH_ONLY_FEATURES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

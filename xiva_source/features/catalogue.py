@@ -11,12 +11,14 @@ full list is :func:`xiva_source.features.extractor.feature_schema`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pyarrow as pa
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = [
     "DWH_ONLY_FEATURES",
+    "DWH_ONLY_FEATURE_TYPES",
     "ENTITY",
     "EVENT_TIMESTAMP",
     "STANDARD_FEATURES",
@@ -42,9 +44,31 @@ STANDARD_FEATURES: Mapping[str, FeatureType] = {
 }
 """The contract's standard features and their types, in order (see docs/xiva-api.md)."""
 
-DWH_ONLY_FEATURES: Mapping[str, pa.DataType] = {
-    "avg_transaction_value": pa.float64(),
-    "lifetime_value": pa.float64(),
-    "churn_score": pa.float64(),
+DWH_ONLY_FEATURE_TYPES: Mapping[str, FeatureType] = {
+    "avg_transaction_value": "float",
+    "lifetime_value": "float",
+    "churn_score": "float",
 }
-"""The DWH's own features (not in Xiva): DECIMAL columns, read as float64."""
+"""The DWH's own features (not in Xiva) and their Feast type names: DECIMAL columns, as floats."""
+
+if TYPE_CHECKING:
+    DWH_ONLY_FEATURES: Mapping[str, pa.DataType]
+    """The DWH-only features and their Arrow types (``float64``), in order."""
+
+_ARROW_TYPE_NAMES: Mapping[FeatureType, str] = {
+    "string": "string",
+    "float": "float64",
+    "int": "int64",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # DWH_ONLY_FEATURES holds Arrow types; it is built on first use so that importing the
+    # catalogue (and so the extractor and the light client path) does not import pyarrow.
+    if name == "DWH_ONLY_FEATURES":
+        import pyarrow as pa
+
+        value = {n: getattr(pa, _ARROW_TYPE_NAMES[t])() for n, t in DWH_ONLY_FEATURE_TYPES.items()}
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

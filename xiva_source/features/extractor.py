@@ -1,6 +1,6 @@
 """Features from a Xiva 360 view: the standard features of the contract, and YOUR custom ones.
 
-To add a feature, edit this file (``xiva_source/xiva_feature_extractor.py``): write a function
+To add a feature, edit this file (``xiva_source/features/extractor.py``): write a function
 that takes the 360 view (and the extraction time) and returns a value, and decorate it with
 :func:`custom_feature`. It then appears in :func:`feature_schema` (and so in the Feast feature
 view built from it), in :func:`features_from_360` and in :func:`extract_customer_features`. See
@@ -21,9 +21,19 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, get_args
+
+from xiva_source.features.catalogue import (
+    DWH_ONLY_FEATURE_TYPES,
+    ENTITY,
+    EVENT_TIMESTAMP,
+    STANDARD_FEATURES,
+    FeatureType,
+)
+from xiva_source.timeutil import as_utc, parse_iso, utc_now
 
 if TYPE_CHECKING:
+    from xiva_source.settings import Settings
     from xiva_source.xiva_api.client import XivaClient
 
 __all__ = [
@@ -40,21 +50,9 @@ __all__ = [
 
 logger = logging.getLogger("xiva_source.features.extractor")
 
-FeatureType = Literal["string", "float", "int"]
-"""Feast type names a feature can have (``String``, ``Float64``, ``Int64`` in Feast)."""
-
-STANDARD_FEATURES: Mapping[str, FeatureType] = {
-    "customer_status": "string",
-    "total_revenue": "float",
-    "transaction_count": "int",
-    "last_purchase_days_ago": "int",
-    "customer_tier": "string",
-    "city": "string",
-    "age": "int",
-}
-"""The contract's standard features and their types, in order (see docs/xiva-api.md)."""
-
-_RESERVED = frozenset({"customer_id", "event_timestamp", *STANDARD_FEATURES})
+# STANDARD_FEATURES and FeatureType are the catalogue's (re-exported here for existing callers).
+# A custom feature may not shadow a standard or DWH-only feature, nor a row's key columns.
+_RESERVED = frozenset({ENTITY, EVENT_TIMESTAMP, *STANDARD_FEATURES, *DWH_ONLY_FEATURE_TYPES})
 _MISSING = object()
 
 
@@ -117,8 +115,8 @@ def custom_feature(
         )
     if name in _RESERVED:
         raise ValueError(
-            f"custom feature name {name!r} is a standard feature or a reserved column; choose "
-            "another name."
+            f"custom feature name {name!r} is a standard feature, a DWH-only feature or a "
+            "reserved column; choose another name."
         )
 
     def register(func: CustomFeatureFunc) -> CustomFeatureFunc:
@@ -145,10 +143,13 @@ def custom_features() -> list[CustomFeature]:
 
 
 def feature_schema() -> dict[str, FeatureType]:
-    """Every feature (standard, then custom) and its Feast type name, in order.
+    """Every Xiva feature (standard, then custom) and its Feast type name, in order.
 
     ``customer_id`` (the entity key) and ``event_timestamp`` are columns of every row but not
-    features, so they are not listed.
+    features, so they are not listed; neither are the DWH-only features (Xiva does not serve them).
+
+    Returns:
+        ``{feature name: "string" | "float" | "int"}``.
     """
     schema: dict[str, FeatureType] = dict(STANDARD_FEATURES)
     schema.update({f.name: f.dtype for f in _CUSTOM_FEATURES.values()})
@@ -159,31 +160,38 @@ def feature_schema() -> dict[str, FeatureType]:
 
 
 def extract_customer_features(
-    customer_id: str, client: XivaClient | None = None, now: datetime | None = None
+    customer_id: str,
+    client: XivaClient | None = None,
+    now: datetime | None = None,
+    *,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Fetch one customer's 360 view from Xiva and compute its features.
 
     Args:
         customer_id: The Xiva customer id.
-        client: The client to use; ``None`` creates one from the settings (and closes it).
+        client: The client to use; ``None`` creates one (and closes it).
         now: The time of extraction (default: now, UTC).
+        settings: The settings a client created here uses (default: loaded from the
+            environment and ``.env``); ignored when ``client`` is given.
 
     Returns:
         ``customer_id``, every feature of :func:`feature_schema`, and ``event_timestamp``.
 
     Raises:
         XivaError: The 360 view could not be fetched (e.g. ``XivaNotFoundError``).
+        ConfigurationError: No client was given and a setting is invalid.
     """
     if client is None:
         from xiva_source.xiva_api.client import XivaClient
 
-        with XivaClient() as own:
+        with XivaClient(settings=settings) as own:
             view = own.get_customer_360(customer_id)
     else:
         view = client.get_customer_360(customer_id)
     row = features_from_360(view, now=now)
-    if row["customer_id"] is None:
-        row["customer_id"] = customer_id
+    if row[ENTITY] is None:
+        row[ENTITY] = customer_id
     return row
 
 
@@ -200,14 +208,14 @@ def features_from_360(view: Mapping[str, Any], now: datetime | None = None) -> d
         features in :func:`feature_schema` order; ``event_timestamp`` is ``customer.lastUpdate``
         as a timezone-aware UTC datetime (``None`` if absent or unparsable).
     """
-    moment = _utc_now(now)
+    moment = utc_now() if now is None else as_utc(now)
     customer = _mapping(view.get("customer"))
     financial = _mapping(view.get("financial"))
     cid = customer.get("id")
     who = str(cid) if cid is not None else "<no id>"
     reader = _Reader(who)
 
-    row: dict[str, Any] = {"customer_id": str(cid) if cid is not None else None}
+    row: dict[str, Any] = {ENTITY: str(cid) if cid is not None else None}
     status = reader.read("customer_status", customer.get("status", _MISSING), _to_str)
     row["customer_status"] = status.lower() if isinstance(status, str) else None
     row["total_revenue"] = reader.read(
@@ -241,8 +249,8 @@ def features_from_360(view: Mapping[str, Any], now: datetime | None = None) -> d
             continue
         row[feature.name] = reader.read(feature.name, raw, _CONVERTERS[feature.dtype])
 
-    row["event_timestamp"] = reader.read(
-        "event_timestamp", customer.get("lastUpdate", _MISSING), _to_timestamp
+    row[EVENT_TIMESTAMP] = reader.read(
+        EVENT_TIMESTAMP, customer.get("lastUpdate", _MISSING), _to_timestamp
     )
     return row
 
@@ -276,12 +284,6 @@ def _short(value: Any) -> str:
 
 def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
-
-
-def _utc_now(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(UTC)
-    return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
 
 
 def _loyalty_tier(customer: Mapping[str, Any]) -> Any:
@@ -353,8 +355,7 @@ def _to_moment(value: Any) -> date | datetime:
     text = value.strip()
     if len(text) == 10:
         return date.fromisoformat(text)
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return parse_iso(text.replace("z", "Z"))
 
 
 def _to_timestamp(value: Any) -> datetime:

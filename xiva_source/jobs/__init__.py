@@ -1,1 +1,95 @@
-"""TODO"""
+"""The jobs: the cron-safe materialization run and the live refresh of one customer.
+
+=================  ==============================================================================
+module             concern
+=================  ==============================================================================
+``materialize``    :func:`run_materialization`: one run over every feature view (window, writes,
+                   watermark)
+``summary``        :class:`RunSummary` / :class:`ViewRun`: what a run did, its one summary line
+``locks``          the run's mutual exclusion: Redis or file lock, :class:`LockHolder`
+``expiry``         online expiry measured from the last successful run
+``failures``       a failure's ``problem`` and ``fix`` (the one mapping of foreign exceptions)
+``refresh``        :func:`refresh_customer`: Xiva now -> the online store, for one customer
+``errors``         the jobs' errors (light: imports no job)
+=================  ==============================================================================
+
+Names load on first use (PEP 562): ``import xiva_source.jobs.errors`` does not import Feast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from xiva_source.jobs.errors import (
+        LiveRefreshError,
+        LockLostError,
+        MaterializationConfigError,
+        MaterializationError,
+        MaterializationFailedError,
+    )
+    from xiva_source.jobs.expiry import extend_online_expiry, extend_store_expiry
+    from xiva_source.jobs.locks import (
+        FileMaterializationLock,
+        LockHolder,
+        MaterializationLock,
+        RedisMaterializationLock,
+        lock_for_store,
+    )
+    from xiva_source.jobs.materialize import run_materialization
+    from xiva_source.jobs.refresh import CUSTOMER_VIEW, refresh_customer
+    from xiva_source.jobs.summary import RunSummary, ViewRun
+
+__all__ = [
+    "CUSTOMER_VIEW",
+    "FileMaterializationLock",
+    "LiveRefreshError",
+    "LockHolder",
+    "LockLostError",
+    "MaterializationConfigError",
+    "MaterializationError",
+    "MaterializationFailedError",
+    "MaterializationLock",
+    "RedisMaterializationLock",
+    "RunSummary",
+    "ViewRun",
+    "extend_online_expiry",
+    "extend_store_expiry",
+    "lock_for_store",
+    "refresh_customer",
+    "run_materialization",
+]
+
+_WHERE: dict[str, str] = {
+    "CUSTOMER_VIEW": "refresh",
+    "FileMaterializationLock": "locks",
+    "LiveRefreshError": "errors",
+    "LockHolder": "locks",
+    "LockLostError": "errors",
+    "MaterializationConfigError": "errors",
+    "MaterializationError": "errors",
+    "MaterializationFailedError": "errors",
+    "MaterializationLock": "locks",
+    "RedisMaterializationLock": "locks",
+    "RunSummary": "summary",
+    "ViewRun": "summary",
+    "extend_online_expiry": "expiry",
+    "extend_store_expiry": "expiry",
+    "lock_for_store": "locks",
+    "refresh_customer": "refresh",
+    "run_materialization": "materialize",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

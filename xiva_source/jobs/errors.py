@@ -3,8 +3,13 @@
     LoyaltyError (xiva_source.errors)
     ├── MaterializationError
     │   ├── MaterializationConfigError   the job cannot start: settings, repository, view (exit 2)
-    │   └── MaterializationFailedError   a run failed (exit 1); carries the run's summary
-    └── LiveRefreshError                 a live refresh cannot run in this configuration
+    │   ├── MaterializationFailedError   a run failed (exit 1); carries the run's summary
+    │   └── LockLostError                the run lost its lock (cause of a failed run)
+    └── LiveRefreshError                 a live refresh cannot run in this configuration (exit 2)
+
+Failures of other domains keep their own classes (the online store's ``OnlineStoreError``, the
+registry's ``RepositoryError``, ``DataSourceError`` / ``DwhError``, ``XivaError``); a failed run
+wraps its cause's ``problem`` and ``fix`` into :class:`MaterializationFailedError`.
 
 This module imports no job: a failed run's summary travels as an opaque object.
 """
@@ -17,6 +22,7 @@ from xiva_source.errors import LoyaltyError
 
 __all__ = [
     "LiveRefreshError",
+    "LockLostError",
     "MaterializationConfigError",
     "MaterializationError",
     "MaterializationFailedError",
@@ -47,7 +53,7 @@ class MaterializationFailedError(MaterializationError):
         fix: What to do about it.
 
     Attributes:
-        summary: As above; ``summary.views_done`` lists views that did finish before the failure.
+        summary: As above; ``summary.views`` lists the views that finished before the failure.
         cause: Same as ``problem``.
     """
 
@@ -57,10 +63,28 @@ class MaterializationFailedError(MaterializationError):
         super().__init__(cause, fix)
 
 
+class LockLostError(MaterializationError):
+    """The run no longer holds the materialization lock (it expired or was deleted).
+
+    The view being written keeps its previous watermark: another run may be going.
+    """
+
+    default_fix: ClassVar[str] = (
+        "Check that Redis is reachable and that nothing deletes the lock key."
+    )
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the materialization lock was lost during the run (it expired or was taken)"
+        )
+
+
 class LiveRefreshError(LoyaltyError):
-    """A live refresh cannot run in this configuration; nothing was written.
+    """A live refresh cannot run in this configuration; nothing was written (exit 2).
 
     Args:
         problem: What is wrong.
         fix: What to do about it.
     """
+
+    exit_code: ClassVar[int] = 2

@@ -10,11 +10,12 @@ What it writes follows the data-source mode, so the online row stays what a mate
 produce:
 
 - ``xiva``: every Xiva feature, nulls included (Xiva is the only source).
-- ``auto`` + ``xiva_first``: every non-null Xiva feature; a null leaves the stored value (which
-  the merge would have filled from the DWH).
-- ``auto`` + ``dwh_first``: only features that are null online now (the DWH wins where it has a
-  value).
-- ``dwh``: refused (:class:`LiveRefreshError`): this deployment does not read Xiva.
+- ``auto``: the pipeline's one merge precedence (:func:`xiva_source.pipeline.merge_values`)
+  between what Xiva says now and what is online now (standing in for the DWH's side), and the
+  non-null merged values: with ``xiva_first`` every non-null Xiva value wins, with ``dwh_first``
+  Xiva's value fills only features that are null online.
+- ``dwh``: refused (:class:`~xiva_source.jobs.errors.LiveRefreshError`): this deployment does not
+  read Xiva.
 
 Like every Xiva pull, the read is appended to the snapshot table (history for training data).
 
@@ -25,25 +26,24 @@ online (the values returned are still the ones read now).
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
-import sys
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from xiva_source.feast_plugin.errors import OnlineStoreError, RepositoryError
+from xiva_source.features.catalogue import ENTITY, EVENT_TIMESTAMP
 from xiva_source.jobs.errors import LiveRefreshError
-from xiva_source.settings import DataSourceMode, MergeStrategy, Settings, load_settings
-from xiva_source.xiva_api.errors import XivaError
+from xiva_source.settings import DataSourceMode, Settings, load_settings
 
 if TYPE_CHECKING:
-    from feast import FeatureStore
+    from feast import FeatureStore, FeatureView
 
     from xiva_source.xiva_api.client import XivaClient
 
-__all__ = ["CUSTOMER_VIEW", "LiveRefreshError", "cli", "refresh_customer"]
+__all__ = ["CUSTOMER_VIEW", "LiveRefreshError", "refresh_customer"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,17 +67,22 @@ def refresh_customer(
         store: The feature store; default ``FeatureStore(repo_path)``.
         repo_path: The Feast repository, when ``store`` is not given.
         client: The Xiva client; default one built from the settings (and closed afterwards).
-        settings: The settings; default :func:`~xiva_source.settings.load_settings`.
+        settings: The settings the caller loaded; default
+            ``load_settings(repo_path=...)`` (the ``.env`` beside or above the repository).
         view: The feature view to write.
 
     Returns:
         The features read: ``customer_id``, every Xiva feature and ``event_timestamp`` (UTC).
 
     Raises:
+        ConfigurationError: A setting is invalid (exit 2).
+        LiveRefreshError: The mode is ``dwh``: this deployment does not read Xiva (exit 2).
+        RepositoryError: No ``feature_store.yaml`` at ``repo_path``, or ``view`` is not in the
+            registry (not applied).
         XivaNotFoundError: Xiva does not know the customer; nothing was written.
         XivaError: Xiva could not be read (down, credentials, throttled past the retry budget);
             nothing was written.
-        LiveRefreshError: The mode is ``dwh`` or the view does not exist; nothing was written.
+        OnlineStoreError: The online store could not be read or written.
 
     Example:
         >>> features = refresh_customer("a0d35428-691f-4375-9118-d2bdf6811426")  # doctest: +SKIP
@@ -86,7 +91,8 @@ def refresh_customer(
     """
     from xiva_source.features.extractor import extract_customer_features
 
-    settings = settings if settings is not None else load_settings()
+    if settings is None:
+        settings = load_settings(repo_path=store.repo_path if store is not None else repo_path)
     if settings.feature_store_data_source is DataSourceMode.DWH:
         raise LiveRefreshError(
             "FEATURE_STORE_DATA_SOURCE is 'dwh': this deployment does not read Xiva, so there is "
@@ -95,9 +101,7 @@ def refresh_customer(
             "`make materialize`.",
         )
     if store is None:
-        from feast import FeatureStore
-
-        store = FeatureStore(repo_path=str(repo_path))
+        store = _load_store(repo_path)
     fv = _feature_view(store, view)
 
     own_client = client is None
@@ -111,11 +115,116 @@ def refresh_customer(
         if own_client:
             client.close()
 
-    values = _values_to_write(store, fv.name, features, settings)
-    _write(store, fv, customer_id, values, features["event_timestamp"])
+    values = _values_to_write(store, fv, features, settings)
+    _write(store, fv, customer_id, values, features[EVENT_TIMESTAMP])
     logger.info("refreshed customer %s: %d features written online", customer_id, len(values))
     _append_snapshot(store, features, settings)
     return features
+
+
+def _load_store(repo_path: str | os.PathLike[str]) -> FeatureStore:
+    from feast import FeatureStore
+
+    path = Path(repo_path)
+    if not (path / "feature_store.yaml").is_file():
+        raise RepositoryError(f"No feature_store.yaml in {str(path)!r}.")
+    try:
+        return FeatureStore(repo_path=str(path))
+    except Exception as e:  # Feast raises many types for a bad yaml
+        raise RepositoryError(
+            f"{path / 'feature_store.yaml'} cannot be loaded: {e}",
+            "correct feature_store.yaml (see feature_repo/feature_store.yaml).",
+        ) from e
+
+
+def _feature_view(store: FeatureStore, name: str) -> FeatureView:
+    from feast.errors import FeatureViewNotFoundException
+
+    try:
+        fv: FeatureView = store.get_feature_view(name)
+    except FeatureViewNotFoundException as e:
+        raise RepositoryError(
+            f"Feature view {name!r} is not in the registry of project {store.project!r}.",
+            "run `make apply` (feast apply) first.",
+        ) from e
+    except Exception as e:  # Feast raises many types for an unreadable registry
+        raise RepositoryError(
+            f"The registry of project {store.project!r} cannot be read: {e}",
+            "run `make apply` (feast apply) first.",
+        ) from e
+    return fv
+
+
+def _values_to_write(
+    store: FeatureStore, fv: FeatureView, features: dict[str, Any], settings: Settings
+) -> dict[str, Any]:
+    """The features the refresh writes, per the mode (see the module docstring)."""
+    from xiva_source.pipeline.context import feature_arrow_types
+    from xiva_source.pipeline.merge import merge_values
+
+    names = [f.name for f in fv.features if f.name in features]
+    if settings.feature_store_data_source is DataSourceMode.XIVA:
+        return {name: features[name] for name in names}
+    online = _online_values(store, fv.name, features[ENTITY], names)
+    types = feature_arrow_types()
+    merged = merge_values(
+        features,
+        online,
+        names,
+        settings.feature_store_merge_strategy,
+        {name: types[name] for name in names if name in types},
+    )
+    # The merged row, as a materialization would write it; a feature null on both sides is
+    # null online already.
+    return {name: value for name, value in merged.items() if value is not None}
+
+
+def _online_values(
+    store: FeatureStore, view: str, customer_id: str, names: Sequence[str]
+) -> dict[str, Any]:
+    """What the online store serves for ``customer_id`` now (``None`` where it has nothing)."""
+    from redis.exceptions import RedisError
+
+    if not names:
+        return {}
+    try:
+        row = store.get_online_features(
+            features=[f"{view}:{name}" for name in names],
+            entity_rows=[{ENTITY: customer_id}],
+        ).to_dict()
+    except RedisError as e:
+        raise OnlineStoreError(f"the online store (Redis) could not be read: {e}") from e
+    return {name: row[name][0] for name in names}
+
+
+def _write(
+    store: FeatureStore,
+    fv: FeatureView,
+    customer_id: str,
+    values: dict[str, Any],
+    event_timestamp: datetime,
+) -> None:
+    from feast.infra.online_stores.helpers import get_online_store_from_config
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+    from feast.type_map import python_values_to_proto_values
+    from redis.exceptions import RedisError
+
+    if not values:
+        return
+    dtypes = {f.name: f.dtype.to_value_type() for f in fv.features}
+    protos = {
+        name: python_values_to_proto_values([value], dtypes[name])[0]
+        for name, value in values.items()
+    }
+    entity_key = EntityKey(join_keys=[ENTITY], entity_values=[Value(string_val=customer_id)])
+    online_store = get_online_store_from_config(store.config.online_store)
+    try:
+        online_store.online_write_batch(
+            store.config, fv, [(entity_key, protos, event_timestamp, None)], None
+        )
+    except RedisError as e:
+        raise OnlineStoreError(f"the online store (Redis) could not be written: {e}") from e
 
 
 def _append_snapshot(store: FeatureStore, features: dict[str, Any], settings: Settings) -> None:
@@ -125,121 +234,22 @@ def _append_snapshot(store: FeatureStore, features: dict[str, Any], settings: Se
     """
     from xiva_source import dwh
     from xiva_source.dwh.errors import DwhError
-    from xiva_source.feast_plugin.sources import feature_arrow_types
     from xiva_source.features.extractor import feature_schema
-    from xiva_source.pipeline.pull import PullOptions
+    from xiva_source.pipeline.context import PullOptions, feature_arrow_types
 
     options = PullOptions.from_repo_config(store.config)
     if not options.write_snapshots:
         return
     types = feature_arrow_types()
     names = list(feature_schema())
-    columns = ["customer_id", *names, "event_timestamp"]
+    columns = [ENTITY, *names, EVENT_TIMESTAMP]
     table = dwh.rows_to_arrow(columns, [[features.get(c) for c in columns]], types=types)
     try:
         dwh.append_snapshots(
-            options.snapshot_url or settings.dwh_url,
+            options.snapshot_database(settings),
             options.snapshot_table,
             table,
             {n: types[n] for n in names},
         )
     except DwhError as e:
         logger.warning("live refresh not recorded in the snapshot table: %s", e)
-
-
-def _feature_view(store: FeatureStore, name: str) -> Any:
-    from feast.errors import FeatureViewNotFoundException
-
-    try:
-        return store.get_feature_view(name)
-    except FeatureViewNotFoundException as e:
-        raise LiveRefreshError(
-            f"Feature view {name!r} is not in the registry of project {store.project!r}.",
-            "run `make apply` (feast apply) first.",
-        ) from e
-
-
-def _values_to_write(
-    store: FeatureStore, view: str, features: dict[str, Any], settings: Settings
-) -> dict[str, Any]:
-    """The features the refresh writes, per the mode (see the module docstring)."""
-    fv = store.get_feature_view(view)
-    names = [f.name for f in fv.features if f.name in features]
-    if settings.feature_store_data_source is DataSourceMode.XIVA:
-        return {name: features[name] for name in names}
-    present = {name: features[name] for name in names if features[name] is not None}
-    if settings.feature_store_merge_strategy is MergeStrategy.XIVA_FIRST or not present:
-        return present
-    online = store.get_online_features(
-        features=[f"{view}:{name}" for name in present],
-        entity_rows=[{"customer_id": features["customer_id"]}],
-    ).to_dict()
-    return {name: value for name, value in present.items() if online[name][0] is None}
-
-
-def _write(
-    store: FeatureStore,
-    fv: Any,
-    customer_id: str,
-    values: dict[str, Any],
-    event_timestamp: datetime,
-) -> None:
-    from feast.infra.online_stores.helpers import get_online_store_from_config
-    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-    from feast.protos.feast.types.Value_pb2 import Value
-    from feast.type_map import python_values_to_proto_values
-
-    if not values:
-        return
-    dtypes = {f.name: f.dtype.to_value_type() for f in fv.features}
-    protos = {
-        name: python_values_to_proto_values([value], dtypes[name])[0]
-        for name, value in values.items()
-    }
-    entity_key = EntityKey(join_keys=["customer_id"], entity_values=[Value(string_val=customer_id)])
-    online_store = get_online_store_from_config(store.config.online_store)
-    online_store.online_write_batch(
-        store.config, fv, [(entity_key, protos, event_timestamp, None)], None
-    )
-
-
-def cli(argv: Sequence[str] | None = None) -> int:
-    """``python -m xiva_source refresh <customer_id> [--repo feature_repo]``.
-
-    Prints the features as JSON; exit 0 on success, 1 when Xiva fails or the customer is unknown,
-    2 on a usage or configuration error.
-    """
-    parser = argparse.ArgumentParser(
-        prog="python -m xiva_source refresh",
-        description="Fetch one customer from Xiva now, write the features online, print them.",
-    )
-    parser.add_argument("customer_id", help="The Xiva customer id.")
-    parser.add_argument("--repo", default="feature_repo", help="Feast repository directory.")
-    try:
-        args = parser.parse_args(list(argv) if argv is not None else None)
-    except SystemExit as e:
-        return int(e.code or 0)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    if not os.path.isfile(os.path.join(args.repo, "feature_store.yaml")):
-        print(
-            f"refresh error: no feature_store.yaml in {args.repo!r}. Fix: pass --repo with the "
-            "Feast repository directory and run `make apply`.",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        features = refresh_customer(args.customer_id, repo_path=args.repo)
-    except LiveRefreshError as e:
-        print(f"refresh error: {e}", file=sys.stderr)
-        return 2
-    except XivaError as e:
-        print(f"refresh failed: {e}", file=sys.stderr)
-        return 1
-    print(json.dumps(features, default=_json_default, indent=2, sort_keys=True))
-    return 0
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")

@@ -1,1 +1,106 @@
-"""TODO"""
+"""The pull pipeline: pulls from Xiva and the DWH, the ``auto`` merge, the run report.
+
+Arrow only: imports nothing of Feast or of :mod:`xiva_source.feast_plugin`; what it needs of a
+source is written down as Protocols in :mod:`xiva_source.pipeline.sources`.
+
+==================  ================================================================
+module              concern
+==================  ================================================================
+``pull``            :func:`pull_batches`: dispatch on the source and the mode
+``context``         :class:`PullOptions`, :class:`PullContext`, feature Arrow types
+``xiva_pull``       Xiva: changed customers, 360 views, the snapshot table
+``dwh_pull``        the DWH: streamed reads, lookups by id
+``auto``            both, merged per customer; fallbacks
+``merge``           merge precedence: the one implementation
+``report``          :class:`PullReport`, :func:`record_fallback`
+``tables``          Arrow helpers (output shape, chunks)
+``sources``         the Protocols a source satisfies
+``errors``          :class:`AllSourcesFailedError`
+==================  ================================================================
+
+Names load on first use (PEP 562), so ``import xiva_source.pipeline.errors`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from xiva_source.pipeline.auto import pull_auto
+    from xiva_source.pipeline.context import PullContext, PullOptions, feature_arrow_types
+    from xiva_source.pipeline.dwh_pull import pull_dwh
+    from xiva_source.pipeline.errors import AllSourcesFailedError
+    from xiva_source.pipeline.merge import (
+        merge_aligned,
+        merge_tables,
+        merge_values,
+        preferred_first,
+    )
+    from xiva_source.pipeline.pull import pull_batches
+    from xiva_source.pipeline.report import PullReport, record_fallback
+    from xiva_source.pipeline.sources import (
+        CustomerSourceSpec,
+        DwhSourceSpec,
+        PullSource,
+        XivaSourceSpec,
+    )
+    from xiva_source.pipeline.tables import empty_table
+    from xiva_source.pipeline.xiva_pull import pull_xiva
+
+__all__ = [
+    "AllSourcesFailedError",
+    "CustomerSourceSpec",
+    "DwhSourceSpec",
+    "PullContext",
+    "PullOptions",
+    "PullReport",
+    "PullSource",
+    "XivaSourceSpec",
+    "empty_table",
+    "feature_arrow_types",
+    "merge_aligned",
+    "merge_tables",
+    "merge_values",
+    "preferred_first",
+    "pull_auto",
+    "pull_batches",
+    "pull_dwh",
+    "pull_xiva",
+    "record_fallback",
+]
+
+_MODULES = {
+    "AllSourcesFailedError": "errors",
+    "CustomerSourceSpec": "sources",
+    "DwhSourceSpec": "sources",
+    "PullContext": "context",
+    "PullOptions": "context",
+    "PullReport": "report",
+    "PullSource": "sources",
+    "XivaSourceSpec": "sources",
+    "empty_table": "tables",
+    "feature_arrow_types": "context",
+    "merge_aligned": "merge",
+    "merge_tables": "merge",
+    "merge_values": "merge",
+    "preferred_first": "merge",
+    "pull_auto": "auto",
+    "pull_batches": "pull",
+    "pull_dwh": "dwh_pull",
+    "pull_xiva": "xiva_pull",
+    "record_fallback": "report",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

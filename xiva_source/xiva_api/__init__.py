@@ -1,1 +1,120 @@
-"""TODO"""
+"""The Xiva BSS REST API client: auth, paging, retries, a shared request rate, usage counters.
+
+It imports nothing of Feast, SQLAlchemy, pandas or Arrow. Modules, one concern each:
+
+- :mod:`~xiva_source.xiva_api.client`: :class:`XivaClient` and its one request choke point
+- :mod:`~xiva_source.xiva_api.paging`: :class:`CustomerCursor`, the customer-list cursor
+- :mod:`~xiva_source.xiva_api.fanout`: many 360 views at once on a thread pool
+- :mod:`~xiva_source.xiva_api.responses`: JSON decoding, a failed answer -> its error
+- :mod:`~xiva_source.xiva_api.session`: the pooled HTTP session
+- :mod:`~xiva_source.xiva_api.auth`: JWT tokens: when to refresh or log in again
+- :mod:`~xiva_source.xiva_api.retry`: ``Retry-After``, backoff with jitter, the time budget
+- :mod:`~xiva_source.xiva_api.ratelimit`: the request rate, Redis-shared or in-process
+- :mod:`~xiva_source.xiva_api.usage`: usage counters per endpoint and hour
+- :mod:`~xiva_source.xiva_api.breaker`: "Redis is down: leave it alone for 30 s, warn once"
+- :mod:`~xiva_source.xiva_api.errors`: the ``XivaError`` branch of the error tree
+
+The errors import eagerly (they are light); everything else loads on first use, so
+``import xiva_source.xiva_api.errors`` does not import ``requests``.
+
+Example:
+    >>> from xiva_source.xiva_api import XivaClient
+    >>> with XivaClient() as client:  # doctest: +SKIP
+    ...     first = next(client.iter_customers())
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from xiva_source.xiva_api.errors import (
+    XivaAuthenticationError,
+    XivaBadResponseError,
+    XivaConnectionError,
+    XivaError,
+    XivaNotConfiguredError,
+    XivaNotFoundError,
+    XivaRateLimitError,
+    XivaRetryBudgetError,
+    XivaServerError,
+)
+
+if TYPE_CHECKING:
+    from xiva_source.xiva_api.breaker import RedisBreaker
+    from xiva_source.xiva_api.client import XivaClient
+    from xiva_source.xiva_api.paging import PAGE_SIZE, CustomerCursor, RawPage
+    from xiva_source.xiva_api.ratelimit import (
+        LocalRateLimiter,
+        RateLimiter,
+        RedisRateLimiter,
+        default_rate_key,
+    )
+    from xiva_source.xiva_api.retry import RetryPolicy, parse_retry_after
+    from xiva_source.xiva_api.usage import (
+        MemoryUsageStore,
+        RedisUsageStore,
+        UsageCounts,
+        UsageReport,
+        UsageStore,
+    )
+
+_LAZY = {
+    "XivaClient": "xiva_source.xiva_api.client",
+    "PAGE_SIZE": "xiva_source.xiva_api.paging",
+    "CustomerCursor": "xiva_source.xiva_api.paging",
+    "RawPage": "xiva_source.xiva_api.paging",
+    "RedisBreaker": "xiva_source.xiva_api.breaker",
+    "LocalRateLimiter": "xiva_source.xiva_api.ratelimit",
+    "RateLimiter": "xiva_source.xiva_api.ratelimit",
+    "RedisRateLimiter": "xiva_source.xiva_api.ratelimit",
+    "default_rate_key": "xiva_source.xiva_api.ratelimit",
+    "RetryPolicy": "xiva_source.xiva_api.retry",
+    "parse_retry_after": "xiva_source.xiva_api.retry",
+    "MemoryUsageStore": "xiva_source.xiva_api.usage",
+    "RedisUsageStore": "xiva_source.xiva_api.usage",
+    "UsageCounts": "xiva_source.xiva_api.usage",
+    "UsageReport": "xiva_source.xiva_api.usage",
+    "UsageStore": "xiva_source.xiva_api.usage",
+}
+
+__all__ = [
+    "PAGE_SIZE",
+    "CustomerCursor",
+    "LocalRateLimiter",
+    "MemoryUsageStore",
+    "RateLimiter",
+    "RawPage",
+    "RedisBreaker",
+    "RedisRateLimiter",
+    "RedisUsageStore",
+    "RetryPolicy",
+    "UsageCounts",
+    "UsageReport",
+    "UsageStore",
+    "XivaAuthenticationError",
+    "XivaBadResponseError",
+    "XivaClient",
+    "XivaConnectionError",
+    "XivaError",
+    "XivaNotConfiguredError",
+    "XivaNotFoundError",
+    "XivaRateLimitError",
+    "XivaRetryBudgetError",
+    "XivaServerError",
+    "default_rate_key",
+    "parse_retry_after",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'xiva_source.xiva_api' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -20,10 +19,9 @@ from typing import Any
 from pydantic import SecretStr
 
 from xiva_source.xiva_api.errors import XivaAuthenticationError, XivaBadResponseError
+from xiva_source.xiva_api.logs import logger
 
 __all__ = ["Credentials", "TokenManager", "TokenPair", "decode_jwt_claims", "token_expiry"]
-
-logger = logging.getLogger("xiva_source.xiva_api.client")
 
 MAX_REFRESH_LEEWAY = 30.0
 """Refresh at most this many seconds before the access token expires..."""

@@ -11,13 +11,13 @@ exceed the configured rate and nobody polls. In Redis the booking is one Lua scr
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
+
+from xiva_source.xiva_api.breaker import REDIS_RETRY_SECONDS, RedisBreaker
 
 if TYPE_CHECKING:
     import redis
@@ -31,11 +31,6 @@ __all__ = [
     "default_rate_key",
     "make_rate_limiter",
 ]
-
-logger = logging.getLogger("xiva_source.xiva_api.client")
-
-REDIS_RETRY_SECONDS = 30.0
-"""After a Redis failure, how long the shared limiter and the usage counters leave Redis alone."""
 
 # KEYS[1]: the limiter's key. ARGV[1]: emission interval (us). ARGV[2]: burst (slots).
 # Returns the microseconds the caller must wait before sending its request.
@@ -183,47 +178,37 @@ class RedisRateLimiter:
         self._hold_script = client.register_script(_GCRA_HOLD)
         self._interval_us = max(1, round(1_000_000 / rate))
         self._fallback = LocalRateLimiter(rate, burst)
-        self._degraded_until = 0.0
+        self._breaker = RedisBreaker(
+            "Redis rate limiter unavailable (%s); pacing this process alone until Redis answers "
+            "again (retried every %.0f s). Check REDIS_URL.",
+            recovered="Redis rate limiter available again; sharing the rate",
+        )
 
     def __repr__(self) -> str:
         return f"RedisRateLimiter(key={self.key!r}, rate={self.rate:g}, burst={self.burst})"
 
     def acquire(self) -> float:
         """Book the next shared slot and sleep until it; returns the seconds waited."""
-        import redis
-
-        if self._degraded_until and time.monotonic() < self._degraded_until:
+        wait = self._breaker.call(self._reserve_shared, fallback=lambda: None)
+        if wait is None:
             return self._fallback.acquire()
-        try:
-            wait = int(self._script(keys=[self.key], args=[self._interval_us, self.burst])) / 1e6
-        except redis.RedisError as e:
-            if not self._degraded_until:
-                logger.warning(
-                    "Redis rate limiter unavailable (%s); pacing this process alone until Redis "
-                    "answers again (retried every %.0f s). Check REDIS_URL.",
-                    type(e).__name__,
-                    REDIS_RETRY_SECONDS,
-                )
-            # Do not pay a connection timeout on every request while Redis is down.
-            self._degraded_until = time.monotonic() + REDIS_RETRY_SECONDS
-            return self._fallback.acquire()
-        if self._degraded_until:
-            logger.warning("Redis rate limiter available again; sharing the rate")
-            self._degraded_until = 0.0
         if wait > 0:
             time.sleep(wait)
         return wait
 
     def hold(self, seconds: float) -> None:
         """Hand out no slot to any process for ``seconds``."""
-        import redis
-
         self._fallback.hold(seconds)
-        # If Redis is down, acquire() reports it and the local hold above still applies.
-        with contextlib.suppress(redis.RedisError):
-            self._hold_script(
+        # While Redis is down, the local hold above still applies.
+        self._breaker.call(
+            lambda: self._hold_script(
                 keys=[self.key], args=[round(seconds * 1e6), self._interval_us, self.burst]
-            )
+            ),
+            fallback=lambda: None,
+        )
+
+    def _reserve_shared(self) -> float:
+        return int(self._script(keys=[self.key], args=[self._interval_us, self.burst])) / 1e6
 
 
 def default_rate_key(base_url: str, username: str | None, prefix: str = "xiva") -> str:

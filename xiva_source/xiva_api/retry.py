@@ -18,6 +18,7 @@ from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
 
 from xiva_source.xiva_api.errors import XivaError, XivaRateLimitError, XivaRetryBudgetError
+from xiva_source.xiva_api.logs import logger
 
 __all__ = ["RetryPolicy", "RetryState", "parse_retry_after"]
 
@@ -139,3 +140,33 @@ class RetryState:
                 last_error=error,
             ) from error
         return wait
+
+    def wait_before_retry(
+        self, error: XivaError, retry_after: float | None, endpoint: str
+    ) -> float:
+        """:meth:`next_wait`, logging the retry (or the giving up) at WARNING.
+
+        Args:
+            error: Why the attempt failed.
+            retry_after: Seconds the server asked to wait, if it did.
+            endpoint: The call's usage-counter name, for the log.
+
+        Returns:
+            Seconds to sleep before the next attempt.
+
+        Raises:
+            XivaRateLimitError: ``retry_after`` exceeds ``max_retry_after``.
+            XivaRetryBudgetError: The attempts or the time budget would run out.
+        """
+        try:
+            delay = self.next_wait(error, retry_after)
+        except XivaError as final:
+            logger.warning("Xiva %s: giving up: %s", endpoint, final.message)
+            raise
+        how = f"Retry-After {retry_after:g} s" if retry_after is not None else "backoff"
+        cause = error.__cause__ or error
+        reason = f"HTTP {error.status}" if error.status is not None else type(cause).__name__
+        logger.warning(
+            "Xiva %s: %s; retry %d in %.2f s (%s)", endpoint, reason, self.attempts, delay, how
+        )
+        return delay

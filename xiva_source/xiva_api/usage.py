@@ -14,22 +14,17 @@ Counters:
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
-import sys
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from xiva_source.redaction import redact_url
-from xiva_source.settings import Settings, load_settings
-from xiva_source.xiva_api.ratelimit import REDIS_RETRY_SECONDS
+from xiva_source.settings import Settings
+from xiva_source.timeutil import as_utc, utc_now
+from xiva_source.xiva_api.breaker import RedisBreaker
 
 if TYPE_CHECKING:
     import redis
@@ -43,12 +38,9 @@ __all__ = [
     "UsageCounts",
     "UsageReport",
     "UsageStore",
-    "cli",
     "hour_bucket",
     "usage_prefix_for",
 ]
-
-logger = logging.getLogger("xiva_source.xiva_api.client")
 
 COUNTERS = ("requests", "throttled", "retries", "errors")
 """The counter names, in display order."""
@@ -73,9 +65,8 @@ def usage_prefix_for(settings: Settings) -> str:
 
 
 def hour_bucket(at: datetime | None = None) -> str:
-    """The UTC hour a moment falls in, as ``YYYY-MM-DDTHH`` (the Redis key suffix)."""
-    moment = (at or datetime.now(UTC)).astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H")
+    """The UTC hour a moment (default now; naive means UTC) falls in, as ``YYYY-MM-DDTHH``."""
+    return as_utc(at or utc_now()).strftime("%Y-%m-%dT%H")
 
 
 class UsageCounts(BaseModel):
@@ -167,7 +158,7 @@ def _endpoint_order(names: Iterable[str]) -> list[str]:
 def _window(hours: int, now: datetime | None) -> list[str]:
     if hours < 1:
         raise ValueError(f"hours must be >= 1, got {hours}")
-    end = (now or datetime.now(UTC)).astimezone(UTC)
+    end = as_utc(now or utc_now())
     return [hour_bucket(end - timedelta(hours=i)) for i in reversed(range(hours))]
 
 
@@ -232,7 +223,10 @@ class RedisUsageStore:
         self.prefix = prefix.rstrip(":")
         self.ttl_seconds = ttl_seconds
         self._client = client
-        self._skip_until = 0.0
+        self._breaker = RedisBreaker(
+            "Could not record Xiva usage in Redis (%s); counts are dropped for the next %.0f s. "
+            "Check REDIS_URL."
+        )
 
     def __repr__(self) -> str:
         return f"RedisUsageStore(prefix={self.prefix!r})"
@@ -243,29 +237,17 @@ class RedisUsageStore:
 
     def record(self, endpoint: str, **counts: int) -> None:
         """Add ``counts`` for ``endpoint`` in the current hour (one round trip)."""
-        import redis
-
-        if self._skip_until and time.monotonic() < self._skip_until:
-            return
         key = self.key(hour_bucket())
-        try:
+
+        def increment() -> None:
             pipe = self._client.pipeline(transaction=False)
             for name, n in counts.items():
                 if n:
                     pipe.hincrby(key, f"{endpoint}:{name}", n)
             pipe.expire(key, self.ttl_seconds)
             pipe.execute()
-        except redis.RedisError as e:
-            if not self._skip_until:
-                logger.warning(
-                    "Could not record Xiva usage in Redis (%s); counts are dropped for the next "
-                    "%.0f s. Check REDIS_URL.",
-                    type(e).__name__,
-                    REDIS_RETRY_SECONDS,
-                )
-            self._skip_until = time.monotonic() + REDIS_RETRY_SECONDS
-        else:
-            self._skip_until = 0.0
+
+        self._breaker.call(increment, fallback=lambda: None)
 
     def report(self, hours: int = 24, *, now: datetime | None = None) -> UsageReport:
         """The counters of the last ``hours`` UTC hours, read from Redis."""
@@ -282,61 +264,3 @@ class RedisUsageStore:
                     per_ep = cells.setdefault(hour, {}).setdefault(endpoint, {})
                     per_ep[counter] = int(value)
         return UsageReport.from_cells(window, cells)
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m xiva_source usage",
-        description="Print the Xiva API usage counters kept in Redis (REDIS_URL): requests, 429s, "
-        "retries and errors per endpoint and per UTC hour.",
-    )
-    parser.add_argument("--hours", type=int, default=24, help="UTC hours to show (default 24).")
-    parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
-    parser.add_argument("--redis-url", help="Redis URL (default: REDIS_URL from the settings).")
-    parser.add_argument(
-        "--prefix",
-        help="Key prefix (default: <XIVA_REDIS_PREFIX>:usage, i.e. xiva:usage).",
-    )
-    return parser
-
-
-def cli(argv: list[str] | None = None) -> int:
-    """``python -m xiva_source usage``: print the usage counters; returns the exit status.
-
-    Exit status 0 on success, 1 when Redis is not configured or unreachable, 2 on bad arguments.
-    """
-    import redis
-
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.hours < 1:
-        parser.error("--hours must be at least 1")
-    settings = load_settings()
-    url = args.redis_url or settings.redis_url
-    if not url:
-        print(
-            "No REDIS_URL is configured, so usage counters were only kept in each process's "
-            "memory. Set REDIS_URL (in the environment or .env) for shared counters, or read "
-            "XivaClient.usage() from Python.",
-            file=sys.stderr,
-        )
-        return 1
-    client = redis.Redis.from_url(url)
-    try:
-        report = RedisUsageStore(client, args.prefix or usage_prefix_for(settings)).report(
-            args.hours
-        )
-    except redis.RedisError as e:
-        print(
-            f"Cannot read usage counters from Redis at {redact_url(url)}: {type(e).__name__}: {e}. "
-            "Check that Redis is running and REDIS_URL is right.",
-            file=sys.stderr,
-        )
-        return 1
-    finally:
-        client.close()
-    if args.json:
-        print(json.dumps(report.model_dump(mode="json"), indent=2))
-    else:
-        print(report.to_table())
-    return 0

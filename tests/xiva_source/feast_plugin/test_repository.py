@@ -1,0 +1,38 @@
+"""The applied feature repository: the documented objects, through the plugin's classes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from xiva_source.feast_plugin.sources import CustomerSource, DwhSource
+
+
+def test_the_applied_repository_holds_the_documented_objects(applied_feast_repo: Path) -> None:
+    from feast import FeatureStore
+
+    from xiva_source.features.extractor import feature_schema
+
+    store = FeatureStore(repo_path=str(applied_feast_repo))
+    views = {fv.name: fv for fv in store.list_feature_views()}
+    assert set(views) == {"customer_features", "customer_dwh_features"}
+    customer = views["customer_features"]
+    assert [f.name for f in customer.features] == list(feature_schema())
+    assert customer.ttl == timedelta(days=3650)
+    assert isinstance(customer.batch_source, CustomerSource)
+    dwh_view = views["customer_dwh_features"]
+    assert [f.name for f in dwh_view.features] == [
+        "avg_transaction_value",
+        "lifetime_value",
+        "churn_score",
+    ]
+    assert isinstance(dwh_view.batch_source, DwhSource)
+    assert dwh_view.batch_source.dwh_url is None  # resolved from DWH_URL at run time
+    assert store.get_entity("customer").join_key == "customer_id"
+    services = {s.name: s for s in store.list_feature_services()}
+    assert [p.name for p in services["segmentation_features"].feature_view_projections] == [
+        "customer_features"
+    ]
+    assert {p.name for p in services["ml_features"].feature_view_projections} == set(views)
+    assert store.config.materialization_config.online_write_batch_size == 10_000
+    assert type(store.config.online_store).__name__ == "LoyaltyRedisOnlineStoreConfig"

@@ -1,0 +1,289 @@
+"""``xiva-source`` / ``python -m xiva_source``: the platform's operator commands.
+
+Commands import what they need when they run, so ``xiva-source usage`` starts without Feast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from xiva_source.cli.app import Command, CommandContext, CommandTree
+from xiva_source.cli.boundary import EXIT_OK
+from xiva_source.cli.simulator import SIMULATOR_COMMAND
+from xiva_source.errors import ConfigurationError
+
+__all__ = ["TREE", "main", "open_store", "parse_end_date"]
+
+
+# -- usage -----------------------------------------------------------------------------------------
+
+
+def _usage_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--hours", type=_positive_int, default=24, help="UTC hours to show (default: 24)"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--redis-url", help="Redis URL (default: REDIS_URL from the settings)")
+    parser.add_argument(
+        "--prefix", help="key prefix (default: <XIVA_REDIS_PREFIX>:usage, i.e. xiva:usage)"
+    )
+
+
+def _usage(args: argparse.Namespace, context: CommandContext) -> int:
+    from xiva_source.feast_plugin.errors import OnlineStoreError
+    from xiva_source.redaction import redact_url
+    from xiva_source.redis_client import connect_redis
+    from xiva_source.xiva_api.usage import RedisUsageStore, usage_prefix_for
+
+    settings = context.require_settings()
+    url = args.redis_url or settings.redis_url
+    if not url:
+        raise ConfigurationError(
+            "No REDIS_URL is configured, so usage counters were only kept in each process's "
+            "memory.",
+            "Set REDIS_URL (in the environment or .env) for shared counters, or read "
+            "XivaClient.usage() from Python.",
+            setting="REDIS_URL",
+        )
+    import redis
+
+    client = connect_redis(url)
+    try:
+        report = RedisUsageStore(client, args.prefix or usage_prefix_for(settings)).report(
+            args.hours
+        )
+    except redis.RedisError as e:
+        raise OnlineStoreError(
+            f"Cannot read the usage counters from Redis at {redact_url(url)}: "
+            f"{type(e).__name__}: {e}",
+            "Check that Redis is running and that REDIS_URL (or --redis-url) is right.",
+        ) from e
+    finally:
+        client.close()
+    if args.json:
+        print(json.dumps(report.model_dump(mode="json"), indent=2))
+    else:
+        print(report.to_table())
+    return EXIT_OK
+
+
+# -- materialize -----------------------------------------------------------------------------------
+
+
+def parse_end_date(text: str) -> datetime:
+    """``--end-date``: an ISO 8601 date-time, naive taken as UTC."""
+    from xiva_source.timeutil import as_utc
+
+    try:
+        return as_utc(datetime.fromisoformat(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 date-time; use e.g. 2026-01-31T00:00:00Z"
+        ) from e
+
+
+def _materialize_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--view",
+        action="append",
+        dest="views",
+        metavar="NAME",
+        help="materialize only this feature view (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--end-date",
+        type=parse_end_date,
+        default=None,
+        help="window end, ISO 8601 (default: now, UTC)",
+    )
+    parser.add_argument(
+        "--full", action="store_true", help="ignore the watermark and read everything"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+
+
+def _materialize(args: argparse.Namespace, context: CommandContext) -> int:
+    from xiva_source.jobs.errors import MaterializationFailedError
+    from xiva_source.jobs.materialize import run_materialization
+
+    try:
+        summary = run_materialization(
+            args.repo,
+            end_date=args.end_date,
+            views=args.views,
+            settings=context.require_settings(),
+            progress=False if args.no_progress else None,
+            full=args.full,
+        )
+    except MaterializationFailedError as e:
+        # The job's promised output: its one summary line (cause and fix included), on stderr.
+        print(e.summary.line(), file=sys.stderr)
+        return e.exit_code
+    print(summary.line())
+    return int(summary.exit_code)
+
+
+# -- refresh ---------------------------------------------------------------------------------------
+
+
+def _refresh_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("customer_id", help="the Xiva customer id")
+
+
+def _refresh(args: argparse.Namespace, context: CommandContext) -> int:
+    from xiva_source.jobs.refresh import refresh_customer
+
+    store = open_store(args.repo, applied=True)
+    features = refresh_customer(args.customer_id, store, settings=context.require_settings())
+    print(json.dumps(features, default=_json_default, indent=2, sort_keys=True))
+    return EXIT_OK
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+# -- demo ------------------------------------------------------------------------------------------
+
+
+def _demo_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--customers", type=_positive_int, default=1000, help="simulator customers (default: 1000)"
+    )
+    parser.add_argument(
+        "--keep", metavar="DIR", default=None, help="work in DIR and keep it (default: a temp dir)"
+    )
+
+
+def _demo(args: argparse.Namespace, context: CommandContext) -> int:
+    from xiva_source.demo.run import run_demo
+
+    started = time.monotonic()
+    repo = Path(args.repo)
+    if not (repo / "feature_store.yaml").is_file():
+        raise ConfigurationError(
+            f"No feature_store.yaml in {str(repo)!r}: the demo copies the feature repository.",
+            "Run the demo from the project root, or pass --repo with the feature repository.",
+            setting="--repo",
+        )
+    run_demo(args.customers, repo_path=repo, workdir=args.keep)
+    kept = f"files kept in {args.keep}" if args.keep else "temporary files removed"
+    print(f"\nDemo finished in {time.monotonic() - started:.1f}s; simulator stopped, {kept}.")
+    return EXIT_OK
+
+
+# -- shared helpers --------------------------------------------------------------------------------
+
+
+def open_store(repo: str | Path, *, applied: bool = False) -> Any:
+    """``FeatureStore(repo_path=repo)``, or a short error when ``repo`` is no Feast repository.
+
+    Args:
+        repo: The repository directory (``--repo``).
+        applied: Also refuse a repository whose registry holds no feature view (never applied).
+
+    Raises:
+        ConfigurationError: No ``feature_store.yaml`` in ``repo``, or (``applied``) no feature
+            view in its registry (exit 2).
+        RepositoryError: Feast cannot load it.
+    """
+    path = Path(repo)
+    if not (path / "feature_store.yaml").is_file():
+        raise ConfigurationError(
+            f"No Feast repository at {str(path)!r} (no feature_store.yaml).",
+            "Pass --repo with the feature repository directory (default: feature_repo, from the "
+            "project root), then run `make apply`.",
+            setting="--repo",
+        )
+    from feast import FeatureStore
+
+    from xiva_source.feast_plugin.errors import RepositoryError
+
+    try:
+        store = FeatureStore(repo_path=str(path))
+    except Exception as e:  # Feast raises many types for a bad yaml
+        raise RepositoryError(
+            f"{path / 'feature_store.yaml'} cannot be loaded: {type(e).__name__}: {e}",
+            "Correct feature_store.yaml (compare with feature_repo/feature_store.yaml).",
+        ) from e
+    if applied and not store.list_feature_views():
+        raise ConfigurationError(
+            f"The Feast repository at {str(path)!r} (project {store.project!r}) has no feature "
+            "views in its registry: it was not applied.",
+            f"Run `make apply` (feast -c {path} apply), then `make materialize`.",
+            setting="--repo",
+        )
+    return store
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from e
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+TREE = CommandTree(
+    prog="xiva-source",
+    description="The loyalty feature store's operator commands: Xiva usage, materialization, "
+    "live refresh, the demo and the Xiva simulator.",
+    commands=(
+        Command(
+            "usage",
+            help="print the Xiva API usage counters (requests, 429s, retries)",
+            description="Print the Xiva API usage counters kept in Redis (REDIS_URL): requests, "
+            "429s, retries and errors per endpoint and per UTC hour.",
+            configure=_usage_options,
+            run=_usage,
+        ),
+        Command(
+            "materialize",
+            help="cron-safe incremental materialization into the online store",
+            description="Materialize every feature view (or --view) from its sources into the "
+            "online store, incrementally from Feast's watermark, under a lock; prints one summary "
+            "line. Exit status: 0 success or skipped (another run holds the lock), 1 failure, 2 "
+            "usage or configuration error.",
+            configure=_materialize_options,
+            run=_materialize,
+        ),
+        Command(
+            "refresh",
+            help="fetch one customer from Xiva now and write it online",
+            description="Read one customer's 360 view from Xiva now, write its Xiva features to "
+            "the online store (as the data-source mode says) and print them as JSON.",
+            configure=_refresh_options,
+            run=_refresh,
+        ),
+        Command(
+            "demo",
+            help="the end-to-end demo (simulator, SQLite DWH, embedded store)",
+            description="End-to-end demo with nothing to run first: the bundled Xiva simulator, "
+            "an embedded SQLite DWH and an embedded online store, on a copy of --repo.",
+            configure=_demo_options,
+            run=_demo,
+        ),
+        SIMULATOR_COMMAND,
+    ),
+)
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+    """Run ``xiva-source``; returns the exit status (0 ok, 1 failure, 2 usage/configuration).
+
+    Args:
+        argv: The arguments (default ``sys.argv[1:]``).
+        prog: The program name in messages (default ``xiva-source``).
+    """
+    return TREE.main(argv, prog=prog)

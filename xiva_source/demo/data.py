@@ -1,0 +1,271 @@
+"""Demo data for the warehouse: the DWH contract's tables, created and filled deterministically.
+
+:func:`create_demo_dwh` writes ``customer_features_view`` and the three history tables of the
+contract (``docs/feature-repo.md``) for a list of customers (or a simulator's); the demo, the
+benchmark and the tests use it. It lives with the demo, not in :mod:`xiva_source.dwh`: the
+warehouse package reads a DWH, it does not invent one.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from xiva_source.dwh.engine import get_engine, sql_error_text
+from xiva_source.dwh.errors import DwhError
+from xiva_source.dwh.tables import CUSTOMER_FEATURES_TABLE
+from xiva_source.redaction import redact_url
+from xiva_source.timeutil import as_utc, utc_now
+
+__all__ = ["DemoDwh", "create_demo_dwh"]
+
+logger = logging.getLogger(__name__)
+
+_STATUSES = ("active", "inactive", "suspended")
+_TIERS = ("bronze", "silver", "gold", "platinum")
+_CITIES = ("Toronto", "Montreal", "Vancouver", "Calgary", "Ottawa", "Halifax")
+_TX_TYPES = ("purchase", "refund", "top_up")
+_NULL_RATE = 0.12
+_INSERT_BATCH = 5000
+
+
+class _HasCustomerIds(Protocol):
+    def customer_ids(self) -> list[str]: ...
+
+
+@dataclass
+class DemoDwh:
+    """What :func:`create_demo_dwh` wrote.
+
+    Attributes:
+        customer_ids: Every customer in ``customer_features_view``.
+        shared_ids: Customers in both the DWH and Xiva.
+        dwh_only_ids: Customers only in the DWH.
+        xiva_only_ids: Customers only in Xiva (not in the DWH).
+        rows: Rows written per table.
+    """
+
+    customer_ids: list[str]
+    shared_ids: list[str]
+    dwh_only_ids: list[str]
+    xiva_only_ids: list[str]
+    rows: dict[str, int] = field(default_factory=dict)
+
+
+def _demo_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
+    uid = sa.String(36).with_variant(postgresql.UUID(as_uuid=False), "postgresql")
+    return {
+        CUSTOMER_FEATURES_TABLE: sa.Table(
+            CUSTOMER_FEATURES_TABLE,
+            metadata,
+            sa.Column("customer_id", uid, primary_key=True),
+            sa.Column("customer_status", sa.String(20)),
+            sa.Column("total_revenue", sa.Numeric(12, 2)),
+            sa.Column("transaction_count", sa.Integer),
+            sa.Column("last_purchase_days_ago", sa.Integer),
+            sa.Column("avg_transaction_value", sa.Numeric(10, 2)),
+            sa.Column("lifetime_value", sa.Numeric(12, 2)),
+            sa.Column("churn_score", sa.Numeric(5, 4)),
+            sa.Column("customer_tier", sa.String(50)),
+            sa.Column("city", sa.String(100)),
+            sa.Column("age", sa.Integer),
+            sa.Column("updated_at", sa.DateTime, nullable=False, index=True),
+        ),
+        "customer_transaction_history": sa.Table(
+            "customer_transaction_history",
+            metadata,
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("customer_id", uid, nullable=False, index=True),
+            sa.Column("transaction_date", sa.DateTime, nullable=False),
+            sa.Column("transaction_amount", sa.Numeric(10, 2)),
+            sa.Column("transaction_type", sa.String(50)),
+        ),
+        "customer_churn_history": sa.Table(
+            "customer_churn_history",
+            metadata,
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("customer_id", uid, nullable=False, index=True),
+            sa.Column("churned", sa.Boolean, nullable=False),
+            sa.Column("churn_date", sa.Date),
+            sa.Column("total_revenue", sa.Numeric(12, 2)),
+            sa.Column("transaction_count", sa.Integer),
+            sa.Column("snapshot_date", sa.Date, nullable=False),
+        ),
+        "customer_offer_history": sa.Table(
+            "customer_offer_history",
+            metadata,
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("customer_id", uid, nullable=False, index=True),
+            sa.Column("offer_id", sa.Integer, nullable=False),
+            sa.Column("converted", sa.Boolean, nullable=False),
+            sa.Column("total_revenue", sa.Numeric(12, 2)),
+            sa.Column("transaction_count", sa.Integer),
+            sa.Column("created_at", sa.DateTime, nullable=False),
+        ),
+    }
+
+
+def create_demo_dwh(
+    url: str,
+    customers: Sequence[str] | _HasCustomerIds,
+    seed: int = 0,
+    *,
+    reference_time: datetime | None = None,
+    xiva_only_every: int = 10,
+    dwh_only_fraction: float = 0.1,
+) -> DemoDwh:
+    """Create (replacing them) and fill the DWH contract's tables, deterministically.
+
+    ``customer_features_view`` gets every ``xiva_only_every``-th customer left out (they exist
+    only in Xiva) plus ``dwh_only_fraction`` extra customers that exist only in the DWH; about
+    12% of the nullable cells are NULL, so ``auto`` mode's per-feature merge is observable.
+    ``updated_at`` spreads over the three years before ``reference_time`` (some rows are years
+    old). The history tables get transactions, monthly churn snapshots and offers for every DWH
+    customer.
+
+    Args:
+        url: SQLAlchemy URL (SQLite or PostgreSQL; a PostgreSQL URL's ``search_path`` picks the
+            schema).
+        customers: Customer ids, or a simulator (its ``customer_ids()`` are used).
+        seed: Same seed and customers, same rows.
+        reference_time: "Now" of the data (default: the start of the current hour, UTC; a naive
+            datetime is taken as UTC).
+        xiva_only_every: Leave every n-th customer out of the DWH (0 keeps all).
+        dwh_only_fraction: Extra DWH-only customers, as a fraction of ``customers``.
+
+    Returns:
+        A :class:`DemoDwh` naming the shared, DWH-only and Xiva-only customers.
+
+    Raises:
+        DwhError: The URL is unusable, or the tables cannot be created or written.
+
+    Example:
+        >>> info = create_demo_dwh("sqlite:///data/dwh.sqlite", sim, seed=7)  # doctest: +SKIP
+    """
+    ids = list(customers.customer_ids() if hasattr(customers, "customer_ids") else customers)
+    rng = random.Random(seed)
+    moment = reference_time or utc_now().replace(minute=0, second=0, microsecond=0)
+    # The tables' DateTime columns are naive and hold UTC.
+    now = as_utc(moment).replace(tzinfo=None)
+    xiva_only = [c for i, c in enumerate(ids) if xiva_only_every and i % xiva_only_every == 0]
+    excluded = set(xiva_only)
+    shared = [c for c in ids if c not in excluded]
+    dwh_only = [
+        str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        for _ in range(round(len(ids) * dwh_only_fraction))
+    ]
+    dwh_ids = shared + dwh_only
+    rows = _demo_rows(dwh_ids, rng, now)
+
+    engine = get_engine(url)
+    metadata = sa.MetaData()
+    tables = _demo_tables(metadata)
+    try:
+        metadata.drop_all(engine, checkfirst=True)
+        metadata.create_all(engine)
+        with engine.begin() as conn:
+            for name, records in rows.items():
+                for start in range(0, len(records), _INSERT_BATCH):
+                    conn.execute(sa.insert(tables[name]), records[start : start + _INSERT_BATCH])
+    except sa.exc.SQLAlchemyError as e:
+        raise DwhError(
+            f"creating the demo DWH at {redact_url(url)!r} failed: {sql_error_text(e)}"
+        ) from e
+    logger.info(
+        "demo DWH at %s: %d customers (%d DWH-only, %d Xiva-only left out)",
+        redact_url(url),
+        len(dwh_ids),
+        len(dwh_only),
+        len(xiva_only),
+    )
+    return DemoDwh(
+        customer_ids=dwh_ids,
+        shared_ids=shared,
+        dwh_only_ids=dwh_only,
+        xiva_only_ids=xiva_only,
+        rows={name: len(records) for name, records in rows.items()},
+    )
+
+
+def _demo_rows(
+    dwh_ids: Sequence[str], rng: random.Random, now: datetime
+) -> dict[str, list[dict[str, Any]]]:
+    """Every table's rows; draws from ``rng`` in a fixed order, so a seed gives the same rows."""
+
+    def maybe(value: Any) -> Any:
+        return None if rng.random() < _NULL_RATE else value
+
+    features: list[dict[str, Any]] = []
+    tx: list[dict[str, Any]] = []
+    churn: list[dict[str, Any]] = []
+    offers: list[dict[str, Any]] = []
+    for cid in dwh_ids:
+        count = rng.randint(0, 120)
+        avg = Decimal(f"{rng.uniform(5, 150):.2f}")
+        revenue = Decimal(f"{float(avg) * count:.2f}")
+        features.append(
+            {
+                "customer_id": cid,
+                "customer_status": maybe(rng.choice(_STATUSES)),
+                "total_revenue": maybe(revenue),
+                "transaction_count": maybe(count),
+                "last_purchase_days_ago": maybe(rng.randint(0, 400)),
+                "avg_transaction_value": maybe(avg),
+                "lifetime_value": maybe(Decimal(f"{float(revenue) * rng.uniform(1, 3):.2f}")),
+                "churn_score": maybe(Decimal(f"{rng.random():.4f}")),
+                "customer_tier": maybe(rng.choice(_TIERS)),
+                "city": maybe(rng.choice(_CITIES)),
+                "age": maybe(rng.randint(18, 90)),
+                "updated_at": now - timedelta(seconds=rng.randint(60, 3 * 365 * 86400)),
+            }
+        )
+        for _ in range(rng.randint(0, 4)):
+            tx.append(
+                {
+                    "customer_id": cid,
+                    "transaction_date": now - timedelta(seconds=rng.randint(0, 2 * 365 * 86400)),
+                    "transaction_amount": Decimal(f"{rng.uniform(1, 300):.2f}"),
+                    "transaction_type": rng.choice(_TX_TYPES),
+                }
+            )
+        churned_at: date | None = None
+        for months_ago in range(rng.randint(1, 3), 0, -1):
+            snapshot = (now - timedelta(days=30 * months_ago)).date()
+            churned = churned_at is not None or rng.random() < 0.08
+            churned_at = churned_at or (snapshot if churned else None)
+            churn.append(
+                {
+                    "customer_id": cid,
+                    "churned": churned,
+                    "churn_date": churned_at,
+                    "total_revenue": revenue,
+                    "transaction_count": count,
+                    "snapshot_date": snapshot,
+                }
+            )
+        for _ in range(rng.randint(0, 2)):
+            offers.append(
+                {
+                    "customer_id": cid,
+                    "offer_id": rng.randint(1, 50),
+                    "converted": rng.random() < 0.3,
+                    "total_revenue": revenue,
+                    "transaction_count": count,
+                    "created_at": now - timedelta(seconds=rng.randint(0, 365 * 86400)),
+                }
+            )
+    return {
+        CUSTOMER_FEATURES_TABLE: features,
+        "customer_transaction_history": tx,
+        "customer_churn_history": churn,
+        "customer_offer_history": offers,
+    }

@@ -1,0 +1,66 @@
+"""How a job's failure becomes a ``problem`` and a ``fix``: the one place foreign errors are mapped.
+
+The job wraps the exceptions it expects where they happen (Redis -> ``OnlineStoreError``, the
+registry -> ``RepositoryError``; the pipeline raises ``DataSourceError`` / ``DwhError`` itself), so
+every failure normally arrives as a :class:`~xiva_source.errors.LoyaltyError` carrying its own
+``problem`` and ``fix``. :func:`as_project_error` is the safety net for what slipped through: it
+maps a foreign exception to the error of its failure domain, by type, once, here.
+"""
+
+from __future__ import annotations
+
+from xiva_source.errors import LoyaltyError
+from xiva_source.redaction import redact
+
+__all__ = ["RERUN_NOTE", "as_project_error", "explain_failure"]
+
+RERUN_NOTE = "The watermark did not move: the next run repeats the window."
+"""Appended to every failed run's fix: what the failure did (not) change."""
+
+_UNEXPECTED_FIX = "See the log above (--log-level INFO for details)."
+
+
+def as_project_error(error: BaseException) -> LoyaltyError:
+    """``error`` as a project error: itself when it is one, else its failure domain's error.
+
+    Args:
+        error: Any exception a run raised.
+
+    Returns:
+        A :class:`~xiva_source.errors.LoyaltyError` with ``problem`` and ``fix`` (secrets masked);
+        ``error`` itself when it already is one.
+    """
+    if isinstance(error, LoyaltyError):
+        return error
+    text = redact(str(error))
+    module = type(error).__module__.split(".", 1)[0]
+    # By module name: a failure of one domain must not import the others' libraries.
+    if module == "redis":
+        from xiva_source.feast_plugin.errors import OnlineStoreError
+
+        return OnlineStoreError(f"the online store (Redis) failed: {text}")
+    if module == "sqlalchemy":
+        from xiva_source.dwh.errors import DwhError
+
+        return DwhError(text)
+    if module == "feast":
+        from xiva_source.feast_plugin.errors import RepositoryError
+
+        return RepositoryError(f"the Feast repository failed: {text}")
+    return LoyaltyError(f"{type(error).__name__}: {text}", _UNEXPECTED_FIX)
+
+
+def explain_failure(error: BaseException, where: str) -> tuple[str, str]:
+    """The cause and the fix of a failed run, for its summary line and its error.
+
+    Args:
+        error: What the run raised.
+        where: What failed, e.g. ``"view customer_features"`` or ``"the lock"``.
+
+    Returns:
+        ``(cause, fix)``: the cause names ``where`` and the failure; the fix ends with
+        :data:`RERUN_NOTE`.
+    """
+    project_error = as_project_error(error)
+    fix = project_error.fix or _UNEXPECTED_FIX
+    return f"{where}: {project_error.problem}", f"{fix} {RERUN_NOTE}"
