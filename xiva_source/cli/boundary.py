@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TextIO
 
 from xiva_source.errors import LoyaltyError
@@ -70,52 +70,10 @@ def report_error(
 
 
 def translate(error: BaseException) -> LoyaltyError | None:
-    """The project's error for ``error`` (itself, or a translated cause), or ``None``.
+    """The project's error for ``error`` (itself, a cause, or a translated third-party failure)."""
+    from xiva_source.feast_plugin.foreign_errors import project_error_for
 
-    The exception's chain (``__cause__`` / ``__context__``) is searched, so a library that wraps a
-    ``redis.ConnectionError`` in its own exception is still recognised.
-    """
-    for item in _chain(error):
-        if isinstance(item, LoyaltyError):
-            return item
-    for item in _chain(error):
-        translated = _third_party(item)
-        if translated is not None:
-            return translated
-    return None
-
-
-def _chain(error: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
-def _third_party(error: BaseException) -> LoyaltyError | None:
-    # Only libraries already imported can have raised: nothing is imported just to check.
-    redis_exc = sys.modules.get("redis.exceptions")
-    if redis_exc is not None and isinstance(
-        error, redis_exc.ConnectionError | redis_exc.TimeoutError | redis_exc.AuthenticationError
-    ):
-        from xiva_source.feast_plugin.errors import OnlineStoreError
-
-        return OnlineStoreError(f"Redis (the online store) is unreachable: {_one_line(str(error))}")
-    sa_exc = sys.modules.get("sqlalchemy.exc")
-    if sa_exc is not None and isinstance(
-        error, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.ArgumentError
-    ):
-        from xiva_source.dwh.errors import DwhError
-
-        return DwhError(f"the warehouse cannot be reached: {_one_line(str(error))}")
-    feast_errors = sys.modules.get("feast.errors")
-    if feast_errors is not None and isinstance(error, feast_errors.FeastObjectNotFoundException):
-        from xiva_source.feast_plugin.errors import RepositoryError
-
-        return RepositoryError(f"the Feast registry does not know it: {_one_line(str(error))}")
-    return None
+    return project_error_for(error)
 
 
 def _one_line(text: str) -> str:

@@ -3,13 +3,14 @@
 The job wraps the exceptions it expects where they happen (Redis -> ``OnlineStoreError``, the
 registry -> ``RepositoryError``; the pipeline raises ``DataSourceError`` / ``DwhError`` itself), so
 every failure normally arrives as a :class:`~xiva_source.errors.LoyaltyError` carrying its own
-``problem`` and ``fix``. :func:`as_project_error` is the safety net for what slipped through: it
-maps a foreign exception to the error of its failure domain, by type, once, here.
+``problem`` and ``fix``. :func:`as_project_error` is the safety net for what slipped through:
+:mod:`xiva_source.feast_plugin.foreign_errors` maps a foreign exception to its failure domain.
 """
 
 from __future__ import annotations
 
 from xiva_source.errors import LoyaltyError
+from xiva_source.feast_plugin.foreign_errors import project_error_for
 from xiva_source.redaction import redact
 
 __all__ = ["RERUN_NOTE", "as_project_error", "explain_failure"]
@@ -30,23 +31,10 @@ def as_project_error(error: BaseException) -> LoyaltyError:
         A :class:`~xiva_source.errors.LoyaltyError` with ``problem`` and ``fix`` (secrets masked);
         ``error`` itself when it already is one.
     """
-    if isinstance(error, LoyaltyError):
-        return error
+    known = project_error_for(error)
+    if known is not None:
+        return known
     text = redact(str(error))
-    module = type(error).__module__.split(".", 1)[0]
-    # By module name: a failure of one domain must not import the others' libraries.
-    if module == "redis":
-        from xiva_source.feast_plugin.errors import OnlineStoreError
-
-        return OnlineStoreError(f"the online store (Redis) failed: {text}")
-    if module == "sqlalchemy":
-        from xiva_source.dwh.errors import DwhError
-
-        return DwhError(text)
-    if module == "feast":
-        from xiva_source.feast_plugin.errors import RepositoryError
-
-        return RepositoryError(f"the Feast repository failed: {text}")
     return LoyaltyError(f"{type(error).__name__}: {text}", _UNEXPECTED_FIX)
 
 
