@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from feast import FeatureStore
 
     from segmentation.segment import Segment
+    from xiva_source.settings import Settings
 
 __all__ = ["SegmentEngine"]
 
@@ -42,6 +43,8 @@ class SegmentEngine:
         batch_size: Keys per pipelined HMGET.
         chunk: Customers per DataFrame when evaluating the whole population.
         history_limit: Refresh history entries kept per segment.
+        settings: The settings the caller loaded (``REDIS_URL``, ``SEGMENTS_DIR``); default: loaded
+            for the store's repository.
 
     Raises:
         UnknownFeatureError: A segment reads a feature the repository does not serve.
@@ -64,12 +67,17 @@ class SegmentEngine:
         batch_size: int = 10_000,
         chunk: int = 100_000,
         history_limit: int = 1000,
+        settings: Settings | None = None,
     ) -> None:
-        self.reader = OnlineReader(store, client=client, batch_size=batch_size, max_age=max_age)
+        self.reader = OnlineReader(
+            store, client=client, batch_size=batch_size, max_age=max_age, settings=settings
+        )
         self.project = self.reader.project
         self.chunk = chunk
         if segments is None:
-            loaded = load_segments(segments_dir, feature_names=self.feature_names)
+            loaded = load_segments(
+                segments_dir, feature_names=self.feature_names, settings=settings
+            )
         else:
             loaded = list(segments)
             for seg in loaded:

@@ -93,6 +93,7 @@ def _engine(args: argparse.Namespace, context: CommandContext) -> SegmentEngine:
         _applied_store(args.repo),
         segments_dir=_segments_dir(args, context),
         max_age=_resolved_max_age(args.max_age),
+        settings=context.settings,
     )
 
 
