@@ -23,10 +23,10 @@ The errors import eagerly (light); everything else loads on first use (PEP 562),
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from xiva_source.feast_plugin.errors import OnlineStoreError, RepositoryError
+from xiva_source.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from xiva_source.feast_plugin.offline_store import (
@@ -92,14 +92,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

@@ -23,8 +23,9 @@ Names load on first use (PEP 562), so ``import xiva_source.pipeline.errors`` sta
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from xiva_source.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from xiva_source.pipeline.auto import pull_auto
@@ -93,14 +94,4 @@ _MODULES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(__name__, _MODULES, __all__)
