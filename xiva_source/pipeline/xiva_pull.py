@@ -14,6 +14,7 @@ from xiva_source.errors import DataSourceError
 from xiva_source.features.catalogue import ENTITY, EVENT_TIMESTAMP
 from xiva_source.pipeline.context import PullContext
 from xiva_source.pipeline.report import FAILED_IDS_KEPT
+from xiva_source.settings import DataSourceMode
 from xiva_source.timeutil import as_utc, parse_iso
 from xiva_source.xiva_api.errors import XivaError
 
@@ -74,17 +75,16 @@ def pull_xiva(ctx: PullContext) -> pa.Table:
             raise DataSourceError(
                 "xiva",
                 f"{len(failed)} of {len(latest)} customer 360 fetches failed (first: "
-                f"{', '.join(failed[:FAILED_IDS_KEPT])}; e.g. {first_error})",
+                f"{', '.join(failed[:FAILED_IDS_KEPT])}; e.g. "
+                f"{first_error.problem if first_error else 'unknown'})",
                 hint="Xiva is failing too often to trust this pull; check its status and "
                 "XIVA_REQUESTS_PER_SECOND, or set FEATURE_STORE_DATA_SOURCE=dwh meanwhile.",
             )
     except XivaError as e:
-        raise DataSourceError(
-            "xiva",
-            str(e),
-            hint="Check XIVA_API_BASE_URL and the Xiva credentials, or set "
-            "FEATURE_STORE_DATA_SOURCE=dwh (or auto) to serve from the DWH meanwhile.",
-        ) from e
+        hint = e.fix
+        if ctx.settings.feature_store_data_source != DataSourceMode.AUTO:
+            hint += " Meanwhile FEATURE_STORE_DATA_SOURCE=auto serves the DWH's values."
+        raise DataSourceError("xiva", e.problem, hint=hint) from e
     finally:
         report.xiva_calls += max(0, _requests(client) - calls_before)
         client.close()

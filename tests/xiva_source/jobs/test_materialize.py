@@ -178,7 +178,7 @@ def test_only_source_failing_exits_1_and_keeps_online_values_and_watermark(
     line = captured.err.strip().splitlines()[-1]
     assert line.startswith("materialize failed mode=xiva")
     assert "Data source 'xiva' failed" in line  # the cause...
-    assert "XIVA_API_BASE_URL" in line and "watermark did not move" in line  # ...and the fix
+    assert "XIVA_API_PASSWORD" in line and "watermark did not move" in line  # ...and the fix
     assert "wrong-password" not in captured.err
     assert _online(repo, ids, refs) == before
     assert _watermark(repo, "customer_features") == watermark

@@ -166,7 +166,7 @@ def test_single_mode_failures_raise_naming_the_cause_and_the_fix(
     with pytest.raises(DataSourceError) as xiva_info:
         _pull()
     assert xiva_info.value.source == "xiva"
-    assert "FEATURE_STORE_DATA_SOURCE=dwh" in str(xiva_info.value)
+    assert "FEATURE_STORE_DATA_SOURCE=auto" in str(xiva_info.value)
 
     feast_env.set_mode("dwh")
     monkeypatch.setenv("DWH_URL", "postgresql+psycopg://root:pw@127.0.0.1:5432/no_such_db")
