@@ -69,6 +69,10 @@ class SegmentEngine:
         history_limit: int = 1000,
         settings: Settings | None = None,
     ) -> None:
+        if settings is None:  # a Python API entry point: load once, for the store's repository
+            from xiva_source.settings import load_settings
+
+            settings = load_settings(repo_path=store.repo_path)
         self.reader = OnlineReader(
             store, client=client, batch_size=batch_size, max_age=max_age, settings=settings
         )

@@ -7,10 +7,10 @@ defaults.
 
 Which ``.env`` (:func:`find_env_file`): the ``env_file`` argument when given, else the file the
 ``FEATURE_STORE_ENV_FILE`` environment variable names, else the first ``.env`` found beside and
-above ``repo_path`` (a notebook anywhere opening ``FeatureStore(repo_path=...)``), else from the
-working directory upward (``cd feature_repo && feast ...`` finds the project root's ``.env``). The
-upward search stops at the project boundary: the first directory holding ``pyproject.toml`` or
-``.git``.
+above ``repo_path`` when one is given (a notebook anywhere opening ``FeatureStore(repo_path=...)``),
+else the first found from the working directory upward (``cd feature_repo && feast ...`` finds the
+project root's ``.env``). The upward search stops at the project boundary: the first directory
+holding ``pyproject.toml`` or ``.git``.
 """
 
 from __future__ import annotations

@@ -17,9 +17,7 @@ __all__ = ["OnlineStoreError", "RepositoryError"]
 class OnlineStoreError(LoyaltyError):
     """The online store (Redis) could not be reached or refused a command."""
 
-    default_fix: ClassVar[str] = (
-        "Check REDIS_URL (and REDIS_TYPE) and that Redis is running and reachable."
-    )
+    default_fix: ClassVar[str] = "Check REDIS_URL and that Redis is running and reachable."
 
 
 class RepositoryError(LoyaltyError):
