@@ -5,7 +5,7 @@ from xiva_source.feast_plugin.sources import CustomerSource, DwhSource, XivaSour
 xiva_customers = XivaSource(
     name="xiva_customers",
     timestamp_field="event_timestamp",
-    description="Customer 360 views from the Xiva BSS API, through the feature extractor (xiva_source.features).",
+    description="Customer 360 views from the Xiva BSS API, through xiva_source.features.",
 )
 
 # dwh_url=None: the URL (and its password) comes from DWH_URL at run time, not the registry.
