@@ -2,9 +2,11 @@
 
 from datetime import timedelta
 
+import pandas as pd
 from entities import customer
 from feast import FeatureView, Field
-from feast.types import Float64
+from feast.on_demand_feature_view import on_demand_feature_view
+from feast.types import Float64, Int64
 from sources import customer_source, dwh_customer_features
 
 from xiva_source.feast_plugin.sources import xiva_feature_fields
@@ -20,8 +22,30 @@ customer_features = FeatureView(
     schema=xiva_feature_fields(),
     source=customer_source,
     online=True,
-    description="Standard + custom customer features; from Xiva, the DWH, or both (auto).",
+    description="Standard + custom customer features as facts (dates, never day counts or "
+    "ages); from Xiva, the DWH, or both (auto).",
 )
+
+
+# Features that age are derived when read, never stored: as of now online (get_online_features,
+# feast serve), as of each label's timestamp in get_historical_features. The body runs from the
+# registry's source text, so it imports what it needs; the one derivation is
+# xiva_source.features.derived (the segmentation reader and live refresh call it too).
+@on_demand_feature_view(
+    sources=[customer_features[["last_payment_date", "birth_date"]]],
+    schema=[
+        Field(name="last_purchase_days_ago", dtype=Int64),
+        Field(name="age", dtype=Int64),
+    ],
+    mode="pandas",
+    write_to_online_store=False,
+    description="last_purchase_days_ago and age, as of the read (now, or the label's time).",
+)
+def customer_time_features(inputs: pd.DataFrame) -> pd.DataFrame:
+    from xiva_source.features.derived import derive_frame
+
+    return derive_frame(inputs)
+
 
 customer_dwh_features = FeatureView(
     name="customer_dwh_features",

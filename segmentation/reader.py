@@ -10,6 +10,11 @@ online store's (:func:`xiva_source.feast_plugin.online_store.online_redis_client
 enumerates the population with ``SCAN`` over the project's keys, reads with pipelined ``HMGET`` in
 large batches and decodes each column with a value cache (feature columns repeat a lot) and a fast
 path for doubles.
+
+The features that age (``last_purchase_days_ago``, ``age``) are not stored: the store holds their
+facts (``last_payment_date``, ``birth_date``), and the reader derives them as of ``now`` with the
+one derivation (:func:`xiva_source.features.derived.derive_frame`), exactly as Feast's on-demand
+view ``customer_time_features`` does for ``get_online_features``.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from xiva_source.feast_plugin.redis_layout import (
     timestamp_field,
     view_name,
 )
+from xiva_source.features.catalogue import DERIVED_FEATURES
+from xiva_source.features.derived import derive_frame, derive_row
 
 if TYPE_CHECKING:
     import redis
@@ -59,13 +66,17 @@ class ServedFeature:
         name: Feature name (what rules call it).
         view: Feature view name as stored (versioned when versioning is on).
         value_type: Feast ``ValueType`` name (``INT64``, ``DOUBLE``, ``STRING``...).
-        field: The Redis hash field (murmur3 of ``"<view>:<name>"``).
+        field: The Redis hash field (murmur3 of ``"<view>:<name>"``); a derived feature's is its
+            fact's.
+        fact: For a feature derived when read (``age``), the stored fact it comes from
+            (``birth_date``); ``None`` for a stored feature.
     """
 
     name: str
     view: str
     value_type: str
     field: bytes
+    fact: str | None = None
 
 
 class OnlineReader:
@@ -140,6 +151,13 @@ class OnlineReader:
                         f.name, view, f.dtype.to_value_type().name, field_name(view, f.name)
                     ),
                 )
+        for derived in DERIVED_FEATURES.values():
+            fact = self.features.get(derived.fact)
+            if fact is not None and fact.fact is None:
+                self.features.setdefault(
+                    derived.name,
+                    ServedFeature(derived.name, fact.view, "INT64", fact.field, fact=fact.name),
+                )
         if len(join_keys) != 1:
             raise OnlineStoreError(
                 f"the repository's online feature views use join keys {sorted(join_keys)}",
@@ -198,6 +216,10 @@ class OnlineReader:
         return sorted(cid for k in self.scan_keys() if (cid := self.customer_id_of(k)))
 
     # --- reading --------------------------------------------------------------------------
+    def _stored(self, names: Sequence[str]) -> list[str]:
+        """The stored features to read for ``names``: a derived one is read through its fact."""
+        return list(dict.fromkeys(self.feature(n).fact or n for n in names))
+
     def _fields(self, names: Sequence[str]) -> tuple[list[ServedFeature], list[str], list[bytes]]:
         feats = [self.feature(n) for n in names]
         views = sorted({f.view for f in feats})
@@ -272,14 +294,17 @@ class OnlineReader:
         self, customer_id: str, features: Sequence[str], *, now: _dt.datetime | None = None
     ) -> dict[str, Any]:
         """One customer's values as a plain dict (one HMGET; missing/stale values are None)."""
-        feats, views, fields = self._fields(features)
+        feats, views, fields = self._fields(self._stored(features))
         cells: Any = self.client.hmget(self.key(customer_id), fields)  # type: ignore[arg-type]
         n = len(feats)
         fresh = self._fresh_views(views, [[c] for c in cells[n:]], now)
-        return {
+        stored = {
             f.name: (self._decode(f, cells[i]) if fresh[f.view][0] else None)
             for i, f in enumerate(feats)
         }
+        if any(self.feature(n).fact for n in features):
+            stored.update(derive_row(stored, as_of=now))
+        return {n: stored[n] for n in features}
 
     def _fresh_views(
         self, views: list[str], ts_cells: Sequence[Sequence[bytes | None]], now: _dt.datetime | None
@@ -314,7 +339,7 @@ class OnlineReader:
         features: Sequence[str],
         now: _dt.datetime | None,
     ) -> pd.DataFrame:
-        feats, views, fields = self._fields(features)
+        feats, views, fields = self._fields(self._stored(features))
         rows = self._hmget(keys, fields) if keys else []
         n = len(feats)
         columns = list(zip(*rows, strict=True)) if rows else [() for _ in fields]
@@ -323,7 +348,14 @@ class OnlineReader:
         for i, f in enumerate(feats):
             data[f.name] = self._column(f, columns[i], fresh[f.view])
         index = pd.Index(ids, name=self.join_key, dtype=object)
-        return pd.DataFrame(data, index=index, columns=[f.name for f in feats])
+        frame = pd.DataFrame(data, index=index, columns=[f.name for f in feats])
+        derived = [name for name in features if self.feature(name).fact]
+        if derived:
+            # As of now (the read), like the on-demand view: a stored count would have frozen.
+            values = derive_frame(frame, as_of=now)
+            for name in derived:
+                frame[name] = values[name]
+        return frame[list(dict.fromkeys(features))]
 
     def _column(self, f: ServedFeature, cells: Sequence[bytes | None], fresh: np.ndarray) -> Any:
         if f.value_type == "DOUBLE":

@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     """Seconds to wait for one HTTP response (``XIVA_TIMEOUT``)."""
     xiva_max_workers: int = Field(default=8, ge=1)
     """Concurrent 360-view fetches during a pull (``XIVA_MAX_WORKERS``)."""
+    xiva_pull_overlap_seconds: float = Field(default=900.0, ge=0)
+    """How far back an incremental Xiva pull re-reads (``XIVA_PULL_OVERLAP_SECONDS``)."""
+    dwh_lookback_seconds: float = Field(default=21600.0, ge=0)
+    """An incremental DWH read starts this far before its watermark (``DWH_LOOKBACK_SECONDS``)."""
     xiva_redis_prefix: str = "xiva"
     """Prefix of the client's Redis keys: shared rate and usage counters (``XIVA_REDIS_PREFIX``)."""
     dwh_url: str = DEFAULT_DWH_URL

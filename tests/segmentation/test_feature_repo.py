@@ -36,6 +36,9 @@ def test_shipped_segments_over_the_materialized_feature_repo(
         for view in ("customer_features", "customer_dwh_features")
         for feature in store.get_feature_view(view).features
     ]
+    # age and last_purchase_days_ago: derived when read by the on-demand view (as of now).
+    derived = store.get_on_demand_feature_view("customer_time_features")
+    refs += [f"customer_time_features:{feature.name}" for feature in derived.features]
     rows = store.get_online_features(
         features=refs, entity_rows=[{"customer_id": c} for c in ids]
     ).to_dict()

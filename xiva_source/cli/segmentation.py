@@ -83,6 +83,10 @@ def _served(store: FeatureStore) -> dict[str, str]:
         if fv.online:
             for f in fv.features:
                 out.setdefault(f.name, f"{fv.name}:{f.name} ({f.dtype})")
+    # Features derived when read (age, last_purchase_days_ago): the reader derives them too.
+    for odfv in sorted(store.list_on_demand_feature_views(), key=lambda v: v.name):
+        for f in odfv.features:
+            out.setdefault(f.name, f"{odfv.name}:{f.name} ({f.dtype}, derived when read)")
     return out
 
 

@@ -181,6 +181,104 @@ def _demo(args: argparse.Namespace, context: CommandContext) -> int:
     return EXIT_OK
 
 
+# -- dwh -------------------------------------------------------------------------------------------
+
+
+def _dwh_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "action",
+        choices=("init",),
+        help="init: create the DWH contract's missing tables (docs/dwh.md); existing ones are "
+        "checked, never altered",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the CREATE statements that would run, change nothing",
+    )
+    parser.add_argument("--dwh-url", help="warehouse URL (default: DWH_URL from the settings)")
+
+
+def _dwh(args: argparse.Namespace, context: CommandContext) -> int:
+    from xiva_source.dwh.schema import init_dwh
+
+    report = init_dwh(args.dwh_url or context.require_settings().dwh_url, dry_run=args.dry_run)
+    if args.dry_run:
+        for statement in report.ddl:
+            print(f"{statement}\n")
+    # Like materialize: the one line on stdout on success, on stderr on failure.
+    print(report.line(), file=sys.stdout if report.ok else sys.stderr)
+    return report.exit_code
+
+
+# -- pending ---------------------------------------------------------------------------------------
+
+
+def _pending_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--limit", type=_positive_int, default=20, help="customers to list (default: 20)"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of lines")
+    parser.add_argument(
+        "--snapshot-url",
+        help="database of the snapshot table (default: the repository's offline_store "
+        "snapshot_url, else DWH_URL)",
+    )
+
+
+def _pending(args: argparse.Namespace, context: CommandContext) -> int:
+    from xiva_source.dwh.pending import list_pending, pending_table_name
+
+    url, snapshot_table = _snapshot_location(args, context)
+    counts, rows = list_pending(url, pending_table_name(snapshot_table), limit=args.limit)
+    total = sum(counts.values())
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "pending_retries": total,
+                    "by_source": counts,
+                    "customers": [
+                        {
+                            "source": r.source,
+                            "customer_id": r.customer_id,
+                            "attempts": r.attempts,
+                            "first_failed_at": r.first_failed_at.isoformat() + "Z",
+                            "last_failed_at": r.last_failed_at.isoformat() + "Z",
+                            "reason": r.reason,
+                        }
+                        for r in rows
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return EXIT_OK
+    per_source = " ".join(f"{name}={n}" for name, n in sorted(counts.items()))
+    print(f"pending_retries={total}" + (f" ({per_source})" if per_source else ""))
+    for r in rows:
+        print(
+            f"{r.customer_id} source={r.source} attempts={r.attempts} "
+            f"since={r.first_failed_at.isoformat()}Z: {r.reason}"
+        )
+    return EXIT_OK
+
+
+def _snapshot_location(args: argparse.Namespace, context: CommandContext) -> tuple[str, str]:
+    """The snapshot table's database and name: options, else the repository's, else defaults."""
+    import yaml
+
+    from xiva_source.dwh.tables import SNAPSHOT_TABLE
+
+    offline: dict[str, Any] = {}
+    config = Path(args.repo) / "feature_store.yaml"
+    if config.is_file():
+        loaded = yaml.safe_load(config.read_text()) or {}
+        offline = loaded.get("offline_store") or {}
+    url = args.snapshot_url or offline.get("snapshot_url") or context.require_settings().dwh_url
+    return str(url), str(offline.get("snapshot_table") or SNAPSHOT_TABLE)
+
+
 # -- shared helpers --------------------------------------------------------------------------------
 
 
@@ -238,7 +336,7 @@ def _positive_int(text: str) -> int:
 TREE = CommandTree(
     prog="xiva-source",
     description="The loyalty feature store's operator commands: Xiva usage, materialization, "
-    "live refresh, the demo and the Xiva simulator.",
+    "live refresh, the demo, the DWH set-up, pending Xiva retries and the Xiva simulator.",
     commands=(
         Command(
             "usage",
@@ -273,6 +371,26 @@ TREE = CommandTree(
             "an embedded SQLite DWH and an embedded online store, on a copy of --repo.",
             configure=_demo_options,
             run=_demo,
+        ),
+        Command(
+            "dwh",
+            help="set up the data warehouse: `dwh init` creates the contract's tables",
+            description="`dwh init` creates the DWH contract's tables (customer_features_view and "
+            "the history tables, docs/dwh.md) that are missing in DWH_URL (SQLite or PostgreSQL) "
+            "and checks those that exist, never altering them; prints one summary line. Exit "
+            "status: 0 done (or nothing to do), 1 an existing table lacks contract columns or the "
+            "warehouse failed, 2 usage or configuration error.",
+            configure=_dwh_options,
+            run=_dwh,
+        ),
+        Command(
+            "pending",
+            help="Xiva customers waiting for a retry (failed or malformed), with the reasons",
+            description="List the Xiva customers a pull could not read (360 fetch failed, or a "
+            "malformed record) that the next materialization fetches again: the count per "
+            "source, then the most-failed customers with their attempts and reason.",
+            configure=_pending_options,
+            run=_pending,
         ),
         SIMULATOR_COMMAND,
     ),

@@ -1,9 +1,9 @@
 """Demo data for the warehouse: the DWH contract's tables, created and filled deterministically.
 
 :func:`create_demo_dwh` writes ``customer_features_view`` and the three history tables of the
-contract (``docs/feature-repo.md``) for a list of customers (or a simulator's); the demo, the
-benchmark and the tests use it. It lives with the demo, not in :mod:`xiva_source.dwh`: the
-warehouse package reads a DWH, it does not invent one.
+contract (``docs/dwh.md``; the tables come from :mod:`xiva_source.dwh.schema`) for a list of
+customers (or a simulator's); the demo, the benchmark and the tests use it. It lives with the
+demo, not in :mod:`xiva_source.dwh`: the warehouse package reads a DWH, it does not invent one.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from xiva_source.dwh.engine import get_engine, sql_error_text
 from xiva_source.dwh.errors import DwhError
+from xiva_source.dwh.schema import contract_metadata
 from xiva_source.dwh.tables import CUSTOMER_FEATURES_TABLE
 from xiva_source.redaction import redact_url
 from xiva_source.timeutil import as_utc, utc_now
@@ -59,59 +59,6 @@ class DemoDwh:
     dwh_only_ids: list[str]
     xiva_only_ids: list[str]
     rows: dict[str, int] = field(default_factory=dict)
-
-
-def _demo_tables(metadata: sa.MetaData) -> dict[str, sa.Table]:
-    uid = sa.String(36).with_variant(postgresql.UUID(as_uuid=False), "postgresql")
-    return {
-        CUSTOMER_FEATURES_TABLE: sa.Table(
-            CUSTOMER_FEATURES_TABLE,
-            metadata,
-            sa.Column("customer_id", uid, primary_key=True),
-            sa.Column("customer_status", sa.String(20)),
-            sa.Column("total_revenue", sa.Numeric(12, 2)),
-            sa.Column("transaction_count", sa.Integer),
-            sa.Column("last_purchase_days_ago", sa.Integer),
-            sa.Column("avg_transaction_value", sa.Numeric(10, 2)),
-            sa.Column("lifetime_value", sa.Numeric(12, 2)),
-            sa.Column("churn_score", sa.Numeric(5, 4)),
-            sa.Column("customer_tier", sa.String(50)),
-            sa.Column("city", sa.String(100)),
-            sa.Column("age", sa.Integer),
-            sa.Column("updated_at", sa.DateTime, nullable=False, index=True),
-        ),
-        "customer_transaction_history": sa.Table(
-            "customer_transaction_history",
-            metadata,
-            sa.Column("id", sa.Integer, primary_key=True),
-            sa.Column("customer_id", uid, nullable=False, index=True),
-            sa.Column("transaction_date", sa.DateTime, nullable=False),
-            sa.Column("transaction_amount", sa.Numeric(10, 2)),
-            sa.Column("transaction_type", sa.String(50)),
-        ),
-        "customer_churn_history": sa.Table(
-            "customer_churn_history",
-            metadata,
-            sa.Column("id", sa.Integer, primary_key=True),
-            sa.Column("customer_id", uid, nullable=False, index=True),
-            sa.Column("churned", sa.Boolean, nullable=False),
-            sa.Column("churn_date", sa.Date),
-            sa.Column("total_revenue", sa.Numeric(12, 2)),
-            sa.Column("transaction_count", sa.Integer),
-            sa.Column("snapshot_date", sa.Date, nullable=False),
-        ),
-        "customer_offer_history": sa.Table(
-            "customer_offer_history",
-            metadata,
-            sa.Column("id", sa.Integer, primary_key=True),
-            sa.Column("customer_id", uid, nullable=False, index=True),
-            sa.Column("offer_id", sa.Integer, nullable=False),
-            sa.Column("converted", sa.Boolean, nullable=False),
-            sa.Column("total_revenue", sa.Numeric(12, 2)),
-            sa.Column("transaction_count", sa.Integer),
-            sa.Column("created_at", sa.DateTime, nullable=False),
-        ),
-    }
 
 
 def create_demo_dwh(
@@ -167,8 +114,8 @@ def create_demo_dwh(
     rows = _demo_rows(dwh_ids, rng, now)
 
     engine = get_engine(url)
-    metadata = sa.MetaData()
-    tables = _demo_tables(metadata)
+    metadata = contract_metadata()  # the contract's tables, written once (xiva_source.dwh.schema)
+    tables = metadata.tables
     try:
         metadata.drop_all(engine, checkfirst=True)
         metadata.create_all(engine)

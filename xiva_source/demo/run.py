@@ -260,13 +260,15 @@ def _apply(repo: Path) -> FeatureStore:
 
 
 def _online_frame(store: FeatureStore, ids: Sequence[str]) -> pd.DataFrame:
-    """Every customer's online features (all views) as one frame."""
+    """Every customer's online features (all views, the derived ones too) as one frame."""
     refs = [
         f"{fv.name}:{feature.name}"
         for fv in store.list_feature_views()
         for feature in fv.features
         if any(column.name == "customer_id" for column in fv.entity_columns)
     ]
+    # age and last_purchase_days_ago: derived as of now by the on-demand view.
+    refs += [f"{v.name}:{f.name}" for v in store.list_on_demand_feature_views() for f in v.features]
     return store.get_online_features(
         features=refs, entity_rows=[{"customer_id": cid} for cid in ids]
     ).to_df()

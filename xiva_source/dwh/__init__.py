@@ -8,6 +8,7 @@ module                 concern
 ``arrow``              rows to Arrow with the type rules, latest row per customer
 ``reads``              :class:`TableSpec`, streamed reads, id lookups, offline writes
 ``snapshots``          the Xiva snapshot table: append, stream, read the latest
+``schema``             the DWH contract's tables as SQLAlchemy metadata; ``init_dwh`` creates them
 ``errors``             :class:`~xiva_source.dwh.errors.DwhError` (light: no SQLAlchemy)
 =====================  ============================================================================
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from xiva_source.dwh.engine import dispose_engines, get_engine, sql_error_text
     from xiva_source.dwh.errors import DwhError
     from xiva_source.dwh.reads import TableSpec, lookup_rows, stream_rows, write_rows
+    from xiva_source.dwh.schema import CONTRACT_TABLES, contract_metadata, init_dwh
     from xiva_source.dwh.snapshots import (
         append_snapshots,
         read_latest_snapshots,
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "CONTRACT_TABLES",
     "CUSTOMER_FEATURES_TABLE",
     "HISTORY_TABLES",
     "PULLED_AT",
@@ -47,8 +50,10 @@ __all__ = [
     "DwhError",
     "TableSpec",
     "append_snapshots",
+    "contract_metadata",
     "dispose_engines",
     "get_engine",
+    "init_dwh",
     "latest_per_customer",
     "lookup_rows",
     "read_latest_snapshots",
@@ -60,6 +65,7 @@ __all__ = [
 ]
 
 _WHERE: dict[str, str] = {
+    "CONTRACT_TABLES": "schema",
     "CUSTOMER_FEATURES_TABLE": "tables",
     "HISTORY_TABLES": "tables",
     "PULLED_AT": "tables",
@@ -67,8 +73,10 @@ _WHERE: dict[str, str] = {
     "DwhError": "errors",
     "TableSpec": "reads",
     "append_snapshots": "snapshots",
+    "contract_metadata": "schema",
     "dispose_engines": "engine",
     "get_engine": "engine",
+    "init_dwh": "schema",
     "latest_per_customer": "arrow",
     "lookup_rows": "reads",
     "read_latest_snapshots": "snapshots",

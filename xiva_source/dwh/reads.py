@@ -78,6 +78,7 @@ def stream_rows(
     end_date: datetime | None,
     chunk_size: int = 10_000,
     types: Mapping[str, pa.DataType] | None = None,
+    order_by_timestamp: bool = False,
 ) -> Iterator[pa.Table]:
     """Stream the rows of a table or query whose timestamp is in ``[start_date, end_date]``.
 
@@ -90,6 +91,8 @@ def stream_rows(
         end_date: Inclusive upper bound, or ``None`` for no upper bound.
         chunk_size: Rows per yielded table (and per server-side fetch).
         types: Known Arrow types per column (see :func:`~xiva_source.dwh.arrow.rows_to_arrow`).
+        order_by_timestamp: Oldest rows first (a customer's latest row comes last, so a writer
+            that lets the last write win keeps it).
 
     Yields:
         Arrow tables of at most ``chunk_size`` rows, ``timestamp_field`` as UTC timestamps.
@@ -106,6 +109,8 @@ def stream_rows(
         stmt = stmt.where(ts >= bind_timestamp(engine, start_date))
     if end_date is not None:
         stmt = stmt.where(ts <= bind_timestamp(engine, end_date))
+    if order_by_timestamp:
+        stmt = stmt.order_by(ts)
     yield from stream_statement(engine, url, stmt, cols, chunk_size, types, (timestamp_field,))
 
 

@@ -115,7 +115,12 @@ def append_snapshots(
         wanted = [c.name for c in target.columns if c.name != PULLED_AT]
         records = []
         for rec in table.to_pylist():
-            row = {c: rec.get(c) for c in wanted}
+            # Timestamps (the event time, date facts such as birth_date) as naive UTC.
+            row = {
+                c: _naive_utc(v) if isinstance(v, datetime) else v
+                for c in wanted
+                for v in [rec.get(c)]
+            }
             row[EVENT_TIMESTAMP] = _naive_utc(row[EVENT_TIMESTAMP])
             row[PULLED_AT] = pulled
             records.append(row)

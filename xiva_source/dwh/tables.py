@@ -1,9 +1,9 @@
 """Names of the warehouse's tables and of the columns this package adds (no I/O, no imports).
 
-The DWH contract (``docs/feature-repo.md``) names the current-features view and the history
-tables; the snapshot table is ours: every Xiva pull is appended to it, with the time of the pull.
-The entity and event-timestamp column names are the feature catalogue's
-(:mod:`xiva_source.features.catalogue`).
+The DWH contract (``docs/dwh.md``; its tables in :mod:`xiva_source.dwh.schema`) names the
+current-features view and the history tables; the snapshot table is ours: every Xiva pull is
+appended to it, with the time of the pull. The entity and event-timestamp column names are the
+feature catalogue's (:mod:`xiva_source.features.catalogue`).
 """
 
 from __future__ import annotations

@@ -48,6 +48,8 @@ _NAME_TO_VALUE_TYPE = {
 
 def arrow_type_name(dtype: pa.DataType) -> str:
     """The type name of an Arrow type (``DOUBLE``, ``INT64``, ``STRING``...)."""
+    if pa.types.is_timestamp(dtype) or pa.types.is_date(dtype):
+        return "TIMESTAMP"
     return _ARROW_TO_NAME.get(dtype, str(dtype).upper())
 
 

@@ -55,6 +55,7 @@ from xiva_source.feast_plugin.sources import (
     feature_arrow_types,
 )
 from xiva_source.features.catalogue import EVENT_TIMESTAMP
+from xiva_source.pipeline.auto import is_partial
 from xiva_source.pipeline.context import PullOptions
 from xiva_source.pipeline.pull import pull_batches
 from xiva_source.pipeline.report import PullReport
@@ -82,8 +83,8 @@ class LoyaltyOfflineStoreConfig(FeastConfigBaseModel):
     """SQLAlchemy URL of the snapshot table's database; None means DWH_URL (keep secrets out)."""
     chunk_size: int = Field(10_000, ge=1)
     """Rows per chunk read from the DWH (server-side cursor) and yielded by pulls."""
-    pull_overlap_seconds: float = Field(300.0, ge=0)
-    """An incremental Xiva pull re-reads this far before its start (clock skew, page ties)."""
+    pull_overlap_seconds: float | None = Field(None, ge=0)
+    """How far before its start an incremental Xiva pull re-reads; None: the setting's."""
     max_failed_fraction: float = Field(0.05, ge=0, le=1)
     """Above this fraction of failed 360 fetches, the Xiva source fails as a whole."""
     write_snapshots: bool = True
@@ -313,6 +314,20 @@ class LoyaltyRetrievalJob(RetrievalJob):
     def _to_arrow_internal(self, timeout: int | None = None) -> pa.Table:
         return self._table_fn()
 
+    def to_arrow(
+        self, validation_reference: Any | None = None, timeout: int | None = None
+    ) -> pa.Table:
+        """Feast's ``to_arrow`` (on-demand views applied), without the as-of helper column.
+
+        The point-in-time result carries each label's timestamp as ``__as_of`` so that the
+        on-demand view derives ``age`` and ``last_purchase_days_ago`` as of the label
+        (:mod:`xiva_source.features.derived`); it is not a feature, so it is dropped here.
+        """
+        from xiva_source.features.derived import AS_OF
+
+        table = super().to_arrow(validation_reference=validation_reference, timeout=timeout)
+        return table.drop_columns([AS_OF]) if AS_OF in table.column_names else table
+
     def _to_df_internal(self, timeout: int | None = None) -> pd.DataFrame:
         return self._table_fn().to_pandas()
 
@@ -367,18 +382,32 @@ def _pull_all(
             )
             start = None
         report = PullReport()
-        tables = list(
-            pull_batches(
-                source,
-                settings=settings,
-                feature_names=feats,
-                start_date=start,
-                end_date=end,
-                options=PullOptions.from_repo_config(config),
-                chunk_size=chunk_size,
-                report=report,
+        tables: list[pa.Table] = []
+        partial = 0
+        for table in pull_batches(
+            source,
+            settings=settings,
+            feature_names=feats,
+            start_date=start,
+            end_date=end,
+            options=PullOptions.from_repo_config(config),
+            chunk_size=chunk_size,
+            report=report,
+        ):
+            if is_partial(table):
+                # Feast writes whole rows: its null cells would erase online values. Left out;
+                # Feast's watermark moves, so run `xiva-source materialize` (which writes them
+                # cell by cell and catches up per source) after a fallback.
+                partial += table.num_rows
+                continue
+            tables.append(table.replace_schema_metadata(None))
+        if partial:
+            logger.warning(
+                "%d rows of %s left out: a source failed and Feast cannot write partial rows; "
+                "`xiva-source materialize` catches them up",
+                partial,
+                source.name,
             )
-        )
         _log_report(source.name, report)
         if not tables:
             table = empty_table(feature_arrow_types(), feats)

@@ -5,6 +5,17 @@ timestamp and not older than the view's ttl is joined. DWH sources read the DWH;
 read the snapshot table (the history of past Xiva pulls); a ``CustomerSource`` follows the mode,
 and in ``auto`` merges the two sides per feature with the pipeline's one precedence rule
 (:func:`xiva_source.pipeline.merge.merge_aligned`), the same rule materialization applies.
+
+Honesty rules (docs/feature-repo.md, "Training sets"):
+
+- a Xiva snapshot is valid from the customer's ``lastUpdate`` (its event timestamp: nothing
+  changed since), so a label before a customer's first observed ``lastUpdate`` gets null Xiva
+  features, never values from a later pull; a DWH row is valid from its ``updated_at``;
+- the stored values are facts (``last_payment_date``, ``birth_date``); the DWH's counts are turned
+  into the same facts when read (:mod:`xiva_source.dwh.facts`); the features that age
+  (``last_purchase_days_ago``, ``age``) are derived by the on-demand view as of each label's
+  timestamp, which the result carries in the :data:`~xiva_source.features.derived.AS_OF` column
+  (the retrieval job drops it after Feast ran the on-demand views).
 """
 
 from __future__ import annotations
@@ -17,8 +28,10 @@ import pandas as pd
 import pyarrow as pa
 
 from xiva_source import dwh
+from xiva_source.dwh.facts import counts_to_facts, source_columns
 from xiva_source.feast_plugin.sources import CustomerSource, DwhSource, XivaSource
 from xiva_source.features.catalogue import DWH_ONLY_FEATURES, ENTITY, EVENT_TIMESTAMP
+from xiva_source.features.derived import AS_OF
 from xiva_source.pipeline.context import PullOptions, feature_arrow_types
 from xiva_source.pipeline.merge import merge_aligned
 from xiva_source.settings import DataSourceMode, Settings
@@ -61,7 +74,8 @@ def point_in_time(
         options: The offline store's options (the snapshot table).
 
     Returns:
-        ``entity_df``'s rows in order, plus the feature columns.
+        ``entity_df``'s rows in order, plus the feature columns and :data:`AS_OF` (each row's
+        timestamp in UTC: the moment the on-demand views derive the features that age as of).
 
     Raises:
         ValueError: A view has several join keys.
@@ -99,6 +113,7 @@ def point_in_time(
         for name in features:
             column = f"{view_name}__{name}" if full_feature_names else name
             result[column] = values[name].reindex(range(len(result))).to_numpy()
+    result[AS_OF] = entities[ts_col].to_numpy()
     return result
 
 
@@ -176,20 +191,21 @@ def _history(
 ) -> pd.DataFrame:
     """All rows of one side (customer_id, features it has, __feature_ts) in ``[start, end]``."""
     if isinstance(source, DwhSource):
-        present = [n for n, _ in source.column_types(settings) if n in set(features)]
-        tables = list(
-            dwh.stream_rows(
+        available = {n for n, _ in source.column_types(settings)}
+        ts = source.timestamp_field
+        tables = [
+            counts_to_facts(table, ts, keep=features)  # the DWH's day counts, ages -> facts
+            for table in dwh.stream_rows(
                 source.url(settings),
                 source.spec,
-                columns=[ENTITY, *present],
-                timestamp_field=source.timestamp_field,
+                columns=[ENTITY, *source_columns(features, available)],
+                timestamp_field=ts,
                 start_date=start,
                 end_date=end,
                 types=dict(types),
             )
-        )
-        ts = source.timestamp_field
-        cols = [ENTITY, *present, ts]
+        ]
+        cols = [ENTITY, *[f for f in features if source_columns([f], available)], ts]
     else:
         present = [f for f in features if f not in DWH_ONLY_FEATURES]
         tables = list(

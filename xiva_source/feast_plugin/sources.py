@@ -27,7 +27,7 @@ from feast.data_source import DataSource
 from feast.field import Field
 from feast.protos.feast.core.DataSource_pb2 import DataSource as DataSourceProto
 from feast.repo_config import RepoConfig
-from feast.types import FeastType, Float64, Int64, String
+from feast.types import FeastType, Float64, Int64, String, UnixTimestamp
 from feast.value_type import ValueType
 
 from xiva_source.dwh import TableSpec
@@ -51,7 +51,12 @@ __all__ = [
     "xiva_feature_fields",
 ]
 
-_EXTRACTOR_TYPES: dict[str, FeastType] = {"string": String, "float": Float64, "int": Int64}
+_EXTRACTOR_TYPES: dict[str, FeastType] = {
+    "string": String,
+    "float": Float64,
+    "int": Int64,
+    "timestamp": UnixTimestamp,
+}
 
 
 def xiva_feature_fields() -> list[Field]:
@@ -306,8 +311,8 @@ class DwhSource(_OptionsSource):
                     raise DwhError(
                         f"table {self.table!r} of source {self.name!r} not found at "
                         f"{redact_url(url)!r}",
-                        hint="Create it (see docs/feature-repo.md) or point DwhSource at the "
-                        "right table= / query=, and check DWH_URL.",
+                        hint="Create it (`xiva-source dwh init`, see docs/dwh.md) or point "
+                        "DwhSource at the right table= / query=, and check DWH_URL.",
                     )
                 return [(c["name"], sql_type_name(c["type"])) for c in cols]
             with engine.connect() as conn:

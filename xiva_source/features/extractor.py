@@ -11,7 +11,10 @@ Rules every feature follows:
 - a source field that is absent (or JSON ``null``) gives ``None``, never a made-up default;
 - numbers sent as JSON strings (``"1234.56"``) are parsed;
 - a value that cannot be parsed gives ``None`` and a WARNING naming the customer and the field,
-  so one bad record never fails a batch; the same holds for a custom feature that raises.
+  so one bad record never fails a batch; the same holds for a custom feature that raises;
+- a value must stay true until the customer changes: store the fact (a date, type
+  ``"timestamp"``), never a count relative to the extraction time, which would freeze. Time-relative
+  features are derived when read (:mod:`xiva_source.features.derived`, docs/feature-repo.md).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, get_args
 
 from xiva_source.features.catalogue import (
+    DERIVED_FEATURES,
     DWH_ONLY_FEATURE_TYPES,
     ENTITY,
     EVENT_TIMESTAMP,
@@ -52,7 +56,9 @@ logger = logging.getLogger("xiva_source.features.extractor")
 
 # STANDARD_FEATURES and FeatureType are the catalogue's (re-exported here for existing callers).
 # A custom feature may not shadow a standard or DWH-only feature, nor a row's key columns.
-_RESERVED = frozenset({ENTITY, EVENT_TIMESTAMP, *STANDARD_FEATURES, *DWH_ONLY_FEATURE_TYPES})
+_RESERVED = frozenset(
+    {ENTITY, EVENT_TIMESTAMP, *STANDARD_FEATURES, *DERIVED_FEATURES, *DWH_ONLY_FEATURE_TYPES}
+)
 _MISSING = object()
 
 
@@ -71,7 +77,8 @@ class CustomFeature:
 
     Attributes:
         name: Feature name (a valid Feast feature name; not a standard one).
-        dtype: ``"string"``, ``"float"`` or ``"int"``; the function's result is converted to it.
+        dtype: ``"string"``, ``"float"``, ``"int"`` or ``"timestamp"`` (a date or an ISO
+            timestamp; UTC); the function's result is converted to it.
         func: ``func(view, now)`` -> the raw value (``None`` when the source field is absent).
     """
 
@@ -90,8 +97,9 @@ def custom_feature(
 
     Args:
         name: The feature's name; must be a Python identifier and not a standard feature.
-        dtype: ``"string"``, ``"float"`` or ``"int"``. The returned value is converted (numeric
-            strings parsed); ``None`` stays ``None``.
+        dtype: ``"string"``, ``"float"``, ``"int"`` or ``"timestamp"``. The returned value is
+            converted (numeric strings and ISO dates parsed); ``None`` stays ``None``. Return a
+            fact that stays true (a date), not a count relative to ``now``: that would freeze.
 
     Returns:
         A decorator registering ``func(view, now)`` and returning it unchanged.
@@ -115,8 +123,8 @@ def custom_feature(
         )
     if name in _RESERVED:
         raise ValueError(
-            f"custom feature name {name!r} is a standard feature, a DWH-only feature or a "
-            "reserved column; choose another name."
+            f"custom feature name {name!r} is a standard feature, a derived feature, a DWH-only "
+            "feature or a reserved column; choose another name."
         )
 
     def register(func: CustomFeatureFunc) -> CustomFeatureFunc:
@@ -195,18 +203,23 @@ def extract_customer_features(
     return row
 
 
-def features_from_360(view: Mapping[str, Any], now: datetime | None = None) -> dict[str, Any]:
+def features_from_360(
+    view: Mapping[str, Any], now: datetime | None = None, *, problems: list[str] | None = None
+) -> dict[str, Any]:
     """Compute the features of one 360 view (pure: no I/O; the bulk path of the offline store).
 
     Args:
         view: A 360 view as served by Xiva (``customer``, ``financial``, ``usage``, ...).
-        now: The time of extraction for the age-like features (default: now, UTC; a naive
-            datetime is taken as UTC).
+        now: The time of extraction, handed to custom features (default: now, UTC; a naive
+            datetime is taken as UTC). The standard features do not depend on it.
+        problems: When given, one entry per field present but unreadable (``"<feature>: <why>"``)
+            is appended: the pull treats such a record as malformed (skipped and retried).
 
     Returns:
         ``{"customer_id": ..., <feature>: value or None, ..., "event_timestamp": datetime}``,
         features in :func:`feature_schema` order; ``event_timestamp`` is ``customer.lastUpdate``
-        as a timezone-aware UTC datetime (``None`` if absent or unparsable).
+        as a timezone-aware UTC datetime (``None`` if absent or unparsable). The date facts
+        (``last_payment_date``, ``birth_date``) are 00:00 UTC of their date.
     """
     moment = utc_now() if now is None else as_utc(now)
     customer = _mapping(view.get("customer"))
@@ -224,15 +237,13 @@ def features_from_360(view: Mapping[str, Any], now: datetime | None = None) -> d
     row["transaction_count"] = reader.read(
         "transaction_count", financial.get("payment_count", _MISSING), _to_int
     )
-    row["last_purchase_days_ago"] = reader.read(
-        "last_purchase_days_ago",
-        financial.get("last_payment_date", _MISSING),
-        lambda v: _days_between(_to_moment(v), moment),
+    row["last_payment_date"] = reader.read(
+        "last_payment_date", financial.get("last_payment_date", _MISSING), _to_date
     )
     row["customer_tier"] = reader.read("customer_tier", _loyalty_tier(customer), _to_str)
     row["city"] = reader.read("city", _postal_city(customer), _to_str)
     birth = _mapping(customer.get("engagedIndividual")).get("birthDate", _MISSING)
-    row["age"] = reader.read("age", birth, lambda v: _completed_years(_to_moment(v), moment))
+    row["birth_date"] = reader.read("birth_date", birth, _to_date)
 
     for feature in _CUSTOM_FEATURES.values():
         try:
@@ -252,6 +263,8 @@ def features_from_360(view: Mapping[str, Any], now: datetime | None = None) -> d
     row[EVENT_TIMESTAMP] = reader.read(
         EVENT_TIMESTAMP, customer.get("lastUpdate", _MISSING), _to_timestamp
     )
+    if problems is not None:
+        problems.extend(reader.problems)
     return row
 
 
@@ -260,6 +273,7 @@ class _Reader:
 
     def __init__(self, customer: str) -> None:
         self.customer = customer
+        self.problems: list[str] = []  # "<feature>: <why>" per unreadable field
 
     def read(self, feature: str, raw: Any, convert: Callable[[Any], Any]) -> Any:
         if raw is _MISSING or raw is None:
@@ -267,6 +281,7 @@ class _Reader:
         try:
             return convert(raw)
         except (_Unparsable, ValueError, TypeError, OverflowError) as e:
+            self.problems.append(f"{feature}: cannot read {_short(raw)} ({e})")
             logger.warning(
                 "Customer %s: cannot read %s from %r (%s); feature set to null",
                 self.customer,
@@ -345,7 +360,16 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "string": _to_str,
     "float": _to_float,
     "int": _to_int,
+    "timestamp": lambda v: _to_timestamp(v) if isinstance(v, str) else _aware(v),
 }
+
+
+def _aware(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return as_utc(value)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    raise _Unparsable(f"expected a date or timestamp, got {type(value).__name__}")
 
 
 def _to_moment(value: Any) -> date | datetime:
@@ -365,16 +389,11 @@ def _to_timestamp(value: Any) -> datetime:
     return datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
 
 
-def _days_between(then: date | datetime, now: datetime) -> int:
-    if isinstance(then, datetime):
-        return (now - then).days  # whole days elapsed (timedelta.days floors)
-    return (now.date() - then).days
-
-
-def _completed_years(born: date | datetime, now: datetime) -> int:
-    day = born.date() if isinstance(born, datetime) else born
-    today = now.date()
-    return today.year - day.year - ((today.month, today.day) < (day.month, day.day))
+def _to_date(value: Any) -> datetime:
+    """A date fact: 00:00 UTC of the date (a full timestamp is reduced to its UTC date)."""
+    moment = _to_moment(value)
+    day = moment.date() if isinstance(moment, datetime) else moment
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 # ================================================================================================

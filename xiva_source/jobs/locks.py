@@ -35,6 +35,7 @@ __all__ = [
     "RedisMaterializationLock",
     "lock_for_store",
     "redis_lock_name",
+    "registry_dir",
 ]
 
 logger = logging.getLogger(__name__)
@@ -269,10 +270,11 @@ def lock_for_store(store: FeatureStore, client: redis.Redis | None) -> Materiali
     """
     if client is not None:
         return RedisMaterializationLock(client, redis_lock_name(store.project))
-    return FileMaterializationLock(_registry_dir(store) / f"{store.project}.materialize.lock")
+    return FileMaterializationLock(registry_dir(store) / f"{store.project}.materialize.lock")
 
 
-def _registry_dir(store: FeatureStore) -> Path:
+def registry_dir(store: FeatureStore) -> Path:
+    """The directory of a local registry (the repository for a remote one): file locks, state."""
     registry = store.config.registry
     path = getattr(registry, "path", None) or ""
     if path and "://" not in path:

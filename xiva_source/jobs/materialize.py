@@ -1,24 +1,29 @@
 """The cron-safe materialization run behind ``make materialize``.
 
 One run moves every feature view of the repository from its sources into the online store,
-incrementally, and sharing Feast's own watermark:
+incrementally:
 
-1. Per feature view, the window starts at the view's ``most_recent_end_time`` in the registry (the
-   same value ``feast materialize-incremental`` uses) and ends now. A view that was never
-   materialized starts at the beginning of time: the first run loads every customer, including
-   those whose ``lastUpdate`` / ``updated_at`` is years old (stock Feast would start at
-   ``now - ttl`` and silently skip them).
+1. Per feature view and source, the window starts at that source's watermark
+   (:mod:`xiva_source.jobs.state`, :mod:`xiva_source.jobs.plan`) and ends now. A source never
+   read for the view (first run, new mode), a wiped online store (its marker is missing) or
+   ``--full`` start at the beginning of time: every customer is loaded, including those whose
+   ``lastUpdate`` / ``updated_at`` is years old (stock Feast would start at ``now - ttl``).
 2. :func:`xiva_source.pipeline.pull_batches` streams the window in chunks; each chunk is converted
-   column-wise (:mod:`xiva_source.feast_plugin.online_rows`, cell for cell what Feast's batch
-   engines build) and written with the online store's ``online_write_batch``, so memory stays flat
-   however many rows there are.
-3. Only after every chunk of a view was written is the interval recorded with
-   ``registry.apply_materialization``: a failed run leaves the watermark where it was, and the next
-   run repeats the window.
+   column-wise (:mod:`xiva_source.feast_plugin.online_rows`) and written by
+   :class:`~xiva_source.jobs.writes.OnlineWriter`: the job's last write wins, and a partial chunk
+   (a source failed) is written cell by cell so the online store keeps what it does not know.
+3. Only after every chunk of a view was written do its watermarks move: each source's to the
+   run's end unless it failed (or found nothing reading from the beginning), Feast's
+   (``registry.apply_materialization``) to the slowest of them. A failed source is read again
+   from its own watermark by the next run.
 4. After a fully successful incremental run, the expiry of every entity key of the project is
    extended (:mod:`xiva_source.jobs.expiry`): online expiry measures the time since the last
    *successful run*. A run that read every online view in full skips it: its writes reset the
-   expiry of every customer still in a source, and the others should expire.
+   expiry of every customer still in a source, and the others should expire. The marker is
+   written last, with the same expiry.
+
+An ``--end-date`` more than :data:`END_DATE_SKEW` in the future is refused (exit 2): its
+watermark would make every later run read nothing.
 
 Two runs never overlap: the run holds a lock for its whole duration (:mod:`xiva_source.jobs.locks`).
 A run started while one is going returns a ``skipped`` summary without touching anything.
@@ -38,8 +43,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from xiva_source.errors import DataSourceError
@@ -53,7 +57,12 @@ from xiva_source.jobs.errors import (
 from xiva_source.jobs.expiry import extend_store_expiry
 from xiva_source.jobs.failures import explain_failure
 from xiva_source.jobs.locks import LockHolder, MaterializationLock, lock_for_store
+from xiva_source.jobs.plan import feast_watermark, plan_view, watermarks_after
+from xiva_source.jobs.repository import load_store, new_online_store, select_views
+from xiva_source.jobs.state import RunState, state_for_store
 from xiva_source.jobs.summary import RunSummary, ViewRun
+from xiva_source.jobs.writes import OnlineWriter
+from xiva_source.pipeline.auto import is_partial
 from xiva_source.pipeline.errors import AllSourcesFailedError
 from xiva_source.redaction import redact
 from xiva_source.settings import Settings, load_settings
@@ -67,6 +76,7 @@ if TYPE_CHECKING:
     from xiva_source.pipeline.report import PullReport
 
 __all__ = [
+    "END_DATE_SKEW",
     "EPOCH",
     "MaterializationConfigError",
     "MaterializationError",
@@ -80,6 +90,9 @@ logger = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 """Start recorded in the registry for a view's first run (it read everything up to then)."""
+
+END_DATE_SKEW = timedelta(minutes=5)
+"""How far in the future ``--end-date`` may lie (clock skew between hosts); later is refused."""
 
 
 def run_materialization(
@@ -123,18 +136,26 @@ def run_materialization(
     from xiva_source.feast_plugin.online_store import online_redis_client
 
     started = time.monotonic()
+    now = utc_now()
+    end = as_utc(end_date) if end_date is not None else now
+    if end > now + END_DATE_SKEW:
+        raise MaterializationConfigError(
+            f"--end-date {end.isoformat()} is in the future (now {now.isoformat()}).",
+            "leave --end-date out (it defaults to now) or give a past moment: a watermark in the "
+            "future would make later runs read nothing.",
+        )
     if settings is None:
         settings = load_settings(repo_path=repo_path)
-    store = _load_store(repo_path)
-    feature_views = _select_views(store, views)
-    online_store = _new_online_store(store)
+    store = load_store(repo_path)
+    feature_views = select_views(store, views)
+    online_store = new_online_store(store)
     client = online_redis_client(store.config, settings, online_store=online_store)
     run = _Run(
         store=store,
         online_store=online_store,
         client=client,
         settings=settings,
-        end=as_utc(end_date) if end_date is not None else utc_now(),
+        end=end,
         full=full,
         show_progress=sys.stderr.isatty() if progress is None else progress,
         started=started,
@@ -154,8 +175,10 @@ def run_materialization(
             duration=time.monotonic() - started,
         )
     try:
+        run.state = state_for_store(store, client)
         run.materialize_views(feature_views, lock)
         run.extend_expiry(feature_views)
+        run.mark_loaded()
     finally:
         lock.release()
     run.summary.duration = time.monotonic() - started
@@ -176,6 +199,7 @@ class _Run:
     show_progress: bool
     started: float
     summary: RunSummary
+    state: RunState | None = None
 
     def materialize_views(
         self, feature_views: Sequence[FeatureView], lock: MaterializationLock
@@ -187,14 +211,18 @@ class _Run:
         """
         summary = self.summary
         last_error: DataSourceError | None = None
+        try:
+            fields, reload = self._reload(feature_views)
+        except Exception as e:  # the state lives in the online store: it failed
+            raise self.failed(e, "the run state") from e
         for selected in feature_views:
             where = f"view {selected.name}"
             try:
                 fv = self._registry_view(selected.name)  # again under the lock: it may have moved
-                view_run = self._view(fv)
+                view_run = self._view(fv, fields, reload)
                 if not lock.owned():
                     raise LockLostError()
-                # The watermark moves only now, after every chunk of the view is online.
+                # The watermarks move only now, after every chunk of the view is online.
                 self._record(fv, view_run)
             except DataSourceError as e:
                 if summary.mode != "auto" or isinstance(e, AllSourcesFailedError):
@@ -243,37 +271,91 @@ class _Run:
         logger.error("materialization of %s failed: %s", where, redact(str(error)))
         return MaterializationFailedError(self.summary, cause, fix)
 
-    def _view(self, fv: FeatureView) -> ViewRun:
-        """Stream one view's window into the online store; returns what was written."""
+    def mark_loaded(self) -> None:
+        """After a run that served every view: the marker says the online store is loaded."""
+        from xiva_source.feast_plugin.online_store import bind_online_config
+
+        if self.state is None or self.summary.kept_views:
+            return
+        ttl = getattr(bind_online_config(self.store.config, self.settings), "key_ttl_seconds", None)
+        try:
+            self.state.set_marker(ttl)
+        except Exception as e:  # the next run reloads everything: slow, never wrong
+            self.summary.warnings.append(redact(f"online store marker not written: {e}"))
+            logger.warning("%s", self.summary.warnings[-1])
+
+    def _reload(self, feature_views: Sequence[FeatureView]) -> tuple[dict[str, str], str | None]:
+        """The stored state, and why this run reads everything (``full``, ``wiped``) if it does.
+
+        A missing marker while Feast's registry has a watermark: the online store was wiped
+        (restarted empty, flushed, every key expired) or never loaded by this job: reload all.
+        """
+        assert self.state is not None
+        fields = self.state.load()
+        if self.full:
+            self.summary.reload = "full"
+            return fields, "full"
+        if self.state.marker() is None and any(fv.most_recent_end_time for fv in feature_views):
+            self.summary.reload = "wiped"
+            self.summary.reload_reason = (
+                "the online store's marker is missing although the registry has watermarks "
+                "(store wiped, restarted empty or expired, or first run of this job version): "
+                "full reload"
+            )
+            logger.warning("%s", self.summary.reload_reason)
+            return {}, "wiped"
+        return fields, None
+
+    def _view(self, fv: FeatureView, fields: dict[str, str], reload: str | None) -> ViewRun:
+        """Stream one view's sources into the online store; returns what was done."""
         from tqdm import tqdm
 
-        from xiva_source.feast_plugin.online_rows import to_online_rows
+        from xiva_source.jobs.progress import BarProgress
         from xiva_source.pipeline.report import PullReport
 
-        last_end = None if self.full else fv.most_recent_end_time
-        start = as_utc(last_end) if last_end else None
-        logger.info("materializing %s from %s to %s", fv.name, start or "the beginning", self.end)
-        view_run = ViewRun(name=fv.name, start=start, end=self.end)
+        plan = plan_view(fv, self.summary.mode, fields, self.end, reload=reload)
+        if plan.reload == "mode" and self.summary.reload == "no":
+            self.summary.reload = "mode"
+        self.summary.warnings.extend(plan.warnings)
+        starts = plan.starts
+        known = [m for m in starts.values() if m is not None]
+        start = min(known) if len(known) == len(starts) and known else None
+        logger.info("materializing %s from %s to %s", fv.name, starts, self.end)
+        view_run = ViewRun(name=fv.name, start=start, end=self.end, starts=dict(starts))
         report = PullReport(mode=self.summary.mode)
         join_keys = {column.name: column.dtype.to_value_type() for column in fv.entity_columns}
+        writer = OnlineWriter(self.store, self.online_store)
         with tqdm(
             desc=fv.name, unit="rows", file=sys.stderr, disable=not self.show_progress, leave=False
         ) as bar:
+            report.progress = progress = BarProgress(bar)  # the Xiva pull moves it per customer
             try:
-                for table in self._pull(fv, start, report):
-                    for rows in to_online_rows(fv, table, join_keys):
-                        self._write(fv, rows)
-                    view_run.rows += table.num_rows
-                    bar.update(table.num_rows)
+                for table in self._pull(fv, start, starts, report):
+                    written = writer.write(fv, table, join_keys)
+                    view_run.rows += written
+                    if is_partial(table):
+                        view_run.partial_rows += written
+                    progress.rows(table.num_rows)
             finally:
                 _merge_report(self.summary, report)
+        view_run.marks, warnings = watermarks_after(plan, report, self.end)
+        view_run.mode = plan.mode
+        self.summary.warnings.extend(warnings)
+        if view_run.partial_rows or report.fallbacks:
+            self.summary.partial_views.append(fv.name)
         return view_run
 
-    def _pull(self, fv: FeatureView, start: datetime | None, report: PullReport) -> Iterator[Any]:
+    def _pull(
+        self,
+        fv: FeatureView,
+        start: datetime | None,
+        starts: dict[str, datetime | None],
+        report: PullReport,
+    ) -> Iterator[Any]:
         from xiva_source.pipeline.context import PullOptions
         from xiva_source.pipeline.pull import pull_batches
 
-        assert fv.batch_source is not None  # _select_views keeps only views with a batch source
+        assert fv.batch_source is not None  # select_views keeps only views with a batch source
         config = self.store.config
         return pull_batches(
             fv.batch_source,  # type: ignore[arg-type]  # our sources satisfy the pipeline's specs
@@ -284,15 +366,8 @@ class _Run:
             options=PullOptions.from_repo_config(config),
             chunk_size=config.materialization_config.online_write_batch_size or 10_000,
             report=report,
+            source_starts=starts,
         )
-
-    def _write(self, fv: FeatureView, rows: list[Any]) -> None:
-        from redis.exceptions import RedisError
-
-        try:
-            self.online_store.online_write_batch(self.store.config, fv, rows, None)
-        except RedisError as e:
-            raise OnlineStoreError(f"the online store (Redis) failed: {e}") from e
 
     def _registry_view(self, name: str) -> FeatureView:
         try:
@@ -304,9 +379,19 @@ class _Run:
         return fv
 
     def _record(self, fv: FeatureView, view_run: ViewRun) -> None:
+        """Store the view's watermarks per source, then move Feast's to the slowest of them."""
+        assert self.state is not None
+        try:
+            self.state.save_view(fv.name, view_run.marks, view_run.mode)
+        except Exception as e:
+            raise OnlineStoreError(f"the run state could not be stored: {e}") from e
+        mark = feast_watermark(view_run.marks)
+        previous = as_utc(fv.most_recent_end_time) if fv.most_recent_end_time else None
+        if mark is None or (previous is not None and mark <= previous):
+            return
         try:
             self.store.registry.apply_materialization(
-                fv, self.store.project, view_run.start or EPOCH, view_run.end, commit=True
+                fv, self.store.project, previous or EPOCH, mark, commit=True
             )
         except Exception as e:  # Feast raises many types for an unwritable registry
             raise RepositoryError(
@@ -317,7 +402,7 @@ class _Run:
 
     def _rewrote_everything(self) -> bool:
         """True when this run read every online view of the project in full (no window start)."""
-        full = {v.name for v in self.summary.views if v.start is None}
+        full = {v.name for v in self.summary.views if v.read_everything}
         online = {fv.name for fv in self.store.list_feature_views() if fv.online}
         return bool(online) and online <= full
 
@@ -339,58 +424,4 @@ def _merge_report(summary: RunSummary, report: PullReport) -> None:
     summary.fallbacks.extend(f for f in report.fallbacks if f not in summary.fallbacks)
     summary.failed_customers += report.failed_customers
     summary.errors.update(report.errors)
-
-
-def _load_store(repo_path: str | os.PathLike[str]) -> FeatureStore:
-    from feast import FeatureStore
-
-    path = Path(repo_path)
-    if not (path / "feature_store.yaml").is_file():
-        raise MaterializationConfigError(
-            f"No feature_store.yaml in {str(path)!r}.",
-            "pass --repo with the Feast repository directory (default: feature_repo), "
-            "run from the project root, then `make apply`.",
-        )
-    try:
-        return FeatureStore(repo_path=str(path))
-    except Exception as e:  # Feast raises many types for a bad yaml
-        raise MaterializationConfigError(
-            f"{path / 'feature_store.yaml'} cannot be loaded: {redact(str(e))}",
-            "correct feature_store.yaml (see feature_repo/feature_store.yaml).",
-        ) from e
-
-
-def _select_views(store: FeatureStore, names: Iterable[str] | None) -> list[FeatureView]:
-    try:
-        all_views = {fv.name: fv for fv in store.list_feature_views(allow_cache=False)}
-    except Exception as e:
-        raise MaterializationConfigError(
-            f"The registry of project {store.project!r} cannot be read: {redact(str(e))}",
-            "run `make apply` (feast apply) first.",
-        ) from e
-    if not all_views:
-        raise MaterializationConfigError(
-            f"Project {store.project!r} has no feature views in its registry.",
-            "run `make apply` (feast apply) first.",
-        )
-    wanted = list(names) if names is not None else sorted(all_views)
-    unknown = [name for name in wanted if name not in all_views]
-    if unknown:
-        raise MaterializationConfigError(
-            f"Unknown feature view(s): {', '.join(unknown)}.",
-            f"use one of: {', '.join(sorted(all_views))}.",
-        )
-    selected = [all_views[name] for name in wanted]
-    missing_source = [fv.name for fv in selected if fv.batch_source is None]
-    if missing_source:
-        raise MaterializationConfigError(
-            f"Feature view(s) without a batch source: {', '.join(missing_source)}.",
-            "give them a batch source or leave them out with --view.",
-        )
-    return selected
-
-
-def _new_online_store(store: FeatureStore) -> OnlineStore:
-    from feast.infra.online_stores.helpers import get_online_store_from_config
-
-    return get_online_store_from_config(store.config.online_store)
+    summary.absorb(report)

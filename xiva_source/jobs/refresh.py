@@ -72,7 +72,10 @@ def refresh_customer(
         view: The feature view to write.
 
     Returns:
-        The features read: ``customer_id``, every Xiva feature and ``event_timestamp`` (UTC).
+        The features read: ``customer_id``, every Xiva feature (the facts ``last_payment_date``
+        and ``birth_date`` among them), ``event_timestamp`` (UTC), and the features derived from
+        the facts as of now (``last_purchase_days_ago``, ``age``: never written, derived when
+        read, :mod:`xiva_source.features.derived`).
 
     Raises:
         ConfigurationError: A setting is invalid (exit 2).
@@ -119,7 +122,10 @@ def refresh_customer(
     _write(store, fv, customer_id, values, features[EVENT_TIMESTAMP])
     logger.info("refreshed customer %s: %d features written online", customer_id, len(values))
     _append_snapshot(store, features, settings)
-    return features
+    from xiva_source.features.derived import derive_row
+
+    # What a read serves now: the derived features next to their facts (none is stored).
+    return {**features, **derive_row(features)}
 
 
 def _load_store(repo_path: str | os.PathLike[str]) -> FeatureStore:

@@ -8,7 +8,8 @@ module              concern
 ==================  ================================================================
 ``pull``            :func:`pull_batches`: dispatch on the source and the mode
 ``context``         :class:`PullOptions`, :class:`PullContext`, feature Arrow types
-``xiva_pull``       Xiva: changed customers, 360 views, the snapshot table
+``xiva_pull``       Xiva, streamed: changed and pending customers, 360 views, the snapshot table
+``retries``         :class:`PendingRetries`: customers not read, fetched again by the next pull
 ``dwh_pull``        the DWH: streamed reads, lookups by id
 ``auto``            both, merged per customer; fallbacks
 ``merge``           merge precedence: the one implementation
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     )
     from xiva_source.pipeline.pull import pull_batches
     from xiva_source.pipeline.report import PullReport, record_fallback
+    from xiva_source.pipeline.retries import PendingRetries
     from xiva_source.pipeline.sources import (
         CustomerSourceSpec,
         DwhSourceSpec,
@@ -47,12 +49,13 @@ if TYPE_CHECKING:
         XivaSourceSpec,
     )
     from xiva_source.pipeline.tables import empty_table
-    from xiva_source.pipeline.xiva_pull import pull_xiva
+    from xiva_source.pipeline.xiva_pull import iter_xiva, pull_xiva
 
 __all__ = [
     "AllSourcesFailedError",
     "CustomerSourceSpec",
     "DwhSourceSpec",
+    "PendingRetries",
     "PullContext",
     "PullOptions",
     "PullReport",
@@ -60,6 +63,7 @@ __all__ = [
     "XivaSourceSpec",
     "empty_table",
     "feature_arrow_types",
+    "iter_xiva",
     "merge_aligned",
     "merge_tables",
     "merge_values",
@@ -89,7 +93,9 @@ _MODULES = {
     "pull_auto": "auto",
     "pull_batches": "pull",
     "pull_dwh": "dwh_pull",
+    "iter_xiva": "xiva_pull",
     "pull_xiva": "xiva_pull",
+    "PendingRetries": "retries",
     "record_fallback": "report",
 }
 

@@ -1,17 +1,39 @@
-"""``auto`` mode: pull Xiva and the DWH, merge them per customer, fall back when one fails.
+"""``auto`` mode: pull Xiva and the DWH, merge them per customer, never degrade what is online.
 
-Xiva's changes are held in memory (one row per changed customer); the DWH is streamed. A customer
-changed in only one source is merged with the other's current values (the DWH row by id; Xiva's
-last known values from the snapshot table), so an incremental run never overwrites a preferred
-value with the other source's. A failing source is skipped (WARNING log + report fallback); when
-both fail the pull raises :class:`AllSourcesFailedError`.
+Order (memory flat: nothing is held beyond one chunk):
+
+1. The DWH is probed (its columns reflected), so a dead DWH is known before Xiva is read.
+2. Xiva's changes stream chunk by chunk (:func:`~xiva_source.pipeline.xiva_pull.iter_xiva`, which
+   appends each chunk to the snapshot table); each chunk is merged with the current DWH rows of
+   its customers (looked up by id).
+3. The DWH's window streams oldest first (from ``start - DWH_LOOKBACK_SECONDS``); each chunk is
+   merged with Xiva's last known values of its customers (the snapshot table, which now holds
+   step 2's pull too). A customer in both is written twice, with the same values.
+
+Per-source starts (``ctx.start_for``): the DWH reads from its own watermark. Xiva reads from its
+own, except on the run where the DWH is back after failing: then from the older of the two, so
+the customers Xiva changed while the DWH was down (written partially, see below) are merged
+again. (When the DWH was never read, its full read in step 3 merges every DWH customer with
+Xiva's last known values: Xiva need not be read again.)
+
+A failing source never degrades what is online. Rows the pipeline cannot merge (one side
+unknown: the DWH is down, Xiva is down with no last known values for a customer, or the
+snapshot table cannot be read) are yielded *partial* (:func:`mark_partial`): they carry only the
+cells the surviving source owns whatever the other says (its non-null values when it is the
+preferred source, the features the other source does not have), every other cell null, meaning
+"unknown: keep the online value" (the job writes a partial row's non-null cells only). Such a
+failure is a fallback in the report: ``errors["xiva"]``, ``errors["dwh"]`` or
+``errors["xiva_last_known"]``; the job keeps the watermark of the source whose changes were not
+merged. Both sources failing raises :class:`AllSourcesFailedError`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Collection, Generator, Iterator
+from dataclasses import replace
+from datetime import datetime
 
 import pyarrow as pa
 
@@ -22,123 +44,213 @@ from xiva_source.features.catalogue import DWH_ONLY_FEATURES, ENTITY
 from xiva_source.pipeline.context import PullContext
 from xiva_source.pipeline.dwh_pull import dwh_columns, lookup_dwh, stream_dwh
 from xiva_source.pipeline.errors import AllSourcesFailedError
-from xiva_source.pipeline.merge import merge_tables
+from xiva_source.pipeline.merge import merge_tables, preferred_first
 from xiva_source.pipeline.report import record_fallback
 from xiva_source.pipeline.sources import CustomerSourceSpec
-from xiva_source.pipeline.tables import chunks, concat, conform, prepend, take_ids
-from xiva_source.pipeline.xiva_pull import pull_xiva
+from xiva_source.pipeline.tables import conform, take_ids
+from xiva_source.pipeline.xiva_pull import iter_xiva
 
-__all__ = ["pull_auto"]
+__all__ = ["LAST_KNOWN", "PARTIAL_KEY", "is_partial", "mark_partial", "pull_auto"]
 
 logger = logging.getLogger(__name__)
 
+PARTIAL_KEY = b"xiva_source.partial"
+"""Schema metadata key of a partial table: its null cells are unknown, not null."""
+
+LAST_KNOWN = "xiva_last_known"
+"""``PullReport.errors`` key: Xiva's last known values (snapshot table) could not be read."""
+
+
+def mark_partial(table: pa.Table) -> pa.Table:
+    """``table`` marked partial: a null cell means "unknown, keep the online value"."""
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), PARTIAL_KEY: b"1"})
+
+
+def is_partial(table: pa.Table) -> bool:
+    """True when ``table`` was marked by :func:`mark_partial`."""
+    metadata = table.schema.metadata or {}
+    return metadata.get(PARTIAL_KEY) == b"1"
+
 
 def pull_auto(source: CustomerSourceSpec, ctx: PullContext) -> Iterator[pa.Table]:
-    """Merge Xiva and the DWH per customer and feature; skip (and report) a source that fails.
+    """Merge Xiva and the DWH per customer and feature; a failing source degrades nothing.
 
     Args:
         source: The customer source (its Xiva and DWH sides).
-        ctx: The pull.
+        ctx: The pull (``ctx.start_for("xiva")`` / ``("dwh")``: each source's lower bound).
 
     Yields:
-        ``customer_id``, ``ctx.feature_names``, ``event_timestamp``: one row per customer.
+        ``customer_id``, ``ctx.feature_names``, ``event_timestamp``: merged rows, or partial
+        tables (:func:`is_partial`) where one side is unknown.
 
     Raises:
         AllSourcesFailedError: Both sources failed.
     """
-    failures: dict[str, BaseException] = {}
-    xiva: pa.Table | None = None
+    failures: dict[str, DataSourceError] = {}
+    dwh_cols: list[str] = []
     try:
-        xiva = pull_xiva(ctx)
-    except DataSourceError as e:
-        failures["xiva"] = e
-
-    dwh_feats: list[str] = []
-    stream: Generator[pa.Table, None, None] = prepend(None, iter(()))
-    first: pa.Table | None = None
-    try:
-        dwh_feats = dwh_columns(source.dwh, ctx)
-        stream = stream_dwh(source.dwh, ctx, dwh_feats)
-        first = next(stream, None)  # connect now, so a dead DWH is a fallback, not a crash
+        dwh_cols = dwh_columns(source.dwh, ctx)
     except DataSourceError as e:
         failures["dwh"] = e
 
+    xctx = replace(ctx, start=_xiva_start(ctx, dwh_up=not failures))
+    stream = _closable(iter_xiva(xctx, commit_retries=False))
+    with contextlib.closing(stream):
+        while True:
+            try:
+                chunk = next(stream, None)
+            except DataSourceError as e:
+                failures["xiva"] = e
+                break
+            if chunk is None:
+                break
+            current: pa.Table | None = None
+            if "dwh" not in failures:
+                try:
+                    current = lookup_dwh(
+                        source.dwh, ctx, chunk.column(ENTITY).to_pylist(), dwh_cols
+                    )
+                except DataSourceError as e:
+                    failures["dwh"] = e
+            if current is not None:
+                yield merge_tables(
+                    chunk, current, ctx.feature_names, ctx.strategy, ctx.feature_types
+                )
+            else:
+                owned = _owned(chunk, "xiva", ctx, other_features=None)
+                if owned is not None:
+                    yield owned
+
     if len(failures) == 2:
-        raise AllSourcesFailedError(failures) from failures["dwh"]
+        raise AllSourcesFailedError(dict(failures)) from failures["dwh"]
     if "xiva" in failures:
         record_fallback(ctx.report, "xiva", "dwh", failures["xiva"])
     if "dwh" in failures:
         record_fallback(ctx.report, "dwh", "xiva", failures["dwh"])
-        assert xiva is not None
-        yield from chunks(conform(xiva, ctx.feature_names, ctx.feature_types), ctx.chunk_size)
         return
+    yield from _dwh_window(source, ctx, dwh_cols, xiva_failed="xiva" in failures)
 
-    xiva_ids = set(xiva.column(ENTITY).to_pylist()) if xiva is not None else set()
-    seen: set[str] = set()
+
+def _closable(tables: Iterator[pa.Table]) -> Generator[pa.Table, None, None]:
+    """``tables`` as a generator, so closing it closes the pull under it (its connections)."""
+    yield from tables
+
+
+def _xiva_start(ctx: PullContext, *, dwh_up: bool) -> datetime | None:
+    """Xiva's lower bound: its own, or the DWH's when the DWH is back after failing."""
+    xiva, dwh_mark = ctx.start_for("xiva"), ctx.start_for("dwh")
+    if not dwh_up or xiva is None:
+        return xiva
+    if dwh_mark is None:
+        # The DWH was never read: step 3 reads all of it and merges with Xiva's last known
+        # values, which needs them recorded; without snapshots, read Xiva again in full.
+        return xiva if ctx.options.write_snapshots else None
+    return min(xiva, dwh_mark)
+
+
+def _dwh_window(
+    source: CustomerSourceSpec, ctx: PullContext, dwh_cols: list[str], *, xiva_failed: bool
+) -> Iterator[pa.Table]:
+    """Step 3: the DWH's window, each chunk merged with Xiva's last known values."""
+    # Is a customer missing from the snapshot table one Xiva does not have? Only when Xiva was
+    # read in full at some point (a watermark) or by this very run.
+    xiva_complete = not xiva_failed or ctx.start_for("xiva") is not None
+    stream = stream_dwh(source.dwh, replace(ctx, start=ctx.start_for("dwh")), dwh_cols)
     with contextlib.closing(stream):  # return the DWH connection even if the consumer stops
-        yield from _merge_dwh_chunks(ctx, prepend(first, stream), xiva, xiva_ids, seen)
-    if xiva is not None:
-        yield from _merge_rest(source, ctx, xiva, seen, dwh_feats)
+        while True:
+            try:
+                chunk = next(stream, None)
+            except DataSourceError as e:
+                record_fallback(ctx.report, "dwh", "xiva", e)
+                return
+            if chunk is None:
+                return
+            ctx.report.add_rows("dwh", chunk.num_rows)
+            chunk = dwh.latest_per_customer(chunk)
+            yield from _merge_with_last_known(ctx, chunk, xiva_complete=xiva_complete)
 
 
-def _merge_dwh_chunks(
-    ctx: PullContext,
-    stream: Iterator[pa.Table],
-    xiva: pa.Table | None,
-    xiva_ids: set[str],
-    seen: set[str],
+def _merge_with_last_known(
+    ctx: PullContext, chunk: pa.Table, *, xiva_complete: bool
 ) -> Iterator[pa.Table]:
-    """Merge each DWH chunk with Xiva's rows (this pull's, else the last known snapshot)."""
-    for chunk in stream:
-        ctx.report.add_rows("dwh", chunk.num_rows)
-        chunk = dwh.latest_per_customer(chunk)
-        ids = chunk.column(ENTITY).to_pylist()
-        seen.update(ids)
-        in_xiva = [i for i in ids if i in xiva_ids]
-        pulled = take_ids(xiva, in_xiva)
-        last_known = _last_known_xiva(ctx, [i for i in ids if i not in xiva_ids])
-        x_rows = concat([t for t in (pulled, last_known) if t is not None])
-        yield merge_tables(x_rows, chunk, ctx.feature_names, ctx.strategy, ctx.feature_types)
-
-
-def _merge_rest(
-    source: CustomerSourceSpec,
-    ctx: PullContext,
-    xiva: pa.Table,
-    seen: set[str],
-    dwh_feats: Sequence[str],
-) -> Iterator[pa.Table]:
-    """Xiva customers the DWH window did not contain, merged with their current DWH row.
-
-    On a full pull (no start) the window held every DWH row, so there is nothing to look up.
-    """
-    rest_ids = [i for i in xiva.column(ENTITY).to_pylist() if i not in seen]
-    for offset in range(0, len(rest_ids), ctx.chunk_size):
-        batch_ids = rest_ids[offset : offset + ctx.chunk_size]
-        pulled = take_ids(xiva, batch_ids)
-        if ctx.start is None:
-            yield conform(pulled, ctx.feature_names, ctx.feature_types)
-            continue
-        current = lookup_dwh(source.dwh, ctx, batch_ids, dwh_feats)
-        yield merge_tables(pulled, current, ctx.feature_names, ctx.strategy, ctx.feature_types)
-
-
-def _last_known_xiva(ctx: PullContext, ids: Sequence[str]) -> pa.Table | None:
-    """Xiva's last recorded values of ``ids`` (snapshot table); ``None`` if unavailable."""
-    if not ids or not ctx.options.write_snapshots:
-        return None
+    ids = chunk.column(ENTITY).to_pylist()
     xiva_feats = [f for f in ctx.feature_names if f not in DWH_ONLY_FEATURES]
-    try:
-        table = dwh.read_latest_snapshots(
-            ctx.options.snapshot_database(ctx.settings),
-            ctx.options.snapshot_table,
-            ids,
-            xiva_feats,
-            end_date=ctx.end,
-            types=ctx.feature_types,
-        )
-    except DwhError as e:
-        ctx.report.errors["snapshot"] = str(e)
-        logger.warning("Xiva's last known values unavailable (snapshot table): %s", e)
+    known = _last_known_xiva(ctx, ids, xiva_feats)
+    if known is None:  # unreadable: every row of the chunk is partial
+        owned = _owned(chunk, "dwh", ctx, other_features=xiva_feats)
+        if owned is not None:
+            yield owned
+        return
+    if xiva_complete:  # a customer without a snapshot is one Xiva does not have
+        yield merge_tables(known, chunk, ctx.feature_names, ctx.strategy, ctx.feature_types)
+        return
+    known_ids = set(known.column(ENTITY).to_pylist())
+    with_known = take_ids(chunk, [i for i in ids if i in known_ids])
+    if with_known is not None and with_known.num_rows:
+        yield merge_tables(known, with_known, ctx.feature_names, ctx.strategy, ctx.feature_types)
+    unknown = take_ids(chunk, [i for i in ids if i not in known_ids])
+    if unknown is not None and unknown.num_rows:
+        owned = _owned(unknown, "dwh", ctx, other_features=xiva_feats)
+        if owned is not None:
+            yield owned
+
+
+def _last_known_xiva(ctx: PullContext, ids: list[str], xiva_feats: list[str]) -> pa.Table | None:
+    """Xiva's last recorded values of ``ids``; ``None`` (and a fallback) when unreadable."""
+    problem: str | None = None
+    if not ctx.options.write_snapshots:
+        problem = "write_snapshots is off, so Xiva's values are not recorded"
+    elif "snapshot" in ctx.report.errors:
+        problem = f"the snapshot table failed during this pull: {ctx.report.errors['snapshot']}"
+    table: pa.Table | None = None
+    if problem is None:
+        try:
+            table = dwh.read_latest_snapshots(
+                ctx.options.snapshot_database(ctx.settings),
+                ctx.options.snapshot_table,
+                ids,
+                xiva_feats,
+                end_date=ctx.end,
+                types=ctx.feature_types,
+            )
+        except DwhError as e:
+            problem = f"the snapshot table cannot be read: {e}"
+    if problem is not None:
+        if LAST_KNOWN not in ctx.report.errors:
+            ctx.report.errors[LAST_KNOWN] = problem
+            message = (
+                f"xiva's last known values unavailable ({problem}); DWH changes written only "
+                "where the DWH's value wins, the DWH watermark stays"
+            )
+            ctx.report.fallbacks.append(message)
+            logger.warning("auto mode fallback: %s", message)
         return None
-    return None if table is None else table.drop_columns([dwh.PULLED_AT])
+    if table is None:  # no pull ever created the table: nothing is known
+        return conform(None, xiva_feats, ctx.feature_types)
+    return table.drop_columns([dwh.PULLED_AT])
+
+
+def _owned(
+    table: pa.Table, owner: str, ctx: PullContext, *, other_features: Collection[str] | None
+) -> pa.Table | None:
+    """The cells ``owner`` decides whatever the other side says, as a partial table.
+
+    ``owner``'s non-null values when it is the preferred source; otherwise only the features
+    the other side does not have (``other_features``; ``None``: unknown, so none). ``None``
+    when no cell is left.
+    """
+    out = conform(table, ctx.feature_names, ctx.feature_types)
+    preferred, _ = preferred_first(ctx.strategy, "xiva", "dwh")
+    if owner != preferred:
+        keep = [
+            f for f in ctx.feature_names if other_features is not None and f not in other_features
+        ]
+        if not keep:
+            return None
+        for name in ctx.feature_names:
+            if name not in keep:
+                index = out.column_names.index(name)
+                out = out.set_column(
+                    index, name, pa.nulls(out.num_rows, out.schema.field(name).type)
+                )
+    return mark_partial(out) if out.num_rows else None

@@ -6,15 +6,20 @@ report at every step; :class:`PullContext` carries them together instead of nine
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from xiva_source.features.catalogue import DWH_ONLY_FEATURES, FeatureType
 from xiva_source.pipeline.report import PullReport
 from xiva_source.settings import MergeStrategy, Settings
+from xiva_source.timeutil import Clock, utc_now
+
+if TYPE_CHECKING:
+    from xiva_source.pipeline.retries import PendingRetries
 
 __all__ = ["PullContext", "PullOptions", "feature_arrow_types"]
 
@@ -22,6 +27,7 @@ _ARROW_TYPES: dict[FeatureType, pa.DataType] = {
     "string": pa.string(),
     "float": pa.float64(),
     "int": pa.int64(),
+    "timestamp": pa.timestamp("us", tz="UTC"),  # a date fact: 00:00 UTC of the day
 }
 
 
@@ -51,14 +57,15 @@ class PullOptions:
     Attributes:
         snapshot_table: Table every Xiva pull is appended to.
         snapshot_url: Database of the snapshot table; ``None`` means ``DWH_URL``.
-        pull_overlap_seconds: How far before ``start_date`` an incremental Xiva pull re-reads.
+        pull_overlap_seconds: How far before ``start_date`` an incremental Xiva pull re-reads;
+            ``None`` means the ``XIVA_PULL_OVERLAP_SECONDS`` setting.
         max_failed_fraction: Above this fraction of failed 360 fetches the Xiva source fails.
         write_snapshots: Append Xiva pulls to the snapshot table.
     """
 
     snapshot_table: str = field(default_factory=_default_snapshot_table)
     snapshot_url: str | None = None
-    pull_overlap_seconds: float = 300.0
+    pull_overlap_seconds: float | None = None
     max_failed_fraction: float = 0.05
     write_snapshots: bool = True
 
@@ -79,6 +86,12 @@ class PullOptions:
             **{f.name: getattr(store, f.name, getattr(defaults, f.name)) for f in fields(cls)}
         )
 
+    def overlap_seconds(self, settings: Settings) -> float:
+        """The Xiva re-read overlap: this option when set, else ``XIVA_PULL_OVERLAP_SECONDS``."""
+        if self.pull_overlap_seconds is not None:
+            return self.pull_overlap_seconds
+        return settings.xiva_pull_overlap_seconds
+
     def snapshot_database(self, settings: Settings) -> str:
         """The snapshot table's database URL: ``snapshot_url``, else ``DWH_URL``."""
         return self.snapshot_url or settings.dwh_url
@@ -97,6 +110,13 @@ class PullContext:
         end: Inclusive upper bound (UTC).
         chunk_size: Most rows per yielded table.
         report: Filled in as the pull runs.
+        clock: The current time (tests move it): future ``lastUpdate`` checks, retry stamps,
+            the Xiva client's usage buckets.
+        retries: The pending-retry store of this pull (set by ``pull_batches`` for sources
+            that read Xiva, which commits it once every chunk was taken); ``None``: the Xiva
+            pull opens and commits its own.
+        source_starts: Per-source lower bounds (the job's watermarks per source); a source not
+            in it starts at ``start``.
     """
 
     settings: Settings
@@ -107,6 +127,13 @@ class PullContext:
     end: datetime
     chunk_size: int
     report: PullReport
+    clock: Clock = utc_now
+    retries: PendingRetries | None = None
+    source_starts: Mapping[str, datetime | None] = field(default_factory=dict)
+
+    def start_for(self, source: str) -> datetime | None:
+        """``source``'s lower bound (``xiva``, ``dwh``): its own when given, else ``start``."""
+        return self.source_starts.get(source, self.start)
 
     @property
     def strategy(self) -> MergeStrategy:

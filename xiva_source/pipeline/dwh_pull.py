@@ -3,32 +3,44 @@
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator, Sequence
+from datetime import datetime, timedelta
 
 import pyarrow as pa
 
 from xiva_source import dwh
+from xiva_source.dwh.facts import counts_to_facts, source_columns
 from xiva_source.features.catalogue import ENTITY
 from xiva_source.pipeline.context import PullContext
 from xiva_source.pipeline.sources import DwhSourceSpec
 from xiva_source.pipeline.tables import conform, rename_timestamp
 
-__all__ = ["dwh_columns", "lookup_dwh", "pull_dwh", "stream_dwh"]
+__all__ = ["dwh_columns", "lookback_start", "lookup_dwh", "pull_dwh", "stream_dwh"]
 
 
 def dwh_columns(source: DwhSourceSpec, ctx: PullContext) -> list[str]:
-    """The requested features the DWH source has (reflected; the rest are served null).
+    """The source columns for the requested features (reflected; the rest are served null).
+
+    A fact the table lacks is read through its count column (``last_payment_date`` through
+    ``last_purchase_days_ago``, ``birth_date`` through ``age``; :mod:`xiva_source.dwh.facts`);
+    :func:`stream_dwh` and :func:`lookup_dwh` turn the counts back into the facts.
 
     Raises:
         DwhError: The DWH cannot be reached or the table does not exist.
     """
     present = {name for name, _ in source.column_types(ctx.settings)}
-    return [f for f in ctx.feature_names if f in present]
+    return source_columns(ctx.feature_names, present)
 
 
 def stream_dwh(
     source: DwhSourceSpec, ctx: PullContext, columns: Sequence[str]
 ) -> Generator[pa.Table, None, None]:
     """The source's rows in the window, ``columns`` only, timestamp named ``event_timestamp``.
+
+    An incremental read starts ``DWH_LOOKBACK_SECONDS`` before ``ctx.start``: rows an ETL loads
+    late (stamped before the previous run's end, committed after it) are read by the next runs
+    until they fall out of the lookback. Rows come oldest first, so a writer whose last write
+    wins keeps each customer's latest row; a row read again is written again with the same
+    values and timestamp (idempotent).
 
     Raises:
         DwhError: The DWH failed (when the first chunk is read).
@@ -38,12 +50,21 @@ def stream_dwh(
         source.spec,
         columns=[ENTITY, *columns],
         timestamp_field=source.timestamp_field,
-        start_date=ctx.start,
+        start_date=lookback_start(ctx),
         end_date=ctx.end,
         chunk_size=ctx.chunk_size,
         types=ctx.feature_types,
+        order_by_timestamp=True,
     ):
+        table = counts_to_facts(table, source.timestamp_field, keep=ctx.feature_names)
         yield rename_timestamp(table, source.timestamp_field)
+
+
+def lookback_start(ctx: PullContext) -> datetime | None:
+    """Where an incremental DWH read starts: ``ctx.start`` minus ``DWH_LOOKBACK_SECONDS``."""
+    if ctx.start is None:
+        return None
+    return ctx.start - timedelta(seconds=ctx.settings.dwh_lookback_seconds)
 
 
 def lookup_dwh(
@@ -63,6 +84,7 @@ def lookup_dwh(
         end_date=ctx.end,
         types=ctx.feature_types,
     )
+    table = counts_to_facts(table, source.timestamp_field, keep=ctx.feature_names)
     return rename_timestamp(table, source.timestamp_field)
 
 

@@ -21,6 +21,7 @@ keeps its values and the watermark does not move.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import cast
 
@@ -31,14 +32,15 @@ from xiva_source.pipeline.auto import pull_auto
 from xiva_source.pipeline.context import PullContext, PullOptions, feature_arrow_types
 from xiva_source.pipeline.dwh_pull import pull_dwh
 from xiva_source.pipeline.report import PullReport
+from xiva_source.pipeline.retries import PendingRetries
 from xiva_source.pipeline.sources import (
     CustomerSourceSpec,
     DwhSourceSpec,
     PullSource,
     source_kind,
 )
-from xiva_source.pipeline.tables import chunks, conform
-from xiva_source.pipeline.xiva_pull import pull_xiva
+from xiva_source.pipeline.tables import conform
+from xiva_source.pipeline.xiva_pull import iter_xiva
 from xiva_source.settings import DataSourceMode, Settings
 from xiva_source.timeutil import as_utc
 
@@ -55,6 +57,7 @@ def pull_batches(
     options: PullOptions | None = None,
     chunk_size: int = 10_000,
     report: PullReport | None = None,
+    source_starts: Mapping[str, datetime | None] | None = None,
 ) -> Iterator[pa.Table]:
     """Stream one source's rows over ``[start_date, end_date]``.
 
@@ -69,6 +72,8 @@ def pull_batches(
             ``None``.
         chunk_size: Most rows per yielded table.
         report: Filled in as the pull runs (mode, rows per source, Xiva calls, fallbacks).
+        source_starts: Lower bound per source (``xiva``, ``dwh``), overriding ``start_date``
+            for that source: the materialization job's watermarks per source.
 
     Yields:
         Tables with ``customer_id``, ``feature_names`` and ``event_timestamp`` (UTC). Xiva and
@@ -94,6 +99,13 @@ def pull_batches(
             "(xiva_source.feast_plugin.sources)"
         )
     types = feature_arrow_types()
+    report = report if report is not None else PullReport()
+    retries = None
+    if kind != "dwh":
+        # Keyed by the source the view reads, so two views never take each other's retries.
+        retries = PendingRetries.beside_snapshots(
+            settings, options if options is not None else PullOptions(), source.name, report
+        )
     ctx = PullContext(
         settings=settings,
         options=options if options is not None else PullOptions(),
@@ -102,7 +114,9 @@ def pull_batches(
         start=as_utc(start_date) if start_date is not None else None,
         end=as_utc(end_date),
         chunk_size=chunk_size,
-        report=report if report is not None else PullReport(),
+        report=report,
+        retries=retries,
+        source_starts={k: as_utc(v) if v else None for k, v in (source_starts or {}).items()},
     )
     if kind == "customer":
         customer = cast(CustomerSourceSpec, source)
@@ -111,20 +125,25 @@ def pull_batches(
         if mode == DataSourceMode.XIVA:
             yield from _xiva_chunks(ctx)
         elif mode == DataSourceMode.DWH:
-            yield from pull_dwh(customer.dwh, ctx)
+            yield from pull_dwh(customer.dwh, replace(ctx, start=ctx.start_for("dwh")))
         else:
             yield from pull_auto(customer, ctx)
+            # Every chunk was taken: the pending customers read may now be forgotten.
+            if retries is not None:
+                retries.commit()
     elif kind == "xiva":
         ctx.report.mode = ctx.report.mode or DataSourceMode.XIVA.value
         yield from _xiva_chunks(ctx)
     else:
         ctx.report.mode = ctx.report.mode or DataSourceMode.DWH.value
-        yield from pull_dwh(cast(DwhSourceSpec, source), ctx)
+        yield from pull_dwh(cast(DwhSourceSpec, source), replace(ctx, start=ctx.start_for("dwh")))
 
 
 def _xiva_chunks(ctx: PullContext) -> Iterator[pa.Table]:
-    table = pull_xiva(ctx)
-    yield from chunks(conform(table, ctx.feature_names, ctx.feature_types), ctx.chunk_size)
+    """Xiva streamed; pending customers read are forgotten once the consumer took their chunk."""
+    ctx = replace(ctx, start=ctx.start_for("xiva"))
+    for table in iter_xiva(ctx, commit_retries=True):
+        yield conform(table, ctx.feature_names, ctx.feature_types)
 
 
 def _known_features(types: Mapping[str, pa.DataType], *, dwh_only: bool) -> tuple[str, ...]:

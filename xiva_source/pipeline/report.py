@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Protocol
 
-__all__ = ["FAILED_IDS_KEPT", "PullReport", "record_fallback"]
+__all__ = ["FAILED_IDS_KEPT", "Progress", "PullReport", "record_fallback"]
 
 logger = logging.getLogger(__name__)
 
 FAILED_IDS_KEPT = 5
 """How many ids of failed 360 fetches a report keeps (enough to look into, not a flood)."""
+
+
+class Progress(Protocol):
+    """What a pull tells a progress display (the job's bar); customers, not rows."""
+
+    def set_total(self, total: int) -> None:
+        """The customers this pull expects to fetch (known after the list's first page)."""
+        ...
+
+    def advance(self, n: int = 1) -> None:
+        """``n`` more customers handled (read, failed or skipped)."""
+        ...
 
 
 @dataclass
@@ -25,6 +38,20 @@ class PullReport:
         failed_customers: Customers whose 360 fetch failed (below the failure threshold).
         errors: Source (or ``snapshot``) -> the error that was tolerated.
         failed_customer_ids: The first few customers whose 360 fetch failed.
+        pending_retries: Customers waiting for a retry after this pull (failed or malformed,
+            this run or before); ``None`` when the pending table could not be read.
+        retried: Customers pending from earlier runs that this pull fetched again.
+        recovered: Of those, the ones read successfully (no longer pending).
+        gone: Customers Xiva answered 404 for (deleted): forgotten, not failed.
+        gone_ids: The first few of them.
+        malformed: Records skipped as malformed (bad or future ``lastUpdate``, a field of the
+            wrong type); they stay pending for retry.
+        malformed_ids: The first few of them.
+        late_changes: Changes stamped before the window start (inside the overlap) that the
+            previous pull had not recorded: they arrived late, the overlap caught them.
+        max_lateness_seconds: How far before the window start the latest of them was stamped.
+        overlap_seconds: The overlap this pull re-read.
+        progress: Where the pull reports progress (the job's bar), if anywhere.
     """
 
     mode: str = ""
@@ -34,6 +61,17 @@ class PullReport:
     failed_customers: int = 0
     errors: dict[str, str] = field(default_factory=dict)
     failed_customer_ids: list[str] = field(default_factory=list)
+    pending_retries: int | None = 0
+    retried: int = 0
+    recovered: int = 0
+    gone: int = 0
+    gone_ids: list[str] = field(default_factory=list)
+    malformed: int = 0
+    malformed_ids: list[str] = field(default_factory=list)
+    late_changes: int = 0
+    max_lateness_seconds: float = 0.0
+    overlap_seconds: float = 0.0
+    progress: Progress | None = field(default=None, repr=False, compare=False)
 
     def add_rows(self, source: str, n: int) -> None:
         """Count ``n`` rows read from ``source``."""
@@ -44,6 +82,23 @@ class PullReport:
         self.failed_customers += len(ids)
         room = max(0, FAILED_IDS_KEPT - len(self.failed_customer_ids))
         self.failed_customer_ids.extend(ids[:room])
+
+    def add_malformed(self, customer_id: str) -> None:
+        """Count one malformed record; keep the first :data:`FAILED_IDS_KEPT` ids."""
+        self.malformed += 1
+        if len(self.malformed_ids) < FAILED_IDS_KEPT:
+            self.malformed_ids.append(customer_id)
+
+    def add_gone(self, customer_id: str) -> None:
+        """Count one customer Xiva no longer has; keep the first :data:`FAILED_IDS_KEPT` ids."""
+        self.gone += 1
+        if len(self.gone_ids) < FAILED_IDS_KEPT:
+            self.gone_ids.append(customer_id)
+
+    def add_late(self, lateness_seconds: float) -> None:
+        """Count one late change, stamped ``lateness_seconds`` before the window start."""
+        self.late_changes += 1
+        self.max_lateness_seconds = max(self.max_lateness_seconds, lateness_seconds)
 
 
 def record_fallback(report: PullReport, failed: str, serving: str, error: BaseException) -> None:

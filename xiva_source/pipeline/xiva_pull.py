@@ -1,10 +1,32 @@
-"""Pull from Xiva: every customer changed in the window, one row each, recorded as a snapshot."""
+"""Pull from Xiva, streamed: changed and pending customers -> 360 views -> rows, chunk by chunk.
+
+The customer list is read lazily, its ids flow into a bounded window of concurrent 360 fetches
+(:func:`~xiva_source.xiva_api.fanout.fetch_concurrently`), each view goes through the extractor,
+and every ``chunk_size`` customers become one Arrow table, appended to the snapshot table and
+yielded: memory holds one chunk (plus the ids the list cursor has seen), however many customers.
+
+Per customer:
+
+- read: a row (event timestamp = its ``lastUpdate``); if it was pending, forgotten at commit;
+- 360 fetch failed: skipped, remembered in the pending-retry table (:mod:`~.retries`) with the
+  reason, fetched again by the next pull whether it changed or not;
+- 404: gone from Xiva (deleted since it was listed or pending): forgotten and reported, not failed;
+- malformed (``lastUpdate`` missing, unparsable or further in the future than the overlap, or a
+  field of the wrong type): skipped, reported and kept pending: a wrong value is worse than a
+  missing one, and one bad record never fails the view.
+
+Changes stamped before the window start minus the overlap cannot be listed (``lastUpdate.gte``):
+what can be seen is how late the changes inside the overlap arrived (stamped before the previous
+pull's end, not in its snapshot); they are counted, with the worst lateness, so an operator can
+widen ``XIVA_PULL_OVERLAP_SECONDS`` or run ``--full`` before changes fall out of the overlap.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -14,115 +36,264 @@ from xiva_source.errors import DataSourceError
 from xiva_source.features.catalogue import ENTITY, EVENT_TIMESTAMP
 from xiva_source.pipeline.context import PullContext
 from xiva_source.pipeline.report import FAILED_IDS_KEPT
+from xiva_source.pipeline.retries import PendingRetries
+from xiva_source.pipeline.tables import concat, conform
 from xiva_source.settings import DataSourceMode
 from xiva_source.timeutil import as_utc, parse_iso
-from xiva_source.xiva_api.errors import XivaError
+from xiva_source.xiva_api.errors import XivaError, XivaNotFoundError
 
-__all__ = ["pull_xiva"]
+if TYPE_CHECKING:
+    from xiva_source.xiva_api.client import XivaClient
+
+__all__ = ["iter_xiva", "pull_xiva"]
 
 logger = logging.getLogger(__name__)
 
 
-def pull_xiva(ctx: PullContext) -> pa.Table:
-    """Every customer changed in ``[ctx.start - overlap, ctx.end]``: one row each, all features.
-
-    The boundary is re-read inclusively (``pull_overlap_seconds``); a customer listed twice is
-    fetched once, at its latest ``lastUpdate``. The 360 views are fetched concurrently within
-    the shared rate. The pull is appended to the snapshot table (a snapshot failure is logged
-    and reported, it does not fail the pull).
+def iter_xiva(ctx: PullContext, *, commit_retries: bool | None = None) -> Iterator[pa.Table]:
+    """Every customer changed in ``[ctx.start - overlap, ctx.end]`` and every pending one, streamed.
 
     Args:
-        ctx: The pull (settings, options, window, types, report).
+        ctx: The pull (settings, options, window, types, report, clock, retries).
+        commit_retries: Forget the pending customers read as soon as the consumer took their
+            chunk. Default: when ``ctx.retries`` is ``None`` (this pull owns its retry store);
+            otherwise whoever set ``ctx.retries`` commits it.
 
-    Returns:
-        ``customer_id``, every Xiva feature (``feature_schema()``), ``event_timestamp`` (UTC).
+    Yields:
+        Tables of at most ``ctx.chunk_size`` rows: ``customer_id``, every Xiva feature
+        (``feature_schema()``), ``event_timestamp`` (UTC).
 
     Raises:
-        DataSourceError: Xiva failed (listing failed, or more than ``max_failed_fraction`` of the
-            360 fetches failed).
+        DataSourceError: Xiva failed (the list failed, or more than ``max_failed_fraction`` of
+            the 360 fetches failed; chunks already yielded hold true values).
     """
-    from xiva_source.features.extractor import feature_schema, features_from_360
     from xiva_source.xiva_api.client import XivaClient
 
-    settings, options, report = ctx.settings, ctx.options, ctx.report
-    names = list(feature_schema())
-    since = None
-    if ctx.start is not None:
-        since = ctx.start - timedelta(seconds=options.pull_overlap_seconds)
-    client = XivaClient(settings=settings)
-    calls_before = _requests(client)
-    rows: list[dict[str, Any]] = []
-    failed: list[str] = []
-    first_error: XivaError | None = None
-    latest: dict[str, datetime] = {}
+    retries = ctx.retries or PendingRetries.beside_snapshots(
+        ctx.settings, ctx.options, "", ctx.report, ctx.clock
+    )
+    commit = ctx.retries is None if commit_retries is None else commit_retries
+    client = XivaClient(settings=ctx.settings, clock=ctx.clock)
     try:
-        for customer in client.iter_customers(updated_since=since):
-            updated = parse_iso(customer["lastUpdate"])
-            # Changes after the end belong to the next run (its window starts at this end).
-            if updated <= ctx.end and updated >= latest.get(customer["id"], updated):
-                latest[customer["id"]] = updated
-        for cid, result in client.iter_customers_360(latest, max_workers=settings.xiva_max_workers):
-            if isinstance(result, XivaError):
-                failed.append(cid)
-                first_error = first_error or result
-                continue
-            values = features_from_360(result, now=ctx.end)
-            ts = as_utc(values[EVENT_TIMESTAMP])
-            if ts <= ctx.end:
-                values[EVENT_TIMESTAMP] = ts
-                rows.append(values)
-        if failed and len(failed) > options.max_failed_fraction * max(1, len(latest)):
+        yield from _XivaPull(ctx, client, retries, commit).run()
+    except XivaError as e:
+        fix = e.fix
+        if ctx.settings.feature_store_data_source != DataSourceMode.AUTO:
+            fix += " Meanwhile FEATURE_STORE_DATA_SOURCE=auto serves the DWH's values."
+        raise DataSourceError("xiva", e.problem, hint=fix) from e
+    finally:
+        ctx.report.xiva_calls += client.counts.requests
+        client.close()
+
+
+def pull_xiva(ctx: PullContext) -> pa.Table:
+    """The whole Xiva pull as one table (``auto`` mode keeps Xiva's side in memory to merge).
+
+    Pending customers read are forgotten only when ``ctx.retries`` is committed by the caller
+    (``pull_batches`` does, after the last chunk); without ``ctx.retries`` they are kept
+    pending (retried once more next time, never lost).
+    """
+    tables = list(iter_xiva(ctx, commit_retries=False))
+    return concat(tables) or conform(None, _names(), ctx.feature_types)
+
+
+def _names() -> list[str]:
+    from xiva_source.features.extractor import feature_schema
+
+    return list(feature_schema())
+
+
+class _XivaPull:
+    """One streamed Xiva pull: its ids, its chunk, its failures."""
+
+    def __init__(
+        self, ctx: PullContext, client: XivaClient, retries: PendingRetries, commit: bool
+    ) -> None:
+        self.ctx, self.client, self.retries, self.commit = ctx, client, retries, commit
+        self.names = _names()
+        self.columns = [ENTITY, *self.names, EVENT_TIMESTAMP]
+        self.overlap = ctx.options.overlap_seconds(ctx.settings)
+        ctx.report.overlap_seconds = self.overlap
+        self.since = None if ctx.start is None else ctx.start - timedelta(seconds=self.overlap)
+        # A lastUpdate further ahead of our clock than the overlap is not skew: it is wrong.
+        self.future = timedelta(seconds=self.overlap)
+        self.listed = 0  # customers whose 360 view was asked for (listed and pending)
+        self.failed: list[str] = []
+        self.first_error: XivaError | None = None
+        self.rows: list[list[Any]] = []
+        self.chunk_failures: dict[str, str] = {}
+        self.in_overlap: dict[str, datetime] = {}
+
+    def run(self) -> Iterator[pa.Table]:
+        ctx = self.ctx
+        pending = self.retries.load()
+        ids = self._ids(pending)
+        for cid, result in self.client.iter_customers_360(
+            ids, max_workers=ctx.settings.xiva_max_workers
+        ):
+            self._handle(cid, result)
+            if ctx.report.progress is not None:
+                ctx.report.progress.advance(1)
+            if len(self.rows) >= ctx.chunk_size:
+                yield from self._flush()
+        yield from self._flush(last=True)
+        attempted = self.listed
+        if self.failed and len(self.failed) > ctx.options.max_failed_fraction * max(1, attempted):
+            error = self.first_error.problem if self.first_error else "unknown"
             raise DataSourceError(
                 "xiva",
-                f"{len(failed)} of {len(latest)} customer 360 fetches failed (first: "
-                f"{', '.join(failed[:FAILED_IDS_KEPT])}; e.g. "
-                f"{first_error.problem if first_error else 'unknown'})",
-                hint="Xiva is failing too often to trust this pull; check its status and "
+                f"{len(self.failed)} of {attempted} customer 360 fetches failed (first: "
+                f"{', '.join(self.failed[:FAILED_IDS_KEPT])}; e.g. {error})",
+                hint="Xiva is failing too often to trust this pull (the customers read are "
+                "online, the failed ones are retried by the next run); check its status and "
                 "XIVA_REQUESTS_PER_SECOND, or set FEATURE_STORE_DATA_SOURCE=dwh meanwhile.",
             )
-    except XivaError as e:
-        hint = e.fix
-        if ctx.settings.feature_store_data_source != DataSourceMode.AUTO:
-            hint += " Meanwhile FEATURE_STORE_DATA_SOURCE=auto serves the DWH's values."
-        raise DataSourceError("xiva", e.problem, hint=hint) from e
-    finally:
-        report.xiva_calls += max(0, _requests(client) - calls_before)
-        client.close()
-    if failed:
-        report.add_failed_customers(failed)
-        logger.warning(
-            "Xiva pull: %d of %d customer 360 fetches failed and were skipped (first: %s); "
-            "they are picked up again by the next run only if they change",
-            len(failed),
-            len(latest),
-            ", ".join(failed[:FAILED_IDS_KEPT]),
-        )
-    columns = [ENTITY, *names, EVENT_TIMESTAMP]
-    table = dwh.rows_to_arrow(
-        columns, [[r.get(c) for c in columns] for r in rows], types=ctx.feature_types
-    )
-    report.add_rows("xiva", table.num_rows)
-    if options.write_snapshots and table.num_rows:
-        _record_snapshot(ctx, table, names)
-    return table
+        if self.failed:
+            logger.warning(
+                "Xiva pull: %d of %d customer 360 fetches failed and were skipped (first: %s); "
+                "they are retried by the next run",
+                len(self.failed),
+                attempted,
+                ", ".join(self.failed[:FAILED_IDS_KEPT]),
+            )
+
+    # -- which customers -------------------------------------------------------------------------
+
+    def _ids(self, pending: list[str]) -> Iterator[str]:
+        """The listed customers in the window, then the pending ones the list did not hold."""
+        ctx, report = self.ctx, self.ctx.report
+        left = dict.fromkeys(pending)
+        cursor = self.client.iter_customers(updated_since=self.since)
+        first = True
+        for customer in cursor:
+            if first and report.progress is not None and cursor.total is not None:
+                report.progress.set_total(cursor.total + len(left))  # no count: no ETA
+            first = False
+            cid = customer["id"]
+            if cid in left:
+                del left[cid]
+                report.retried += 1  # pending and changed again: fetched once, as a listed one
+            try:
+                updated = parse_iso(customer.get("lastUpdate"))
+            except (TypeError, ValueError):
+                updated = None  # the 360 view decides (it is re-read there)
+            if updated is not None and updated > ctx.end and not self._future(updated):
+                continue  # changed after this window's end: the next run's window holds it
+            self.listed += 1
+            yield cid
+        if first and report.progress is not None:
+            report.progress.set_total(len(left))
+        report.retried += len(left)
+        self.listed += len(left)
+        yield from left
+
+    def _future(self, moment: datetime) -> bool:
+        return moment > self.ctx.clock() + self.future
+
+    # -- one customer ----------------------------------------------------------------------------
+
+    def _handle(self, cid: str, result: dict[str, Any] | XivaError) -> None:
+        report = self.ctx.report
+        if isinstance(result, XivaNotFoundError):
+            report.add_gone(cid)
+            self.retries.read(cid)
+            return
+        if isinstance(result, XivaError):
+            self.failed.append(cid)
+            report.add_failed_customers([cid])
+            self.first_error = self.first_error or result
+            self.chunk_failures[cid] = f"360 fetch failed: {result.problem}"
+            return
+        problems: list[str] = []
+        values = _extract(result, self.ctx.end, problems)
+        raw_ts = values.get(EVENT_TIMESTAMP)
+        ts = as_utc(raw_ts) if isinstance(raw_ts, datetime) else None
+        if ts is None and not problems:
+            problems.append("lastUpdate missing")
+        elif ts is not None and self._future(ts):
+            problems.insert(0, f"lastUpdate {ts.isoformat()} is in the future")
+        if problems or ts is None:
+            report.add_malformed(cid)
+            self.chunk_failures[cid] = "malformed record: " + "; ".join(problems)
+            logger.warning("Xiva customer %s skipped, malformed: %s", cid, "; ".join(problems))
+            return
+        if ts > self.ctx.end:
+            return  # changed after the window's end (a pending one stays pending): next run
+        values[EVENT_TIMESTAMP] = ts
+        if self.retries.is_pending(cid):
+            report.recovered += 1
+        elif self.ctx.start is not None and ts < self.ctx.start:
+            self.in_overlap[cid] = ts
+        self.retries.read(cid)
+        self.rows.append([values.get(c) for c in self.columns])
+
+    # -- one chunk -------------------------------------------------------------------------------
+
+    def _flush(self, *, last: bool = False) -> Iterator[pa.Table]:
+        ctx = self.ctx
+        self.retries.failed(self.chunk_failures)
+        self.chunk_failures = {}
+        if self.rows:
+            table = dwh.rows_to_arrow(self.columns, self.rows, types=ctx.feature_types)
+            self.rows = []
+            self._count_late(table)
+            ctx.report.add_rows("xiva", table.num_rows)
+            if ctx.options.write_snapshots:
+                self._record_snapshot(table)
+            yield table
+        if self.commit:
+            # Only now did the consumer take the chunk: the customers read may leave the table.
+            self.retries.commit()
+        if last and not self.commit and ctx.retries is None:
+            ctx.report.pending_retries = None  # not committed by anyone: count unknown
+
+    def _count_late(self, table: pa.Table) -> None:
+        """Count changes inside the overlap that the previous pull had not recorded."""
+        ctx = self.ctx
+        if not self.in_overlap or not ctx.options.write_snapshots or ctx.start is None:
+            self.in_overlap = {}
+            return
+        ids, self.in_overlap = self.in_overlap, {}
+        try:
+            known = dwh.read_latest_snapshots(
+                ctx.options.snapshot_database(ctx.settings),
+                ctx.options.snapshot_table,
+                list(ids),
+                [],
+                end_date=ctx.end,
+            )
+        except DwhError as e:
+            ctx.report.errors["snapshot"] = str(e)
+            return
+        recorded: dict[str, datetime] = {}
+        if known is not None:
+            for cid, ts in zip(
+                known.column(ENTITY).to_pylist(),
+                known.column(EVENT_TIMESTAMP).to_pylist(),
+                strict=True,
+            ):
+                recorded[cid] = as_utc(ts)
+        for cid, ts in ids.items():
+            seen = recorded.get(cid)
+            if seen is None or seen < ts:
+                ctx.report.add_late((ctx.start - ts).total_seconds())
+
+    def _record_snapshot(self, table: pa.Table) -> None:
+        """Append the chunk to the snapshot table; a failure is reported, not raised."""
+        ctx = self.ctx
+        try:
+            dwh.append_snapshots(
+                ctx.options.snapshot_database(ctx.settings),
+                ctx.options.snapshot_table,
+                table,
+                {n: ctx.feature_types[n] for n in self.names},
+            )
+        except DwhError as e:
+            ctx.report.errors["snapshot"] = str(e)
+            logger.warning("Xiva pull not recorded in the snapshot table: %s", e)
 
 
-def _record_snapshot(ctx: PullContext, table: pa.Table, names: list[str]) -> None:
-    """Append the pull to the snapshot table; a failure is reported, not raised."""
-    try:
-        dwh.append_snapshots(
-            ctx.options.snapshot_database(ctx.settings),
-            ctx.options.snapshot_table,
-            table,
-            {n: ctx.feature_types[n] for n in names},
-        )
-    except DwhError as e:
-        ctx.report.errors["snapshot"] = str(e)
-        logger.warning("Xiva pull not recorded in the snapshot table: %s", e)
+def _extract(view: dict[str, Any], now: datetime, problems: list[str]) -> dict[str, Any]:
+    from xiva_source.features.extractor import features_from_360
 
-
-def _requests(client: Any) -> int:
-    try:
-        return int(client.usage(hours=1).totals.requests)
-    except Exception:  # usage counters are informative; Redis may be down
-        return 0
+    return features_from_360(view, now=now, problems=problems)

@@ -18,7 +18,7 @@ import hashlib
 import random
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -148,6 +148,7 @@ class CustomerStore:
             self._base_us.append(self._base_last_update(digest))
         self._index_of = {cid: i for i, cid in enumerate(self._ids)}
         self._updates: dict[int, list[int]] = {}
+        self._patches: dict[int, dict[str, Any]] = {}
         self._update_rounds = 0
         self._order: list[tuple[int, str, int]] = []
         self.reset()
@@ -163,6 +164,7 @@ class CustomerStore:
         """Forget every update: back to the generated population."""
         with self._lock:
             self._updates = {}
+            self._patches = {}
             self._update_rounds = 0
             self._order = sorted(zip(self._base_us, self._ids, range(self._count), strict=True))
 
@@ -231,7 +233,26 @@ class CustomerStore:
             customer = self._customer(index)
         view: dict[str, Any] = {"customer": customer}
         view.update(self._parts(index, updates))
+        for path, value in self._patches.get(index, {}).items():
+            if not path.startswith("customer."):  # the customer's own were set by _customer
+                _set_path(view, path, value)
         return view
+
+    def corrupt(self, customer_id: str, patch: Mapping[str, Any]) -> None:
+        """Serve malformed data for one customer until :meth:`reset` (its order stays put).
+
+        Args:
+            customer_id: The customer.
+            patch: Dotted paths in the 360 view -> the value to serve, e.g.
+                ``{"customer.lastUpdate": "yesterday", "financial.payment_count": "many"}``
+                (``customer.*`` applies to the list and detail answers too).
+
+        Raises:
+            UnknownCustomerError: no such customer.
+        """
+        index = self.index(customer_id)
+        with self._lock:
+            self._patches.setdefault(index, {}).update(patch)
 
     # -- updates ---------------------------------------------------------------------------------
 
@@ -321,6 +342,9 @@ class CustomerStore:
             tier = {"name": "loyaltyTier", "valueType": "string", "value": rng.choice(_TIERS)}
             characteristics.insert(rng.randint(0, 1), tier)
         customer["characteristic"] = characteristics
+        for path, value in self._patches.get(index, {}).items():
+            if path.startswith("customer."):
+                _set_path(customer, path.removeprefix("customer."), value)
         return customer
 
     def _parts(self, index: int, updates: list[int]) -> dict[str, dict[str, Any]]:
@@ -393,3 +417,11 @@ def _stringly(value: float | int) -> str:
 def reference_now() -> datetime:
     """The default reference time: the start of the current UTC hour."""
     return datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _set_path(doc: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``doc[a][b]...`` for the dotted ``path`` ``a.b...`` (intermediate objects created)."""
+    *parents, last = path.split(".")
+    for key in parents:
+        doc = doc.setdefault(key, {})
+    doc[last] = value

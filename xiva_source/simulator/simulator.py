@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -186,6 +186,20 @@ class XivaSimulator:
             ValueError: neither ``ids`` nor ``count``.
         """
         return self._app.store.update(ids=ids, count=count, at=at)
+
+    def corrupt_customer(self, customer_id: str, patch: Mapping[str, Any]) -> None:
+        """Serve malformed data for one customer until :meth:`reset` (its place in the list stays).
+
+        Args:
+            customer_id: The customer.
+            patch: Dotted paths in the 360 view -> the value served, e.g.
+                ``{"customer.lastUpdate": "not a date"}`` or ``{"financial.payment_count": "x"}``;
+                ``customer.*`` paths apply to the list and detail answers too.
+
+        Raises:
+            UnknownCustomerError: no such customer.
+        """
+        self._app.store.corrupt(customer_id, patch)
 
     def customer_ids(self) -> list[str]:
         """Every customer id, in ``(lastUpdate, id)`` order."""

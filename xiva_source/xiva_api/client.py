@@ -37,8 +37,9 @@ from pydantic import SecretStr
 from xiva_source.redaction import redact_url
 from xiva_source.redis_client import connect_redis
 from xiva_source.settings import Settings, load_settings
-from xiva_source.timeutil import to_iso
+from xiva_source.timeutil import Clock, to_iso, utc_now
 from xiva_source.xiva_api.auth import Credentials, TokenManager
+from xiva_source.xiva_api.counts import RequestCounts
 from xiva_source.xiva_api.errors import XivaBadResponseError, XivaError, XivaNotConfiguredError
 from xiva_source.xiva_api.fanout import fetch_concurrently
 from xiva_source.xiva_api.logs import logger
@@ -99,6 +100,11 @@ class XivaClient:
         usage_prefix: Redis key prefix of the usage counters (default
             ``<XIVA_REDIS_PREFIX>:usage``).
         max_attempts: Most HTTP attempts per call, retries included.
+        clock: The current time of the usage counters' hour buckets (tests move it).
+
+    Attributes:
+        counts: This client's own requests, 429s, retries and errors (:class:`RequestCounts`):
+            what a run reports, unlike the usage counters every worker shares.
 
     Raises:
         ConfigurationError: A setting or keyword does not parse, or ``REDIS_URL`` is not a Redis
@@ -121,6 +127,7 @@ class XivaClient:
         max_workers: int | None = None,
         usage_prefix: str | None = None,
         max_attempts: int = 10,
+        clock: Clock = utc_now,
     ) -> None:
         overrides: dict[str, Any] = {
             "xiva_api_base_url": base_url,
@@ -161,10 +168,11 @@ class XivaClient:
             settings.xiva_requests_per_second, redis_client=self._redis, key=self.rate_key
         )
         self._usage: UsageStore = (
-            RedisUsageStore(self._redis, usage_prefix or usage_prefix_for(settings))
+            RedisUsageStore(self._redis, usage_prefix or usage_prefix_for(settings), clock=clock)
             if self._redis is not None
-            else MemoryUsageStore()
+            else MemoryUsageStore(clock=clock)
         )
+        self.counts = RequestCounts()
 
         self._tokens: TokenManager | None = None
         if settings.has_credentials and self.username and settings.xiva_api_password:
@@ -328,6 +336,7 @@ class XivaClient:
             return self._send(method, path, endpoint, params, json, authenticated)
         except XivaError:
             self._usage.record(endpoint, errors=1)
+            self.counts.add(errors=1)
             raise
 
     def _send(
@@ -355,6 +364,7 @@ class XivaClient:
             if waited > 1.0:
                 logger.info("Xiva %s: waited %.1f s for the client-side rate", endpoint, waited)
             self._usage.record(endpoint, requests=1, retries=1 if sent else 0)
+            self.counts.add(requests=1, retries=1 if sent else 0)
             sent += 1
             try:
                 resp = self._session.request(
@@ -379,6 +389,7 @@ class XivaClient:
                 raise error
             if status == 429:
                 self._usage.record(endpoint, throttled=1)
+                self.counts.add(throttled=1)
             retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             delay = state.wait_before_retry(error, retry_after, endpoint)
             if retry_after is not None:

@@ -27,7 +27,7 @@ import json
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from xiva_source.timeutil import as_utc, parse_iso
@@ -85,9 +85,12 @@ def parse_customer_page(
         The customers, the total count (DRF ``count`` or ``X-Total-Count``) and whether there
         is a next page (DRF ``next``; ``None`` for a bare array).
 
+    An entry whose ``lastUpdate`` is not an ISO timestamp is returned as it is: it is one
+    malformed customer (the pull skips, reports and retries it), not a broken list.
+
     Raises:
-        XivaBadResponseError: The answer is neither shape, or an entry lacks a string ``id``
-            or an ISO ``lastUpdate``.
+        XivaBadResponseError: The answer is neither shape, or an entry is not an object with a
+            string ``id``.
     """
     data = page.data
     has_next: bool | None = None
@@ -107,16 +110,10 @@ def parse_customer_page(
             url=page.url,
         )
     for item in customers:
-        ok = isinstance(item, dict) and isinstance(item.get("id"), str)
-        if ok:
-            try:
-                parse_iso(item.get("lastUpdate"))
-            except ValueError:
-                ok = False
-        if not ok:
+        if not (isinstance(item, dict) and isinstance(item.get("id"), str)):
             raise XivaBadResponseError(
-                "Xiva's customer list holds an entry without a string 'id' and an ISO "
-                "'lastUpdate', which paging needs; report this Xiva deployment's format.",
+                "Xiva's customer list holds an entry without a string 'id', which paging "
+                "needs; report this Xiva deployment's format.",
                 status=page.status,
                 body=str(item)[:400],
                 url=page.url,
@@ -138,6 +135,9 @@ class CustomerCursor(Iterator[dict[str, Any]]):
 
     Attributes:
         requests: Pages requested so far (step-backs included).
+        total: How many customers the list held at its first page (``X-Total-Count`` or the DRF
+            ``count``), for progress and ETA; ``None`` before the first page or when Xiva
+            gives no count.
 
     Raises:
         XivaBadResponseError: (from ``next()``) a page is not a list of customers, or the
@@ -158,6 +158,7 @@ class CustomerCursor(Iterator[dict[str, Any]]):
             raise ValueError(f"page_size must be >= 2 (one anchor + one new), got {page_size}")
         self.page_size = page_size
         self.requests = 0
+        self.total: int | None = None
         self._fetch = fetch_page
         self._seen: set[str] = set()
         self._cursor = as_utc(updated_since) if updated_since is not None else None
@@ -200,6 +201,10 @@ class CustomerCursor(Iterator[dict[str, Any]]):
         page = raw if isinstance(raw, RawPage) else RawPage(raw)
         self.requests += 1
         customers, total, has_next = parse_customer_page(page)
+        if self.requests == 1:
+            self.total = (
+                total  # later pages count from a later cursor: only the first is the list's
+            )
         ids = [c["id"] for c in customers]
         if self._previous_ids is not None and ids and ids == self._previous_ids:
             raise _paging_error(page, "returned the same page twice")
@@ -210,7 +215,7 @@ class CustomerCursor(Iterator[dict[str, Any]]):
         expected = total if total is not None else 10_000
         if self._stalled > 20 + 2 * expected // (self.page_size - 1):
             raise _paging_error(page, "made no progress")
-        updated = [parse_iso(c["lastUpdate"]) for c in customers]
+        updated = _list_times(customers, self._cursor)
         if any(b < a for a, b in itertools.pairwise(updated)):
             raise _paging_error(page, "is not sorted by lastUpdate")
 
@@ -263,6 +268,30 @@ class CustomerCursor(Iterator[dict[str, Any]]):
     def _fail_after(self, page: RawPage, what: str) -> None:
         self._pending = _paging_error(page, what)
         self._done = True
+
+
+def _list_times(customers: list[dict[str, Any]], cursor: datetime | None) -> list[datetime]:
+    """Each entry's ``lastUpdate``; a malformed one takes its predecessor's (the cursor's first).
+
+    The server sorted the entry by its real ``lastUpdate``, so the entry keeps its place: the
+    stand-in is never later than the truth, which at worst makes the cursor re-read a customer
+    (yielded once), never skip one.
+    """
+    times: list[datetime | None] = []
+    for customer in customers:
+        try:
+            times.append(parse_iso(customer.get("lastUpdate")))
+        except (TypeError, ValueError):
+            times.append(None)
+    known = [t for t in times if t is not None]
+    previous = (
+        cursor if cursor is not None else (known[0] if known else datetime.min.replace(tzinfo=UTC))
+    )
+    result: list[datetime] = []
+    for t in times:
+        previous = t if t is not None else previous
+        result.append(previous)
+    return result
 
 
 def _paging_error(page: RawPage, what: str) -> XivaBadResponseError:

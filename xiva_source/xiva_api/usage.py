@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from xiva_source.settings import Settings
-from xiva_source.timeutil import as_utc, utc_now
+from xiva_source.timeutil import Clock, as_utc, utc_now
 from xiva_source.xiva_api.breaker import RedisBreaker
 
 if TYPE_CHECKING:
@@ -175,18 +175,23 @@ class UsageStore(Protocol):
 
 
 class MemoryUsageStore:
-    """Counters of this process only (no ``REDIS_URL``); thread-safe."""
+    """Counters of this process only (no ``REDIS_URL``); thread-safe.
 
-    def __init__(self) -> None:
+    Args:
+        clock: The current time, whose UTC hour a count goes to (tests move it).
+    """
+
+    def __init__(self, *, clock: Clock = utc_now) -> None:
         self._cells: dict[str, dict[str, dict[str, int]]] = {}
         self._lock = threading.Lock()
+        self._clock = clock
 
     def __repr__(self) -> str:
         return "MemoryUsageStore()"
 
     def record(self, endpoint: str, **counts: int) -> None:
         """Add ``counts`` for ``endpoint`` in the current hour."""
-        hour = hour_bucket()
+        hour = hour_bucket(self._clock())
         with self._lock:
             cell = self._cells.setdefault(hour, {}).setdefault(endpoint, dict.fromkeys(COUNTERS, 0))
             for name, n in counts.items():
@@ -195,7 +200,7 @@ class MemoryUsageStore:
 
     def report(self, hours: int = 24, *, now: datetime | None = None) -> UsageReport:
         """The counters of the last ``hours`` UTC hours."""
-        window = _window(hours, now)
+        window = _window(hours, now or self._clock())
         with self._lock:
             snapshot = {h: {e: dict(c) for e, c in self._cells.get(h, {}).items()} for h in window}
         return UsageReport.from_cells(window, snapshot)
@@ -211,6 +216,7 @@ class RedisUsageStore:
         client: A ``redis.Redis`` client.
         prefix: Key prefix (tests use their own namespace).
         ttl_seconds: Expiry of each hourly hash.
+        clock: The current time, whose UTC hour a count goes to (tests move it).
     """
 
     def __init__(
@@ -219,8 +225,10 @@ class RedisUsageStore:
         prefix: str = DEFAULT_USAGE_PREFIX,
         *,
         ttl_seconds: int = USAGE_TTL_SECONDS,
+        clock: Clock = utc_now,
     ) -> None:
         self.prefix = prefix.rstrip(":")
+        self._clock = clock
         self.ttl_seconds = ttl_seconds
         self._client = client
         self._breaker = RedisBreaker(
@@ -237,7 +245,7 @@ class RedisUsageStore:
 
     def record(self, endpoint: str, **counts: int) -> None:
         """Add ``counts`` for ``endpoint`` in the current hour (one round trip)."""
-        key = self.key(hour_bucket())
+        key = self.key(hour_bucket(self._clock()))
 
         def increment() -> None:
             pipe = self._client.pipeline(transaction=False)
@@ -251,7 +259,7 @@ class RedisUsageStore:
 
     def report(self, hours: int = 24, *, now: datetime | None = None) -> UsageReport:
         """The counters of the last ``hours`` UTC hours, read from Redis."""
-        window = _window(hours, now)
+        window = _window(hours, now or self._clock())
         pipe = self._client.pipeline(transaction=False)
         for hour in window:
             pipe.hgetall(self.key(hour))

@@ -14,6 +14,7 @@ from feast.types import Float64
 
 from tests.feast_fixtures import FeastEnv
 from xiva_source.dwh import get_engine
+from xiva_source.features.derived import derive_row
 from xiva_source.features.extractor import features_from_360
 
 
@@ -104,17 +105,24 @@ def test_auto_mode_history_merges_per_feature_and_serves_a_training_set(
     store.materialize_incremental(end_date=datetime.now(UTC))  # records Xiva snapshots
     sim, dwh = feast_env.sim, _dwh(feast_env)
     xiva = {c: features_from_360(sim.view_360(c)) for c in feast_env.dwh.shared_ids}
-    gaps = [c for c in xiva if xiva[c]["age"] is None and dwh[c]["age"] is not None][:3]
-    both = [c for c in xiva if xiva[c]["age"] is not None and dwh[c]["age"] is not None][:3]
+    gaps = [c for c in xiva if xiva[c]["birth_date"] is None and dwh[c]["age"] is not None][:3]
+    both = [c for c in xiva if xiva[c]["birth_date"] is not None and dwh[c]["age"] is not None][:3]
     assert gaps and both
     now = pd.Timestamp(datetime.now(UTC))
     entity_df = pd.DataFrame({"customer_id": gaps + both, "event_timestamp": now})
     out = store.get_historical_features(
-        entity_df=entity_df, features=["customer_features:age"]
+        entity_df=entity_df,
+        features=["customer_features:birth_date", "customer_time_features:age"],
     ).to_df()
+    born = dict(zip(out["customer_id"], out["birth_date"], strict=True))
     ages = dict(zip(out["customer_id"], out["age"], strict=True))
-    assert [ages[c] for c in gaps] == [dwh[c]["age"] for c in gaps]  # Xiva null -> DWH's
-    assert [ages[c] for c in both] == [xiva[c]["age"] for c in both]  # xiva_first
+    for c in gaps:  # Xiva null -> the DWH's fact: its age as of updated_at, aged since
+        updated = _updated(dwh[c])
+        assert born[c].year == updated.year - dwh[c]["age"]
+        assert ages[c] >= dwh[c]["age"]
+    for c in both:  # xiva_first
+        assert born[c] == pd.Timestamp(xiva[c]["birth_date"])
+        assert ages[c] == derive_row(xiva[c], as_of=now.to_pydatetime())["age"]
 
     # The documented training recipe: labels from customer_churn_history.
     with get_engine(feast_env.dwh_url).connect() as conn:

@@ -31,8 +31,23 @@ def test_the_applied_repository_holds_the_documented_objects(applied_feast_repo:
     assert store.get_entity("customer").join_key == "customer_id"
     services = {s.name: s for s in store.list_feature_services()}
     assert [p.name for p in services["segmentation_features"].feature_view_projections] == [
-        "customer_features"
+        "customer_features",
+        "customer_time_features",
     ]
-    assert {p.name for p in services["ml_features"].feature_view_projections} == set(views)
+    assert {p.name for p in services["ml_features"].feature_view_projections} == {
+        *views,
+        "customer_time_features",
+    }
+    # The features that age are derived when read (never stored, never materialized).
+    (derived,) = store.list_on_demand_feature_views()
+    assert derived.name == "customer_time_features"
+    assert [f.name for f in derived.features] == ["last_purchase_days_ago", "age"]
+    assert not derived.write_to_online_store
+    assert [
+        f.name for f in derived.source_feature_view_projections["customer_features"].features
+    ] == [
+        "last_payment_date",
+        "birth_date",
+    ]
     assert store.config.materialization_config.online_write_batch_size == 10_000
     assert type(store.config.online_store).__name__ == "LoyaltyRedisOnlineStoreConfig"

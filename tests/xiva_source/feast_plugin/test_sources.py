@@ -64,7 +64,8 @@ def test_xiva_columns_come_from_the_extractor_schema() -> None:
     columns = dict(_sources()[0].get_table_column_names_and_types(config))
     assert columns["customer_id"] == "STRING"
     assert columns["total_revenue"] == "DOUBLE"
-    assert columns["age"] == "INT64"
+    assert columns["birth_date"] == "TIMESTAMP"  # a fact; age is derived when read
+    assert "age" not in columns
     assert columns["event_timestamp"] == "TIMESTAMP"
     assert set(feature_arrow_types()) >= {"customer_status", "churn_score"}
     assert "churn_score" not in columns  # a DWH-only feature

@@ -20,11 +20,19 @@ def test_the_catalogue_lists_the_contracts_features() -> None:
         "customer_status",
         "total_revenue",
         "transaction_count",
-        "last_purchase_days_ago",
+        "last_payment_date",
         "customer_tier",
         "city",
-        "age",
+        "birth_date",
     ]
+    # Stored: facts that stay true; derived at read time: the features that age.
+    assert catalogue.STANDARD_FEATURES["last_payment_date"] == "timestamp"
+    assert catalogue.STANDARD_FEATURES["birth_date"] == "timestamp"
+    assert {n: (d.fact, d.unit) for n, d in catalogue.DERIVED_FEATURES.items()} == {
+        "last_purchase_days_ago": ("last_payment_date", "days"),
+        "age": ("birth_date", "years"),
+    }
+    assert not set(catalogue.DERIVED_FEATURES) & set(catalogue.STANDARD_FEATURES)
     assert dict(catalogue.DWH_ONLY_FEATURES) == {
         "avg_transaction_value": pa.float64(),
         "lifetime_value": pa.float64(),

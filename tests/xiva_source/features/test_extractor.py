@@ -27,7 +27,11 @@ from xiva_source.simulator import SimulatorConfig, XivaSimulator
 pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-PY_TYPES = {"string": str, "float": float, "int": int}
+PY_TYPES = {"string": str, "float": float, "int": int, "timestamp": datetime}
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -62,12 +66,13 @@ def test_schema_lists_standard_then_custom_features_in_order() -> None:
         "customer_status",
         "total_revenue",
         "transaction_count",
-        "last_purchase_days_ago",
+        "last_payment_date",
         "customer_tier",
         "city",
-        "age",
+        "birth_date",
     ]
-    assert schema["total_revenue"] == "float" and schema["age"] == "int"
+    assert schema["total_revenue"] == "float" and schema["birth_date"] == "timestamp"
+    assert "age" not in schema and "last_purchase_days_ago" not in schema  # derived when read
     assert schema["outstanding_amount"] == "float"  # the shipped custom example
     assert dict(STANDARD_FEATURES).items() <= schema.items()
 
@@ -99,18 +104,23 @@ def test_stringly_numbers_are_parsed(views: list[dict[str, Any]]) -> None:
     assert features_from_360(plain, now=NOW)["total_revenue"] == _fin(plain)["total_bills"]
 
 
-def test_last_purchase_days_from_a_date_or_a_timestamp(views: list[dict[str, Any]]) -> None:
+def test_last_payment_date_is_a_date_fact_whatever_the_extraction_time(
+    views: list[dict[str, Any]],
+) -> None:
     dated = _find(views, lambda v: len(_fin(v)["last_payment_date"] or "") == 10)
     paid = date.fromisoformat(_fin(dated)["last_payment_date"])
-    assert features_from_360(dated, now=NOW)["last_purchase_days_ago"] == (NOW.date() - paid).days
+    assert features_from_360(dated, now=NOW)["last_payment_date"] == _midnight(paid)
+    later = datetime(2030, 1, 1, tzinfo=UTC)
+    assert features_from_360(dated, now=later)["last_payment_date"] == _midnight(paid)
 
     stamped = _find(views, lambda v: len(_fin(v)["last_payment_date"] or "") > 10)
     at = datetime.fromisoformat(_fin(stamped)["last_payment_date"].replace("Z", "+00:00"))
-    assert features_from_360(stamped, now=NOW)["last_purchase_days_ago"] == (NOW - at).days
+    row = features_from_360(stamped, now=NOW)
+    assert row["last_payment_date"] == _midnight(at.astimezone(UTC).date())  # its UTC date
 
     never = _find(views, lambda v: _fin(v)["last_payment_date"] is None)
     row = features_from_360(never, now=NOW)
-    assert row["last_purchase_days_ago"] is None  # absent, not 0
+    assert row["last_payment_date"] is None  # absent, not a made-up date
     assert row["transaction_count"] == 0  # a real zero stays zero
 
 
@@ -141,20 +151,18 @@ def test_customer_fields_and_their_absence(views: list[dict[str, Any]]) -> None:
     assert features_from_360(offset_style)["event_timestamp"] == datetime.fromisoformat(stamp)
 
 
-def test_age_in_completed_years_and_absent_birth(views: list[dict[str, Any]]) -> None:
+def test_birth_date_fact_and_absent_birth(views: list[dict[str, Any]]) -> None:
     no_person = _find(views, lambda v: _person(v) is None)
-    assert features_from_360(no_person, now=NOW)["age"] is None
+    assert features_from_360(no_person, now=NOW)["birth_date"] is None
     no_birth = _find(views, lambda v: "birthDate" not in (_person(v) or {"birthDate": 1}))
-    assert features_from_360(no_birth, now=NOW)["age"] is None
+    assert features_from_360(no_birth, now=NOW)["birth_date"] is None
     stamped = _find(views, lambda v: len((_person(v) or {}).get("birthDate", "")) > 10)
     birth = (_person(stamped) or {})["birthDate"]
-    born = datetime.fromisoformat(birth.replace("Z", "+00:00")).date()
-    expected = NOW.year - born.year - ((NOW.month, NOW.day) < (born.month, born.day))
-    assert features_from_360(stamped, now=NOW)["age"] == expected
+    born = datetime.fromisoformat(birth.replace("Z", "+00:00")).astimezone(UTC).date()
+    assert features_from_360(stamped, now=NOW)["birth_date"] == _midnight(born)
 
-    view = {"customer": {"id": "c1", "engagedIndividual": {"birthDate": "2000-06-15"}}}
-    assert features_from_360(view, now=datetime(2026, 6, 15, tzinfo=UTC))["age"] == 26
-    assert features_from_360(view, now=datetime(2026, 6, 14, 23, 59, tzinfo=UTC))["age"] == 25
+    view = {"customer": {"id": "c1", "engagedIndividual": {"birthDate": "2000-02-29"}}}
+    assert features_from_360(view, now=NOW)["birth_date"] == datetime(2000, 2, 29, tzinfo=UTC)
 
 
 def test_an_empty_view_gives_nulls_not_defaults() -> None:
@@ -177,7 +185,7 @@ def test_unparsable_values_give_null_and_a_warning_naming_customer_and_field(
     with caplog.at_level(logging.WARNING, logger="xiva_source.features.extractor"):
         row = features_from_360(view, now=NOW)
     assert row["customer_status"] == "active"  # the rest of the row survives
-    for name in ("total_revenue", "transaction_count", "last_purchase_days_ago"):
+    for name in ("total_revenue", "transaction_count", "last_payment_date"):
         assert row[name] is None
     assert row["outstanding_amount"] is None and row["event_timestamp"] is None
     messages = [r.getMessage() for r in caplog.records]
@@ -186,7 +194,7 @@ def test_unparsable_values_give_null_and_a_warning_naming_customer_and_field(
     for field in (
         "total_revenue",
         "transaction_count",
-        "last_purchase_days_ago",
+        "last_payment_date",
         "event_timestamp",
     ):
         assert any(field in m for m in messages)
@@ -223,7 +231,9 @@ def test_custom_features_extend_schema_and_rows(
 
 def test_custom_feature_registration_is_validated() -> None:
     with pytest.raises(ValueError, match="standard feature"):
-        custom_feature("age", "int")
+        custom_feature("age", "int")  # derived from birth_date: reserved too
+    with pytest.raises(ValueError, match="standard feature"):
+        custom_feature("birth_date", "int")
     for reserved in ("customer_id", "event_timestamp", *DWH_ONLY_FEATURE_TYPES):
         with pytest.raises(ValueError, match="reserved column"):
             custom_feature(reserved, "float")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import redis
 
+from tests.conftest import SIM_PASSWORD
 from tests.feast_fixtures import FeastEnv
 from xiva_source.cli import main
 from xiva_source.feast_plugin.online_store import online_redis_client
@@ -33,7 +34,8 @@ if TYPE_CHECKING:
 
 SUMMARY_RE = re.compile(
     r"^materialize ok mode=(?P<mode>\w+) rows (?P<rows>(?:\w+=\d+ ?)+) views=(?P<views>\d+) "
-    r"xiva_calls=\d+ fallbacks=(?P<fallbacks>\d+) failed_customers=\d+ duration=\d+\.\ds"
+    r"xiva_calls=\d+ fallbacks=(?P<fallbacks>\d+) failed_customers=\d+ "
+    r"pending_retries=(?:\d+|unknown) malformed=\d+ (?:\w+=\w+ )*duration=\d+\.\ds"
 )
 
 
@@ -66,7 +68,9 @@ def _online(repo: Path, ids: list[str], features: list[str]) -> dict[str, list[A
 def _project_keys(redis_url: str, project: str) -> list[bytes]:
     client = redis.Redis.from_url(redis_url)
     try:
-        return list(client.scan_iter(match=f"*{project}", count=1000))
+        # The job's own keys (state, marker) end with the project too: entity keys only.
+        keys = client.scan_iter(match=f"*{project}", count=1000)
+        return [k for k in keys if not k.startswith(b"xiva_source:")]
     finally:
         client.close()
 
@@ -149,6 +153,15 @@ def test_auto_mode_falls_back_to_the_dwh_when_xiva_fails_and_exits_0(
     assert "fallbacks=1" in line
     assert "fallback: xiva failed" in line
     assert "wrong-password" not in line
+    # Xiva was never read: Feast's watermark (every source online up to it) cannot move, and
+    # xiva_first customer_features cells are Xiva's: unknown, so not written (never the DWH's).
+    assert _watermark(repo, "customer_features") is None
+    assert _watermark(repo, "customer_dwh_features") is not None
+    online = _online(repo, feast_env.dwh.shared_ids[:5], ["customer_features:customer_tier"])
+    assert online["customer_tier"] == [None] * 5
+    # Xiva is back: everything is read and merged.
+    monkeypatch.setenv("XIVA_API_PASSWORD", SIM_PASSWORD)
+    assert run_materialization(repo, progress=False).status == "ok"
     assert _watermark(repo, "customer_features") is not None
     online = _online(repo, feast_env.dwh.shared_ids[:5], ["customer_features:customer_tier"])
     assert any(tier is not None for tier in online["customer_tier"])

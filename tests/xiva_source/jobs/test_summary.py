@@ -16,7 +16,7 @@ END = datetime(2026, 1, 31, tzinfo=UTC)
 SUMMARY_RE = re.compile(
     r"^materialize (?P<status>ok|failed) mode=(?P<mode>\w+) rows (?P<rows>(?:\w+=\d+ ?)+) "
     r"views=(?P<views>\d+) xiva_calls=\d+ fallbacks=(?P<fallbacks>\d+) failed_customers=\d+ "
-    r"duration=\d+\.\ds"
+    r"pending_retries=(?:\d+|unknown) malformed=\d+ (?:\w+=\w+ )*duration=\d+\.\ds"
 )
 
 
@@ -32,7 +32,7 @@ def test_ok_line_has_the_documented_fields_in_order() -> None:
 
     assert summary.line() == (
         "materialize ok mode=auto rows dwh=2000 xiva=1234 views=2 xiva_calls=1300 fallbacks=0 "
-        "failed_customers=0 duration=12.3s"
+        "failed_customers=0 pending_retries=0 malformed=0 partial=0 reload=no duration=12.3s"
     )
     assert SUMMARY_RE.match(summary.line())
     assert summary.rows == 7 and summary.exit_code == 0
@@ -89,3 +89,34 @@ def test_skipped_line_names_the_holder() -> None:
     assert RunSummary(status="skipped", mode="auto").line() == (
         "skipped: another materialization holds the lock"
     )
+
+
+def test_the_xiva_pulls_retries_malformed_and_late_changes_are_in_the_line() -> None:
+    from xiva_source.pipeline.report import PullReport
+
+    summary = RunSummary(status="ok", mode="xiva", rows_by_source={"xiva": 96})
+    report = PullReport(retried=5, recovered=4, pending_retries=3, overlap_seconds=900)
+    report.add_malformed("m-1")
+    report.add_gone("g-1")
+    report.add_late(410.4)
+    report.add_late(12)
+    summary.absorb(report)
+
+    line = summary.line()
+    assert " pending_retries=3 malformed=1 " in line and SUMMARY_RE.match(line)
+    assert "; retried: 4 of 5 pending customers read" in line
+    assert "; malformed: m-1 (skipped, retried next run)" in line
+    assert "; gone: 1 customers no longer in Xiva (g-1)" in line
+    assert "; late: 2 changes up to 410 s late (overlap 900 s)" in line
+
+
+def test_an_unreadable_pending_table_makes_the_count_unknown_and_says_why() -> None:
+    from xiva_source.pipeline.report import PullReport
+
+    summary = RunSummary(status="ok", mode="xiva")
+    summary.absorb(PullReport(pending_retries=None, errors={"pending": "db down"}))
+    summary.errors.update({"pending": "db down"})
+
+    line = summary.line()
+    assert " pending_retries=unknown " in line and SUMMARY_RE.match(line)
+    assert "; warning: pending-retry table: db down" in line

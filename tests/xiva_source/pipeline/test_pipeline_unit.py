@@ -61,7 +61,8 @@ def test_feature_types_are_the_catalogues() -> None:
     types = feature_arrow_types()
     assert set(STANDARD_FEATURES) <= set(types)
     assert list(types)[-len(DWH_ONLY_FEATURES) :] == list(DWH_ONLY_FEATURES)
-    assert types["city"] == pa.string() and types["age"] == pa.int64()
+    assert types["city"] == pa.string() and types["birth_date"] == pa.timestamp("us", tz="UTC")
+    assert "age" not in types  # derived when read, never pulled
     assert types["total_revenue"] == pa.float64()
 
 

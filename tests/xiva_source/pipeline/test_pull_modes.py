@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
@@ -17,13 +18,25 @@ from xiva_source.dwh import TableSpec, get_engine
 from xiva_source.dwh.errors import DwhError
 from xiva_source.errors import DataSourceError
 from xiva_source.feast_plugin.sources import CustomerSource, DwhSource, XivaSource
+from xiva_source.features.derived import facts_from_counts
 from xiva_source.features.extractor import features_from_360
 from xiva_source.pipeline import PullReport, PullSource, pull_batches
+from xiva_source.pipeline.auto import is_partial
 from xiva_source.pipeline.errors import AllSourcesFailedError
 from xiva_source.settings import Settings, load_settings
 from xiva_source.simulator import FaultConfig
 
-FEATURES = ["customer_status", "total_revenue", "transaction_count", "customer_tier", "city", "age"]
+EPOCH_START = datetime(1970, 1, 1, tzinfo=UTC)
+"""A start that is not ``None``: a source with a watermark (read before), window = everything."""
+
+FEATURES = [
+    "customer_status",
+    "total_revenue",
+    "transaction_count",
+    "customer_tier",
+    "city",
+    "birth_date",
+]
 SOURCE = CustomerSource(
     "customer_source",
     xiva=XivaSource("xiva_customers"),
@@ -48,11 +61,15 @@ def _pull(
             chunk_size=64,
         )
     )
-    table = pa.concat_tables(tables)
+    assert not any(is_partial(t) for t in tables), "a fallback wrote partial rows"
+    table = pa.concat_tables([t.replace_schema_metadata(None) for t in tables])
     assert table.column_names == ["customer_id", *FEATURES, "event_timestamp"]
-    rows = table.to_pylist()
-    assert len({r["customer_id"] for r in rows}) == len(rows)  # one row per customer
-    return {r["customer_id"]: r for r in rows}
+    # auto may yield a customer twice (its Xiva change, then its DWH row): the same merged row;
+    # the job's writer lets the last write win.
+    out: dict[str, dict[str, Any]] = {}
+    for row in table.to_pylist():
+        assert out.setdefault(row["customer_id"], row) == row
+    return out
 
 
 def _dwh_rows(env: FeastEnv) -> dict[str, dict[str, Any]]:
@@ -98,7 +115,8 @@ def test_every_mode_serves_the_same_feature_names_and_auto_merges_per_feature(
     for cid in dwh.xiva_only_ids[:5]:
         assert xiva_first[cid]["city"] == dwh_first[cid]["city"] == xiva[cid]["city"]
     for cid in dwh.dwh_only_ids[:5]:
-        assert xiva_first[cid]["age"] == dwh_first[cid]["age"] == dwh_rows[cid]["age"]
+        assert xiva_first[cid]["birth_date"] == dwh_first[cid]["birth_date"]
+        assert xiva_first[cid]["birth_date"] == dwh_rows[cid]["birth_date"]
 
     # Shared customers, per feature: the preferred source's value unless null, then the other's.
     checked = {"xiva_null": 0, "dwh_null": 0, "both": 0}
@@ -125,9 +143,11 @@ def test_every_mode_serves_the_same_feature_names_and_auto_merges_per_feature(
 def test_auto_falls_back_to_the_dwh_when_xiva_is_down(
     feast_env: FeastEnv, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    first_end = datetime.now(UTC)
+    _pull(end=first_end)  # Xiva read once: its last known values are recorded
     monkeypatch.setenv("XIVA_API_BASE_URL", f"http://127.0.0.1:{_closed_port()}/api")
     report = PullReport()
-    rows = _pull(report)
+    rows = _pull(report, start=EPOCH_START)
     assert set(rows) == set(feast_env.dwh.customer_ids)
     assert report.rows_by_source == {"dwh": len(feast_env.dwh.customer_ids)}
     assert len(report.fallbacks) == 1 and report.fallbacks[0].startswith("xiva failed")
@@ -135,12 +155,45 @@ def test_auto_falls_back_to_the_dwh_when_xiva_is_down(
     assert any(r.levelname == "WARNING" and "fallback" in r.getMessage() for r in caplog.records)
 
 
+def test_auto_never_serves_the_dwh_for_xiva_owned_features_xiva_never_read(
+    feast_env: FeastEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XIVA_API_BASE_URL", f"http://127.0.0.1:{_closed_port()}/api")
+    report = PullReport()
+    tables = list(
+        pull_batches(
+            SOURCE,
+            settings=load_settings(),
+            feature_names=FEATURES,
+            start_date=None,
+            end_date=datetime.now(UTC),
+            report=report,
+        )
+    )
+    # xiva_first: every feature is Xiva's unless Xiva's is null. A customer with no recorded
+    # Xiva values (the snapshot table) is unknown: not served at all, never the DWH's values.
+    # (Customers other pulls recorded are merged with those last known values.)
+    assert not any(is_partial(t) for t in tables) and report.fallbacks
+
+
 def test_auto_falls_back_to_xiva_when_the_dwh_is_wrong(
     feast_env: FeastEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DWH_URL", "postgresql+psycopg://root:pw@127.0.0.1:5432/no_such_db")
     report = PullReport()
-    rows = _pull(report)
+    tables = list(
+        pull_batches(
+            SOURCE,
+            settings=load_settings(),
+            feature_names=FEATURES,
+            start_date=None,
+            end_date=datetime.now(UTC),
+            report=report,
+        )
+    )
+    # Partial: Xiva's (preferred) non-null values; a null cell means "keep the online value".
+    assert tables and all(is_partial(t) for t in tables)
+    rows = {r["customer_id"]: r for t in tables for r in t.to_pylist()}
     assert set(rows) == set(feast_env.sim.customer_ids())
     assert report.fallbacks and report.fallbacks[0].startswith("dwh failed")
     assert "pw" not in " ".join(report.fallbacks)
@@ -214,9 +267,11 @@ def test_incremental_auto_pull_merges_changes_with_the_other_sources_current_val
     dwh_rows = _rows_at(pg_url)
     # A: changes only in the DWH; Xiva's city (preferred) must survive.
     a = next(c for c in info.shared_ids if xiva[c]["city"] is not None)
-    # B: changes only in Xiva and has no age there; the DWH's age must be filled in.
+    # B: changes only in Xiva and has no birth date there; the DWH's (from its age) is filled in.
     b = next(
-        c for c in info.shared_ids if xiva[c]["age"] is None and dwh_rows[c]["age"] is not None
+        c
+        for c in info.shared_ids
+        if xiva[c]["birth_date"] is None and dwh_rows[c]["birth_date"] is not None
     )
     with get_engine(pg_url).begin() as conn:
         conn.execute(
@@ -232,7 +287,7 @@ def test_incremental_auto_pull_merges_changes_with_the_other_sources_current_val
     rows = _pull(start=first_end)
     assert {a, b} <= set(rows)
     assert rows[a]["city"] == xiva[a]["city"]  # not the DWH's new 'Nowhere'
-    assert rows[b]["age"] == dwh_rows[b]["age"]
+    assert rows[b]["birth_date"] == dwh_rows[b]["birth_date"]
     assert rows[b]["total_revenue"] == pytest.approx(
         features_from_360(sim.view_360(b))["total_revenue"]
     )
@@ -243,7 +298,11 @@ def test_incremental_auto_pull_merges_changes_with_the_other_sources_current_val
 def _rows_at(url: str) -> dict[str, dict[str, Any]]:
     with get_engine(url).connect() as conn:
         result = conn.execute(sa.text("SELECT * FROM customer_features_view"))
-        return {str(r["customer_id"]): dict(r) for r in result.mappings()}
+        rows = {str(r["customer_id"]): dict(r) for r in result.mappings()}
+    for row in rows.values():  # the DWH's age as of updated_at, read as the birth-date fact
+        born = facts_from_counts("age", [row["age"]], [row["updated_at"]]).iloc[0]
+        row["birth_date"] = None if pd.isna(born) else born.to_pydatetime()
+    return rows
 
 
 # --------------------------------------------------------------------------------------------

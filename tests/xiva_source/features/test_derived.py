@@ -1,0 +1,155 @@
+"""The one derivation of the features that age: days since the last payment, completed years."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from xiva_source.features.derived import (
+    AS_OF,
+    derive_frame,
+    derive_row,
+    facts_from_counts,
+    to_dates,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def _ts(day: str) -> pd.Timestamp:
+    return pd.Timestamp(day, tz="UTC")
+
+
+def _at(y: int, m: int, d: int, h: int = 0) -> datetime:
+    return datetime(y, m, d, h, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("born", "as_of", "age"),
+    [
+        ("2000-06-15", _at(2026, 6, 15), 26),  # birthday today: the year is completed
+        ("2000-06-15", _at(2026, 6, 14, 23), 25),  # the day before
+        ("2000-02-29", _at(2025, 2, 28, 23), 24),  # leap-day birthday, common year: not yet
+        ("2000-02-29", _at(2025, 3, 1), 25),  # ... completed on 1 March
+        ("2000-02-29", _at(2028, 2, 29), 28),  # leap year: on the day
+        ("2000-02-28", _at(2024, 2, 28), 24),
+        ("2026-06-15", _at(2026, 6, 15), 0),  # born today
+        ("2026-06-16", _at(2026, 6, 15), None),  # not born yet: no true age
+        (None, _at(2026, 6, 15), None),
+    ],
+)
+def test_age_is_completed_years_as_of_the_moment(
+    born: str | None, as_of: datetime, age: int | None
+) -> None:
+    assert derive_row({"birth_date": born}, as_of=as_of)["age"] == age
+
+
+@pytest.mark.parametrize(
+    ("paid", "as_of", "days"),
+    [
+        ("2026-06-15", _at(2026, 6, 15, 23), 0),  # today, late in the day: still 0
+        ("2026-06-14", _at(2026, 6, 15), 1),
+        ("2024-02-28", _at(2024, 3, 1), 2),  # across a leap day
+        ("2023-02-28", _at(2023, 3, 1), 1),
+        ("2026-06-16", _at(2026, 6, 15), None),  # a payment "in the future": no true count
+        (None, _at(2026, 6, 15), None),
+    ],
+)
+def test_days_since_last_payment_as_of_the_moment(
+    paid: str | None, as_of: datetime, days: int | None
+) -> None:
+    assert derive_row({"last_payment_date": paid}, as_of=as_of)["last_purchase_days_ago"] == days
+
+
+def test_facts_of_any_date_like_type_give_the_same_values() -> None:
+    as_of = _at(2026, 6, 15, 12)
+    forms = [
+        "1990-01-20",
+        date(1990, 1, 20),
+        datetime(1990, 1, 20),  # naive: UTC
+        _at(1990, 1, 20),
+        datetime(1990, 1, 20, 23, 30, tzinfo=timezone(timedelta(hours=-3))),  # 21 Jan UTC
+        pd.Timestamp("1990-01-20", tz="UTC"),
+    ]
+    ages = [derive_row({"birth_date": f}, as_of=as_of)["age"] for f in forms]
+    assert ages == [36] * len(forms)
+    later = derive_row({"last_payment_date": forms[4]}, as_of=_at(1990, 1, 22))
+    assert later["last_purchase_days_ago"] == 1  # its UTC date is the 21st
+
+
+def test_a_frame_is_derived_per_row_as_of_its_own_label_time() -> None:
+    frame = pd.DataFrame(
+        {
+            "last_payment_date": pd.to_datetime(
+                ["2021-01-01", "2021-01-01", None],  # type: ignore[arg-type]
+                utc=True,
+            ),
+            "birth_date": pd.to_datetime(["2000-01-02", "2000-01-02", "2000-01-02"], utc=True),
+            AS_OF: pd.to_datetime(
+                ["2021-01-01 10:00", "2021-01-11 00:00", "2026-01-01 00:00"], utc=True
+            ),
+        },
+        index=[7, 8, 9],
+    )
+    out = derive_frame(frame, as_of=_at(2030, 1, 1))  # the AS_OF column wins over as_of
+    assert list(out.index) == [7, 8, 9]
+    assert out["last_purchase_days_ago"].tolist() == [0, 10, pd.NA]
+    assert out["age"].tolist() == [20, 21, 25]
+    assert str(out["age"].dtype) == "Int64"
+
+
+def test_a_frame_without_the_facts_or_rows_gives_missing_values() -> None:
+    out = derive_frame(pd.DataFrame({"city": ["Oslo", None]}), as_of=_at(2026, 1, 1))
+    assert out.isna().all().all() and list(out.columns) == ["last_purchase_days_ago", "age"]
+    empty = derive_frame(pd.DataFrame({"birth_date": pd.Series([], dtype=object)}))
+    assert len(empty) == 0
+    # what Feast hands over online: python datetimes and None in an object column
+    online = pd.DataFrame(
+        {"birth_date": [None, _at(2000, 1, 1)], "last_payment_date": [None, None]}
+    )
+    assert derive_frame(online, as_of=_at(2026, 1, 1))["age"].tolist() == [pd.NA, 26]
+
+
+def test_now_is_the_default_moment() -> None:
+    today = datetime.now(UTC)
+    row = derive_row({"last_payment_date": (today - timedelta(days=3)).date().isoformat()})
+    assert row["last_purchase_days_ago"] == 3
+
+
+def test_counts_as_of_a_timestamp_become_facts_that_age_alike() -> None:
+    stamps = pd.Series(
+        pd.to_datetime(
+            pd.Series(["2024-02-29 10:00", "2025-06-01 00:00", "2025-06-01 00:00", None]), utc=True
+        )
+    )
+    paid = facts_from_counts("last_purchase_days_ago", [3, 0, -2, 5], stamps)
+    assert paid.tolist()[:2] == [
+        pd.Timestamp("2024-02-26", tz="UTC"),
+        pd.Timestamp("2025-06-01", tz="UTC"),
+    ]
+    assert pd.isna(paid.iloc[2]) and pd.isna(paid.iloc[3])  # negative count, no timestamp
+    born = facts_from_counts("age", [40, 20, None, 30], stamps)
+    # The latest birth date consistent with the age: 29 Feb of a common year is 28 Feb.
+    assert born.tolist()[:2] == [
+        pd.Timestamp("1984-02-29", tz="UTC"),
+        pd.Timestamp("2005-06-01", tz="UTC"),
+    ]
+    assert pd.isna(born.iloc[2])
+    born_leap = facts_from_counts("age", [41], pd.Series([pd.Timestamp("2024-02-29", tz="UTC")]))
+    assert born_leap.tolist() == [pd.Timestamp("1983-02-28", tz="UTC")]
+    # Round trip: derived as of the count's own moment, the count comes back; later it has aged.
+    frame = pd.DataFrame({"birth_date": born_leap, AS_OF: [pd.Timestamp("2024-02-29", tz="UTC")]})
+    assert derive_frame(frame)["age"].tolist() == [41]
+    frame[AS_OF] = [pd.Timestamp("2025-02-28", tz="UTC")]
+    assert derive_frame(frame)["age"].tolist() == [42]
+
+
+def test_to_dates_reads_arrow_and_pandas_timestamps() -> None:
+    arrow = pa.array([_at(2020, 5, 5, 13), None], type=pa.timestamp("us", tz="UTC"))
+    assert to_dates(arrow.to_pandas()).tolist()[0] == pd.Timestamp("2020-05-05", tz="UTC")
+    naive = pd.Series(pd.to_datetime(["2020-05-05 13:00"]))
+    assert to_dates(naive).tolist() == [pd.Timestamp("2020-05-05", tz="UTC")]
+    assert pd.isna(to_dates(["not a date"]).iloc[0])

@@ -1,0 +1,74 @@
+"""The job and the Xiva pull's tolerated failures: failed and malformed customers are reported,
+retried and online after the next run; ``xiva_calls`` is the run's own (real simulator, Redis,
+PostgreSQL, Feast)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from xiva_source.jobs.materialize import run_materialization
+from xiva_source.simulator import FaultConfig
+
+if TYPE_CHECKING:
+    from xiva_source.simulator import XivaSimulator
+
+
+def _online_revenue(repo: Path, ids: list[str]) -> list[Any]:
+    from feast import FeatureStore
+
+    result = (
+        FeatureStore(repo_path=str(repo))
+        .get_online_features(
+            features=["customer_features:total_revenue"],
+            entity_rows=[{"customer_id": c} for c in ids],
+        )
+        .to_dict()
+    )
+    return list(result["total_revenue"])
+
+
+def _bills(sim: XivaSimulator, ids: list[str]) -> list[float]:
+    return [float(sim.view_360(c)["financial"]["total_bills"]) for c in ids]
+
+
+def test_failed_and_malformed_customers_are_online_after_the_next_run_without_a_change(
+    repo: Path, ops_env: XivaSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim = ops_env
+    monkeypatch.setenv("FEATURE_STORE_DATA_SOURCE", "xiva")
+    assert run_materialization(repo, progress=False).status == "ok"  # everyone online
+
+    changed = sim.update_customers(count=100)
+    failing, malformed = changed[:4], changed[4]
+    sim.set_faults(
+        FaultConfig(
+            kinds=("503",),
+            paths={f"/customerManagement/v4/customers/{c}/" for c in failing},
+        )
+    )
+    sim.corrupt_customer(malformed, {"financial.total_bills": {"not": "a number"}})
+    sim.reset_counters()
+    second = run_materialization(repo, progress=False)
+
+    line = second.line()
+    assert second.status == "ok", line
+    assert second.failed_customers == 4 and second.malformed == 1, line
+    assert " pending_retries=5 malformed=1 " in line and f"; malformed: {malformed}" in line
+    assert second.xiva_calls == sim.counters()["total"]  # this run's own requests
+    assert _online_revenue(repo, changed[5:]) == pytest.approx(_bills(sim, changed[5:]))
+    # Not read this time: the previous values stay online (never a null, never a wrong value).
+    assert None not in _online_revenue(repo, [*failing, malformed])
+    assert _online_revenue(repo, failing) != pytest.approx(_bills(sim, failing))
+
+    sim.clear_faults()  # Xiva answers again; nothing changed in it since the second run
+    sim.reset_counters()
+    third = run_materialization(repo, progress=False)
+
+    assert third.status == "ok"
+    assert (third.retried, third.recovered) == (5, 4)  # the malformed one is still malformed
+    assert third.pending_retries == 1 and third.malformed == 1
+    assert third.xiva_calls == sim.counters()["total"]
+    assert _online_revenue(repo, failing) == pytest.approx(_bills(sim, failing))
