@@ -5,7 +5,7 @@ and commands such as ``xiva-source usage`` start without importing Feast.
 
 Example:
     >>> from xiva_source import XivaClient, extract_customer_features
-    >>> features = extract_customer_features("a0d35428-691f-4375-9118-d2bdf6811426")
+    >>> features = extract_customer_features("c3a23741-f257-4fec-ac82-b61554ae0811")
 """
 
 from __future__ import annotations

@@ -36,5 +36,5 @@ def test_training_and_serving_examples_run(feast_env: FeastEnv, feast_repo: Path
     exec(compile(serving_code, "README serving example", "exec"), scope)
     features = scope["features"]
     assert isinstance(features, dict)
-    assert features["customer_id"] == ["a0d35428-691f-4375-9118-d2bdf6811426"]
+    assert features["customer_id"] == ["c3a23741-f257-4fec-ac82-b61554ae0811"]
     assert "customer_tier" in features and "churn_score" in features

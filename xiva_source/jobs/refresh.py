@@ -88,7 +88,7 @@ def refresh_customer(
         OnlineStoreError: The online store could not be read or written.
 
     Example:
-        >>> features = refresh_customer("a0d35428-691f-4375-9118-d2bdf6811426")  # doctest: +SKIP
+        >>> features = refresh_customer("c3a23741-f257-4fec-ac82-b61554ae0811")  # doctest: +SKIP
         >>> features["customer_tier"]  # doctest: +SKIP
         'gold'
     """
