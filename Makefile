@@ -50,6 +50,9 @@ bench-materialize: ## Benchmark the job against stock Feast (needs PostgreSQL an
 bench-segmentation: ## Benchmark segmentation against stock Feast + json-logic-qubit (needs Redis)
 	$(BIN)/python bench/segmentation.py --customers 100000 --segments 10
 
-bench: bench-materialize bench-segmentation ## Run every benchmark (prints ratios to the stock path)
+bench-xiva-pull: ## Peak memory of a streamed Xiva pull, 20,000 vs 2,000 simulator customers
+	$(BIN)/python bench/xiva_pull.py
 
-.PHONY: apply materialize demo bench bench-materialize bench-segmentation
+bench: bench-materialize bench-segmentation bench-xiva-pull ## Run every benchmark (prints ratios)
+
+.PHONY: apply materialize demo bench bench-materialize bench-segmentation bench-xiva-pull
