@@ -10,6 +10,7 @@ from __future__ import annotations
 from segmentation.engine import SegmentEngine
 from segmentation.errors import (
     FEATURE_NAME_HINT,
+    EvaluationLimitError,
     OnlineStoreError,
     RuleError,
     SegmentationError,
@@ -32,6 +33,7 @@ __all__ = [
     "SEGMENT_OPERATORS",
     "USE_TTL",
     "CompiledRule",
+    "EvaluationLimitError",
     "HistoryEntry",
     "MembershipStore",
     "NamedRule",

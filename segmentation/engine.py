@@ -196,20 +196,20 @@ class SegmentEngine:
     ) -> dict[str, RefreshResult]:
         """Recompute segments over the whole population and store the memberships in Redis.
 
-        Each segment's SET is swapped atomically (RENAME in MULTI/EXEC); who joined and who left
-        since the last refresh and a history entry are recorded.
+        All the segments switch to their new sets at once (one generation switch, see
+        :mod:`segmentation.memberships`): a refresh killed mid-way leaves the old sets of every
+        segment. Who joined and who left since the last refresh and a history entry are recorded.
+        A dead refresh's lock is taken over (with a warning); a live one is waited for.
 
         Returns:
             Per segment: size, joined and left ids, timestamp.
         """
         names = list(segments or self.segments)
         table = self.evaluate(None, names, now=now)
-        out: dict[str, RefreshResult] = {}
-        for name in names:
-            col = table[name].to_numpy(dtype=bool)
-            members = [str(c) for c in table.index[col]]
-            out[name] = self.memberships.store(name, members, now=now)
-        return out
+        fresh = {
+            name: [str(c) for c in table.index[table[name].to_numpy(dtype=bool)]] for name in names
+        }
+        return self.memberships.store_many(fresh, now=now)
 
     def is_member(self, segment: str, customer_id: str) -> bool:
         """O(1) membership as of the last :meth:`refresh` (SISMEMBER)."""

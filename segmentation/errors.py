@@ -3,7 +3,8 @@
     LoyaltyError                   xiva_source.errors (problem, fix, exit_code)
     ├── SegmentationError          a segment could not be loaded, checked or evaluated
     │   ├── RuleError              a rule is malformed, forbidden or over a limit
-    │   │   └── UnknownFeatureError   a rule reads a feature the repository does not serve
+    │   │   ├── UnknownFeatureError   a rule reads a feature the repository does not serve
+    │   │   └── EvaluationLimitError  an evaluation ran over its budget (work, value sizes, data)
     │   ├── SegmentFileError       a segment file or directory cannot be read (path)
     │   └── UnknownSegmentError    a segment name that is not loaded
     └── OnlineStoreError           xiva_source.feast_plugin.errors (re-exported here)
@@ -21,6 +22,7 @@ from xiva_source.feast_plugin.errors import OnlineStoreError
 
 __all__ = [
     "FEATURE_NAME_HINT",
+    "EvaluationLimitError",
     "OnlineStoreError",
     "RuleError",
     "SegmentFileError",
@@ -142,6 +144,11 @@ class UnknownFeatureError(RuleError):
             rule=rule or self.rule,
             path=self.path,
         )
+
+
+class EvaluationLimitError(RuleError):
+    """An evaluation ran over its budget: too many operations, a value (string, array, integer)
+    too large, or data nested too deep (:class:`~segmentation.rules.RuleLimits`)."""
 
 
 class SegmentFileError(SegmentationError):

@@ -25,7 +25,7 @@ from typing import Any
 
 import json_logic
 
-from segmentation.errors import RuleError
+from segmentation.errors import EvaluationLimitError, RuleError
 from segmentation.rules import (
     CLASSIC_OPERATORS,
     DEFAULT_LIMITS,
@@ -54,6 +54,11 @@ _COMPARISONS = frozenset({"==", "===", "<", "<=", ">", ">="})
 _NEGATED = frozenset({"!=", "!=="})
 _ARITHMETIC = frozenset({"+", "-", "*", "/", "%", "min", "max"})
 _STRINGS = frozenset({"cat", "substr"})
+_GROWING = frozenset({"cat", "merge", "+", "-", "*", "/", "%", "min", "max"})
+_LIMIT_FIX = (
+    "simplify the rule or give it less data (map, filter, reduce, all, some and none run their "
+    "rule once per item); or raise segmentation.RuleLimits for this call"
+)
 
 
 def truthy(value: Any) -> bool:
@@ -61,11 +66,19 @@ def truthy(value: Any) -> bool:
     return bool(value)
 
 
-def normalize_value(value: Any) -> Any:
+def normalize_value(value: Any, *, max_depth: int = DEFAULT_LIMITS.max_data_depth) -> Any:
     """One feature value as plain Python: NaN/None/pd.NA/pd.NaT -> None, numpy scalars -> Python.
 
-    Containers are normalised recursively; other objects are returned unchanged.
+    Containers are normalised recursively, at most ``max_depth`` levels deep; other objects are
+    returned unchanged.
+
+    Raises:
+        EvaluationLimitError: The value is nested deeper than ``max_depth`` (or is cyclic).
     """
+    return _normalize(value, 0, max_depth)
+
+
+def _normalize(value: Any, depth: int, max_depth: int) -> Any:
     if value is None:
         return None
     kind = type(value)
@@ -77,14 +90,19 @@ def normalize_value(value: Any) -> Any:
         return None if math.isnan(value) else float(value)
     if isinstance(value, str):  # np.str_
         return str(value)
-    if isinstance(value, dict):
-        return {k: normalize_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [normalize_value(v) for v in value]
+    if isinstance(value, dict | list | tuple):
+        if depth >= max_depth:
+            raise EvaluationLimitError(
+                f"the data is nested deeper than {max_depth} levels",
+                "flatten the data, or raise RuleLimits.max_data_depth for this call",
+            )
+        if isinstance(value, dict):
+            return {k: _normalize(v, depth + 1, max_depth) for k, v in value.items()}
+        return [_normalize(v, depth + 1, max_depth) for v in value]
     item = getattr(value, "item", None)  # numpy scalars (np.int64, np.float32, np.bool_...)
     if item is not None and type(value).__module__ == "numpy":
         try:
-            return normalize_value(item())
+            return _normalize(item(), depth, max_depth)
         except (TypeError, ValueError):
             return value
     if _is_pandas_missing(value):
@@ -103,11 +121,68 @@ def _is_pandas_missing(value: Any) -> bool:
     return value is pd.NA or value is pd.NaT
 
 
-def normalize_data(data: Mapping[str, Any] | None) -> dict[str, Any]:
+def normalize_data(
+    data: Mapping[str, Any] | None, *, max_depth: int = DEFAULT_LIMITS.max_data_depth
+) -> dict[str, Any]:
     """A row of features as a plain dict of normalised values (see :func:`normalize_value`)."""
     if not data:
         return {}
-    return {k: normalize_value(v) for k, v in data.items()}
+    return {k: _normalize(v, 1, max_depth) for k, v in data.items()}
+
+
+def _width(value: Any, limit: int) -> int:
+    """About how many characters ``str(value)`` has (counting stops past ``limit``)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value.bit_length() // 3 + 2
+    if isinstance(value, list | tuple | dict):
+        total = 2
+        for item in value.values() if isinstance(value, dict) else value:
+            total += _width(item, limit) + 2
+            if total > limit:
+                break
+        return total
+    return 24
+
+
+def _bits(value: Any) -> int:
+    """About how many bits ``value`` has as a number (a numeric string is parsed by qubit)."""
+    if isinstance(value, int):
+        return value.bit_length()
+    if isinstance(value, str):
+        return len(value) * 10 // 3
+    return 0
+
+
+def _growth_problem(op: str, values: list[Any], limits: RuleLimits) -> str | None:
+    """Why running ``op`` on ``values`` would build a value over the limits (None: it would not).
+
+    Checked *before* the operation, so a doubling rule stops at the limit, not after allocating.
+    """
+    most = limits.max_value_length
+    if op == "cat":
+        total = 0
+        for v in values:
+            total += _width(v, limits.max_value_length)
+            if total > limits.max_value_length:
+                return (
+                    f"'cat' would build a string of more than {limits.max_value_length} characters"
+                )
+        return None
+    if op == "merge":
+        items = sum(len(v) if isinstance(v, list | tuple) else 1 for v in values)
+        if items > limits.max_value_length:
+            return f"'merge' would build an array of {items} items, more than {most}"
+        return None
+    bits = [_bits(v) for v in values]
+    width = sum(bits) if op == "*" else max(bits, default=0)
+    if width > limits.max_result_bits:
+        return (
+            f"{op!r} would compute with an integer of about {width} bits, "
+            f"more than {limits.max_result_bits}"
+        )
+    return None
 
 
 def _args(node: dict[str, Any]) -> tuple[str, list[Any]]:
@@ -118,11 +193,20 @@ def _args(node: dict[str, Any]) -> tuple[str, list[Any]]:
 class _Evaluator:
     """The dispatcher; ``segment=True`` applies the segment null policy."""
 
-    def __init__(self, *, segment: bool) -> None:
+    def __init__(self, *, segment: bool, limits: RuleLimits = DEFAULT_LIMITS) -> None:
         self.segment = segment
         self.allowed = SEGMENT_OPERATORS if segment else CLASSIC_OPERATORS
+        self.limits = limits
+        self.steps = 0  # standard mode only: a segment rule has no loops (bounded by its size)
 
     def run(self, node: Any, data: Any) -> Any:
+        if not self.segment:
+            self.steps += 1
+            if self.steps > self.limits.max_steps:
+                raise EvaluationLimitError(
+                    f"the evaluation ran more than {self.limits.max_steps} operations",
+                    _LIMIT_FIX,
+                )
         if isinstance(node, list | tuple):
             return [self.run(x, data) for x in node]
         if not isinstance(node, dict):
@@ -145,12 +229,18 @@ class _Evaluator:
         if op in ("map", "filter", "reduce", "all", "none", "some"):
             return self._scoped(op, args, data)
         values = [self.run(a, data) for a in args]
+        if op in _GROWING:
+            problem = _growth_problem(op, values, self.limits)
+            if problem is not None:
+                if self.segment:  # the null policy: a value too large to compute is missing
+                    return None
+                raise EvaluationLimitError(problem, _LIMIT_FIX)
         if self.segment:
             return self._segment_op(op, values, data)
         if op == "var":
-            return _QUBIT["var"](data or {}, *values)
+            return _QUBIT["var"]({} if data is None else data, *values)
         if op in ("missing", "missing_some"):
-            return _QUBIT[op](data or {}, *values)
+            return _QUBIT[op]({} if data is None else data, *values)
         return _QUBIT[op](*values)
 
     def _scoped(self, op: str, args: list[Any], data: Any) -> Any:
@@ -202,7 +292,6 @@ class _Evaluator:
         return _QUBIT[op](*values)  # "!" and "!!"
 
 
-_STANDARD = _Evaluator(segment=False)
 _SEGMENT = _Evaluator(segment=True)
 
 
@@ -215,22 +304,30 @@ def evaluate(rule: Any, data: Any = None, *, limits: RuleLimits = DEFAULT_LIMITS
     Args:
         rule: A JsonLogic rule (or a literal, which evaluates to itself).
         data: The data object the rule's ``var`` reads.
-        limits: Size limits for the rule.
+        limits: Size limits for the rule and budgets for its evaluation (see
+            :class:`~segmentation.rules.RuleLimits`).
 
     Returns:
         Whatever the rule evaluates to, as standard JsonLogic defines it.
 
     Raises:
         RuleError: The rule is refused, or fails while running (e.g. ``{"+": [null]}``).
+        EvaluationLimitError: (a ``RuleError``) the evaluation ran over ``limits``: more than
+            ``max_steps`` operations, a ``cat``/``merge`` result over ``max_value_length``, an
+            integer over ``max_result_bits``, data nested deeper than ``max_data_depth``.
 
     Example:
         >>> evaluate({">": [{"var": "age"}, 30]}, {"age": 41})
         True
     """
     check_rule(rule, mode="standard", limits=limits)
-    data = normalize_data(data) if isinstance(data, Mapping) else normalize_value(data)
+    depth = limits.max_data_depth
+    if isinstance(data, Mapping):
+        data = normalize_data(data, max_depth=depth)
+    else:
+        data = normalize_value(data, max_depth=depth)
     try:
-        return _STANDARD.run(rule, data)
+        return _Evaluator(segment=False, limits=limits).run(rule, data)
     except RuleError:
         raise
     except (TypeError, ValueError, ZeroDivisionError, OverflowError, IndexError) as e:

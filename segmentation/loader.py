@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_SEGMENTS_DIR",
+    "MAX_SEGMENTS",
+    "MAX_SEGMENT_FILE_BYTES",
     "SEGMENT_SUFFIXES",
     "check_segments_dir",
     "load_segments",
@@ -27,6 +29,23 @@ __all__ = [
 #: The example segments shipped with the package.
 DEFAULT_SEGMENTS_DIR = Path(__file__).resolve().parent / "segments"
 SEGMENT_SUFFIXES = (".json", ".yaml", ".yml")
+#: Largest segment file read, in bytes (a file is data from a user: bound what it can cost).
+MAX_SEGMENT_FILE_BYTES = 2**20
+#: Most segments one directory may define (those after it are reported, not loaded).
+MAX_SEGMENTS = 10_000
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader refusing aliases (``*name``): an alias bomb (a billion laughs) is a
+    few hundred bytes that expand to gigabytes, in any field."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in segment files", event.start_mark
+            )
+        return super().compose_node(parent, index)
 
 
 def segments_dir(
@@ -52,15 +71,25 @@ def segments_dir(
     return settings.segments_dir or DEFAULT_SEGMENTS_DIR
 
 
-def _read(path: Path) -> list[Any]:
+def _read(path: Path, max_bytes: int) -> list[Any]:
     try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise SegmentFileError(
+                str(path),
+                f"the file has {size:,} bytes, more than the limit of {max_bytes:,}",
+                "split it into several files, or shorten it (a segment file holds rules, not data)",
+            )
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise SegmentFileError(
             str(path), f"cannot read the file ({e})", "check it is UTF-8 text"
         ) from e
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        if path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            data = yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader refusing aliases
     except (ValueError, yaml.YAMLError, RecursionError) as e:
         kind = "JSON" if path.suffix == ".json" else "YAML"
         detail = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -91,16 +120,26 @@ def _files(directory: Path) -> list[Path]:
 
 
 def _load(
-    directory: Path, feature_names: Collection[str] | None
+    directory: Path, feature_names: Collection[str] | None, max_file_bytes: int
 ) -> tuple[list[Segment], list[SegmentationError]]:
     segments: list[Segment] = []
     errors: list[SegmentationError] = []
     seen: dict[str, Path] = {}
     for path in _files(directory):
         try:
-            items = _read(path)
+            items = _read(path, max_file_bytes)
         except SegmentFileError as e:
             errors.append(e)
+            continue
+        if len(segments) + len(items) > MAX_SEGMENTS:
+            errors.append(
+                SegmentFileError(
+                    str(path),
+                    f"more than {MAX_SEGMENTS:,} segments in the directory: this file's "
+                    f"{len(items):,} are not loaded",
+                    "keep fewer segments in one directory",
+                )
+            )
             continue
         for item in items:
             try:
@@ -129,6 +168,7 @@ def load_segments(
     *,
     feature_names: Collection[str] | None = None,
     settings: Settings | None = None,
+    max_file_bytes: int = MAX_SEGMENT_FILE_BYTES,
 ) -> list[Segment]:
     """Load every segment of a directory (``*.json``, ``*.yaml``, ``*.yml``, sorted by file).
 
@@ -138,6 +178,7 @@ def load_segments(
         directory: The directory; default ``SEGMENTS_DIR`` or the shipped examples.
         feature_names: When given, every rule's features are validated against them.
         settings: Where ``SEGMENTS_DIR`` comes from (see :func:`segments_dir`).
+        max_file_bytes: A larger file is refused (default :data:`MAX_SEGMENT_FILE_BYTES`).
 
     Returns:
         The segments, in file order.
@@ -146,7 +187,8 @@ def load_segments(
         SegmentFileError: The first problem (unreadable file, bad syntax, refused rule, unknown
             feature, duplicate name), naming the file, segment and rule.
     """
-    segments, errors = _load(segments_dir(directory, settings=settings), feature_names)
+    where = segments_dir(directory, settings=settings)
+    segments, errors = _load(where, feature_names, max_file_bytes)
     if errors:
         raise errors[0]
     return segments
@@ -157,6 +199,7 @@ def check_segments_dir(
     *,
     feature_names: Collection[str] | None = None,
     settings: Settings | None = None,
+    max_file_bytes: int = MAX_SEGMENT_FILE_BYTES,
 ) -> tuple[list[Segment], list[SegmentationError]]:
     """Load a directory and collect *every* problem instead of stopping at the first.
 
@@ -164,11 +207,12 @@ def check_segments_dir(
         directory: As for :func:`load_segments`.
         feature_names: As for :func:`load_segments`.
         settings: As for :func:`load_segments`.
+        max_file_bytes: As for :func:`load_segments`.
 
     Returns:
         The valid segments and the errors (empty when all is well).
     """
     try:
-        return _load(segments_dir(directory, settings=settings), feature_names)
+        return _load(segments_dir(directory, settings=settings), feature_names, max_file_bytes)
     except SegmentFileError as e:
         return [], [e]

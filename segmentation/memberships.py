@@ -1,16 +1,25 @@
-"""Segment memberships in Redis: one SET per segment, swapped atomically, with deltas and history.
+"""Segment memberships in Redis: generations switched atomically across segments, with deltas
+and history.
 
-Keys (``<p>`` = ``segmentation:<feast project>``):
+Keys (``<p>`` = ``segmentation:<feast project>``, ``<g>`` = a generation id):
 
-* ``<p>:members:<segment>``: the members of the last refresh (SET; ``SISMEMBER`` is O(1)).
-* ``<p>:previous:<segment>``: the members of the refresh before.
-* ``<p>:joined:<segment>`` / ``<p>:left:<segment>``: who joined / left at the last refresh (SDIFF).
+* ``<p>:current``: a HASH ``segment -> generation`` of the last refresh: readers read through it.
+* ``<p>:previous``: a HASH ``segment -> generation`` of the refresh before (kept one refresh so a
+  reader that looked the generation up just before a switch still finds its set).
+* ``<p>:gen:<g>:members:<segment>``: the members (SET; ``SISMEMBER`` is O(1)).
+* ``<p>:gen:<g>:joined:<segment>`` / ``...:left:<segment>``: who joined / left at that refresh.
 * ``<p>:history:<segment>``: a LIST of JSON entries ``{"timestamp", "size", "joined", "left"}``,
   newest first, trimmed to ``history_limit``.
+* ``<p>:refresh-lock``: the refresh lock (:mod:`segmentation.refresh_lock`).
 
-A refresh writes the new members into a temporary key, computes the deltas with ``SDIFFSTORE``, then
-swaps everything with ``RENAME`` inside one ``MULTI``/``EXEC`` transaction: a reader sees either
-the old set or the new one, never a half-written one.
+A refresh of several segments writes every segment's new set and deltas under one new generation
+(keys that expire in an hour until switched), then switches all of them with one ``MULTI``/``EXEC``
+(``HSET current``, history entries) that also checks the refresh still holds the lock. A refresh
+killed at any point leaves every segment on the old generation or every one on the new, never a
+mix; what it wrote expires. Generations two refreshes old are deleted after the switch.
+
+Keys of the layout before generations (``<p>:members:<segment>``, ...) are still read for a segment
+that has no generation yet, and deleted by its first refresh.
 """
 
 from __future__ import annotations
@@ -18,14 +27,21 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
+
+from segmentation.errors import SegmentationError
+from segmentation.refresh_lock import DEFAULT_LOCK_TTL, RefreshLock
 
 if TYPE_CHECKING:
     import redis
 
 __all__ = ["HistoryEntry", "MembershipStore", "RefreshResult"]
+
+_KINDS = ("members", "joined", "left")
+_UNSWITCHED_TTL = 3600
+"""Seconds the keys of a generation live until the switch (a killed refresh leaves nothing)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +76,10 @@ def _s(values: Iterable[bytes | str]) -> list[str]:
     return sorted(v.decode() if isinstance(v, bytes) else v for v in values)
 
 
+def _text(value: Any) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class MembershipStore:
     """Reads and writes segment memberships of one Feast project in Redis.
 
@@ -68,77 +88,215 @@ class MembershipStore:
         project: The Feast project (part of every key, so projects never mix).
         history_limit: Entries kept per segment's history.
         chunk: Members per ``SADD`` command while writing.
+        lock_ttl: Seconds the refresh lock outlives a dead owner on another host (a dead owner on
+            this host is taken over at once).
+        lock_wait: Seconds a refresh waits for another live refresh before failing.
     """
 
     def __init__(
-        self, client: redis.Redis, project: str, *, history_limit: int = 1000, chunk: int = 10_000
+        self,
+        client: redis.Redis,
+        project: str,
+        *,
+        history_limit: int = 1000,
+        chunk: int = 10_000,
+        lock_ttl: float = DEFAULT_LOCK_TTL,
+        lock_wait: float = 600.0,
     ) -> None:
         self.client = client
         self.prefix = f"segmentation:{project}"
         self.history_limit = history_limit
         self.chunk = chunk
+        self.lock_ttl = lock_ttl
+        self.lock_wait = lock_wait
 
     def key(self, kind: str, segment: str) -> str:
-        """The Redis key of ``kind`` (members, previous, joined, left, history) for a segment."""
+        """The key of ``kind`` for a segment outside generations (history; the old layout)."""
         return f"{self.prefix}:{kind}:{segment}"
 
+    def generation_key(self, generation: str, kind: str, segment: str) -> str:
+        """The key of ``kind`` (members, joined, left) of a segment in a generation."""
+        return f"{self.prefix}:gen:{generation}:{kind}:{segment}"
+
+    @property
+    def lock_key(self) -> str:
+        """The refresh lock's key."""
+        return f"{self.prefix}:refresh-lock"
+
+    def generation(self, segment: str) -> str | None:
+        """The generation a segment's reads go to (``None``: never refreshed with generations)."""
+        return _text(self.client.hget(f"{self.prefix}:current", segment))
+
+    def _key_in(self, generation: str | None, kind: str, segment: str) -> str:
+        # No generation: the old layout's key.
+        if generation is None:
+            return self.key(kind, segment)
+        return self.generation_key(generation, kind, segment)
+
+    def _resolve(self, kind: str, segment: str) -> str:
+        return self._key_in(self.generation(segment), kind, segment)
+
+    # --- writing --------------------------------------------------------------------------
     def store(
         self, segment: str, members: Sequence[str], *, now: _dt.datetime | None = None
     ) -> RefreshResult:
-        """Replace a segment's members atomically and record the deltas and the history entry.
+        """Replace one segment's members (see :meth:`store_many`)."""
+        return self.store_many({segment: members}, now=now)[segment]
+
+    def store_many(
+        self,
+        memberships: Mapping[str, Sequence[str]],
+        *,
+        now: _dt.datetime | None = None,
+        on_written: Callable[[str], None] | None = None,
+    ) -> dict[str, RefreshResult]:
+        """Replace several segments' members with one generation switch for all of them.
 
         Args:
-            segment: The segment's name.
-            members: The new members.
+            memberships: The new members of each segment.
             now: The refresh time (default: now, UTC).
+            on_written: Called with each segment's name once its new set is written (before
+                the switch): progress reporting.
 
         Returns:
-            The new size and who joined and left.
-        """
-        r = self.client
-        token = uuid.uuid4().hex
-        tmp, tmp_joined, tmp_left = (
-            f"{self.prefix}:tmp:{token}:{k}" for k in ("members", "joined", "left")
-        )
-        current = self.key("members", segment)
-        with r.lock(f"{self.prefix}:lock:{segment}", timeout=600, blocking_timeout=600):
-            try:
-                with r.pipeline(transaction=False) as pipe:
-                    for i in range(0, len(members), self.chunk):
-                        pipe.sadd(tmp, *members[i : i + self.chunk])
-                    pipe.expire(tmp, 3600)  # a crashed refresh leaves nothing behind for long
-                    pipe.sdiffstore(tmp_joined, [tmp, current])
-                    pipe.sdiffstore(tmp_left, [current, tmp])
-                    pipe.exists(current)
-                    pipe.smembers(tmp_joined)
-                    pipe.smembers(tmp_left)
-                    *_, n_joined, n_left, had_current, joined, left = pipe.execute()
-                stamp = (now or _dt.datetime.now(_dt.UTC)).isoformat()
-                entry = HistoryEntry(stamp, len(set(members)), n_joined, n_left)
-                with r.pipeline(transaction=True) as tx:
-                    previous = self.key("previous", segment)
-                    if had_current:
-                        tx.rename(current, previous)
-                    else:
-                        tx.delete(previous)
-                    for src, dst, n in (
-                        (tmp, current, entry.size),
-                        (tmp_joined, self.key("joined", segment), n_joined),
-                        (tmp_left, self.key("left", segment), n_left),
-                    ):
-                        if n:
-                            tx.rename(src, dst)
-                            tx.persist(dst)
-                        else:
-                            tx.delete(dst)
-                    history = self.key("history", segment)
-                    tx.lpush(history, json.dumps(asdict(entry)))
-                    tx.ltrim(history, 0, self.history_limit - 1)
-                    tx.execute()
-            finally:
-                r.delete(tmp, tmp_joined, tmp_left)
-        return RefreshResult(segment, entry.size, _s(joined), _s(left), stamp)
+            Per segment: the new size and who joined and left.
 
+        Raises:
+            SegmentationError: Another live refresh held the lock for longer than ``lock_wait``,
+                or this refresh lost the lock before the switch (nothing switched).
+        """
+        if not memberships:
+            return {}
+        r = self.client
+        moment = now or _dt.datetime.now(_dt.UTC)
+        stamp = moment.isoformat()
+        gen = f"{moment.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        with RefreshLock(r, self.lock_key, ttl=self.lock_ttl, wait=self.lock_wait) as lock:
+            names = list(memberships)
+            current = self._pointers("current", names)
+            previous = self._pointers("previous", names)
+            entries: dict[str, HistoryEntry] = {}
+            results: dict[str, RefreshResult] = {}
+            for done, name in enumerate(names):
+                entries[name], results[name] = self._write(gen, name, memberships[name], current)
+                self._keep_alive(gen, names[:done])  # written earlier: must not expire first
+                if on_written is not None:
+                    on_written(name)
+            self._switch(lock, gen, entries, current, stamp)
+            self._drop_old(previous, current)
+        return {
+            n: RefreshResult(n, res.size, res.joined, res.left, stamp) for n, res in results.items()
+        }
+
+    def _pointers(self, which: str, names: list[str]) -> dict[str, str | None]:
+        values = self._get(self.client.hmget(f"{self.prefix}:{which}", names))
+        return {n: _text(g) for n, g in zip(names, values, strict=True)}
+
+    def _write(
+        self, gen: str, name: str, members: Sequence[str], current: Mapping[str, str | None]
+    ) -> tuple[HistoryEntry, RefreshResult]:
+        new, joined_key, left_key = (self.generation_key(gen, k, name) for k in _KINDS)
+        old = self._key_in(current[name], "members", name)
+        with self.client.pipeline(transaction=False) as pipe:
+            for i in range(0, len(members), self.chunk):
+                pipe.sadd(new, *members[i : i + self.chunk])
+            pipe.sdiffstore(joined_key, [new, old])
+            pipe.sdiffstore(left_key, [old, new])
+            for key in (new, joined_key, left_key):
+                pipe.expire(key, _UNSWITCHED_TTL)  # a killed refresh leaves nothing for long
+            pipe.smembers(joined_key)
+            pipe.smembers(left_key)
+            *_, joined, left = pipe.execute()
+        entry = HistoryEntry("", len(set(members)), len(joined), len(left))
+        return entry, RefreshResult(name, entry.size, _s(joined), _s(left), "")
+
+    def _keep_alive(self, gen: str, names: Sequence[str]) -> None:
+        if names:
+            with self.client.pipeline(transaction=False) as pipe:
+                for name in names:
+                    for kind in _KINDS:
+                        pipe.expire(self.generation_key(gen, kind, name), _UNSWITCHED_TTL)
+                pipe.execute()
+
+    def _check_written(self, tx: Any, gen: str, entries: Mapping[str, HistoryEntry]) -> None:
+        """Every new set is still complete (none expired during a very long refresh)."""
+        for name, entry in entries.items():
+            if int(tx.scard(self.generation_key(gen, "members", name))) != entry.size:
+                raise SegmentationError(
+                    f"the new members of segment {name!r} expired before the switch (one "
+                    f"segment took more than {_UNSWITCHED_TTL} s to write); nothing was switched",
+                    "Run the refresh again; refresh fewer segments at a time",
+                )
+
+    def _switch(
+        self,
+        lock: RefreshLock,
+        gen: str,
+        entries: Mapping[str, HistoryEntry],
+        current: Mapping[str, str | None],
+        stamp: str,
+    ) -> None:
+        from redis.exceptions import WatchError
+
+        for _ in range(20):  # the lock's heartbeat touches the watched key now and then
+            with self.client.pipeline(transaction=True) as tx:
+                try:
+                    tx.watch(lock.key)
+                    if _text(tx.get(lock.key)) != lock.owner:
+                        raise SegmentationError(
+                            "the membership refresh lost its lock before switching (another "
+                            "refresh took it over); nothing was switched",
+                            "Run the refresh again",
+                        )
+                    self._check_written(tx, gen, entries)
+                    tx.multi()
+                    self._queue_switch(tx, gen, entries, current, stamp)
+                    tx.execute()
+                    return
+                except WatchError:
+                    continue
+        raise SegmentationError(
+            "the membership refresh could not switch generations (its lock kept changing)",
+            "Run the refresh again",
+        )
+
+    def _queue_switch(
+        self,
+        tx: Any,
+        gen: str,
+        entries: Mapping[str, HistoryEntry],
+        current: Mapping[str, str | None],
+        stamp: str,
+    ) -> None:
+        tx.hset(f"{self.prefix}:current", mapping=dict.fromkeys(entries, gen))
+        had = {n: g for n, g in current.items() if g}
+        if had:
+            tx.hset(f"{self.prefix}:previous", mapping=had)
+        if len(had) < len(entries):
+            tx.hdel(f"{self.prefix}:previous", *(n for n in entries if n not in had))
+        for name, entry in entries.items():
+            for kind in _KINDS:
+                tx.persist(self.generation_key(gen, kind, name))
+            tx.delete(*(self.key(k, name) for k in ("members", "previous", "joined", "left")))
+            history = self.key("history", name)
+            record = HistoryEntry(stamp, entry.size, entry.joined, entry.left)
+            tx.lpush(history, json.dumps(asdict(record)))
+            tx.ltrim(history, 0, self.history_limit - 1)
+
+    def _drop_old(
+        self, previous: Mapping[str, str | None], current: Mapping[str, str | None]
+    ) -> None:
+        """Delete the generations two refreshes old (no pointer names them any more)."""
+        stale = [
+            self.generation_key(g, kind, n)
+            for n, g in previous.items()
+            if g and g != current.get(n)
+            for kind in _KINDS
+        ]
+        if stale:
+            self.client.delete(*stale)
+
+    # --- reading --------------------------------------------------------------------------
     @staticmethod
     def _get(reply: Any) -> Any:
         """A reply of the synchronous client (redis-py's stubs also allow Awaitables)."""
@@ -146,23 +304,23 @@ class MembershipStore:
 
     def is_member(self, segment: str, customer_id: str) -> bool:
         """O(1) membership as of the last refresh."""
-        return bool(self.client.sismember(self.key("members", segment), customer_id))
+        return bool(self.client.sismember(self._resolve("members", segment), customer_id))
 
     def members(self, segment: str) -> list[str]:
         """The members as of the last refresh, sorted."""
-        return _s(self._get(self.client.smembers(self.key("members", segment))))
+        return _s(self._get(self.client.smembers(self._resolve("members", segment))))
 
     def size(self, segment: str) -> int:
         """The number of members as of the last refresh."""
-        return int(self._get(self.client.scard(self.key("members", segment))))
+        return int(self._get(self.client.scard(self._resolve("members", segment))))
 
     def joined(self, segment: str) -> list[str]:
         """Customers who joined at the last refresh, sorted."""
-        return _s(self._get(self.client.smembers(self.key("joined", segment))))
+        return _s(self._get(self.client.smembers(self._resolve("joined", segment))))
 
     def left(self, segment: str) -> list[str]:
         """Customers who left at the last refresh, sorted."""
-        return _s(self._get(self.client.smembers(self.key("left", segment))))
+        return _s(self._get(self.client.smembers(self._resolve("left", segment))))
 
     def history(self, segment: str, limit: int | None = None) -> list[HistoryEntry]:
         """The segment's refreshes, newest first."""
@@ -171,6 +329,13 @@ class MembershipStore:
         return [HistoryEntry(**json.loads(x)) for x in raw]
 
     def delete(self, segment: str) -> None:
-        """Forget a segment's memberships, deltas and history."""
-        kinds = ("members", "previous", "joined", "left", "history")
-        self.client.delete(*(self.key(k, segment) for k in kinds))
+        """Forget a segment's memberships, deltas and history (every generation of it)."""
+        r = self.client
+        gens = {_text(r.hget(f"{self.prefix}:{p}", segment)) for p in ("current", "previous")}
+        keys = [self.generation_key(g, k, segment) for g in gens if g for k in _KINDS]
+        keys += [self.key(k, segment) for k in ("members", "previous", "joined", "left", "history")]
+        with r.pipeline(transaction=True) as tx:
+            tx.hdel(f"{self.prefix}:current", segment)
+            tx.hdel(f"{self.prefix}:previous", segment)
+            tx.delete(*keys)
+            tx.execute()

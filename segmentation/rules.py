@@ -104,6 +104,19 @@ class RuleLimits(BaseModel):
     """Longest array literal (e.g. the list of an ``in``)."""
     max_string_length: int = Field(default=10_000, ge=1)
     """Longest string literal."""
+    max_int_bits: int = Field(default=64, ge=1)
+    """Widest integer literal, in bits (64: what a feature can hold; a wider one is refused)."""
+    max_value_length: int = Field(default=10_000, ge=1)
+    """Longest string (characters) or array (items) an evaluation may build (``cat``, ``merge``)."""
+    max_result_bits: int = Field(default=1024, ge=64)
+    """Widest integer an evaluation may compute (``*`` of big integers), in bits."""
+    max_steps: int = Field(default=100_000, ge=1)
+    """Most operations one ``evaluate`` call may run (``map``/``reduce``/``some``... over data)."""
+    max_data_depth: int = Field(default=64, ge=1)
+    """Deepest nesting of the data given to ``evaluate``."""
+    max_batch_bytes: int = Field(default=64 * 2**20, ge=2**20)
+    """Memory the vectorized path may hold for one rule's intermediate columns (rows are
+    evaluated in slices to stay under it)."""
 
 
 DEFAULT_LIMITS = RuleLimits()
@@ -120,10 +133,20 @@ class RuleInfo:
 
     variables: dict[str, str] = field(default_factory=dict)
     operators: set[str] = field(default_factory=set)
+    nodes: int = 0
+    """How many values (operators, arrays, literals) the rule has."""
 
 
-def _literal_problem(value: Any) -> str | None:
-    if value is None or isinstance(value, bool | int | str):
+def _literal_problem(value: Any, limits: RuleLimits) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value.bit_length() > limits.max_int_bits:
+            digits = int(value.bit_length() * 0.30103) + 1  # str() refuses > 4,300 digits
+            return (
+                f"an integer literal of about {digits} digits is wider than "
+                f"{limits.max_int_bits} bits"
+            )
+        return None
+    if value is None or isinstance(value, bool | str):
         return None
     if isinstance(value, float):
         return None if math.isfinite(value) else f"non-finite number {value!r}"
@@ -182,9 +205,14 @@ def check_rule(
             stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(node))
             continue
         if not isinstance(node, dict):
-            problem = _literal_problem(node)
+            problem = _literal_problem(node, limits)
             if problem:
-                raise RuleError(problem, "use only JSON values in rules", path=path)
+                fix = (
+                    f"use integers between -2**{limits.max_int_bits} and 2**{limits.max_int_bits}"
+                    if isinstance(node, int)
+                    else "use only JSON values in rules"
+                )
+                raise RuleError(problem, fix, path=path)
             if isinstance(node, str) and len(node) > limits.max_string_length:
                 raise RuleError(
                     f"a string has {len(node)} characters, more than {limits.max_string_length}",
@@ -259,7 +287,61 @@ def check_rule(
                 for n in names:
                     info.variables.setdefault(n, here)
         stack.append((args, here, depth + 1))
+    info.nodes = nodes
+    if mode == "segment":
+        _static_size(rule, "$", limits)  # depth is bounded now: recursion is safe
     return info
+
+
+def _static_size(node: Any, path: str, limits: RuleLimits) -> tuple[int, int]:
+    """Upper bounds of a checked segment (sub-)rule's value: (string length, integer bits).
+
+    A segment rule runs each node once per row and has no loops, so these bounds are what a row
+    can cost; a rule whose literals alone exceed the limits is refused here, at validation, not
+    while ``sizes``/``refresh`` run. A feature counts as 64 bits and as an empty string (its real
+    length is checked when the rule runs: see ``evaluator``).
+    """
+    if isinstance(node, list | tuple):
+        sizes = [_static_size(v, f"{path}[{i}]", limits) for i, v in enumerate(node)]
+        return max((s for s, _ in sizes), default=0), max((b for _, b in sizes), default=0)
+    if not isinstance(node, dict):
+        if isinstance(node, str):
+            return len(node), 0
+        if isinstance(node, int):
+            return node.bit_length() // 3 + 2, node.bit_length()
+        return (len(repr(node)), 0) if isinstance(node, float) else (0, 0)
+    op, args = next(iter(node.items()))
+    here = f"{path}.{op}"
+    if op in ("var", "missing", "missing_some"):
+        return 20, 64
+    argv = list(args) if isinstance(args, list | tuple) else [args]
+    sizes = [_static_size(v, f"{here}[{i}]", limits) for i, v in enumerate(argv)]
+    strings, bits = [s for s, _ in sizes], [b for _, b in sizes]
+    if op == "cat":
+        total = sum(strings)
+        if total > limits.max_value_length:
+            raise RuleError(
+                f"'cat' can build a string of {total} characters, more than "
+                f"{limits.max_value_length}",
+                "concatenate fewer or shorter strings",
+                path=here,
+            )
+        return total, 0
+    if op == "substr":
+        return strings[0], 0
+    if op in ("+", "-", "*"):
+        width = sum(bits) if op == "*" else max(bits) + len(bits).bit_length()
+        if width > limits.max_result_bits:
+            raise RuleError(
+                f"{op!r} can compute an integer of {width} bits, more than "
+                f"{limits.max_result_bits}",
+                "multiply fewer or smaller numbers",
+                path=here,
+            )
+        return width // 3 + 2, width
+    if op in ("if", "?:", "and", "or", "min", "max", "%"):
+        return max(strings, default=0), max(bits, default=0)
+    return 8, 1  # comparisons, !, !!, in, /: a boolean or a float
 
 
 def check_features(info: RuleInfo, feature_names: Collection[str]) -> None:

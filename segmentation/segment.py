@@ -18,6 +18,7 @@ from segmentation.vectorized import CompiledRule, compile_rule
 __all__ = ["NamedRule", "Segment", "evaluate_frame"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_MAX_DESCRIPTION = 10_000
 
 
 @dataclass(frozen=True)
@@ -70,14 +71,32 @@ class Segment:
                 'write "rules": [{...}, ...]',
                 segment=name,
             )
+        if description is None:
+            description = ""
+        elif isinstance(description, int | float):  # YAML reads `description: 2024` as a number
+            description = str(description)
+        if not isinstance(description, str) or len(description) > _MAX_DESCRIPTION:
+            raise RuleError(
+                f"the description must be text of at most {_MAX_DESCRIPTION:,} characters, got "
+                + (f"{len(description):,}" if isinstance(description, str) else "a non-string"),
+                "write a short description",
+                segment=name,
+            )
         self.name = name
-        self.description = description or ""
+        self.description = description
         built: list[NamedRule] = []
         for i, item in enumerate(rules, start=1):
             rule_name = f"rule{i}"
             body: Any = item
             if isinstance(item, Mapping) and "rule" in item and set(item) <= {"name", "rule"}:
-                rule_name = str(item.get("name") or rule_name)
+                given = item.get("name") or rule_name
+                if not isinstance(given, str) or len(given) > 128:
+                    raise RuleError(
+                        f"the name of rule {i} is not a string of at most 128 characters",
+                        'write e.g. "name": "high_value"',
+                        segment=name,
+                    )
+                rule_name = given
                 body = item["rule"]
             try:
                 info = check_rule(body, mode="segment")

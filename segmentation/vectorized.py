@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from segmentation.evaluator import evaluate_segment_value, normalize_value, truthy
-from segmentation.rules import check_rule
+from segmentation.rules import DEFAULT_LIMITS, RuleLimits, check_rule
 
 __all__ = ["CompiledRule", "compile_rule"]
 
@@ -67,7 +67,11 @@ def _from_values(values: list[Any]) -> _Vec:
     if all(isinstance(v, bool) for v in values):
         return _Vec("bool", np.array(values, dtype=bool))
     if all(v is None or _is_num(v) for v in values):
-        return _Vec("num", np.array([np.nan if v is None else v for v in values], dtype="float64"))
+        try:
+            nums = np.array([np.nan if v is None else v for v in values], dtype="float64")
+            return _Vec("num", nums)
+        except OverflowError:  # an int beyond float64: kept as objects (the parent runs per row)
+            pass
     if all(v is None or isinstance(v, str) for v in values):
         arr = np.empty(len(values), dtype=object)
         arr[:] = values
@@ -89,6 +93,12 @@ class CompiledRule:
 
     rule: Any
     fallbacks: list[tuple[str, str]] = field(default_factory=list)
+    nodes: int = 1
+    """The rule's size (values), for the memory estimate of :meth:`slice_rows`."""
+    builds_strings: bool = False
+    """Whether the rule uses ``cat`` or ``substr`` (per-row string values, up to
+    ``RuleLimits.max_value_length`` characters each)."""
+    limits: RuleLimits = DEFAULT_LIMITS
 
     @property
     def fully_vectorized(self) -> bool:
@@ -106,19 +116,40 @@ class CompiledRule:
         Returns:
             A boolean numpy array, one entry per row.
         """
-        run = _Run(df, self, {} if cache is None else cache)
         self.fallbacks = []
-        return run.truth(run.vec_or_rows(self.rule, "$"))
+        step = self.slice_rows(df)
+        if step >= len(df):
+            run = _Run(df, self, {} if cache is None else cache)
+            return run.truth(run.vec_or_rows(self.rule, "$"))
+        out = np.empty(len(df), dtype=bool)
+        for start in range(0, len(df), step):  # a big rule: bounded memory, slice by slice
+            run = _Run(df.iloc[start : start + step], self, {})
+            out[start : start + step] = run.truth(run.vec_or_rows(self.rule, "$"))
+        self.fallbacks = list(dict.fromkeys(self.fallbacks))
+        return out
+
+    def slice_rows(self, df: pd.DataFrame) -> int:
+        """How many rows one pass may evaluate within ``limits.max_batch_bytes``.
+
+        Each node may hold a column (a float64 and a mask: about 16 bytes a row); a rule with
+        ``cat``/``substr`` also a per-row dict and a string of up to ``max_value_length``
+        characters a row. A usual rule (tens of nodes) runs over a 100,000-row chunk at once.
+        """
+        per_row = 16 * self.nodes
+        if self.builds_strings:
+            per_row += 4 * self.limits.max_value_length + 128 * len(df.columns)
+        return max(1, self.limits.max_batch_bytes // per_row)
 
 
-def compile_rule(rule: Any) -> CompiledRule:
+def compile_rule(rule: Any, *, limits: RuleLimits = DEFAULT_LIMITS) -> CompiledRule:
     """Check a segment rule and compile it (see :class:`CompiledRule`).
 
     Raises:
         RuleError: The rule is refused by :func:`segmentation.rules.check_rule`.
     """
-    check_rule(rule, mode="segment")
-    return CompiledRule(rule)
+    info = check_rule(rule, mode="segment", limits=limits)
+    strings = bool(info.operators & {"cat", "substr"})
+    return CompiledRule(rule, nodes=info.nodes, builds_strings=strings, limits=limits)
 
 
 _CMP: dict[str, Callable[[Any, Any], Any]] = {
@@ -168,8 +199,10 @@ class _Run:
             key = f"{path}:{e.reason}:{node!r}"
             if key not in _warned:
                 _warned.add(key)
+                shown = repr(node)
+                shown = shown if len(shown) <= 200 else f"{shown[:200]}... ({len(shown)} chars)"
                 logger.warning(
-                    "segment rule %s at %s is evaluated per row (%s)", node, path, e.reason
+                    "segment rule %s at %s is evaluated per row (%s)", shown, path, e.reason
                 )
             return _from_values([evaluate_segment_value(node, r) for r in self.rows()])
 
@@ -188,7 +221,10 @@ class _Run:
         if v.kind == "num":
             return np.asarray(v.value, dtype="float64")
         if v.kind == "const" and (v.value is None or _is_num(v.value)):
-            return np.full(self.n, np.nan if v.value is None else float(v.value))
+            try:
+                return np.full(self.n, np.nan if v.value is None else float(v.value))
+            except OverflowError:  # an integer beyond float64: Python ints, row by row
+                raise _Unvectorizable("an integer too large for float64") from None
         raise _Unvectorizable(f"operand of kind {v.kind} in a numeric operation")
 
     def string(self, v: _Vec) -> tuple[Any, np.ndarray]:

@@ -1,24 +1,49 @@
 """Secret masking for any text the project prints, logs or stores (one place for the patterns).
 
-Used by every error message, the HTTP client's logging filter and the settings' reprs.
+Two layers: patterns (JWTs, ``Bearer`` values, ``"password"``-style fields, also as escaped JSON,
+URL passwords) and a process-wide registry of known secret values (:func:`register_secret`: the
+settings register the password and URL passwords, the Xiva client its credentials and every token
+it is issued), matched raw, JSON-escaped, ``repr``'d and URL-encoded, so a server that echoes a
+secret in free text cannot make it print.
+
+Used by every error message, the HTTP client's logging filter, the command line's log formatter
+(:class:`RedactingFormatter`) and the settings' reprs.
 """
 
 from __future__ import annotations
 
 import html
+import json
+import logging
 import re
+import threading
+from collections import OrderedDict
+from urllib.parse import quote, quote_plus, unquote
 
-__all__ = ["EXCERPT_LIMIT", "REDACTED", "body_excerpt", "redact", "redact_url"]
+__all__ = [
+    "EXCERPT_LIMIT",
+    "MAX_TRANSIENT_SECRETS",
+    "MIN_SECRET_LENGTH",
+    "REDACTED",
+    "RedactingFormatter",
+    "body_excerpt",
+    "forget_secrets",
+    "redact",
+    "redact_url",
+    "register_secret",
+    "register_url_secret",
+]
 
 EXCERPT_LIMIT = 200
 """Longest body excerpt an error carries."""
 
 _JWT_RE = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?")
 _SECRET_KEY = r"(?:access|refresh)(?:_token)?|token|password|passwd|secret|api[_-]?key"
-# A quoted key ("password": ...) or key=value; prose such as "refresh token: expired" is left alone.
+# A quoted key ("password": ...), also as escaped JSON (\"password\": \"...\"), or key=value;
+# prose such as "refresh token: expired" is left alone.
 _SECRET_FIELD_RE = re.compile(
-    rf"""(?P<key>(?:"(?:{_SECRET_KEY})"|'(?:{_SECRET_KEY})')\s*[:=]\s*|\b(?:{_SECRET_KEY})=)"""
-    r"""(?P<value>"[^"]*"|'[^']*'|[^\s,;&}]+)""",
+    rf"""(?P<key>(?:\\*"(?:{_SECRET_KEY})\\*"|'(?:{_SECRET_KEY})')\s*[:=]\s*|\b(?:{_SECRET_KEY})=)"""
+    r"""(?P<value>\\+".*?\\+"|"[^"]*"|'[^']*'|[^\s,;&}]+)""",
     re.IGNORECASE,
 )
 _BEARER_RE = re.compile(r"\b(Bearer|JWT)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
@@ -28,17 +53,108 @@ _TAG_RE = re.compile(r"<[^>]+>")
 _SPACE_RE = re.compile(r"\s+")
 REDACTED = "***"
 
+MIN_SECRET_LENGTH = 4
+"""Shorter values are not registered (masking every ``"abc"`` in every text would hide prose)."""
+
+MAX_TRANSIENT_SECRETS = 16
+"""Transient secrets (issued tokens: the last 8 pairs) kept; older ones are forgotten (each
+registered value costs every redact() call a little)."""
+
+_registry_lock = threading.Lock()
+_permanent: set[str] = set()
+_transient: OrderedDict[str, None] = OrderedDict()
+_secret_re: re.Pattern[str] | None = None
+
+
+def _forms(value: str) -> set[str]:
+    """``value`` as text can carry it: raw, JSON-escaped (once and twice), repr'd, URL-encoded."""
+    forms = {value}
+    for _ in range(2):  # escaped JSON inside a JSON string: "detail": "{\\"password\\": ...}"
+        forms |= {json.dumps(f)[1:-1] for f in forms}
+        forms |= {json.dumps(f, ensure_ascii=False)[1:-1] for f in forms}
+        forms |= {repr(f)[1:-1] for f in forms}
+    forms |= {quote(value, safe=""), quote_plus(value, safe=""), quote(value)}
+    return {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
+
+
+def register_secret(value: str | None, *, transient: bool = False) -> None:
+    """Mask ``value`` from now on in everything :func:`redact` cleans, whatever surrounds it.
+
+    For values the patterns cannot recognize: the configured password (a server may echo it in
+    free text), tokens as they are issued, URL passwords from settings. The JSON-escaped,
+    ``repr`` and URL-encoded forms are masked too. The registry is process-wide; values shorter
+    than :data:`MIN_SECRET_LENGTH` are ignored.
+
+    Args:
+        value: The secret (``None`` or empty: nothing to do).
+        transient: A value replaced over time (an access or refresh token): only the last
+            :data:`MAX_TRANSIENT_SECRETS` are kept, so a long-lived process's registry is bounded.
+            Other values are kept for the life of the process.
+    """
+    if not value or len(value) < MIN_SECRET_LENGTH:
+        return
+    global _secret_re
+    with _registry_lock:
+        if value in _permanent or (transient and value in _transient):
+            return
+        if transient:
+            _transient[value] = None
+            while len(_transient) > MAX_TRANSIENT_SECRETS:
+                _transient.popitem(last=False)
+        else:
+            _permanent.add(value)
+            _transient.pop(value, None)
+        forms = set().union(*(_forms(v) for v in (*_permanent, *_transient)))
+        ordered = sorted(forms, key=len, reverse=True)  # longest first: no partial masks
+        _secret_re = re.compile("|".join(_alternative(f) for f in ordered)) if ordered else None
+
+
+def _alternative(form: str) -> str:
+    """``form`` as a regex that does not match inside a longer word (``postgres`` in
+    ``postgresql``): an alphanumeric end must not touch another alphanumeric character."""
+    pattern = re.escape(form)
+    if form[0].isalnum():
+        pattern = r"(?<![^\W_])" + pattern
+    if form[-1].isalnum():
+        pattern += r"(?![^\W_])"
+    return pattern
+
+
+def register_url_secret(url: str | None) -> None:
+    """Register the password of a URL such as ``redis://:pw@host`` (no-op without one)."""
+    if not url:
+        return
+    _, sep, rest = url.partition("://")
+    creds = rest.rpartition("@")[0] if sep else ""
+    if ":" in creds:
+        password = creds.split(":", 1)[1]
+        register_secret(password)
+        register_secret(unquote(password))
+
+
+def forget_secrets() -> None:
+    """Empty the registry (tests only: a process never needs to un-mask a secret)."""
+    global _secret_re
+    with _registry_lock:
+        _permanent.clear()
+        _transient.clear()
+        _secret_re = None
+
 
 def redact(text: str) -> str:
     """Mask anything in ``text`` that looks like a secret.
 
-    JWTs, ``Authorization`` values, ``"access"``/``"refresh"``/``"password"``-style fields and
-    passwords inside URLs are replaced with ``***``.
+    Every registered secret (:func:`register_secret`) in any of its forms, JWTs,
+    ``Authorization`` values, ``"access"``/``"refresh"``/``"password"``-style fields (also as
+    escaped JSON) and passwords inside URLs are replaced with ``***``.
 
     Example:
         >>> redact('{"access": "eyJhbGciOi.eyJleHAiOjF9.c2ln", "detail": "ok"}')
         '{"access": ***, "detail": "ok"}'
     """
+    known = _secret_re
+    if known is not None:
+        text = known.sub(REDACTED, text)
     text = _JWT_RE.sub(REDACTED, text)
     text = _BEARER_RE.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     text = _SECRET_FIELD_RE.sub(lambda m: f"{m.group('key')}{REDACTED}", text)
@@ -75,3 +191,14 @@ def redact_url(url: str) -> str:
     creds, _, host = rest.rpartition("@")
     user = creds.split(":", 1)[0]
     return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+
+
+class RedactingFormatter(logging.Formatter):
+    """A log formatter whose output, traceback included, went through :func:`redact`.
+
+    The command line's stderr handler uses it, so a record of any logger (Feast's, urllib3's,
+    SQLAlchemy's) prints no registered secret and no secret-looking field.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))

@@ -27,11 +27,12 @@ from pydantic import (
     ValidationError,
     field_serializer,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from xiva_source.errors import ConfigurationError
-from xiva_source.redaction import redact_url
+from xiva_source.redaction import redact_url, register_secret, register_url_secret
 
 __all__ = [
     "ENV_FILE_VARIABLE",
@@ -107,6 +108,16 @@ class Settings(BaseSettings):
     """Total seconds one call may spend retrying before it fails (``XIVA_RETRY_BUDGET``)."""
     xiva_timeout: float = Field(default=30.0, gt=0)
     """Seconds to wait for one HTTP response (``XIVA_TIMEOUT``)."""
+    xiva_request_deadline_seconds: float = Field(default=120.0, gt=0)
+    """Deadline of a whole request, body included (``XIVA_REQUEST_DEADLINE_SECONDS``)."""
+    xiva_connect_attempts: int = Field(default=3, ge=1)
+    """Attempts of a call getting no response at all (``XIVA_CONNECT_ATTEMPTS``)."""
+    xiva_breaker_failures: int = Field(default=5, ge=1)
+    """Calls in a row without a response that open the breaker (``XIVA_BREAKER_FAILURES``)."""
+    xiva_breaker_cooldown_seconds: float = Field(default=30.0, ge=0)
+    """Seconds an open breaker waits to probe (``XIVA_BREAKER_COOLDOWN_SECONDS``)."""
+    xiva_run_deadline_seconds: float = Field(default=0.0, ge=0)
+    """A Xiva pull stops cleanly after this; 0: never (``XIVA_RUN_DEADLINE_SECONDS``)."""
     xiva_max_workers: int = Field(default=8, ge=1)
     """Concurrent 360-view fetches during a pull (``XIVA_MAX_WORKERS``)."""
     xiva_pull_overlap_seconds: float = Field(default=900.0, ge=0)
@@ -127,6 +138,10 @@ class Settings(BaseSettings):
     """Seconds an entity's online values live without a successful run (``ONLINE_TTL_SECONDS``)."""
     segments_dir: Path | None = None
     """Directory of segment files (``SEGMENTS_DIR``); ``None``: the shipped examples."""
+    materialize_fail_on_fallback: bool = False
+    """A run that fell back to one source exits 1, not 3 (``MATERIALIZE_FAIL_ON_FALLBACK``)."""
+    metrics_textfile: Path | None = None
+    """Prometheus textfile every materialization run rewrites (``METRICS_TEXTFILE``)."""
 
     _env_file: Path | None = PrivateAttr(default=None)
 
@@ -146,6 +161,15 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _register_secrets(self) -> Settings:
+        # Masked by value from now on in every text redact() cleans, whatever a server echoes.
+        if self.xiva_api_password is not None:
+            register_secret(self.xiva_api_password.get_secret_value())
+        for name in sorted(self.url_fields):
+            register_url_secret(getattr(self, name))
+        return self
 
     @field_serializer("xiva_api_base_url", "dwh_url", "redis_url")
     def _serialize_url(self, value: str | None) -> str | None:

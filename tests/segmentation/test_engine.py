@@ -189,6 +189,9 @@ def test_refresh_to_empty_and_temp_keys_cleaned(seg_repo: FeastRepo) -> None:
     assert engine.stored_members("never") == [] and not engine.is_member("never", "C00001")
     client = engine.reader.client
     assert list(client.scan_iter(match=f"segmentation:{seg_repo.project}:tmp:*")) == []
+    generations = client.scan_iter(match=f"segmentation:{seg_repo.project}:gen:*")
+    assert all(client.ttl(k) == -1 for k in generations)  # every key written was switched in
+    assert not client.exists(engine.memberships.lock_key)
 
 
 def test_export_csv_and_parquet(engine: SegmentEngine, tmp_path: Path) -> None:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import pickle
+from urllib.parse import quote, quote_plus
 
 import pytest
 
 from xiva_source.dwh.errors import DwhError
 from xiva_source.pipeline.errors import AllSourcesFailedError
-from xiva_source.redaction import body_excerpt, redact
+from xiva_source.redaction import (
+    MAX_TRANSIENT_SECRETS,
+    body_excerpt,
+    redact,
+    register_secret,
+    register_url_secret,
+)
 from xiva_source.xiva_api.errors import XivaError, XivaRateLimitError
 
 pytestmark = pytest.mark.unit
@@ -44,3 +52,30 @@ def test_errors_pickle_with_their_attributes() -> None:
     store_err = AllSourcesFailedError({"xiva": err, "dwh": DwhError("connection refused")})
     assert "every source failed" in str(store_err) and "FEATURE_STORE_DATA_SOURCE" in str(store_err)
     assert pickle.loads(pickle.dumps(store_err)).source == "xiva+dwh"
+
+
+def test_registered_secrets_are_masked_in_every_form_and_only_as_whole_words() -> None:
+    secret = 'Kx7reg"is tered/ö%'
+    register_secret(secret)
+    forms = [secret, json.dumps(secret), json.dumps(json.dumps(secret)), repr(secret)]
+    forms += [quote(secret, safe=""), quote_plus(secret), json.dumps(secret, ensure_ascii=False)]
+    for form in forms:
+        assert "Kx7" not in redact(f"free text {form}, end"), form
+    register_secret("abc")  # too short to mask without hiding prose: ignored
+    assert redact("abc") == "abc"
+    register_url_secret("postgresql://etl:Pgreg99@db/x")
+    assert redact("postgresql://u@db Pgreg99 Pgreg99x") == "postgresql://u@db *** Pgreg99x"
+
+
+def test_escaped_json_fields_are_masked_without_a_registry() -> None:
+    text = json.dumps({"detail": json.dumps({"username": "u", "password": "p9 q,r"})})
+    assert "p9" not in redact(text) and '\\"username\\": \\"u\\"' in redact(text)
+
+
+def test_transient_secrets_are_bounded_and_permanent_ones_stay() -> None:
+    register_secret("Perm4nent-value")
+    tokens = [f"tok{i:03d}-opaque-value" for i in range(MAX_TRANSIENT_SECRETS + 1)]
+    for token in tokens:
+        register_secret(token, transient=True)
+    assert redact(tokens[0]) == tokens[0]  # the oldest token was forgotten
+    assert redact(tokens[-1]) == "***" and redact("Perm4nent-value") == "***"

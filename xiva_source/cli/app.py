@@ -23,6 +23,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from xiva_source.cli.boundary import EXIT_USAGE, guard
+from xiva_source.redaction import RedactingFormatter
 
 if TYPE_CHECKING:
     from xiva_source.settings import Settings
@@ -262,7 +263,7 @@ def configure_logging(level: str = "WARNING", *, debug: bool = False) -> None:
     for handler in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
         root.removeHandler(handler)
     handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(RedactingFormatter(LOG_FORMAT))  # every logger's records, secrets masked
     root.addHandler(handler)
     root.setLevel(level)
     for name in _OWN_LOGGERS:

@@ -47,7 +47,7 @@ def guard(run: Callable[[], int], *, label: str, debug: bool, stream: TextIO | N
         raise
     except Exception as e:
         if debug:
-            traceback.print_exc(file=out)
+            out.write(redact(traceback.format_exc()))  # an exception's args may hold a secret
         return report_error(e, label=label, debug=debug, stream=out)
 
 

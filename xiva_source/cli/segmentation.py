@@ -72,8 +72,22 @@ def _segments_dir(args: argparse.Namespace, context: CommandContext) -> Path:
 
 
 def _applied_store(repo: str) -> FeatureStore:
-    """The repository's store, refusing one that was never applied."""
-    store: FeatureStore = open_store(repo, applied=True)
+    """The repository's store, refusing one that was never applied or whose registry is corrupt."""
+    from xiva_source.errors import LoyaltyError
+    from xiva_source.feast_plugin.errors import RepositoryError
+
+    try:
+        store: FeatureStore = open_store(repo, applied=True)
+        store.list_on_demand_feature_views()  # the whole registry is read: corrupt -> here
+    except LoyaltyError:
+        raise
+    except Exception as e:  # protobuf DecodeError and the like from a damaged registry file
+        raise RepositoryError(
+            f"The Feast registry of the repository {repo!r} cannot be read "
+            f"({type(e).__name__}: {str(e)[:200]})",
+            f"Rebuild it from the definitions: `make apply` (feast -c {repo} apply); the online "
+            "data stays",
+        ) from e
     return store
 
 
@@ -91,14 +105,29 @@ def _served(store: FeatureStore) -> dict[str, str]:
 
 
 def _engine(args: argparse.Namespace, context: CommandContext) -> SegmentEngine:
+    """The engine over the segments that load; each file that does not is reported on stderr
+    (``error: ...``) and counted in ``args.segment_errors`` (``sizes``/``refresh`` then exit 1)."""
     from segmentation.engine import SegmentEngine
+    from segmentation.loader import check_segments_dir
 
+    store = _applied_store(args.repo)
+    segments, errors = check_segments_dir(
+        _segments_dir(args, context), feature_names=set(_served(store))
+    )
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+    args.segment_errors = len(errors)
     return SegmentEngine(
-        _applied_store(args.repo),
-        segments_dir=_segments_dir(args, context),
+        store,
+        segments,
         max_age=_resolved_max_age(args.max_age),
         settings=context.settings,
     )
+
+
+def _status(args: argparse.Namespace) -> int:
+    """1 when some segment file was reported by :func:`_engine`, else 0."""
+    return EXIT_FAILURE if getattr(args, "segment_errors", 0) else EXIT_OK
 
 
 # -- commands --------------------------------------------------------------------------------------
@@ -167,7 +196,7 @@ def _evaluate(args: argparse.Namespace, context: CommandContext) -> int:
 def _sizes(args: argparse.Namespace, context: CommandContext) -> int:
     for name, size in _engine(args, context).sizes().items():
         print(f"{name}\t{size}")
-    return EXIT_OK
+    return _status(args)
 
 
 def _members_options(parser: argparse.ArgumentParser, *, export: bool) -> None:
@@ -201,7 +230,7 @@ def _refresh_options(parser: argparse.ArgumentParser) -> None:
 def _refresh(args: argparse.Namespace, context: CommandContext) -> int:
     for name, res in _engine(args, context).refresh(args.segments or None).items():
         print(f"{name}\tsize={res.size}\tjoined={len(res.joined)}\tleft={len(res.left)}")
-    return EXIT_OK
+    return _status(args)
 
 
 def _history_options(parser: argparse.ArgumentParser) -> None:

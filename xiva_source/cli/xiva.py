@@ -17,6 +17,7 @@ from typing import Any
 from xiva_source.cli.app import Command, CommandContext, CommandTree
 from xiva_source.cli.boundary import EXIT_OK
 from xiva_source.cli.simulator import SIMULATOR_COMMAND
+from xiva_source.cli.status import STATUS_COMMAND
 from xiva_source.errors import ConfigurationError
 
 __all__ = ["TREE", "main", "open_store", "parse_end_date"]
@@ -107,6 +108,13 @@ def _materialize_options(parser: argparse.ArgumentParser) -> None:
         "--full", action="store_true", help="ignore the watermark and read everything"
     )
     parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    parser.add_argument(
+        "--fail-on-fallback",
+        action="store_true",
+        default=None,
+        help="a run that fell back to one source fails (exit 1) instead of exit 3 "
+        "(default: MATERIALIZE_FAIL_ON_FALLBACK)",
+    )
 
 
 def _materialize(args: argparse.Namespace, context: CommandContext) -> int:
@@ -121,13 +129,16 @@ def _materialize(args: argparse.Namespace, context: CommandContext) -> int:
             settings=context.require_settings(),
             progress=False if args.no_progress else None,
             full=args.full,
+            fail_on_fallback=args.fail_on_fallback,
         )
     except MaterializationFailedError as e:
         # The job's promised output: its one summary line (cause and fix included), on stderr.
         print(e.summary.line(), file=sys.stderr)
         return e.exit_code
-    print(summary.line())
-    return int(summary.exit_code)
+    code = int(summary.exit_code)
+    # ok (or skipped): the line on stdout; degraded (3) or a fallback made a failure (1): stderr.
+    print(summary.line(), file=sys.stdout if code == EXIT_OK else sys.stderr)
+    return code
 
 
 # -- refresh ---------------------------------------------------------------------------------------
@@ -336,7 +347,7 @@ def _positive_int(text: str) -> int:
 TREE = CommandTree(
     prog="xiva-source",
     description="The loyalty feature store's operator commands: Xiva usage, materialization, "
-    "live refresh, the demo, the DWH set-up, pending Xiva retries and the Xiva simulator.",
+    "live refresh, the demo, the DWH set-up, pending Xiva retries, status and the Xiva simulator.",
     commands=(
         Command(
             "usage",
@@ -351,8 +362,9 @@ TREE = CommandTree(
             help="cron-safe incremental materialization into the online store",
             description="Materialize every feature view (or --view) from its sources into the "
             "online store, incrementally from Feast's watermark, under a lock; prints one summary "
-            "line. Exit status: 0 success or skipped (another run holds the lock), 1 failure, 2 "
-            "usage or configuration error.",
+            "line. Exit status: 0 success or skipped (another run holds the lock), 1 failure (or "
+            "a fallback with --fail-on-fallback), 2 usage or configuration error, 3 completed but "
+            "degraded (a fallback to one source, or customers pending a retry).",
             configure=_materialize_options,
             run=_materialize,
         ),
@@ -392,13 +404,15 @@ TREE = CommandTree(
             configure=_pending_options,
             run=_pending,
         ),
+        STATUS_COMMAND,
         SIMULATOR_COMMAND,
     ),
 )
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
-    """Run ``xiva-source``; returns the exit status (0 ok, 1 failure, 2 usage/configuration).
+    """Run ``xiva-source``; returns the exit status (0 ok, 1 failure, 2 usage/configuration, 3
+    a materialization that completed degraded).
 
     Args:
         argv: The arguments (default ``sys.argv[1:]``).

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from xiva_source.dwh.engine import get_engine, sql_error_text
 from xiva_source.dwh.errors import DwhError
 from xiva_source.features.catalogue import ENTITY
-from xiva_source.redaction import redact_url
+from xiva_source.redaction import redact, redact_url
 from xiva_source.timeutil import as_utc
 
 __all__ = [
@@ -126,6 +126,8 @@ def remember_pending(
     table = _table(table_name)
     at = as_utc(now).replace(tzinfo=None)  # TIMESTAMP WITHOUT TIME ZONE holding UTC
     ids = list(failures)
+    # Stored text: secrets masked (once per distinct reason, they repeat).
+    reasons = {text: redact(text)[:REASON_LENGTH] for text in set(failures.values())}
     try:
         table.metadata.create_all(engine, checkfirst=True)
         with engine.begin() as conn:
@@ -144,7 +146,7 @@ def remember_pending(
                     sa.update(table)
                     .where(table.c.source == source, table.c[ENTITY] == cid)
                     .values(
-                        reason=failures[cid][:REASON_LENGTH],
+                        reason=reasons[failures[cid]],
                         attempts=table.c.attempts + 1,
                         last_failed_at=at,
                     )
@@ -153,7 +155,7 @@ def remember_pending(
                 {
                     "source": source,
                     ENTITY: cid,
-                    "reason": failures[cid][:REASON_LENGTH],
+                    "reason": reasons[failures[cid]],
                     "attempts": 1,
                     "first_failed_at": at,
                     "last_failed_at": at,

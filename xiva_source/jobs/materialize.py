@@ -28,11 +28,17 @@ watermark would make every later run read nothing.
 Two runs never overlap: the run holds a lock for its whole duration (:mod:`xiva_source.jobs.locks`).
 A run started while one is going returns a ``skipped`` summary without touching anything.
 
-Every run ends with one summary line (:mod:`xiva_source.jobs.summary`) and an exit status: 0 success
-(also when ``auto`` mode fell back to one source, which the line says), 1 failure
-(:class:`~xiva_source.jobs.errors.MaterializationFailedError`: the line names the cause and the
-fix), 2 configuration error (:class:`~xiva_source.jobs.errors.MaterializationConfigError`,
-:class:`~xiva_source.errors.ConfigurationError`).
+Every run ends with one summary line (:mod:`xiva_source.jobs.summary`) and an exit status: 0
+success, 1 failure (:class:`~xiva_source.jobs.errors.MaterializationFailedError`: the line names
+the cause and the fix; also a fallback with ``fail_on_fallback``), 2 configuration error
+(:class:`~xiva_source.jobs.errors.MaterializationConfigError`,
+:class:`~xiva_source.errors.ConfigurationError`), 3 completed but degraded (``auto`` mode fell back
+to one source, or customers are pending a retry: the line says which). Everything else the run
+has to say goes to the log at INFO (the line is the one thing printed at the default level).
+
+At its end a run (failed ones too) stores its result beside the watermarks
+(:meth:`~xiva_source.jobs.state.RunState.save_run`, read by ``xiva-source status``) and, when
+``METRICS_TEXTFILE`` is set, rewrites that Prometheus textfile (:mod:`xiva_source.jobs.metrics`).
 """
 
 from __future__ import annotations
@@ -103,6 +109,7 @@ def run_materialization(
     settings: Settings | None = None,
     progress: bool | None = None,
     full: bool = False,
+    fail_on_fallback: bool | None = None,
 ) -> RunSummary:
     """Materialize every (or the named) feature views incrementally up to ``end_date``.
 
@@ -115,10 +122,13 @@ def run_materialization(
         progress: Show a progress bar on stderr; ``None`` shows it only when stderr is a terminal.
         full: Ignore the watermark and read everything (a full reload); the interval is recorded
             as usual.
+        fail_on_fallback: A fallback fails the run (``summary.exit_code`` 1, not 3); default
+            ``settings.materialize_fail_on_fallback``.
 
     Returns:
         The summary; ``status`` is ``"ok"``, or ``"skipped"`` when another run holds the lock (then
-        nothing was read or written).
+        nothing was read or written); ``exit_code`` 3 (``outcome`` ``degraded``) when a fallback
+        was used or customers are pending a retry, 1 for a fallback with ``fail_on_fallback``.
 
     Raises:
         ConfigurationError: A setting is invalid (exit 2).
@@ -159,13 +169,23 @@ def run_materialization(
         full=full,
         show_progress=sys.stderr.isatty() if progress is None else progress,
         started=started,
-        summary=RunSummary(status="ok", mode=settings.feature_store_data_source.value),
+        summary=RunSummary(
+            status="ok",
+            mode=settings.feature_store_data_source.value,
+            fail_on_fallback=(
+                settings.materialize_fail_on_fallback
+                if fail_on_fallback is None
+                else fail_on_fallback
+            ),
+        ),
     )
     lock = lock_for_store(store, client)
     try:
         holder = _acquire(lock)
     except Exception as e:  # e.g. Redis unreachable: nothing was read or written
-        raise run.failed(e, "the lock") from e
+        error = run.failed(e, "the lock")
+        run.finish(feature_views)
+        raise error from e
     if holder is not None:
         logger.info("another run holds the lock: %s", holder.describe())
         return RunSummary(
@@ -174,14 +194,19 @@ def run_materialization(
             holder=holder,
             duration=time.monotonic() - started,
         )
+    if lock.took_over is not None:  # a dead run's lock (docs/operations.md, runbook)
+        run.summary.warnings.append(lock.took_over.takeover_message())
     try:
-        run.state = state_for_store(store, client)
-        run.materialize_views(feature_views, lock)
-        run.extend_expiry(feature_views)
-        run.mark_loaded()
+        try:
+            run.state = state_for_store(store, client)
+            run.materialize_views(feature_views, lock)
+            run.extend_expiry(feature_views)
+            run.mark_loaded()
+        finally:
+            run.summary.duration = time.monotonic() - started
+            run.finish(feature_views)  # still under the lock: the record is this run's
     finally:
         lock.release()
-    run.summary.duration = time.monotonic() - started
     logger.info("%s", run.summary.line())
     return run.summary
 
@@ -233,7 +258,7 @@ class _Run:
                 summary.fallbacks.append(
                     redact(f"{e.source} failed, {selected.name} kept its previous values")
                 )
-                logger.warning("%s: %s", summary.fallbacks[-1], redact(str(e)))
+                logger.info("%s: %s", summary.fallbacks[-1], redact(str(e)))
                 last_error = e
                 continue
             except Exception as e:  # the job's contract: any failure -> summary line + exit 1
@@ -260,16 +285,40 @@ class _Run:
             )
         except Exception as e:  # the values are online and current; only their expiry is old
             self.summary.errors["expiry"] = redact(str(e))
-            logger.warning("online expiry not extended: %s", self.summary.errors["expiry"])
+            logger.info("online expiry not extended: %s", self.summary.errors["expiry"])
 
     def failed(self, error: BaseException, where: str) -> MaterializationFailedError:
         """Mark the summary failed and build the error the run raises (exit 1)."""
         self.summary.status = "failed"
         self.summary.duration = time.monotonic() - self.started
+        if where.startswith("view "):
+            self.summary.failed_view = where[len("view ") :]
         cause, fix = explain_failure(error, where)
         self.summary.error = f"{cause} Fix: {fix}"
-        logger.error("materialization of %s failed: %s", where, redact(str(error)))
+        # The summary line says it (once); the log keeps the raw error at INFO.
+        logger.info("materialization of %s failed: %s", where, redact(str(error)))
         return MaterializationFailedError(self.summary, cause, fix)
+
+    def finish(self, feature_views: Sequence[FeatureView]) -> None:
+        """Store the run's result and write the metrics textfile (each failure only a warning)."""
+        now = utc_now()
+        fields: dict[str, str] = {}
+        try:
+            state = self.state or state_for_store(self.store, self.client)
+            state.save_run(self.summary.record(now), self.summary.view_records(now))
+            fields = state.load()
+        except Exception as e:  # e.g. Redis down: the run's line says what happened anyway
+            logger.info("run result not recorded: %s", redact(str(e)))
+        path = self.settings.metrics_textfile
+        if path is None:
+            return
+        from xiva_source.jobs.metrics import write_run_metrics
+
+        try:
+            write_run_metrics(path, self.summary, self.store, RunState.watermarks(fields), now)
+        except Exception as e:  # e.g. a directory not writable: the run's outcome stands
+            self.summary.warnings.append(redact(f"metrics not written to {path}: {e}"))
+            logger.info("%s", self.summary.warnings[-1])
 
     def mark_loaded(self) -> None:
         """After a run that served every view: the marker says the online store is loaded."""
@@ -282,7 +331,7 @@ class _Run:
             self.state.set_marker(ttl)
         except Exception as e:  # the next run reloads everything: slow, never wrong
             self.summary.warnings.append(redact(f"online store marker not written: {e}"))
-            logger.warning("%s", self.summary.warnings[-1])
+            logger.info("%s", self.summary.warnings[-1])
 
     def _reload(self, feature_views: Sequence[FeatureView]) -> tuple[dict[str, str], str | None]:
         """The stored state, and why this run reads everything (``full``, ``wiped``) if it does.
@@ -302,7 +351,7 @@ class _Run:
                 "(store wiped, restarted empty or expired, or first run of this job version): "
                 "full reload"
             )
-            logger.warning("%s", self.summary.reload_reason)
+            logger.info("%s", self.summary.reload_reason)
             return {}, "wiped"
         return fields, None
 
@@ -313,6 +362,7 @@ class _Run:
         from xiva_source.jobs.progress import BarProgress
         from xiva_source.pipeline.report import PullReport
 
+        view_started = time.monotonic()
         plan = plan_view(fv, self.summary.mode, fields, self.end, reload=reload)
         if plan.reload == "mode" and self.summary.reload == "no":
             self.summary.reload = "mode"
@@ -337,9 +387,11 @@ class _Run:
                         view_run.partial_rows += written
                     progress.rows(table.num_rows)
             finally:
-                _merge_report(self.summary, report)
+                self.summary.merge(report)
         view_run.marks, warnings = watermarks_after(plan, report, self.end)
         view_run.mode = plan.mode
+        view_run.rows_by_source = dict(report.rows_by_source)
+        view_run.duration = time.monotonic() - view_started
         self.summary.warnings.extend(warnings)
         if view_run.partial_rows or report.fallbacks:
             self.summary.partial_views.append(fv.name)
@@ -415,13 +467,3 @@ def _acquire(lock: MaterializationLock) -> LockHolder | None:
         return lock.acquire()
     except RedisError as e:
         raise OnlineStoreError(f"the online store (Redis) failed: {e}") from e
-
-
-def _merge_report(summary: RunSummary, report: PullReport) -> None:
-    for source, rows in report.rows_by_source.items():
-        summary.rows_by_source[source] = summary.rows_by_source.get(source, 0) + rows
-    summary.xiva_calls += report.xiva_calls
-    summary.fallbacks.extend(f for f in report.fallbacks if f not in summary.fallbacks)
-    summary.failed_customers += report.failed_customers
-    summary.errors.update(report.errors)
-    summary.absorb(report)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from xiva_source.pipeline.auto import LAST_KNOWN
+from xiva_source.pipeline.auto import DWH_UNMERGED, LAST_KNOWN
 from xiva_source.pipeline.report import PullReport
 from xiva_source.pipeline.sources import source_kind
 from xiva_source.timeutil import as_utc
@@ -111,7 +111,9 @@ def watermarks_after(
     marks: dict[str, datetime | None] = {}
     warnings: list[str] = []
     for source in plan.sources:
-        failed = source in report.errors or (source == "dwh" and LAST_KNOWN in report.errors)
+        failed = source in report.errors or (
+            source == "dwh" and (LAST_KNOWN in report.errors or DWH_UNMERGED in report.errors)
+        )
         empty = plan.starts[source] is None and not report.rows_by_source.get(source, 0)
         # A failed source keeps its watermark; after a wipe or a mode switch there is none.
         kept = plan.previous[source] if plan.reload in (None, "full") else None

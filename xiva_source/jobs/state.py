@@ -7,6 +7,10 @@ where it was while Xiva's moves. The job keeps them here:
 - ``wm:<view>:<source>``: up to when ``source``'s changes are merged online for ``view``
   (``source`` is ``xiva`` or ``dwh``);
 - ``mode:<view>``: the data-source mode the view was last materialized in (a switch reloads it);
+- ``last_run``: the last run's result (JSON: outcome, exit status, rows per source, duration,
+  fallbacks, pending retries, error), and ``run:<view>``: the last run that touched ``view``
+  (outcome, rows, duration); written at the end of every run, failed ones included when the
+  store is reachable (``xiva-source status`` reads them);
 - the marker: written after every successful run, with the online expiry. A missing marker while
   Feast's registry has a watermark means the online store was wiped (Redis restarted empty,
   flushed, or every key expired): the run reloads everything.
@@ -42,6 +46,10 @@ __all__ = [
     "redis_state_names",
     "state_for_store",
 ]
+
+
+LAST_RUN = "last_run"
+"""The field of the last run's result."""
 
 
 def redis_state_names(project: str) -> tuple[str, str]:
@@ -94,6 +102,33 @@ class RunState(abc.ABC):
         }
         update[f"mode:{view}"] = mode
         self._write(update)
+
+    def save_run(self, record: Mapping[str, Any], views: Mapping[str, Mapping[str, Any]]) -> None:
+        """Store the run's result (``last_run``) and each view's (``run:<view>``), as JSON."""
+        update: dict[str, str | None] = {LAST_RUN: json.dumps(record, sort_keys=True)}
+        for view, result in views.items():
+            update[f"run:{view}"] = json.dumps(result, sort_keys=True)
+        self._write(update)
+
+    @staticmethod
+    def last_run(fields: Mapping[str, str], view: str | None = None) -> dict[str, Any] | None:
+        """The last run's result (or ``view``'s last run) in ``fields``, ``None`` if none."""
+        raw = fields.get(LAST_RUN if view is None else f"run:{view}")
+        try:
+            data = json.loads(raw) if raw else None
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    @staticmethod
+    def watermarks(fields: Mapping[str, str]) -> dict[tuple[str, str], datetime]:
+        """Every ``(view, source)`` watermark in ``fields``."""
+        marks: dict[tuple[str, str], datetime] = {}
+        for key, value in fields.items():
+            if key.startswith("wm:") and value and key.count(":") >= 2:
+                view, source = key[3:].rsplit(":", 1)
+                marks[(view, source)] = parse_iso(value)
+        return marks
 
     def forget_view(self, view: str, sources: tuple[str, ...] = ("xiva", "dwh")) -> None:
         """Drop ``view``'s watermarks (its next read starts at the beginning)."""

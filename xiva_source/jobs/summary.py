@@ -2,24 +2,33 @@
 
 :meth:`RunSummary.line` is the one line every run prints; its format is part of the operations
 contract (docs/operations.md: cron logs are grepped for it), so change it only with the docs.
+
+The exit status (:attr:`RunSummary.exit_code`): 0 ok (or skipped), 1 failed, 3 completed but
+degraded (:attr:`RunSummary.degraded_reasons`: a fallback was used, or customers are pending a
+retry); with ``fail_on_fallback`` a fallback is a failure (1). Exit 2 (usage, configuration) is
+raised before a run exists.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from xiva_source.redaction import redact
+from xiva_source.timeutil import to_iso
 
 if TYPE_CHECKING:
     from xiva_source.jobs.locks import LockHolder
     from xiva_source.pipeline.report import PullReport
 
-__all__ = ["RunStatus", "RunSummary", "ViewRun"]
+__all__ = ["EXIT_DEGRADED", "EXIT_FAILED", "EXIT_OK", "RunStatus", "RunSummary", "ViewRun"]
 
 RunStatus = Literal["ok", "skipped", "failed"]
 """``ok``, ``skipped`` (another run holds the lock) or ``failed``."""
+
+EXIT_OK, EXIT_FAILED, EXIT_DEGRADED = 0, 1, 3
+"""The run's exit statuses (2, usage or configuration, never reaches a summary)."""
 
 
 @dataclass
@@ -42,6 +51,10 @@ class ViewRun:
     """Each source's watermark after the run (a failed source keeps its old one)."""
     mode: str = ""
     """The mode recorded for the view (a change reloads it)."""
+    rows_by_source: dict[str, int] = field(default_factory=dict)
+    """Rows read per source for this view."""
+    duration: float = 0.0
+    """Seconds the view took."""
 
     @property
     def read_everything(self) -> bool:
@@ -115,6 +128,23 @@ class RunSummary:
     """For a skipped run: who holds the lock."""
     error: str | None = None
     """For a failed run: the cause and the fix (``<cause> Fix: <fix>``)."""
+    xiva_throttled: int = 0
+    """Of ``xiva_calls``, the answers ``429``."""
+    fail_on_fallback: bool = False
+    """A fallback makes the run fail (exit 1) instead of degraded (exit 3)."""
+    failed_view: str | None = None
+    """For a failed run: the view it failed on (``None``: before or after the views)."""
+
+    def merge(self, report: PullReport) -> None:
+        """Add one view's pull to the run: rows, Xiva calls, fallbacks, errors, retry counts."""
+        for source, rows in report.rows_by_source.items():
+            self.rows_by_source[source] = self.rows_by_source.get(source, 0) + rows
+        self.xiva_calls += report.xiva_calls
+        self.xiva_throttled += report.xiva_throttled
+        self.fallbacks.extend(f for f in report.fallbacks if f not in self.fallbacks)
+        self.failed_customers += report.failed_customers
+        self.errors.update(report.errors)
+        self.absorb(report)
 
     def absorb(self, report: PullReport) -> None:
         """Add one pull's Xiva retry, malformed and lateness counts to the run's."""
@@ -139,9 +169,79 @@ class RunSummary:
         return sum(view.rows for view in self.views)
 
     @property
+    def degraded_reasons(self) -> list[str]:
+        """Why a completed run is degraded, in words (empty: it is not)."""
+        if self.status != "ok":
+            return []
+        reasons = []
+        if self.fallbacks:
+            reasons.append(
+                f"{len(self.fallbacks)} fallback{'s' if len(self.fallbacks) > 1 else ''} to one "
+                "source"
+            )
+        if self.pending_retries is None:
+            reasons.append("the pending-retry table could not be read")
+        elif self.pending_retries:
+            reasons.append(
+                f"{self.pending_retries} customer{'s' if self.pending_retries > 1 else ''} pending "
+                "a retry (xiva-source pending lists them)"
+            )
+        return reasons
+
+    @property
+    def outcome(self) -> str:
+        """The line's first word after ``materialize``: ``ok``, ``degraded`` or ``failed``."""
+        if self.status == "failed" or (self.fail_on_fallback and self.fallbacks):
+            return "failed"
+        return "degraded" if self.degraded_reasons else str(self.status)
+
+    @property
     def exit_code(self) -> int:
-        """0 for ``ok`` and ``skipped``, 1 for ``failed``."""
-        return 1 if self.status == "failed" else 0
+        """0 ok or skipped, 1 failed (also a fallback with ``fail_on_fallback``), 3 degraded."""
+        outcome = self.outcome
+        if outcome == "failed":
+            return EXIT_FAILED
+        return EXIT_DEGRADED if outcome == "degraded" else EXIT_OK
+
+    def record(self, finished_at: datetime) -> dict[str, Any]:
+        """The run's result as stored (``RunState.save_run``), shown by ``xiva-source status``."""
+        return {
+            "outcome": self.outcome,
+            "exit_code": self.exit_code,
+            "finished_at": to_iso(finished_at),
+            "duration_seconds": round(self.duration, 3),
+            "mode": self.mode,
+            "rows_by_source": dict(self.rows_by_source),
+            "views": [view.name for view in self.views],
+            "kept_views": list(self.kept_views),
+            "fallbacks": [redact(f) for f in self.fallbacks],
+            "pending_retries": self.pending_retries,
+            "failed_customers": self.failed_customers,
+            "xiva_calls": self.xiva_calls,
+            "xiva_throttled": self.xiva_throttled,
+            "degraded": self.degraded_reasons,
+            "error": redact(self.error) if self.error else None,
+        }
+
+    def view_records(self, finished_at: datetime) -> dict[str, dict[str, Any]]:
+        """Each view the run touched: outcome (``ok``, ``partial``, ``kept``, ``failed``), rows."""
+        at = to_iso(finished_at)
+        records: dict[str, dict[str, Any]] = {
+            view.name: {
+                # partial: a source failed (auto mode), only the other's cells were written
+                "outcome": "partial" if view.name in self.partial_views else "ok",
+                "finished_at": at,
+                "rows": view.rows,
+                "rows_by_source": dict(view.rows_by_source),
+                "duration_seconds": round(view.duration, 3),
+            }
+            for view in self.views
+        }
+        for name in self.kept_views:
+            records[name] = {"outcome": "kept", "finished_at": at, "rows": 0}
+        if self.failed_view:
+            records[self.failed_view] = {"outcome": "failed", "finished_at": at, "rows": 0}
+        return records
 
     def line(self) -> str:
         """The run's summary line (no secrets: every message is redacted)."""
@@ -150,13 +250,15 @@ class RunSummary:
             return f"skipped: another materialization holds the lock{held}"
         sources = " ".join(f"{name}={n}" for name, n in sorted(self.rows_by_source.items()))
         text = (
-            f"materialize {self.status} mode={self.mode} rows {sources or 'none=0'} "
+            f"materialize {self.outcome} mode={self.mode} rows {sources or 'none=0'} "
             f"views={len(self.views)} xiva_calls={self.xiva_calls} "
             f"fallbacks={len(self.fallbacks)} failed_customers={self.failed_customers} "
             f"pending_retries={'unknown' if self.pending_retries is None else self.pending_retries}"
             f" malformed={self.malformed} partial={len(self.partial_views)} reload={self.reload}"
             f" duration={self.duration:.1f}s"
         )
+        if self.outcome == "degraded":  # why, first: the clauses after it give the details
+            text += f"; degraded: {', '.join(self.degraded_reasons)}"
         for fallback in self.fallbacks:
             text += f"; fallback: {fallback}"
         if self.reload_reason:
@@ -168,7 +270,13 @@ class RunSummary:
             text += f"; warning: online expiry not extended: {self.errors['expiry']}"
         if self.error:
             text += f"; error: {self.error}"
-        return redact(text)
+        elif self.outcome == "failed":  # a fallback with fail_on_fallback
+            text += (  # the fallback clause above names the cause and its fix
+                "; error: a source failed and the run fell back to the other one, which "
+                "MATERIALIZE_FAIL_ON_FALLBACK (--fail-on-fallback) makes a failure; the failed "
+                "source's watermark did not move"
+            )
+        return _single_periods(redact(text))
 
     def _xiva_clauses(self) -> str:
         """What the Xiva pull tolerated, one clause each (only when it happened)."""
@@ -186,4 +294,14 @@ class RunSummary:
             )
         if "pending" in self.errors:
             text += f"; warning: pending-retry table: {self.errors['pending']}"
+        if "snapshot" in self.errors:
+            snapshot = self.errors["snapshot"]
+            text += f"; warning: Xiva pull not recorded in the snapshot table: {snapshot}"
         return text
+
+
+def _single_periods(text: str) -> str:
+    """``..`` (a sentence ending in a period, then one more) -> ``.``; ``...`` is kept."""
+    import re
+
+    return re.sub(r"(?<!\.)\.\.(?!\.)", ".", text)

@@ -50,7 +50,14 @@ from xiva_source.pipeline.sources import CustomerSourceSpec
 from xiva_source.pipeline.tables import conform, take_ids
 from xiva_source.pipeline.xiva_pull import iter_xiva
 
-__all__ = ["LAST_KNOWN", "PARTIAL_KEY", "is_partial", "mark_partial", "pull_auto"]
+__all__ = [
+    "DWH_UNMERGED",
+    "LAST_KNOWN",
+    "PARTIAL_KEY",
+    "is_partial",
+    "mark_partial",
+    "pull_auto",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +66,11 @@ PARTIAL_KEY = b"xiva_source.partial"
 
 LAST_KNOWN = "xiva_last_known"
 """``PullReport.errors`` key: Xiva's last known values (snapshot table) could not be read."""
+
+DWH_UNMERGED = "dwh_unmerged"
+"""``PullReport.errors`` key: DWH rows of customers Xiva was never fully read for could not be
+merged (Xiva failed before it had ever been read in full): the DWH watermark stays, so the next
+run reads those rows again once Xiva is back (a first run with Xiva down loses no customer)."""
 
 
 def mark_partial(table: pa.Table) -> pa.Table:
@@ -190,6 +202,11 @@ def _merge_with_last_known(
         yield merge_tables(known, with_known, ctx.feature_names, ctx.strategy, ctx.feature_types)
     unknown = take_ids(chunk, [i for i in ids if i not in known_ids])
     if unknown is not None and unknown.num_rows:
+        ctx.report.errors.setdefault(
+            DWH_UNMERGED,
+            "Xiva was never read in full, so DWH customers without Xiva values were written "
+            "partially; the DWH watermark stays and the next run merges them",
+        )
         owned = _owned(unknown, "dwh", ctx, other_features=xiva_feats)
         if owned is not None:
             yield owned
@@ -223,7 +240,7 @@ def _last_known_xiva(ctx: PullContext, ids: list[str], xiva_feats: list[str]) ->
                 "where the DWH's value wins, the DWH watermark stays"
             )
             ctx.report.fallbacks.append(message)
-            logger.warning("auto mode fallback: %s", message)
+            logger.info("auto mode fallback: %s", message)
         return None
     if table is None:  # no pull ever created the table: nothing is known
         return conform(None, xiva_feats, ctx.feature_types)

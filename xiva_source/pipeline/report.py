@@ -34,6 +34,7 @@ class PullReport:
         mode: ``xiva``, ``dwh`` or ``auto``.
         rows_by_source: Rows read from each source (``xiva``, ``dwh``).
         xiva_calls: Xiva HTTP requests made by the pull (auth and retries included).
+        xiva_throttled: Of them, the answers ``429`` (Xiva's rate limit).
         fallbacks: One sentence per source that failed in ``auto`` mode and was skipped.
         failed_customers: Customers whose 360 fetch failed (below the failure threshold).
         errors: Source (or ``snapshot``) -> the error that was tolerated.
@@ -57,6 +58,7 @@ class PullReport:
     mode: str = ""
     rows_by_source: dict[str, int] = field(default_factory=dict)
     xiva_calls: int = 0
+    xiva_throttled: int = 0
     fallbacks: list[str] = field(default_factory=list)
     failed_customers: int = 0
     errors: dict[str, str] = field(default_factory=dict)
@@ -102,7 +104,7 @@ class PullReport:
 
 
 def record_fallback(report: PullReport, failed: str, serving: str, error: BaseException) -> None:
-    """Record (WARNING log + report) that ``failed`` was skipped and ``serving`` is used.
+    """Record (report + INFO log: the summary line says it) that ``failed`` was skipped.
 
     Args:
         report: The pull's report.
@@ -113,4 +115,4 @@ def record_fallback(report: PullReport, failed: str, serving: str, error: BaseEx
     message = f"{failed} failed, serving from {serving} only: {error}"
     report.fallbacks.append(message)
     report.errors[failed] = str(error)
-    logger.warning("auto mode fallback: %s", message)
+    logger.info("auto mode fallback: %s", message)

@@ -15,6 +15,12 @@ Per customer:
   field of the wrong type): skipped, reported and kept pending: a wrong value is worse than a
   missing one, and one bad record never fails the view.
 
+A pull that cannot finish stops cleanly, never hangs: when Xiva stops answering (the client's
+circuit breaker opens: no more customers are asked for) or the run passes
+``XIVA_RUN_DEADLINE_SECONDS``, the customers read so far are yielded (kept), the failed ones are
+pending, and the pull raises :class:`~xiva_source.errors.DataSourceError`: the watermark does not
+move, so the next run lists the window again and fetches the rest.
+
 Changes stamped before the window start minus the overlap cannot be listed (``lastUpdate.gte``):
 what can be seen is how late the changes inside the overlap arrived (stamped before the previous
 pull's end, not in its snapshot); they are counted, with the worst lateness, so an operator can
@@ -24,6 +30,7 @@ widen ``XIVA_PULL_OVERLAP_SECONDS`` or run ``--full`` before changes fall out of
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -40,7 +47,7 @@ from xiva_source.pipeline.retries import PendingRetries
 from xiva_source.pipeline.tables import concat, conform
 from xiva_source.settings import DataSourceMode
 from xiva_source.timeutil import as_utc, parse_iso
-from xiva_source.xiva_api.errors import XivaError, XivaNotFoundError
+from xiva_source.xiva_api.errors import XivaCircuitOpenError, XivaError, XivaNotFoundError
 
 if TYPE_CHECKING:
     from xiva_source.xiva_api.client import XivaClient
@@ -83,6 +90,7 @@ def iter_xiva(ctx: PullContext, *, commit_retries: bool | None = None) -> Iterat
         raise DataSourceError("xiva", e.problem, hint=fix) from e
     finally:
         ctx.report.xiva_calls += client.counts.requests
+        ctx.report.xiva_throttled += client.counts.throttled
         client.close()
 
 
@@ -123,20 +131,36 @@ class _XivaPull:
         self.rows: list[list[Any]] = []
         self.chunk_failures: dict[str, str] = {}
         self.in_overlap: dict[str, datetime] = {}
+        self.run_deadline = ctx.settings.xiva_run_deadline_seconds
+        self.started = time.monotonic()
+        self.stopped: str | None = None  # why no more customers are asked for
 
     def run(self) -> Iterator[pa.Table]:
         ctx = self.ctx
         pending = self.retries.load()
         ids = self._ids(pending)
-        for cid, result in self.client.iter_customers_360(
-            ids, max_workers=ctx.settings.xiva_max_workers
-        ):
-            self._handle(cid, result)
-            if ctx.report.progress is not None:
-                ctx.report.progress.advance(1)
-            if len(self.rows) >= ctx.chunk_size:
-                yield from self._flush()
+        try:
+            for cid, result in self.client.iter_customers_360(
+                ids, max_workers=ctx.settings.xiva_max_workers
+            ):
+                self._handle(cid, result)
+                if ctx.report.progress is not None:
+                    ctx.report.progress.advance(1)
+                if len(self.rows) >= ctx.chunk_size:
+                    yield from self._flush()
+        except XivaError:
+            yield from self._flush(last=True)  # what was read is kept, the failed stay pending
+            raise
         yield from self._flush(last=True)
+        if self.stopped is not None:
+            kept = ctx.report.rows_by_source.get("xiva", 0)
+            raise DataSourceError(
+                "xiva",
+                f"the pull stopped early: {self.stopped}; {kept} "
+                f"customers read were kept, {len(self.failed)} failed ones are pending a retry",
+                hint="The next run lists this window again and fetches the rest; check Xiva's "
+                "health, or raise XIVA_RUN_DEADLINE_SECONDS if the pull only needs longer.",
+            )
         attempted = self.listed
         if self.failed and len(self.failed) > ctx.options.max_failed_fraction * max(1, attempted):
             error = self.first_error.problem if self.first_error else "unknown"
@@ -146,10 +170,15 @@ class _XivaPull:
                 f"{', '.join(self.failed[:FAILED_IDS_KEPT])}; e.g. {error})",
                 hint="Xiva is failing too often to trust this pull (the customers read are "
                 "online, the failed ones are retried by the next run); check its status and "
-                "XIVA_REQUESTS_PER_SECOND, or set FEATURE_STORE_DATA_SOURCE=dwh meanwhile.",
+                "XIVA_REQUESTS_PER_SECOND"
+                + (
+                    "."
+                    if ctx.settings.feature_store_data_source == DataSourceMode.AUTO
+                    else ", or set FEATURE_STORE_DATA_SOURCE=auto meanwhile."
+                ),
             )
-        if self.failed:
-            logger.warning(
+        if self.failed:  # the summary line counts them (failed_customers=): details at INFO
+            logger.info(
                 "Xiva pull: %d of %d customer 360 fetches failed and were skipped (first: %s); "
                 "they are retried by the next run",
                 len(self.failed),
@@ -166,6 +195,8 @@ class _XivaPull:
         cursor = self.client.iter_customers(updated_since=self.since)
         first = True
         for customer in cursor:
+            if self._should_stop():
+                return
             if first and report.progress is not None and cursor.total is not None:
                 report.progress.set_total(cursor.total + len(left))  # no count: no ETA
             first = False
@@ -183,9 +214,23 @@ class _XivaPull:
             yield cid
         if first and report.progress is not None:
             report.progress.set_total(len(left))
-        report.retried += len(left)
-        self.listed += len(left)
-        yield from left
+        for cid in left:
+            if self._should_stop():
+                return  # the rest stay pending, untouched
+            report.retried += 1
+            self.listed += 1
+            yield cid
+
+    def _should_stop(self) -> bool:
+        """True when no more customers should be asked for (Xiva gone, or past the deadline)."""
+        if (
+            self.stopped is None
+            and self.run_deadline
+            and (time.monotonic() - self.started > self.run_deadline)
+        ):
+            self.stopped = f"XIVA_RUN_DEADLINE_SECONDS={self.run_deadline:g} s passed"
+            logger.warning("Xiva pull: %s; no more customers are fetched", self.stopped)
+        return self.stopped is not None
 
     def _future(self, moment: datetime) -> bool:
         return moment > self.ctx.clock() + self.future
@@ -198,6 +243,9 @@ class _XivaPull:
             report.add_gone(cid)
             self.retries.read(cid)
             return
+        if isinstance(result, XivaCircuitOpenError) and self.stopped is None:
+            self.stopped = "Xiva stopped answering (its circuit breaker opened)"
+            logger.warning("Xiva pull: %s; no more customers are fetched", self.stopped)
         if isinstance(result, XivaError):
             self.failed.append(cid)
             report.add_failed_customers([cid])
@@ -215,7 +263,7 @@ class _XivaPull:
         if problems or ts is None:
             report.add_malformed(cid)
             self.chunk_failures[cid] = "malformed record: " + "; ".join(problems)
-            logger.warning("Xiva customer %s skipped, malformed: %s", cid, "; ".join(problems))
+            logger.info("Xiva customer %s skipped, malformed: %s", cid, "; ".join(problems))
             return
         if ts > self.ctx.end:
             return  # changed after the window's end (a pending one stays pending): next run
@@ -290,7 +338,7 @@ class _XivaPull:
             )
         except DwhError as e:
             ctx.report.errors["snapshot"] = str(e)
-            logger.warning("Xiva pull not recorded in the snapshot table: %s", e)
+            logger.info("Xiva pull not recorded in the snapshot table: %s", e)  # in the line
 
 
 def _extract(view: dict[str, Any], now: datetime, problems: list[str]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from xiva_source.lazy import lazy_exports
 from xiva_source.xiva_api.errors import (
     XivaAuthenticationError,
     XivaBadResponseError,
+    XivaCircuitOpenError,
     XivaConnectionError,
     XivaError,
     XivaNotConfiguredError,
@@ -42,6 +43,7 @@ from xiva_source.xiva_api.errors import (
 
 if TYPE_CHECKING:
     from xiva_source.xiva_api.breaker import RedisBreaker
+    from xiva_source.xiva_api.circuit import CircuitBreaker
     from xiva_source.xiva_api.client import XivaClient
     from xiva_source.xiva_api.paging import PAGE_SIZE, CustomerCursor, RawPage
     from xiva_source.xiva_api.ratelimit import (
@@ -65,6 +67,7 @@ _LAZY = {
     "CustomerCursor": "xiva_source.xiva_api.paging",
     "RawPage": "xiva_source.xiva_api.paging",
     "RedisBreaker": "xiva_source.xiva_api.breaker",
+    "CircuitBreaker": "xiva_source.xiva_api.circuit",
     "LocalRateLimiter": "xiva_source.xiva_api.ratelimit",
     "RateLimiter": "xiva_source.xiva_api.ratelimit",
     "RedisRateLimiter": "xiva_source.xiva_api.ratelimit",
@@ -80,6 +83,7 @@ _LAZY = {
 
 __all__ = [
     "PAGE_SIZE",
+    "CircuitBreaker",
     "CustomerCursor",
     "LocalRateLimiter",
     "MemoryUsageStore",
@@ -94,6 +98,7 @@ __all__ = [
     "UsageStore",
     "XivaAuthenticationError",
     "XivaBadResponseError",
+    "XivaCircuitOpenError",
     "XivaClient",
     "XivaConnectionError",
     "XivaError",

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from xiva_source.redaction import register_secret
 from xiva_source.xiva_api.errors import XivaAuthenticationError, XivaBadResponseError
 from xiva_source.xiva_api.logs import logger
 
@@ -66,6 +67,9 @@ class Credentials:
     username: str
     password: SecretStr = field(repr=False)
 
+    def __post_init__(self) -> None:
+        register_secret(self.password.get_secret_value())  # masked by value wherever echoed
+
     def login_body(self) -> dict[str, str]:
         """The body of ``POST /auth/jwt/create/``: ``email`` instead of ``username`` for e-mails."""
         key = "email" if "@" in self.username else "username"
@@ -82,6 +86,11 @@ class TokenPair:
     """UNIX time after which the access token is refreshed; ``None``: only on a 401."""
     refresh_expires: float | None
     """UNIX time the refresh token expires (``None`` when unknown)."""
+
+    def __post_init__(self) -> None:
+        # Tokens as they are issued: masked by value from now on (the last 16 kept).
+        register_secret(self.access, transient=True)
+        register_secret(self.refresh, transient=True)
 
     @classmethod
     def from_tokens(cls, access: str, refresh: str | None) -> TokenPair:

@@ -6,8 +6,12 @@ Every HTTP request goes through one choke point, :meth:`XivaClient._request`, wh
 2. takes a slot from the client-side rate limiter (shared through Redis by every worker of a
    deployment when ``REDIS_URL`` is set),
 3. sends the request on a pooled ``requests.Session`` and counts it in the usage counters,
-4. retries 429s, 5xx, timeouts and dropped connections, honouring ``Retry-After`` (never sending
-   before it passes) or backing off with jitter, within a total time budget,
+4. retries 429s and 5xx patiently, honouring ``Retry-After`` (never sending before it passes) or
+   backing off with jitter, within a total time budget; a call that gets no response at all
+   (refused, DNS failure, timed out, dropped, past ``XIVA_REQUEST_DEADLINE_SECONDS``) only
+   ``XIVA_CONNECT_ATTEMPTS`` times over about a second, and after ``XIVA_BREAKER_FAILURES`` such
+   calls in a row the circuit breaker (:mod:`~xiva_source.xiva_api.circuit`) fails every call at
+   once until a probe gets an answer,
 5. renews the token once on a ``401`` (refresh, or log in again when the refresh token is dead),
 6. maps any other failure to the :mod:`xiva_source.xiva_api.errors` tree
    (:mod:`~xiva_source.xiva_api.responses`).
@@ -39,8 +43,15 @@ from xiva_source.redis_client import connect_redis
 from xiva_source.settings import Settings, load_settings
 from xiva_source.timeutil import Clock, to_iso, utc_now
 from xiva_source.xiva_api.auth import Credentials, TokenManager
+from xiva_source.xiva_api.circuit import CircuitBreaker, failure_reason
 from xiva_source.xiva_api.counts import RequestCounts
-from xiva_source.xiva_api.errors import XivaBadResponseError, XivaError, XivaNotConfiguredError
+from xiva_source.xiva_api.deadline import RequestDeadline
+from xiva_source.xiva_api.errors import (
+    XivaBadResponseError,
+    XivaConnectionError,
+    XivaError,
+    XivaNotConfiguredError,
+)
 from xiva_source.xiva_api.fanout import fetch_concurrently
 from xiva_source.xiva_api.logs import logger
 from xiva_source.xiva_api.paging import PAGE_SIZE, CustomerCursor, RawPage
@@ -49,6 +60,7 @@ from xiva_source.xiva_api.responses import (
     NETWORK_ERRORS,
     connection_error,
     customer_page,
+    deadline_error,
     error_for,
     json_object,
 )
@@ -101,6 +113,8 @@ class XivaClient:
             ``<XIVA_REDIS_PREFIX>:usage``).
         max_attempts: Most HTTP attempts per call, retries included.
         clock: The current time of the usage counters' hour buckets (tests move it).
+        breaker: The circuit breaker to use (tests inject one with their clock); default one
+            built from ``XIVA_BREAKER_FAILURES`` and ``XIVA_BREAKER_COOLDOWN_SECONDS``.
 
     Attributes:
         counts: This client's own requests, 429s, retries and errors (:class:`RequestCounts`):
@@ -128,6 +142,7 @@ class XivaClient:
         usage_prefix: str | None = None,
         max_attempts: int = 10,
         clock: Clock = utc_now,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         overrides: dict[str, Any] = {
             "xiva_api_base_url": base_url,
@@ -153,6 +168,13 @@ class XivaClient:
             max_retry_after=settings.xiva_max_retry_after,
             budget=settings.xiva_retry_budget,
             max_attempts=max(1, max_attempts),
+            connect_attempts=settings.xiva_connect_attempts,
+        )
+        self.request_deadline = settings.xiva_request_deadline_seconds
+        self.breaker = breaker or CircuitBreaker(
+            settings.xiva_breaker_failures,
+            settings.xiva_breaker_cooldown_seconds,
+            name=redact_url(self.base_url),
         )
 
         self._session = PooledSession(self.max_workers)
@@ -360,20 +382,23 @@ class XivaClient:
             if authenticated:
                 token = self._access_token()
                 headers["Authorization"] = f"Bearer {token}"
-            waited = self._limiter.acquire()
-            if waited > 1.0:
-                logger.info("Xiva %s: waited %.1f s for the client-side rate", endpoint, waited)
-            self._usage.record(endpoint, requests=1, retries=1 if sent else 0)
-            self.counts.add(requests=1, retries=1 if sent else 0)
-            sent += 1
+            self.breaker.before_call(endpoint)  # Xiva not answering: fail now, send nothing
             try:
-                resp = self._session.request(
-                    method, url, params=params, json=body, headers=headers, timeout=self.timeout
-                )
-            except NETWORK_ERRORS as e:
-                error: XivaError = connection_error(e, endpoint, url, self.timeout)
-                time.sleep(state.wait_before_retry(error, None, endpoint))
+                waited = self._limiter.acquire()
+                if waited > 1.0:
+                    logger.info("Xiva %s: waited %.1f s for the client-side rate", endpoint, waited)
+                self._usage.record(endpoint, requests=1, retries=1 if sent else 0)
+                self.counts.add(requests=1, retries=1 if sent else 0)
+                sent += 1
+                resp = self._attempt(method, url, params, body, headers, endpoint)
+            except XivaConnectionError as failed:
+                self.breaker.record_failure(failure_reason(failed))
+                time.sleep(state.wait_before_retry(failed, None, endpoint))
                 continue
+            except BaseException:
+                self.breaker.abandon()
+                raise
+            self.breaker.record_success()
 
             status = resp.status_code
             if 200 <= status < 300:
@@ -396,6 +421,35 @@ class XivaClient:
                 # Throttling is per user: every thread and worker sharing the rate waits too.
                 self._limiter.hold(delay)
             time.sleep(delay)
+
+    def _attempt(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, Any] | None,
+        body: dict[str, Any] | None,
+        headers: dict[str, str],
+        endpoint: str,
+    ) -> requests.Response:
+        """One HTTP attempt within the whole-request deadline.
+
+        Raises:
+            XivaConnectionError: No usable response: refused, DNS failure, timed out, dropped, or
+                the whole request (body included) overran ``XIVA_REQUEST_DEADLINE_SECONDS``.
+        """
+        deadline = RequestDeadline(self.request_deadline)
+        try:
+            with deadline:
+                resp = self._session.request(
+                    method, url, params=params, json=body, headers=headers, timeout=self.timeout
+                )
+        except NETWORK_ERRORS as e:
+            if deadline.expired:
+                raise deadline_error(endpoint, url, self.request_deadline) from e
+            raise connection_error(e, endpoint, url, self.timeout) from e
+        if deadline.expired:  # cut at the deadline, the body may look complete: not trusted
+            raise deadline_error(endpoint, url, self.request_deadline)
+        return resp
 
     # -- auth calls (through the choke point, unauthenticated) -----------------------------------
 

@@ -8,7 +8,8 @@
         ├── XivaNotFoundError         404
         ├── XivaServerError           5xx after retries
         ├── XivaBadResponseError      not JSON, HTML, the wrong shape, a looping page
-        ├── XivaConnectionError       refused, dropped, timed out
+        ├── XivaConnectionError       refused, dropped, timed out, past the request deadline
+        │   └── XivaCircuitOpenError  the circuit breaker is open: nothing was sent
         └── XivaRetryBudgetError      retryable failures until the call's time budget ran out
 
 Each error carries the HTTP ``status`` (when there was a response), the ``url`` it came from and a
@@ -26,6 +27,7 @@ from xiva_source.redaction import body_excerpt, redact
 __all__ = [
     "XivaAuthenticationError",
     "XivaBadResponseError",
+    "XivaCircuitOpenError",
     "XivaConnectionError",
     "XivaError",
     "XivaNotConfiguredError",
@@ -159,6 +161,15 @@ class XivaConnectionError(XivaError):
 
     default_fix: ClassVar[str] = (
         "Check XIVA_API_BASE_URL and that Xiva is reachable from this machine."
+    )
+
+
+class XivaCircuitOpenError(XivaConnectionError):
+    """Xiva stopped answering; the client's circuit breaker fails this call without sending it."""
+
+    default_fix: ClassVar[str] = (
+        "Check that Xiva is up and XIVA_API_BASE_URL is right; the run's earlier connection "
+        "errors say what failed (XIVA_BREAKER_FAILURES, XIVA_BREAKER_COOLDOWN_SECONDS tune it)."
     )
 
 

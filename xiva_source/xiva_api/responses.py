@@ -27,6 +27,7 @@ __all__ = [
     "NETWORK_ERRORS",
     "connection_error",
     "customer_page",
+    "deadline_error",
     "decode_json",
     "error_for",
     "int_header",
@@ -66,6 +67,16 @@ def connection_error(
     return result
 
 
+def deadline_error(endpoint: str, url: str, seconds: float) -> XivaConnectionError:
+    """The error of a request cut by ``XIVA_REQUEST_DEADLINE_SECONDS`` (a whole-request limit)."""
+    return XivaConnectionError(
+        f"Xiva {endpoint} did not complete within XIVA_REQUEST_DEADLINE_SECONDS={seconds:g} s (the "
+        "response was too slow or trickled in); check Xiva's health, or raise the deadline for "
+        "very large answers.",
+        url=url,
+    )
+
+
 def error_for(resp: requests.Response, endpoint: str, username: str | None) -> XivaError:
     """The error describing a non-2xx answer, with what to do about it.
 
@@ -84,8 +95,9 @@ def error_for(resp: requests.Response, endpoint: str, username: str | None) -> X
     where: dict[str, Any] = {"status": status, "body": text, "url": resp.url}
     if endpoint == "auth_create" and status in (400, 401, 403):
         return XivaAuthenticationError(
-            f"Xiva rejected the credentials of user {username!r}{said}. Check "
-            "XIVA_API_USERNAME and XIVA_API_PASSWORD (an e-mail address logs in as email).",
+            # The fix (the class's default) names the settings: said once (issue 10).
+            f"Xiva rejected the credentials of user {username!r}{said} (a user name that is an "
+            "e-mail address logs in as email).",
             **where,
         )
     if endpoint == "auth_refresh" and status in (400, 401, 403):

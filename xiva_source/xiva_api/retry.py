@@ -4,6 +4,10 @@ One :class:`RetryPolicy` per client; each call starts a :class:`RetryState` and 
 wait before the next attempt. The state never shortens a server's ``Retry-After`` and fails fast,
 with an error that says what to change, when the wait would be too long or the call's total time
 budget would run out.
+
+Waiting helps a throttled or overloaded Xiva (429, 5xx: patient, within the budget) but not one
+that does not answer at all (refused, DNS failure, dropped, timed out): a call without any response
+gets ``connect_attempts`` attempts over about a second, then fails.
 """
 
 from __future__ import annotations
@@ -17,7 +21,12 @@ from dataclasses import dataclass, field
 from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
 
-from xiva_source.xiva_api.errors import XivaError, XivaRateLimitError, XivaRetryBudgetError
+from xiva_source.xiva_api.errors import (
+    XivaConnectionError,
+    XivaError,
+    XivaRateLimitError,
+    XivaRetryBudgetError,
+)
 from xiva_source.xiva_api.logs import logger
 
 __all__ = ["RetryPolicy", "RetryState", "parse_retry_after"]
@@ -60,6 +69,10 @@ class RetryPolicy:
         max_attempts: Most HTTP attempts per call (python-gitlab's ``max_retries`` + 1).
         backoff_base: First backoff ceiling in seconds when the server gives no ``Retry-After``.
         backoff_max: Largest backoff ceiling in seconds.
+        connect_attempts: Most attempts of a call that gets no response at all
+            (:class:`XivaConnectionError`): refused, DNS failure, dropped, timed out.
+        connect_backoff_base: First backoff ceiling in seconds after a connection failure.
+        connect_backoff_max: Largest backoff ceiling after a connection failure.
     """
 
     max_retry_after: float = 120.0
@@ -67,6 +80,9 @@ class RetryPolicy:
     max_attempts: int = 10
     backoff_base: float = 0.5
     backoff_max: float = 30.0
+    connect_attempts: int = 3
+    connect_backoff_base: float = 0.25
+    connect_backoff_max: float = 1.0
 
     def start(self, *, clock: Callable[[], float] = time.monotonic) -> RetryState:
         """Begin one call's retry bookkeeping."""
@@ -80,6 +96,7 @@ class RetryState:
     policy: RetryPolicy
     clock: Callable[[], float] = time.monotonic
     attempts: int = 0
+    connect_failures: int = 0
     started: float = field(init=False)
 
     def __post_init__(self) -> None:
@@ -95,6 +112,12 @@ class RetryState:
         ceiling = min(self.policy.backoff_max, self.policy.backoff_base * 2 ** (self.attempts - 1))
         return random.uniform(0.0, ceiling)
 
+    def connect_backoff(self) -> float:
+        """The short full-jitter backoff after a connection failure."""
+        policy = self.policy
+        ceiling = policy.connect_backoff_base * 2 ** (self.connect_failures - 1)
+        return random.uniform(0.0, min(policy.connect_backoff_max, ceiling))
+
     def next_wait(self, error: XivaError, retry_after: float | None) -> float:
         """Record a failed attempt and return the seconds to wait before the next one.
 
@@ -108,9 +131,22 @@ class RetryState:
 
         Raises:
             XivaRateLimitError: ``retry_after`` exceeds ``max_retry_after``.
-            XivaRetryBudgetError: The attempts or the time budget would run out.
+            XivaRetryBudgetError: The attempts (``connect_attempts`` for a connection failure) or
+                the time budget would run out.
         """
         self.attempts += 1
+        if isinstance(error, XivaConnectionError):
+            self.connect_failures += 1
+            if self.connect_failures >= self.policy.connect_attempts:
+                elapsed = self.elapsed
+                raise XivaRetryBudgetError(
+                    f"Gave up after {self.attempts} attempts in {elapsed:.1f} s ("
+                    f"{self.connect_failures} without a response, XIVA_CONNECT_ATTEMPTS="
+                    f"{self.policy.connect_attempts}); last error: {error.message}",
+                    attempts=self.attempts,
+                    elapsed=elapsed,
+                    last_error=error,
+                ) from error
         if retry_after is not None and retry_after > self.policy.max_retry_after:
             raise XivaRateLimitError(
                 f"Xiva asked to wait {retry_after:.0f} s (Retry-After) which exceeds "
@@ -122,7 +158,12 @@ class RetryState:
                 body=error.body,
                 url=error.url,
             ) from error
-        wait = retry_after + RETRY_AFTER_MARGIN if retry_after is not None else self.backoff()
+        if retry_after is not None:
+            wait = retry_after + RETRY_AFTER_MARGIN
+        elif isinstance(error, XivaConnectionError):
+            wait = self.connect_backoff()
+        else:
+            wait = self.backoff()
         elapsed = self.elapsed
         if self.attempts >= self.policy.max_attempts or elapsed + wait > self.policy.budget:
             spent = (
@@ -161,12 +202,13 @@ class RetryState:
         try:
             delay = self.next_wait(error, retry_after)
         except XivaError as final:
-            logger.warning("Xiva %s: giving up: %s", endpoint, final.message)
+            # INFO: the error is raised, and its one report (summary line, boundary) says it
+            logger.info("Xiva %s: giving up: %s", endpoint, final.message)
             raise
         how = f"Retry-After {retry_after:g} s" if retry_after is not None else "backoff"
         cause = error.__cause__ or error
         reason = f"HTTP {error.status}" if error.status is not None else type(cause).__name__
-        logger.warning(
+        logger.info(  # a detail: the run's summary line counts what came of it
             "Xiva %s: %s; retry %d in %.2f s (%s)", endpoint, reason, self.attempts, delay, how
         )
         return delay

@@ -3,21 +3,37 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 
-__all__ = ["USER_AGENT", "PooledSession"]
+from xiva_source.xiva_api.deadline import DeadlineHTTPConnectionPool, DeadlineHTTPSConnectionPool
+
+__all__ = ["USER_AGENT", "DeadlineAdapter", "PooledSession"]
 
 USER_AGENT = "xiva-source/0.1 (+python-requests)"
 """The ``User-Agent`` of every request."""
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """An adapter whose connections honour the thread's
+    :class:`~xiva_source.xiva_api.deadline.RequestDeadline` (a whole-request deadline)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": DeadlineHTTPConnectionPool,
+            "https": DeadlineHTTPSConnectionPool,
+        }
 
 
 class PooledSession(requests.Session):
     """A ``requests.Session`` whose connection pool grows with the threads using it.
 
     urllib3's own retries are off (``max_retries=0``): the client's choke point retries, within
-    its time budget and the shared rate.
+    its time budget and the shared rate. Its connections honour the whole-request deadline the
+    client sets around each attempt (:mod:`~xiva_source.xiva_api.deadline`).
 
     Args:
         workers: Threads expected to share the session.
@@ -36,6 +52,8 @@ class PooledSession(requests.Session):
             if workers + 2 <= self.pool_size:
                 return
             self.pool_size = workers + 2
-            adapter = HTTPAdapter(pool_connections=2, pool_maxsize=self.pool_size, max_retries=0)
+            adapter = DeadlineAdapter(
+                pool_connections=2, pool_maxsize=self.pool_size, max_retries=0
+            )
             self.mount("http://", adapter)
             self.mount("https://", adapter)

@@ -23,7 +23,7 @@ def test_holder_record_round_trips_without_its_token() -> None:
 
     back = LockHolder.loads(me.dumps())
 
-    assert back == LockHolder(me.pid, me.host, me.since, "")
+    assert back == LockHolder(me.pid, me.host, me.since, "", me.boot, me.started)
     assert back is not None and back.describe() == f"pid {me.pid} on {me.host}, since {me.since}"
 
 

@@ -136,7 +136,7 @@ def test_cli_prints_one_summary_line_and_exits_0(
     assert any(v is not None for v in online["churn_score"])
 
 
-def test_auto_mode_falls_back_to_the_dwh_when_xiva_fails_and_exits_0(
+def test_auto_mode_falls_back_to_the_dwh_when_xiva_fails_and_exits_3(
     repo: Path,
     feast_env: FeastEnv,
     monkeypatch: pytest.MonkeyPatch,
@@ -147,9 +147,9 @@ def test_auto_mode_falls_back_to_the_dwh_when_xiva_fails_and_exits_0(
 
     code = cli(["--repo", str(repo), "--no-progress"])
 
-    line = capsys.readouterr().out.strip()
-    assert code == 0
-    assert line.startswith("materialize ok mode=auto")
+    line = capsys.readouterr().err.strip()  # degraded: the line on stderr
+    assert code == 3
+    assert line.startswith("materialize degraded mode=auto")
     assert "fallbacks=1" in line
     assert "fallback: xiva failed" in line
     assert "wrong-password" not in line
@@ -371,9 +371,10 @@ def test_auto_mode_with_the_dwh_down_serves_xiva_and_keeps_dwh_only_values(
     code = cli(["--repo", str(repo), "--no-progress"])
 
     captured = capsys.readouterr()
-    line = captured.out.strip()
-    assert code == 0, captured.err
-    assert line.startswith("materialize ok mode=auto") and "xiva=5" in line
+    line = captured.err.strip()
+    assert code == 3, captured.err
+    assert line.startswith("materialize degraded mode=auto") and "xiva=5" in line
+    assert "\n" not in line  # one line: nothing else on stderr at the default level
     assert "fallback: dwh failed, customer_dwh_features kept its previous values" in line
     assert "dwh-pw" not in captured.out + captured.err
     # customer_features was served from Xiva and its watermark moved; the DWH-only view kept both.

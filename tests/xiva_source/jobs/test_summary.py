@@ -14,7 +14,7 @@ pytestmark = pytest.mark.unit
 
 END = datetime(2026, 1, 31, tzinfo=UTC)
 SUMMARY_RE = re.compile(
-    r"^materialize (?P<status>ok|failed) mode=(?P<mode>\w+) rows (?P<rows>(?:\w+=\d+ ?)+) "
+    r"^materialize (?P<status>ok|degraded|failed) mode=(?P<mode>\w+) rows (?P<rows>(?:\w+=\d+ ?)+) "
     r"views=(?P<views>\d+) xiva_calls=\d+ fallbacks=(?P<fallbacks>\d+) failed_customers=\d+ "
     r"pending_retries=(?:\d+|unknown) malformed=\d+ (?:\w+=\w+ )*duration=\d+\.\ds"
 )
@@ -52,11 +52,14 @@ def test_fallbacks_and_expiry_warning_follow_the_counters() -> None:
     )
     line = summary.line()
     assert "fallbacks=1" in line
+    assert line.startswith("materialize degraded mode=auto")
     assert line.endswith(
+        "; degraded: 1 fallback to one source"
         "; fallback: xiva failed (401), served from dwh"
         "; warning: online expiry not extended: Redis went away"
     )
     assert "ignored here" not in line
+    assert summary.exit_code == 3
 
 
 def test_failed_line_carries_the_cause_and_fix_and_exits_1() -> None:
@@ -104,6 +107,8 @@ def test_the_xiva_pulls_retries_malformed_and_late_changes_are_in_the_line() -> 
 
     line = summary.line()
     assert " pending_retries=3 malformed=1 " in line and SUMMARY_RE.match(line)
+    assert "; degraded: 3 customers pending a retry (xiva-source pending lists them)" in line
+    assert summary.exit_code == 3
     assert "; retried: 4 of 5 pending customers read" in line
     assert "; malformed: m-1 (skipped, retried next run)" in line
     assert "; gone: 1 customers no longer in Xiva (g-1)" in line
@@ -120,3 +125,58 @@ def test_an_unreadable_pending_table_makes_the_count_unknown_and_says_why() -> N
     line = summary.line()
     assert " pending_retries=unknown " in line and SUMMARY_RE.match(line)
     assert "; warning: pending-retry table: db down" in line
+
+
+def test_exit_statuses_follow_the_outcome() -> None:
+    assert RunSummary(status="ok", mode="dwh").exit_code == 0
+    assert RunSummary(status="skipped", mode="dwh", pending_retries=4).exit_code == 0
+    assert RunSummary(status="failed", mode="dwh", fallbacks=["x"]).exit_code == 1
+    one_pending = RunSummary(status="ok", mode="xiva", pending_retries=1)
+    assert one_pending.exit_code == 3 and one_pending.outcome == "degraded"
+    assert "; degraded: 1 customer pending a retry" in one_pending.line()
+    unknown = RunSummary(status="ok", mode="xiva", pending_retries=None)
+    assert unknown.exit_code == 3
+    assert "the pending-retry table could not be read" in unknown.line()
+
+
+def test_fail_on_fallback_turns_a_fallback_into_a_failure() -> None:
+    summary = RunSummary(
+        status="ok", mode="auto", fallbacks=["xiva failed, serving from dwh only: 401"]
+    )
+    summary.fail_on_fallback = True
+    line = summary.line()
+    assert summary.exit_code == 1 and line.startswith("materialize failed mode=auto")
+    assert "; degraded:" not in line
+    assert "MATERIALIZE_FAIL_ON_FALLBACK" in line and "Fix:" not in line
+    # Without a fallback the setting changes nothing.
+    assert RunSummary(status="ok", mode="auto", fail_on_fallback=True).exit_code == 0
+
+
+def test_the_line_never_doubles_a_period() -> None:
+    summary = RunSummary(
+        status="failed", mode="dwh", error="view v: the DWH failed.. Fix: check DWH_URL.. "
+    )
+    line = summary.line()
+    assert ".." not in line.replace("...", "")
+    assert "failed. Fix: check DWH_URL." in line
+
+
+def test_the_record_holds_the_result_for_status() -> None:
+    view = ViewRun("a", None, END, rows=3, rows_by_source={"dwh": 3}, duration=1.25)
+    summary = RunSummary(
+        status="ok",
+        mode="auto",
+        views=[view],
+        kept_views=["b"],
+        fallbacks=["dwh failed, b kept its previous values"],
+        rows_by_source={"dwh": 3},
+        duration=2.5,
+    )
+    record = summary.record(END)
+    assert record["outcome"] == "degraded" and record["exit_code"] == 3
+    assert record["finished_at"].startswith("2026-01-31T00:00:00")
+    assert record["rows_by_source"] == {"dwh": 3} and record["views"] == ["a"]
+    assert record["degraded"] == ["1 fallback to one source"]
+    views = summary.view_records(END)
+    assert views["a"]["outcome"] == "ok" and views["a"]["rows"] == 3
+    assert views["a"]["duration_seconds"] == 1.25 and views["b"]["outcome"] == "kept"
