@@ -229,7 +229,7 @@ class _XivaPull:
             and (time.monotonic() - self.started > self.run_deadline)
         ):
             self.stopped = f"XIVA_RUN_DEADLINE_SECONDS={self.run_deadline:g} s passed"
-            logger.warning("Xiva pull: %s; no more customers are fetched", self.stopped)
+            logger.info("Xiva pull: %s; no more customers are fetched", self.stopped)
         return self.stopped is not None
 
     def _future(self, moment: datetime) -> bool:
@@ -245,7 +245,7 @@ class _XivaPull:
             return
         if isinstance(result, XivaCircuitOpenError) and self.stopped is None:
             self.stopped = "Xiva stopped answering (its circuit breaker opened)"
-            logger.warning("Xiva pull: %s; no more customers are fetched", self.stopped)
+            logger.info("Xiva pull: %s; no more customers are fetched", self.stopped)
         if isinstance(result, XivaError):
             self.failed.append(cid)
             report.add_failed_customers([cid])
