@@ -226,7 +226,8 @@ def features_from_360(
     financial = _mapping(view.get("financial"))
     cid = customer.get("id")
     who = str(cid) if cid is not None else "<no id>"
-    reader = _Reader(who)
+    # A caller collecting problems (the pull) reports them in its run's line: log at INFO then.
+    reader = _Reader(who, level=logging.INFO if problems is not None else logging.WARNING)
 
     row: dict[str, Any] = {ENTITY: str(cid) if cid is not None else None}
     status = reader.read("customer_status", customer.get("status", _MISSING), _to_str)
@@ -271,8 +272,9 @@ def features_from_360(
 class _Reader:
     """Applies a converter, turning absence into ``None`` and bad values into ``None`` + warning."""
 
-    def __init__(self, customer: str) -> None:
+    def __init__(self, customer: str, *, level: int = logging.WARNING) -> None:
         self.customer = customer
+        self.level = level
         self.problems: list[str] = []  # "<feature>: <why>" per unreadable field
 
     def read(self, feature: str, raw: Any, convert: Callable[[Any], Any]) -> Any:
@@ -282,7 +284,8 @@ class _Reader:
             return convert(raw)
         except (_Unparsable, ValueError, TypeError, OverflowError) as e:
             self.problems.append(f"{feature}: cannot read {_short(raw)} ({e})")
-            logger.warning(
+            logger.log(
+                self.level,
                 "Customer %s: cannot read %s from %r (%s); feature set to null",
                 self.customer,
                 feature,
