@@ -246,7 +246,7 @@ def _stock_repo(work: Path, project: str, parquet: Path, project_repo: Path) -> 
         f"""from datetime import timedelta
 
 from feast import Entity, FeatureView, Field, FileSource, ValueType
-from feast.types import Float32, Float64, Int32, Int64, String, Bool
+from feast.types import Bool, Float32, Float64, Int32, Int64, String, UnixTimestamp
 
 customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.STRING)
 source = FileSource(path={str(parquet)!r}, timestamp_field="updated_at")
