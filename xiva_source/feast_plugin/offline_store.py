@@ -112,17 +112,19 @@ class LoyaltyOfflineStore(OfflineStore):
         Raises:
             ConfigurationError: A setting is invalid.
         """
-        pull = _pull_all(
+        every_row = LoyaltyOfflineStore.pull_all_from_table_or_query(
             config,
-            repo_settings(config),
             data_source,
+            join_key_columns,
             feature_name_columns,
             timestamp_field,
+            created_timestamp_column,
             start_date,
             end_date,
         )
         return LoyaltyRetrievalJob(
-            lambda: dwh.latest_per_customer(pull(), timestamp_field), config=config
+            lambda: dwh.latest_per_customer(every_row._to_arrow_internal(), timestamp_field),
+            config=config,
         )
 
     @staticmethod
