@@ -185,3 +185,21 @@ def test_feast_cli_apply_and_materialize_incremental(feast_env: FeastEnv, feast_
     got = _online(store, ids)["city"]
     # auto, xiva_first: Xiva's city unless Xiva has none.
     assert [g for g, w in zip(got, want, strict=True) if w is not None] == [w for w in want if w]
+
+
+def test_pull_latest_is_pull_all_latest_per_customer(feast_env: FeastEnv, feast_repo: Path) -> None:
+    from xiva_source.feast_plugin.offline_store import LoyaltyOfflineStore
+
+    store = FeatureStore(repo_path=str(feast_repo))
+    fv = store.get_feature_view("customer_dwh_features")
+    source, names = fv.batch_source, [f.name for f in fv.features]
+    assert source is not None
+    args = (store.config, source, ["customer_id"], names, "updated_at")
+    end = datetime.now(UTC)
+    every_row = LoyaltyOfflineStore.pull_all_from_table_or_query(*args, None, None, end).to_arrow()
+    latest = LoyaltyOfflineStore.pull_latest_from_table_or_query(
+        *args, None, end - timedelta(days=36500), end
+    ).to_arrow()
+    ids = latest.column("customer_id").to_pylist()
+    assert len(ids) == len(set(ids)) == len(set(every_row.column("customer_id").to_pylist()))
+    assert set(ids) == set(feast_env.dwh.customer_ids)
