@@ -38,6 +38,7 @@ __all__ = [
     "ENV_FILE_VARIABLE",
     "DataSourceMode",
     "MergeStrategy",
+    "RedisType",
     "Settings",
     "find_env_file",
     "load_settings",
@@ -73,6 +74,14 @@ class MergeStrategy(StrEnum):
 
     XIVA_FIRST = "xiva_first"
     DWH_FIRST = "dwh_first"
+
+
+class RedisType(StrEnum):
+    """``REDIS_TYPE``: how ``REDIS_URL`` is deployed (the values of Feast's ``redis_type``)."""
+
+    REDIS = "redis"
+    REDIS_CLUSTER = "redis_cluster"
+    REDIS_SENTINEL = "redis_sentinel"
 
 
 DEFAULT_DWH_URL = "sqlite:///data/dwh.sqlite"
@@ -130,6 +139,12 @@ class Settings(BaseSettings):
     """SQLAlchemy URL of the data warehouse (``DWH_URL``)."""
     redis_url: str | None = None
     """Redis URL: online store, shared request rate and usage counters (``REDIS_URL``)."""
+    redis_type: RedisType = RedisType.REDIS
+    """``redis`` | ``redis_cluster`` | ``redis_sentinel`` (``REDIS_TYPE``), as Feast's."""
+    redis_sentinel_master: str = "mymaster"
+    """Name of the primary the sentinels watch, with ``REDIS_TYPE=redis_sentinel``."""
+    segments_global_control: float = Field(default=0.0, ge=0, lt=1)
+    """Fraction of all customers held out of every segment's target (``SEGMENTS_GLOBAL_CONTROL``)."""
     feature_store_data_source: DataSourceMode = DataSourceMode.AUTO
     """``xiva`` | ``dwh`` | ``auto`` (``FEATURE_STORE_DATA_SOURCE``)."""
     feature_store_merge_strategy: MergeStrategy = MergeStrategy.XIVA_FIRST
@@ -150,7 +165,9 @@ class Settings(BaseSettings):
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
-    @field_validator("feature_store_data_source", "feature_store_merge_strategy", mode="before")
+    @field_validator(
+        "feature_store_data_source", "feature_store_merge_strategy", "redis_type", mode="before"
+    )
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value

@@ -1,0 +1,168 @@
+"""A real 3-primary Redis Cluster on loopback, started once per session (a pytest plugin).
+
+- ``redis_cluster``: the running cluster (``.url`` names its three nodes, as ``REDIS_URL`` does
+  with ``REDIS_TYPE=redis_cluster``); its processes are killed at the end of the session.
+- ``cluster_ns``: a key namespace of the test's own on that cluster; its keys are deleted after.
+
+Started with ``redis-server --cluster-enabled yes`` on free loopback ports and joined with
+``redis-cli --cluster create``: the same binaries CI has, nothing to start by hand.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+__all__ = ["RedisClusterNodes", "cluster_ns", "redis_cluster"]
+
+PRIMARIES = 3
+
+
+@dataclass
+class RedisClusterNodes:
+    """A running cluster: its node ports, its ``REDIS_URL`` and how to stop one node."""
+
+    ports: list[int]
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """``redis://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3`` (every node, for discovery)."""
+        return "redis://" + ",".join(f"127.0.0.1:{p}" for p in self.ports)
+
+    def client(self):  # type: ignore[no-untyped-def]
+        """A ``redis.cluster.RedisCluster`` client (the test's own; close it)."""
+        from redis.cluster import ClusterNode, RedisCluster
+
+        return RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", p) for p in self.ports])
+
+    def delete_matching(self, pattern: str) -> None:
+        """Delete the keys matching ``pattern`` on every primary."""
+        import redis
+
+        for port in self.ports:
+            r = redis.Redis(host="127.0.0.1", port=port)
+            try:
+                for key in list(r.scan_iter(match=pattern, count=1000)):
+                    r.delete(key)
+            finally:
+                r.close()
+
+
+def _free_port_pair() -> int:
+    """A port P with P and P + 10000 (the cluster bus) both free on loopback."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as s2:
+            try:
+                s2.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a Redis Cluster node")
+
+
+def _wait_ping(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(
+            ["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True, check=False
+        )
+        if out.stdout.strip() == "PONG":
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"redis-server on port {port} did not start")
+
+
+def _wait_cluster_ok(ports: list[int], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = [
+            subprocess.run(
+                ["redis-cli", "-p", str(p), "cluster", "info"],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout
+            for p in ports
+        ]
+        if all("cluster_state:ok" in s for s in states):
+            return
+        time.sleep(0.1)
+    raise RuntimeError("the Redis Cluster did not reach cluster_state:ok")
+
+
+def start_cluster(workdir: Path) -> RedisClusterNodes:
+    """Start :data:`PRIMARIES` cluster-enabled ``redis-server`` processes and join them."""
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        raise RuntimeError("redis-server and redis-cli are needed (Debian package redis-server)")
+    nodes = RedisClusterNodes(ports=[])
+    for _ in range(PRIMARIES):
+        port = _free_port_pair()
+        d = workdir / str(port)
+        d.mkdir(parents=True)
+        proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port", str(port),
+                "--bind", "127.0.0.1",
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", str(d / "nodes.conf"),
+                "--cluster-node-timeout", "5000",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(d),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        nodes.ports.append(port)
+        nodes.processes.append(proc)
+    for port in nodes.ports:
+        _wait_ping(port)
+    subprocess.run(
+        ["redis-cli", "--cluster", "create"]
+        + [f"127.0.0.1:{p}" for p in nodes.ports]
+        + ["--cluster-replicas", "0", "--cluster-yes"],
+        check=True,
+        capture_output=True,
+    )
+    _wait_cluster_ok(nodes.ports)
+    return nodes
+
+
+def stop_cluster(nodes: RedisClusterNodes) -> None:
+    for proc in nodes.processes:
+        proc.kill()
+    for proc in nodes.processes:
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterNodes]:
+    """A real 3-primary Redis Cluster on loopback ports, for the whole session."""
+    nodes = start_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        yield nodes
+    finally:
+        stop_cluster(nodes)
+
+
+@pytest.fixture
+def cluster_ns(redis_cluster: RedisClusterNodes) -> Iterator[str]:
+    """A key namespace of this test's own on the cluster; its keys are deleted afterwards."""
+    ns = f"test-{uuid.uuid4().hex[:12]}"
+    yield ns
+    redis_cluster.delete_matching(f"*{ns}*")
