@@ -15,7 +15,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 install: $(BIN)/python ## Create .venv and install the project (editable, with dev extras)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,ray]'
 
 test: ## Run the whole test suite (needs Redis and PostgreSQL on 127.0.0.1)
 	$(BIN)/pytest -q
@@ -45,14 +45,21 @@ demo: ## End-to-end demo: simulator + SQLite DWH + embedded online store, nothin
 	$(BIN)/python -m xiva_source demo --repo $(REPO)
 
 bench-materialize: ## Benchmark the job against stock Feast (needs PostgreSQL and Redis)
-	$(BIN)/python bench/materialize.py --rows 100000
+	$(BIN)/python bench/materialize.py --rows 100000,1000000 --xiva-customers 0
 
 bench-segmentation: ## Benchmark segmentation against stock Feast + json-logic-qubit (needs Redis)
-	$(BIN)/python bench/segmentation.py --customers 100000 --segments 10
+	$(BIN)/python bench/segmentation.py --customers 1000000 --segments 10 --sample 20000
+
+bench-dwh-read: ## DWH to Arrow: the current path vs psycopg binary COPY vs ADBC (needs PostgreSQL)
+	$(BIN)/python bench/dwh_read.py
+
+bench-ray: ## The Ray engine beside the in-process engine (needs PostgreSQL and Redis)
+	$(BIN)/python bench/ray_engine.py --rows 100000
 
 bench-xiva-pull: ## Peak memory of a streamed Xiva pull, 20,000 vs 2,000 simulator customers
 	$(BIN)/python bench/xiva_pull.py
 
-bench: bench-materialize bench-segmentation bench-xiva-pull ## Run every benchmark (prints ratios)
+bench: bench-materialize bench-segmentation bench-dwh-read bench-ray bench-xiva-pull ## Run every benchmark (prints ratios)
 
-.PHONY: apply materialize demo bench bench-materialize bench-segmentation bench-xiva-pull
+.PHONY: apply materialize demo bench bench-materialize bench-segmentation bench-dwh-read bench-ray \
+	bench-xiva-pull

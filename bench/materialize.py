@@ -1,18 +1,30 @@
-"""Materialization benchmark: this project's job against stock Feast, and the Xiva request budget.
+"""Materialization benchmark: the job against stock Feast and the Redis write ceiling; Xiva budget.
 
 Usage::
 
-    .venv/bin/python bench/materialize.py --rows 100000          # sizes 50,000 and 100,000
-    .venv/bin/python bench/materialize.py --rows 20000 --xiva-customers 500   # a quick run
+    .venv/bin/python bench/materialize.py --rows 100000,1000000 --xiva-customers 0   # the issue's
+    .venv/bin/python bench/materialize.py --rows 20000 --xiva-customers 500          # a quick run
 
-Part 1 (DWH -> Redis), at two sizes (``--rows`` and half of it), each measurement in its own
-subprocess so its peak memory (``ru_maxrss``) is its own:
+Part 1 (DWH -> Redis), at each size of ``--rows`` (comma-separated), each measurement in its own
+subprocess so its peak memory (``VmHWM``) is its own:
 
-- project: ``run_materialization`` in ``dwh`` mode, ``customer_features`` streamed from a fresh
-  PostgreSQL schema (filled with ``create_demo_dwh``) into Redis;
+- job: ``run_materialization`` in ``dwh`` mode, ``customer_features`` streamed from a fresh
+  PostgreSQL schema (filled with ``create_demo_dwh``) into Redis; its rows/s are taken from its
+  own summary line (``rows dwh=N ... duration=Ss``), as an operator would read them;
 - stock: the same rows exported to parquet, a separate temporary Feast repo with a ``FileSource``
-  and the same feature schema, ``store.materialize(...)`` with the default (local) engine into the
-  same Redis under a different project.
+  and the same feature schema, ``store.materialize(...)`` (what ``feast materialize`` runs) with
+  the default (local) engine into the same Redis under a different project;
+- ceiling: the hashes the job wrote, read back (untimed) and written again under a third project
+  with pipelined ``HSET`` + ``EXPIRE`` from Python (redis-py + hiredis, 10,000 rows per
+  pipeline): what Redis takes from one Python process for ready-made hashes.
+
+Each size prints rows/s of the three and the ratios job/ceiling and job/stock, and the job's peak
+RSS (the issue's bound: 300 MB at 1,000,000 rows). The machine is shared: run it twice.
+
+Redis memory (``--redis-memory N``, for docs/sizing.md): a throwaway ``redis-server`` on a free
+port, N customers of both views written by the bulk writer (demo-like values: about 5% nulls,
+statuses, tiers and cities from short lists, UUID customer ids), ``INFO memory`` before and after
+and ``MEMORY USAGE`` of a sample of keys: bytes per customer.
 
 Part 2 (Xiva): a simulator throttled per user (``--xiva-rate`` requests/s) and the client
 configured at the same rate; a full pull of ``--xiva-customers`` customers reports the share of the
@@ -107,7 +119,7 @@ def _apply(repo: Path) -> None:
 
 
 def worker_project(args: argparse.Namespace) -> dict[str, Any]:
-    """This project's job, dwh mode, one view, into Redis."""
+    """This project's job, dwh mode, one view, into Redis; rows/s from its summary line."""
     os.environ.update(
         {
             "DWH_URL": args.dwh_url,
@@ -123,13 +135,76 @@ def worker_project(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     summary = run_materialization(repo, views=[VIEW], progress=False)
     elapsed = time.perf_counter() - started
+    line = summary.line()
     return {
         "rows": summary.rows,
         "seconds": elapsed,
+        "line_rows": _line_rows(line),
+        "line_seconds": _line_seconds(line),
         "rss_before_mb": rss_before,
         "peak_rss_mb": _peak_rss_mb(),
-        "line": summary.line(),
+        "line": line,
     }
+
+
+def _line_rows(line: str) -> int:
+    """``rows dwh=N xiva=M`` of a summary line, summed."""
+    import re
+
+    match = re.search(r" rows ((?:\w+=\d+ ?)+) views=", line)
+    if not match:
+        raise ValueError(f"no rows in the summary line: {line}")
+    return sum(int(part.split("=")[1]) for part in match.group(1).split())
+
+
+def _line_seconds(line: str) -> float:
+    """``duration=S.Ss`` of a summary line."""
+    import re
+
+    match = re.search(r" duration=([\d.]+)s", line)
+    if not match:
+        raise ValueError(f"no duration in the summary line: {line}")
+    return float(match.group(1))
+
+
+def worker_ceiling(args: argparse.Namespace) -> dict[str, Any]:
+    """Pipelined HSET + EXPIRE of the job's own hashes (read back untimed) under another project."""
+    import redis
+
+    from xiva_source.feast_plugin.redis_layout import RedisLayout, scan_entity_keys
+
+    client = redis.Redis.from_url(REDIS_URL)
+    source = RedisLayout(args.source_project, ("customer_id",))
+    suffix, target = args.source_project.encode(), args.target_project.encode()
+    batch_size, ttl = 10_000, 86400
+    rows, seconds = 0, 0.0
+
+    def write(keys: list[bytes]) -> float:
+        read = client.pipeline(transaction=False)
+        for key in keys:
+            read.hgetall(key)  # type: ignore[arg-type]  # bytes keys work
+        hashes = read.execute()
+        started = time.perf_counter()
+        pipe = client.pipeline(transaction=False)
+        for key, mapping in zip(keys, hashes, strict=True):
+            new_key = key[: -len(suffix)] + target
+            pipe.hset(new_key, mapping=mapping)
+            pipe.expire(new_key, ttl)
+        pipe.execute()
+        return time.perf_counter() - started
+
+    keys: list[bytes] = []
+    for key in scan_entity_keys(client, source, count=batch_size, unique=False):
+        keys.append(key)
+        if len(keys) >= batch_size:
+            seconds += write(keys)
+            rows += len(keys)
+            keys = []
+    if keys:
+        seconds += write(keys)
+        rows += len(keys)
+    client.close()
+    return {"rows": rows, "seconds": seconds}
 
 
 def worker_stock(args: argparse.Namespace) -> dict[str, Any]:
@@ -146,7 +221,7 @@ def worker_stock(args: argparse.Namespace) -> dict[str, Any]:
     )
     elapsed = time.perf_counter() - started
     return {
-        "rows": args.rows,
+        "rows": int(args.rows),
         "seconds": elapsed,
         "rss_before_mb": rss_before,
         "peak_rss_mb": _peak_rss_mb(),
@@ -324,7 +399,7 @@ def _delete_project_keys(project: str) -> int:
 
 
 def bench_redis(rows: int, work: Path) -> dict[str, Any]:
-    """Project vs stock at ``rows`` customers; returns both measurements."""
+    """Job vs stock vs the write ceiling at ``rows`` customers; returns the measurements."""
     import sqlalchemy as sa
 
     from xiva_source.demo.data import create_demo_dwh
@@ -337,6 +412,7 @@ def bench_redis(rows: int, work: Path) -> dict[str, Any]:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     dwh_url = f"{PG_BASE_URL}?options=-csearch_path%3D{schema}"
     project, stock_project = f"bench_proj_{ns}", f"bench_stock_{ns}"
+    ceiling_project = f"bench_ceil_{ns}"
     try:
         ids = [str(uuid.UUID(int=(i + 1) * 7919 + rows, version=4)) for i in range(rows)]
         t0 = time.perf_counter()
@@ -352,11 +428,17 @@ def bench_redis(rows: int, work: Path) -> dict[str, Any]:
         stock_repo = _stock_repo(work, stock_project, parquet, project_repo)
         _apply(stock_repo)
 
+        print(f"  job ({rows:,}) ...", file=sys.stderr)
         mine = _run_worker("project", "--repo", str(project_repo), "--dwh-url", dwh_url)
+        print(f"  ceiling ({rows:,}) ...", file=sys.stderr)
+        ceiling = _run_worker(
+            "ceiling", "--source-project", project, "--target-project", ceiling_project
+        )
+        print(f"  stock Feast ({rows:,}) ...", file=sys.stderr)
         stock = _run_worker("stock", "--repo", str(stock_repo), "--rows", str(rows))
-        return {"rows": rows, "project": mine, "stock": stock}
+        return {"rows": rows, "project": mine, "stock": stock, "ceiling": ceiling}
     finally:
-        for name in (project, stock_project):
+        for name in (project, stock_project, ceiling_project):
             _delete_project_keys(name)
         with engine.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
@@ -377,31 +459,153 @@ def bench_xiva(customers: int, rate: float, work: Path) -> dict[str, Any]:
         _delete_project_keys(project)
 
 
+def _memory_tables(rng: Any, n: int, now: Any, types: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Demo-like feature columns of both views for ``n`` customers (about 5% nulls)."""
+    import pyarrow as pa
+
+    def col(name: str, values: Any) -> pa.Array:
+        return pa.array(values, types[name], mask=rng.random(n) < 0.05)
+
+    def choice(options: tuple[str, ...]) -> list[str]:
+        return [options[i] for i in rng.integers(0, len(options), n)]
+
+    def days(low: int, high: int) -> Any:
+        ago = rng.integers(low, high, n).astype("timedelta64[D]")
+        return (now - ago).astype("datetime64[D]").astype("datetime64[us]")
+
+    return {
+        VIEW: {
+            "customer_status": col("customer_status", choice(("active", "inactive"))),
+            "total_revenue": col("total_revenue", rng.uniform(0, 20_000, n).round(2)),
+            "transaction_count": col("transaction_count", rng.integers(0, 120, n)),
+            "last_payment_date": col("last_payment_date", days(0, 400)),
+            "customer_tier": col("customer_tier", choice(("bronze", "silver", "gold", "platinum"))),
+            "city": col("city", choice(("Toronto", "Montreal", "Vancouver", "Ottawa"))),
+            "birth_date": col("birth_date", days(18 * 365, 90 * 365)),
+            "outstanding_amount": col("outstanding_amount", rng.uniform(0, 500, n).round(2)),
+        },
+        "customer_dwh_features": {
+            "avg_transaction_value": col("avg_transaction_value", rng.uniform(5, 150, n).round(2)),
+            "lifetime_value": col("lifetime_value", rng.uniform(0, 60_000, n).round(2)),
+            "churn_score": col("churn_score", rng.random(n).round(4)),
+        },
+    }
+
+
+def redis_memory(customers: int, work: Path) -> dict[str, Any]:
+    """Bytes per customer in Redis: both views written by the bulk writer into a private Redis."""
+    import socket
+
+    import numpy as np
+    import pyarrow as pa
+    import redis
+    from feast import FeatureStore
+    from feast.value_type import ValueType
+
+    from xiva_source.feast_plugin.bulk_writer import BulkWriter
+    from xiva_source.feast_plugin.redis_layout import RedisLayout
+    from xiva_source.pipeline.context import feature_arrow_types
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(work)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        client: Any = redis.Redis(port=port)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        project = f"mem_{uuid.uuid4().hex[:8]}"
+        repo = _project_repo(work, project)
+        _apply(repo)
+        store = FeatureStore(repo_path=str(repo))
+        views = {name: store.get_feature_view(name) for name in (VIEW, "customer_dwh_features")}
+        types = feature_arrow_types()
+        rng = np.random.default_rng(1)
+        writer = BulkWriter(client, store.config, ttl_seconds=86400)
+        before = int(client.info("memory")["used_memory"])
+        now = np.datetime64("2026-01-01T00:00:00", "us")
+        chunk = 10_000
+        for start in range(0, customers, chunk):
+            n = min(chunk, customers - start)
+            ids = [str(uuid.UUID(int=start + i + 1, version=4)) for i in range(n)]
+            stamps = now - rng.integers(60, 3 * 365 * 86400, n).astype("timedelta64[s]")
+
+            tables = _memory_tables(rng, n, now, types)
+            for name, columns in tables.items():
+                table = pa.table(
+                    {
+                        "customer_id": ids,
+                        **columns,
+                        "event_timestamp": pa.array(stamps, pa.timestamp("us", tz="UTC")),
+                    }
+                )
+                writer.write(views[name], table, {"customer_id": ValueType.STRING})
+        after = int(client.info("memory")["used_memory"])
+        layout = RedisLayout(project, ("customer_id",))
+        sample = [
+            layout.key(str(uuid.UUID(int=int(i) + 1, version=4)))
+            for i in np.linspace(0, customers - 1, min(customers, 2000)).astype(int)
+        ]
+        usage = [int(client.memory_usage(key, samples=0) or 0) for key in sample]
+        fields = int(client.hlen(sample[0]))
+        encoding = client.object("encoding", sample[0])
+        client.close()
+        return {
+            "customers": customers,
+            "used_memory_delta": after - before,
+            "bytes_per_customer": (after - before) / customers,
+            "memory_usage_avg": sum(usage) / len(usage),
+            "fields": fields,
+            "encoding": encoding.decode() if isinstance(encoding, bytes) else str(encoding),
+        }
+    finally:
+        server.kill()
+        server.wait(timeout=10)
+
+
 def _print_report(redis_results: list[dict[str, Any]], xiva: dict[str, Any] | None) -> None:
     print("\nDWH (PostgreSQL) -> Redis, customer_features, one process each")
     header = (
-        f"{'rows':>8} | {'path':<8} | {'seconds':>7} | {'rows/s':>8} | "
+        f"{'rows':>9} | {'path':<8} | {'seconds':>7} | {'rows/s':>8} | "
         f"{'peak RSS MB':>11} | {'RSS growth MB':>13}"
     )
     print(header)
     print("-" * len(header))
     for result in redis_results:
-        for path in ("project", "stock"):
-            m = result[path]
-            rate = result["rows"] / m["seconds"]
+        rows = result["rows"]
+        job, stock, ceiling = result["project"], result["stock"], result["ceiling"]
+        rates = {
+            # the job's own summary line: rows it wrote / its duration (lock to last write)
+            "job": job["line_rows"] / job["line_seconds"],
+            "stock": rows / stock["seconds"],
+            "ceiling": ceiling["rows"] / ceiling["seconds"],
+        }
+        for path, m in (("job", job), ("stock", stock)):
             growth = m["peak_rss_mb"] - m["rss_before_mb"]
+            seconds = m["line_seconds"] if path == "job" else m["seconds"]
             print(
-                f"{result['rows']:>8,} | {path:<8} | {m['seconds']:>7.1f} | {rate:>8,.0f} | "
+                f"{rows:>9,} | {path:<8} | {seconds:>7.1f} | {rates[path]:>8,.0f} | "
                 f"{m['peak_rss_mb']:>11,.0f} | {growth:>13,.0f}"
             )
-        ratio = result["stock"]["seconds"] / result["project"]["seconds"]
-        mem = (result["stock"]["peak_rss_mb"] - result["stock"]["rss_before_mb"]) / max(
-            1.0, result["project"]["peak_rss_mb"] - result["project"]["rss_before_mb"]
+        print(
+            f"{rows:>9,} | {'ceiling':<8} | {ceiling['seconds']:>7.1f} | "
+            f"{rates['ceiling']:>8,.0f} | {'':>11} | {'':>13}"
         )
         print(
-            f"{'':>8} | ratio    | throughput project/stock = {ratio:.2f}x, "
-            f"memory growth stock/project = {mem:.1f}x"
+            f"{'':>9} | ratios   | job/ceiling = {rates['job'] / rates['ceiling']:.2f}, "
+            f"job/stock = {rates['job'] / rates['stock']:.2f}x, "
+            f"stock/ceiling = {rates['stock'] / rates['ceiling']:.2f}; "
+            f"job peak RSS {job['peak_rss_mb']:,.0f} MB"
         )
+        print(f"{'':>9} | job line | {job['line']}")
     if xiva:
         used = xiva["full_calls"] / xiva["full_seconds"]
         print(
@@ -423,25 +627,57 @@ def _print_report(redis_results: list[dict[str, Any]], xiva: dict[str, Any] | No
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=100_000, help="Largest size (also half).")
+    parser.add_argument(
+        "--rows",
+        default="100000,1000000",
+        help="Sizes, comma-separated (default 100000,1000000).",
+    )
     parser.add_argument("--xiva-customers", type=int, default=2000, help="0 skips part 2.")
     parser.add_argument("--xiva-rate", type=float, default=50.0, help="Requests per second.")
-    parser.add_argument("--worker", choices=["project", "stock", "xiva"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--worker", choices=["project", "stock", "xiva", "ceiling"], help=argparse.SUPPRESS
+    )
+    parser.add_argument("--source-project", help=argparse.SUPPRESS)
+    parser.add_argument("--target-project", help=argparse.SUPPRESS)
     parser.add_argument("--repo", help=argparse.SUPPRESS)
     parser.add_argument("--dwh-url", help=argparse.SUPPRESS)
     parser.add_argument("--customers", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=float, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--redis-memory",
+        default="",
+        help="Only measure Redis bytes per customer at these sizes (comma-separated), e.g. "
+        "100000,1000000 (docs/sizing.md).",
+    )
     args = parser.parse_args(argv)
 
     if args.worker:
-        workers = {"project": worker_project, "stock": worker_stock, "xiva": worker_xiva}
+        workers = {
+            "project": worker_project,
+            "stock": worker_stock,
+            "xiva": worker_xiva,
+            "ceiling": worker_ceiling,
+        }
         print(json.dumps(workers[args.worker](args)))
         return 0
 
     work = Path(tempfile.mkdtemp(prefix="bench-materialize-"))
+    if args.redis_memory:
+        try:
+            for size in [int(x) for x in args.redis_memory.split(",") if x.strip()]:
+                m = redis_memory(size, work)
+                print(
+                    f"{m['customers']:>10,} customers, both views ({m['fields']} fields, "
+                    f"{m['encoding']}): used_memory +{m['used_memory_delta'] / 2**20:,.1f} MiB = "
+                    f"{m['bytes_per_customer']:,.0f} B/customer; MEMORY USAGE of a key "
+                    f"{m['memory_usage_avg']:,.0f} B on average"
+                )
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return 0
     try:
         results = []
-        for rows in (args.rows // 2, args.rows):
+        for rows in [int(size) for size in str(args.rows).split(",") if size.strip()]:
             print(f"DWH -> Redis at {rows:,} rows ...", file=sys.stderr)
             results.append(bench_redis(rows, work))
         xiva = None

@@ -6,7 +6,7 @@ import pandas as pd
 from entities import customer
 from feast import FeatureView, Field
 from feast.on_demand_feature_view import on_demand_feature_view
-from feast.types import Float64, Int64
+from feast.types import Array, Float64, Int64, String
 from sources import customer_source, dwh_customer_features
 
 from xiva_source.feast_plugin.sources import xiva_feature_fields
@@ -59,4 +59,24 @@ customer_dwh_features = FeatureView(
     source=dwh_customer_features,
     online=True,
     description="Features only the DWH has.",
+)
+
+
+# Segment memberships served with the features (docs/segmentation.md, "Segments served with the
+# features"): written into the online store by the segmentation refresh and by real-time updates
+# (segmentation/served.py), never materialized. So the view has no source and online=False:
+# `feast materialize`, the materialization job and the segmentation reader leave it out, while
+# get_online_features(features=["customer_features:customer_tier",
+# "customer_segments:segments"], ...) still reads it (one call for both).
+customer_segments = FeatureView(
+    name="customer_segments",
+    entities=[customer],
+    ttl=timedelta(days=0),
+    schema=[
+        Field(name="segments", dtype=Array(String)),
+        Field(name="segment_groups", dtype=Array(String)),
+    ],
+    online=False,
+    description="segments: the segments the customer is targeted in (not held out); "
+    "segment_groups: 'segment:group' for every segment it is eligible for. Online only.",
 )

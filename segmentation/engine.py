@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from segmentation.dependencies import evaluation_order, required
 from segmentation.errors import SegmentationError, UnknownSegmentError
 from segmentation.evaluator import evaluate_segment_rule
+from segmentation.groups import TARGET
 from segmentation.loader import load_segments
 from segmentation.memberships import HistoryEntry, MembershipStore, RefreshResult
 from segmentation.reader import USE_TTL, MaxAge, OnlineReader
+from segmentation.rules import reference_key
 from segmentation.segment import evaluate_frame
 
 if TYPE_CHECKING:
     import redis
     from feast import FeatureStore
+    from redis.cluster import RedisCluster
 
     from segmentation.segment import Segment
     from xiva_source.settings import Settings
@@ -39,9 +43,11 @@ class SegmentEngine:
             ``SEGMENTS_DIR`` or the shipped examples).
         max_age: Staleness (see :class:`~segmentation.reader.OnlineReader`): by default a value
             older than its feature view's ``ttl`` is treated as missing.
-        client: A Redis client; default built from the online store config.
+        client: A Redis client (``redis.Redis``, or ``RedisCluster``: every primary is read in
+            parallel); default built from the online store config.
         batch_size: Keys per pipelined HMGET.
-        chunk: Customers per DataFrame when evaluating the whole population.
+        chunk: Customers per DataFrame when evaluating the whole population: the memory bound
+            of sizes, members, refresh and export (one chunk at a time).
         history_limit: Refresh history entries kept per segment.
         settings: The settings the caller loaded (``REDIS_URL``, ``SEGMENTS_DIR``); default: loaded
             for the store's repository.
@@ -63,7 +69,7 @@ class SegmentEngine:
         *,
         segments_dir: str | os.PathLike[str] | None = None,
         max_age: MaxAge = USE_TTL,
-        client: redis.Redis | None = None,
+        client: redis.Redis | RedisCluster | None = None,
         batch_size: int = 10_000,
         chunk: int = 100_000,
         history_limit: int = 1000,
@@ -91,6 +97,10 @@ class SegmentEngine:
             if seg.name in self.segments:
                 raise SegmentationError(f"segment {seg.name!r} is given twice")
             self.segments[seg.name] = seg
+        # {"segment": ...} references: refused here when unknown or in a cycle (names given).
+        self.order: list[str] = [s.name for s in evaluation_order(self.segments.values())]
+        self.global_control = float(settings.segments_global_control)
+        """``SEGMENTS_GLOBAL_CONTROL``: the share of all customers in no segment's target."""
         self.features: list[str] = sorted({f for s in self.segments.values() for f in s.features})
         self.memberships = MembershipStore(
             self.reader.client, self.project, history_limit=history_limit
@@ -125,14 +135,15 @@ class SegmentEngine:
             now: Reference time for staleness (default: now).
 
         Returns:
-            Segment names, in load order.
+            Segment names (eligible: whatever the group), in load order.
         """
-        row = self.reader.read_one(customer_id, self.features, now=now)
-        return [
-            name
-            for name, seg in self.segments.items()
-            if all(evaluate_segment_rule(r.rule, row) for r in seg.rules)
-        ]
+        row = dict(self.reader.read_one(customer_id, self.features, now=now))
+        eligible: dict[str, bool] = {}
+        for name in self.order:  # a referenced segment first: its eligibility joins the row
+            seg = self.segments[name]
+            eligible[name] = all(evaluate_segment_rule(r.rule, row) for r in seg.rules)
+            row[reference_key(name)] = eligible[name]
+        return [name for name in self.segments if eligible[name]]
 
     # --- many customers -------------------------------------------------------------------
     def frames(
@@ -164,13 +175,33 @@ class SegmentEngine:
             A boolean DataFrame indexed by customer id, one column per segment, sorted by id.
         """
         chosen = [self.segment(n) for n in (segments or list(self.segments))]
-        parts = []
-        for frame in self.frames(customer_ids, now=now):
-            parts.append(evaluate_frame(chosen, frame))
+        parts = list(self.chunk_masks(customer_ids, segments, now=now))
         if not parts:
             empty = pd.Index([], name=self.reader.join_key, dtype=object)
             return pd.DataFrame({s.name: pd.Series([], dtype=bool) for s in chosen}, index=empty)
         return pd.concat(parts).sort_index()
+
+    def chunk_masks(
+        self,
+        customer_ids: Sequence[str] | None = None,
+        segments: Sequence[str] | None = None,
+        *,
+        now: _dt.datetime | None = None,
+    ) -> Iterator[pd.DataFrame]:
+        """Membership chunk by chunk: what :meth:`evaluate` returns, one chunk at a time.
+
+        Memory is one chunk of features (``chunk`` customers) and its masks, whatever the
+        population: :meth:`members`, :meth:`sizes`, :meth:`refresh` and :meth:`export` are built
+        on it. Chunks come in the reader's order (not sorted; no customer twice).
+
+        Yields:
+            A boolean DataFrame per chunk, indexed by customer id, one column per segment.
+        """
+        names = list(segments or self.segments)
+        needed = required(names, self.segments)  # with the segments they reference
+        for frame in self.frames(customer_ids, now=now):
+            masks = evaluate_frame(needed, frame)
+            yield masks if len(needed) == len(names) else masks[names]
 
     def members(
         self,
@@ -179,16 +210,67 @@ class SegmentEngine:
         *,
         now: _dt.datetime | None = None,
     ) -> list[str]:
-        """The members of a segment now, among ``customer_ids`` or among all customers (sorted)."""
-        result = self.evaluate(customer_ids, [segment], now=now)[segment]
-        return [str(c) for c in result.index[result.to_numpy(dtype=bool)]]
+        """The members of a segment now, among ``customer_ids`` or among all customers (sorted).
+
+        Streamed: only the members' ids are kept, never the population's features.
+        """
+        return self._member_ids([segment], customer_ids, now)[segment]
+
+    def _member_ids(
+        self,
+        segments: Sequence[str],
+        customer_ids: Sequence[str] | None,
+        now: _dt.datetime | None,
+    ) -> dict[str, list[str]]:
+        """Each segment's members (sorted ids), evaluated chunk by chunk (only ids kept)."""
+        found: dict[str, list[str]] = {name: [] for name in segments}
+        for masks in self.chunk_masks(customer_ids, segments, now=now):
+            for name, ids in found.items():
+                ids.extend(masks.index[masks[name].to_numpy(dtype=bool)].tolist())
+        for ids in found.values():
+            ids.sort()
+        return found
+
+    def members_with_groups(
+        self,
+        segment: str,
+        customer_ids: Sequence[str] | None = None,
+        *,
+        now: _dt.datetime | None = None,
+    ) -> pd.DataFrame:
+        """The members now (as :meth:`members`) with their group in the segment.
+
+        Returns:
+            A DataFrame with columns ``customer_id`` (the join key) and ``group`` (``holdout``,
+            ``global_control``, an arm's name or ``target``), sorted by id.
+        """
+        ids = self.members(segment, customer_ids, now=now)
+        groups = self.segment(segment).groups(ids, global_control=self.global_control)
+        return pd.DataFrame(
+            {
+                self.reader.join_key: pd.Series(ids, dtype=object),
+                "group": pd.Series(groups, dtype=object),
+            }
+        )
+
+    def group_of(self, segment: str, customer_id: str) -> str | None:
+        """The customer's group in ``segment`` as of the last :meth:`refresh` (``None``: not a
+        member); ``holdout`` and ``global_control`` members are not targeted."""
+        self.segment(segment)
+        return self.memberships.group_of(segment, customer_id)
 
     def sizes(
         self, customer_ids: Sequence[str] | None = None, *, now: _dt.datetime | None = None
     ) -> dict[str, int]:
-        """Every segment's size now (among ``customer_ids`` or the whole population)."""
-        table = self.evaluate(customer_ids, now=now)
-        return {name: int(np.count_nonzero(table[name].to_numpy())) for name in self.segments}
+        """Every segment's size now (among ``customer_ids`` or the whole population).
+
+        Streamed: counts are added up chunk by chunk.
+        """
+        counts = dict.fromkeys(self.segments, 0)
+        for masks in self.chunk_masks(customer_ids, now=now):
+            for name in counts:
+                counts[name] += int(np.count_nonzero(masks[name].to_numpy(dtype=bool)))
+        return counts
 
     # --- stored memberships ---------------------------------------------------------------
     def refresh(
@@ -205,14 +287,35 @@ class SegmentEngine:
             Per segment: size, joined and left ids, timestamp.
         """
         names = list(segments or self.segments)
-        table = self.evaluate(None, names, now=now)
-        fresh = {
-            name: [str(c) for c in table.index[table[name].to_numpy(dtype=bool)]] for name in names
-        }
-        return self.memberships.store_many(fresh, now=now)
+        fresh = self._member_ids(names, None, now)  # member ids only: streamed evaluation
+        groups = {name: self._untargeted_groups(name, ids) for name, ids in fresh.items()}
+        results = self.memberships.store_many(fresh, now=now, groups=groups)
+        self._serve(results, fresh, now)
+        return results
+
+    def _serve(
+        self,
+        results: dict[str, RefreshResult],
+        fresh: dict[str, list[str]],
+        now: _dt.datetime | None,
+    ) -> None:
+        """Rewrite the served memberships (``customer_segments``) of every member and leaver."""
+        from segmentation.served import ServedMemberships
+
+        served = ServedMemberships.of(self)
+        if served is not None:
+            ids = [c for ids in fresh.values() for c in ids]
+            ids += [c for res in results.values() for c in res.left]
+            served.sync(self.memberships, self.segments, ids, now=now)
+
+    def _untargeted_groups(self, segment: str, ids: Sequence[str]) -> dict[str, str]:
+        """``member -> group`` of the members whose group is not ``target`` (what is stored)."""
+        groups = self.segment(segment).groups(ids, global_control=self.global_control)
+        return {cid: g for cid, g in zip(ids, groups, strict=True) if g != TARGET}
 
     def is_member(self, segment: str, customer_id: str) -> bool:
-        """O(1) membership as of the last :meth:`refresh` (SISMEMBER)."""
+        """O(1): whether the customer is a *targeted* member as of the last :meth:`refresh`
+        (eligible, and in neither the segment's holdout nor the global control group)."""
         self.segment(segment)
         return self.memberships.is_member(segment, customer_id)
 
@@ -247,6 +350,9 @@ class SegmentEngine:
     ) -> int:
         """Write a segment's members to a CSV or parquet file (by suffix) for a campaign.
 
+        Columns: the join key (``customer_id``), ``group`` (``holdout``, ``global_control``, an
+        arm's name or ``target``: see :mod:`segmentation.groups`), then the features if asked.
+
         Args:
             segment: The segment.
             path: ``*.csv`` or ``*.parquet``.
@@ -267,14 +373,72 @@ class SegmentEngine:
                 "*.csv or *.parquet"
             )
         ids = self.stored_members(segment) if stored else self.members(segment, now=now)
-        frame = pd.DataFrame({self.reader.join_key: pd.Series(ids, dtype=object)})
-        if with_features and ids:
-            feats = sorted(self.segment(segment).features)
-            values = self.reader.read(ids, feats, now=now).reset_index(drop=True)
-            frame = pd.concat([frame, values], axis=1)
+        feats = sorted(self.segment(segment).features) if with_features else []
         target.parent.mkdir(parents=True, exist_ok=True)
-        if target.suffix == ".csv":
-            frame.to_csv(target, index=False)
-        else:
-            frame.to_parquet(target, index=False)
+        frames = self._export_frames(ids, feats, now, self._grouper(segment, stored))
+        _write_chunks(target, frames, self._arrow_schema(feats))
         return len(ids)
+
+    def _grouper(self, segment: str, stored: bool) -> Callable[[list[str]], list[str]]:
+        """The members' groups: as stored by the last refresh, or computed now (same hash)."""
+        if stored:
+
+            def stored_groups(ids: list[str]) -> list[str]:
+                found = self.memberships.groups_of(segment, ids)
+                return [found.get(c, TARGET) for c in ids]
+
+            return stored_groups
+        seg = self.segment(segment)
+        return lambda ids: list(seg.groups(ids, global_control=self.global_control))
+
+    def _export_frames(
+        self,
+        ids: list[str],
+        features: list[str],
+        now: _dt.datetime | None,
+        grouper: Callable[[list[str]], list[str]] | None = None,
+    ) -> Iterator[pd.DataFrame]:
+        """The export's rows, ``chunk`` members at a time (features read per chunk)."""
+        key = self.reader.join_key
+        for i in range(0, max(len(ids), 1), self.chunk):
+            part = ids[i : i + self.chunk]
+            frame = pd.DataFrame({key: pd.Series(part, dtype=object)})
+            if grouper is not None:
+                frame["group"] = pd.Series(grouper(part) if part else [], dtype=object)
+            if features and part:
+                values = self.reader.read(part, features, now=now).reset_index(drop=True)
+                frame = pd.concat([frame, values], axis=1)
+            elif features:
+                frame = pd.concat([frame, pd.DataFrame(columns=features)], axis=1)
+            yield frame
+
+    def _arrow_schema(self, features: list[str]) -> Any:
+        """The parquet export's schema: fixed, so that every chunk is written with it."""
+        import pyarrow as pa
+
+        types = {"DOUBLE": pa.float64(), "FLOAT": pa.float64(), "INT64": pa.int64()}
+        types.update({"INT32": pa.int64(), "BOOL": pa.bool_(), "STRING": pa.string()})
+        fields = [pa.field(self.reader.join_key, pa.string()), pa.field("group", pa.string())]
+        for name in features:
+            value_type = self.reader.feature(name).value_type
+            fields.append(pa.field(name, types.get(value_type, pa.string())))
+        return pa.schema(fields)
+
+
+def _write_chunks(target: Path, frames: Iterable[pd.DataFrame], schema: Any) -> None:
+    """Write ``frames`` to ``target`` (``.csv`` or ``.parquet``) one after the other.
+
+    A parquet file gets one row group per frame, all with ``schema``; a chunk whose column holds
+    only nulls still gets the column's type.
+    """
+    if target.suffix == ".csv":
+        with target.open("w", newline="", encoding="utf-8") as out:
+            for i, frame in enumerate(frames):
+                frame.to_csv(out, index=False, header=i == 0)
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with pq.ParquetWriter(target, schema) as writer:
+        for frame in frames:
+            writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))

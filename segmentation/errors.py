@@ -4,7 +4,10 @@
     ├── SegmentationError          a segment could not be loaded, checked or evaluated
     │   ├── RuleError              a rule is malformed, forbidden or over a limit
     │   │   ├── UnknownFeatureError   a rule reads a feature the repository does not serve
-    │   │   └── EvaluationLimitError  an evaluation ran over its budget (work, value sizes, data)
+    │   │   ├── EvaluationLimitError  an evaluation ran over its budget (work, value sizes, data)
+    │   │   └── SegmentReferenceError  a {"segment": ...} reference is unknown or in a cycle
+    │   │       ├── UnknownSegmentReferenceError
+    │   │       └── SegmentCycleError
     │   ├── SegmentFileError       a segment file or directory cannot be read (path)
     │   └── UnknownSegmentError    a segment name that is not loaded
     └── OnlineStoreError           xiva_source.feast_plugin.errors (re-exported here)
@@ -25,10 +28,13 @@ __all__ = [
     "EvaluationLimitError",
     "OnlineStoreError",
     "RuleError",
+    "SegmentCycleError",
     "SegmentFileError",
+    "SegmentReferenceError",
     "SegmentationError",
     "UnknownFeatureError",
     "UnknownSegmentError",
+    "UnknownSegmentReferenceError",
 ]
 
 FEATURE_NAME_HINT = (
@@ -149,6 +155,81 @@ class UnknownFeatureError(RuleError):
 class EvaluationLimitError(RuleError):
     """An evaluation ran over its budget: too many operations, a value (string, array, integer)
     too large, or data nested too deep (:class:`~segmentation.rules.RuleLimits`)."""
+
+
+class SegmentReferenceError(RuleError):
+    """A ``{"segment": name}`` reference that cannot be evaluated (unknown name, or a cycle)."""
+
+
+class UnknownSegmentReferenceError(SegmentReferenceError):
+    """A rule references a segment that is not loaded.
+
+    Attributes:
+        name: The unknown name.
+        known: The segments that are loaded, sorted.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        known: Iterable[str],
+        *,
+        segment: str | None = None,
+        rule: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.name = name
+        self.known = sorted(known)
+        super().__init__(
+            f"references unknown segment {name!r} (known: {', '.join(self.known) or 'none'})",
+            "reference one of the known segments, or define the missing one",
+            segment=segment,
+            rule=rule,
+            path=path,
+        )
+
+    def located(
+        self, *, segment: str | None = None, rule: str | None = None
+    ) -> UnknownSegmentReferenceError:
+        """The same error, with the segment and rule names filled in."""
+        return UnknownSegmentReferenceError(
+            self.name,
+            self.known,
+            segment=segment or self.segment,
+            rule=rule or self.rule,
+            path=self.path,
+        )
+
+
+class SegmentCycleError(SegmentReferenceError):
+    """Segments reference each other in a cycle.
+
+    Attributes:
+        cycle: The segments of the cycle, the first repeated at the end (``["a", "b", "a"]``).
+    """
+
+    def __init__(
+        self,
+        cycle: Sequence[str],
+        *,
+        segment: str | None = None,
+        rule: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.cycle = list(cycle)
+        super().__init__(
+            f"segments reference each other in a cycle: {' -> '.join(self.cycle)}",
+            "remove one of these references (a segment cannot depend on itself)",
+            segment=segment,
+            rule=rule,
+            path=path,
+        )
+
+    def located(self, *, segment: str | None = None, rule: str | None = None) -> SegmentCycleError:
+        """The same error, with the segment and rule names filled in."""
+        return SegmentCycleError(
+            self.cycle, segment=segment or self.segment, rule=rule or self.rule, path=self.path
+        )
 
 
 class SegmentFileError(SegmentationError):

@@ -32,6 +32,7 @@ from segmentation.rules import (
     SEGMENT_OPERATORS,
     RuleLimits,
     check_rule,
+    reference_key,
 )
 
 __all__ = [
@@ -267,6 +268,15 @@ class _Evaluator:
         return not kept if op == "none" else bool(kept)
 
     def _segment_op(self, op: str, values: list[Any], data: Any) -> Any:
+        if op == "segment":  # eligibility in another segment, evaluated before this one
+            key = reference_key(values[0])
+            if not isinstance(data, Mapping) or key not in data:
+                raise RuleError(
+                    f"the rule references segment {values[0]!r}, which was not evaluated first",
+                    "evaluate the segments in dependency order (SegmentEngine, evaluate_frame, "
+                    "Segment.matches(features, references={...}))",
+                )
+            return bool(data[key])
         if op == "var":
             value = data.get(values[0]) if isinstance(data, Mapping) else None
             return values[1] if value is None and len(values) > 1 else value

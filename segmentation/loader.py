@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from segmentation.dependencies import check_references
 from segmentation.errors import RuleError, SegmentationError, SegmentFileError
 from segmentation.segment import Segment
 
@@ -160,6 +161,11 @@ def _load(
                 continue
             seen[seg.name] = path
             segments.append(seg)
+    # {"segment": ...} references: unknown names and cycles, reported at the referencing file.
+    segments, problems = check_references(segments)
+    for problem in problems:
+        where = str(seen[problem.segment or ""])
+        errors.append(SegmentFileError(where, problem.problem, problem.fix))
     return segments, errors
 
 

@@ -1,16 +1,23 @@
 """Segment memberships in Redis: generations switched atomically across segments, with deltas
 and history.
 
-Keys (``<p>`` = ``segmentation:<feast project>``, ``<g>`` = a generation id):
+Keys (``<p>`` = ``segmentation:<feast project>``; on a Redis Cluster ``segmentation:{<feast
+project>}``, a hash tag putting every key of a project in one slot so the ``MULTI``/``EXEC``
+below can span them; ``<g>`` = a generation id):
 
 * ``<p>:current``: a HASH ``segment -> generation`` of the last refresh: readers read through it.
 * ``<p>:previous``: a HASH ``segment -> generation`` of the refresh before (kept one refresh so a
   reader that looked the generation up just before a switch still finds its set).
 * ``<p>:gen:<g>:members:<segment>``: the members (SET; ``SISMEMBER`` is O(1)).
 * ``<p>:gen:<g>:joined:<segment>`` / ``...:left:<segment>``: who joined / left at that refresh.
+* ``<p>:gen:<g>:groups:<segment>``: a HASH ``member -> group`` of the members whose group is not
+  ``target`` (``holdout``, ``global_control``, an arm's name): a member absent from it is
+  ``target`` (:mod:`segmentation.groups`). Written with the members, switched with them.
 * ``<p>:history:<segment>``: a LIST of JSON entries ``{"timestamp", "size", "joined", "left"}``,
   newest first, trimmed to ``history_limit``.
 * ``<p>:refresh-lock``: the refresh lock (:mod:`segmentation.refresh_lock`).
+* ``<p>:events``: the membership event stream (:mod:`segmentation.events`): each ``joined`` /
+  ``left`` is added in the transaction that stores it (the switch below, or a real-time update).
 
 A refresh of several segments writes every segment's new set and deltas under one new generation
 (keys that expire in an hour until switched), then switches all of them with one ``MULTI``/``EXEC``
@@ -32,14 +39,28 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from segmentation.errors import SegmentationError
+from segmentation.events import queue_delta_events
 from segmentation.refresh_lock import DEFAULT_LOCK_TTL, RefreshLock
+from xiva_source.redis_client import is_cluster
 
 if TYPE_CHECKING:
-    import redis
+    from xiva_source.redis_client import RedisClient
 
-__all__ = ["HistoryEntry", "MembershipStore", "RefreshResult"]
+__all__ = ["HistoryEntry", "MembershipStore", "RefreshResult", "membership_prefix"]
 
-_KINDS = ("members", "joined", "left")
+
+def membership_prefix(project: str, *, cluster: bool = False) -> str:
+    """The key prefix of ``project``'s memberships.
+
+    On a Redis Cluster the project is a hash tag (``segmentation:{<project>}``): every key of the
+    project lives in one slot, so one ``MULTI``/``EXEC`` (or script) may touch any of them. A
+    single Redis keeps the names it always had (``segmentation:<project>``): nothing to migrate.
+    """
+    return f"segmentation:{{{project}}}" if cluster else f"segmentation:{project}"
+
+
+_KINDS = ("members", "joined", "left", "groups")
+_UNTARGETED = frozenset({"holdout", "global_control"})  # segmentation.groups.UNTARGETED_GROUPS
 _UNSWITCHED_TTL = 3600
 """Seconds the keys of a generation live until the switch (a killed refresh leaves nothing)."""
 
@@ -95,7 +116,7 @@ class MembershipStore:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         project: str,
         *,
         history_limit: int = 1000,
@@ -104,7 +125,7 @@ class MembershipStore:
         lock_wait: float = 600.0,
     ) -> None:
         self.client = client
-        self.prefix = f"segmentation:{project}"
+        self.prefix = membership_prefix(project, cluster=is_cluster(client))
         self.history_limit = history_limit
         self.chunk = chunk
         self.lock_ttl = lock_ttl
@@ -122,6 +143,10 @@ class MembershipStore:
     def lock_key(self) -> str:
         """The refresh lock's key."""
         return f"{self.prefix}:refresh-lock"
+
+    def events_key(self) -> str:
+        """The membership event stream's key (:mod:`segmentation.events`)."""
+        return f"{self.prefix}:events"
 
     def generation(self, segment: str) -> str | None:
         """The generation a segment's reads go to (``None``: never refreshed with generations)."""
@@ -149,12 +174,15 @@ class MembershipStore:
         *,
         now: _dt.datetime | None = None,
         on_written: Callable[[str], None] | None = None,
+        groups: Mapping[str, Mapping[str, str]] | None = None,
     ) -> dict[str, RefreshResult]:
         """Replace several segments' members with one generation switch for all of them.
 
         Args:
             memberships: The new members of each segment.
             now: The refresh time (default: now, UTC).
+            groups: Per segment, ``member -> group`` (see :mod:`segmentation.groups`); a member
+                it does not name (or a segment it does not list) is ``target``.
             on_written: Called with each segment's name once its new set is written (before
                 the switch): progress reporting.
 
@@ -173,16 +201,18 @@ class MembershipStore:
         gen = f"{moment.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
         with RefreshLock(r, self.lock_key, ttl=self.lock_ttl, wait=self.lock_wait) as lock:
             names = list(memberships)
+            mark = self._events_mark(r)  # a real-time change after it: the deltas are redone
             current = self._pointers("current", names)
             previous = self._pointers("previous", names)
             entries: dict[str, HistoryEntry] = {}
             results: dict[str, RefreshResult] = {}
             for done, name in enumerate(names):
                 entries[name], results[name] = self._write(gen, name, memberships[name], current)
+                self._write_groups(gen, name, (groups or {}).get(name) or {})
                 self._keep_alive(gen, names[:done])  # written earlier: must not expire first
                 if on_written is not None:
                     on_written(name)
-            self._switch(lock, gen, entries, current, stamp)
+            self._switch(lock, gen, entries, current, stamp, results, mark, moment)
             self._drop_old(previous, current)
         return {
             n: RefreshResult(n, res.size, res.joined, res.left, stamp) for n, res in results.items()
@@ -195,13 +225,15 @@ class MembershipStore:
     def _write(
         self, gen: str, name: str, members: Sequence[str], current: Mapping[str, str | None]
     ) -> tuple[HistoryEntry, RefreshResult]:
-        new, joined_key, left_key = (self.generation_key(gen, k, name) for k in _KINDS)
+        new, joined_key, left_key = (self.generation_key(gen, k, name) for k in _KINDS[:3])
         old = self._key_in(current[name], "members", name)
         with self.client.pipeline(transaction=False) as pipe:
             for i in range(0, len(members), self.chunk):
                 pipe.sadd(new, *members[i : i + self.chunk])
-            pipe.sdiffstore(joined_key, [new, old])
-            pipe.sdiffstore(left_key, [old, new])
+            # As a raw command: redis-py's cluster pipeline refuses sdiffstore() even when, as
+            # here, every key shares the project's hash tag (one slot).
+            pipe.execute_command("SDIFFSTORE", joined_key, new, old)
+            pipe.execute_command("SDIFFSTORE", left_key, old, new)
             for key in (new, joined_key, left_key):
                 pipe.expire(key, _UNSWITCHED_TTL)  # a killed refresh leaves nothing for long
             pipe.smembers(joined_key)
@@ -209,6 +241,18 @@ class MembershipStore:
             *_, joined, left = pipe.execute()
         entry = HistoryEntry("", len(set(members)), len(joined), len(left))
         return entry, RefreshResult(name, entry.size, _s(joined), _s(left), "")
+
+    def _write_groups(self, gen: str, name: str, groups: Mapping[str, str]) -> None:
+        """The generation's ``member -> group`` HASH (members whose group is not ``target``)."""
+        untargeted = [(m, g) for m, g in groups.items() if g != "target"]
+        if not untargeted:
+            return
+        key = self.generation_key(gen, "groups", name)
+        with self.client.pipeline(transaction=False) as pipe:
+            for i in range(0, len(untargeted), self.chunk):
+                pipe.hset(key, mapping=dict(untargeted[i : i + self.chunk]))
+            pipe.expire(key, _UNSWITCHED_TTL)  # a killed refresh leaves nothing for long
+            pipe.execute()
 
     def _keep_alive(self, gen: str, names: Sequence[str]) -> None:
         if names:
@@ -235,13 +279,17 @@ class MembershipStore:
         entries: Mapping[str, HistoryEntry],
         current: Mapping[str, str | None],
         stamp: str,
+        results: dict[str, RefreshResult] | None = None,
+        mark: str | None = None,
+        moment: _dt.datetime | None = None,
     ) -> None:
         from redis.exceptions import WatchError
 
         for _ in range(20):  # the lock's heartbeat touches the watched key now and then
             with self.client.pipeline(transaction=True) as tx:
                 try:
-                    tx.watch(lock.key)
+                    # The stream too: a real-time change before EXEC makes the deltas stale.
+                    tx.watch(lock.key, self.events_key())
                     if _text(tx.get(lock.key)) != lock.owner:
                         raise SegmentationError(
                             "the membership refresh lost its lock before switching (another "
@@ -249,8 +297,14 @@ class MembershipStore:
                             "Run the refresh again",
                         )
                     self._check_written(tx, gen, entries)
+                    if results is not None and self._events_mark(tx) != mark:
+                        # Real-time changes since the deltas were computed: compute them again.
+                        entries = self._redo_deltas(gen, entries, results, current)
+                        mark = self._events_mark(tx)
                     tx.multi()
                     self._queue_switch(tx, gen, entries, current, stamp)
+                    if results is not None:
+                        self._queue_events(tx, gen, entries, current, moment)
                     tx.execute()
                     return
                 except WatchError:
@@ -283,6 +337,60 @@ class MembershipStore:
             tx.lpush(history, json.dumps(asdict(record)))
             tx.ltrim(history, 0, self.history_limit - 1)
 
+    def _events_mark(self, client: Any) -> str | None:
+        """The newest event's id: it changes with every published membership change."""
+        last = client.xrevrange(self.events_key(), count=1)
+        return _text(last[0][0]) if last else None
+
+    def _redo_deltas(
+        self,
+        gen: str,
+        entries: Mapping[str, HistoryEntry],
+        results: dict[str, RefreshResult],
+        current: Mapping[str, str | None],
+    ) -> dict[str, HistoryEntry]:
+        """Recompute joined/left against the current sets (real-time updates changed them)."""
+        redone: dict[str, HistoryEntry] = {}
+        for name, entry in entries.items():
+            new, joined_key, left_key = (
+                self.generation_key(gen, k, name) for k in ("members", "joined", "left")
+            )
+            old = self._key_in(current[name], "members", name)
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.execute_command("SDIFFSTORE", joined_key, new, old)  # cluster: see _write
+                pipe.execute_command("SDIFFSTORE", left_key, old, new)
+                pipe.smembers(joined_key)
+                pipe.smembers(left_key)
+                *_, joined, left = pipe.execute()
+            redone[name] = HistoryEntry(entry.timestamp, entry.size, len(joined), len(left))
+            results[name] = RefreshResult(name, entry.size, _s(joined), _s(left), "")
+        return redone
+
+    def _queue_events(
+        self,
+        tx: Any,
+        gen: str,
+        entries: Mapping[str, HistoryEntry],
+        current: Mapping[str, str | None],
+        moment: _dt.datetime | None,
+    ) -> None:
+        """Queue the switch's ``joined``/``left`` events (made in Redis from the delta sets; a
+        joiner's group from the new generation, a leaver's from the old)."""
+        at = moment or _dt.datetime.now(_dt.UTC)
+        for name, entry in entries.items():
+            if entry.joined or entry.left:
+                queue_delta_events(
+                    tx,
+                    self.client,
+                    self.events_key(),
+                    segment=name,
+                    joined=self.generation_key(gen, "joined", name),
+                    left=self.generation_key(gen, "left", name),
+                    joined_groups=self.generation_key(gen, "groups", name),
+                    left_groups=self._key_in(current.get(name), "groups", name),
+                    moment=at,
+                )
+
     def _drop_old(
         self, previous: Mapping[str, str | None], current: Mapping[str, str | None]
     ) -> None:
@@ -303,8 +411,43 @@ class MembershipStore:
         return reply
 
     def is_member(self, segment: str, customer_id: str) -> bool:
-        """O(1) membership as of the last refresh."""
-        return bool(self.client.sismember(self._resolve("members", segment), customer_id))
+        """Whether the customer is a *targeted* member as of the last refresh (O(1)): eligible,
+        and neither in the segment's holdout nor in the global control group."""
+        group = self.group_of(segment, customer_id)
+        return group is not None and group not in _UNTARGETED
+
+    def group_of(self, segment: str, customer_id: str) -> str | None:
+        """The customer's group in the segment as of the last refresh (``None``: not a member)."""
+        generation = self.generation(segment)
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.sismember(self._key_in(generation, "members", segment), customer_id)
+            if generation is not None:
+                pipe.hget(self.generation_key(generation, "groups", segment), customer_id)
+            found, *group = pipe.execute()
+        if not found:
+            return None
+        return (_text(group[0]) if group else None) or "target"
+
+    def groups_of(self, segment: str, customer_ids: Sequence[str]) -> dict[str, str]:
+        """The group of each given customer who is a member as of the last refresh."""
+        ids = [str(c) for c in customer_ids]
+        if not ids:
+            return {}
+        generation = self.generation(segment)
+        found: list[Any] = []
+        named: list[Any] = []
+        for i in range(0, len(ids), self.chunk):
+            part = ids[i : i + self.chunk]
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.smismember(self._key_in(generation, "members", segment), part)
+                if generation is not None:
+                    pipe.hmget(self.generation_key(generation, "groups", segment), part)
+                replies = pipe.execute()
+            found.extend(replies[0])
+            named.extend(replies[1] if len(replies) > 1 else [None] * len(part))
+        return {
+            cid: _text(g) or "target" for cid, ok, g in zip(ids, found, named, strict=True) if ok
+        }
 
     def members(self, segment: str) -> list[str]:
         """The members as of the last refresh, sorted."""

@@ -1,4 +1,4 @@
-"""A fast reader of Feast's Redis online store, column-wise.
+"""A fast reader of Feast's Redis online store, column-wise, streamed over the whole population.
 
 Feast (0.67) stores one Redis hash per entity key: the key is Feast's serialized entity key followed
 by the project name; each field is the 4-byte murmur3 of ``"<view>:<feature>"`` holding a serialized
@@ -6,10 +6,16 @@ protobuf ``Value``, plus ``_ts:<view>`` holding the view's event timestamp (prot
 
 The layout (keys, field names, the SCAN pattern and the exact key check, value decoding) is
 :mod:`xiva_source.feast_plugin.redis_layout`, the one module that knows it; the Redis client is the
-online store's (:func:`xiva_source.feast_plugin.online_store.online_redis_client`). This reader
-enumerates the population with ``SCAN`` over the project's keys, reads with pipelined ``HMGET`` in
-large batches and decodes each column with a value cache (feature columns repeat a lot) and a fast
-path for doubles.
+online store's (:func:`xiva_source.feast_plugin.online_store.online_redis_client`): a single Redis,
+a sentinel's master, or a Redis Cluster.
+
+The population is streamed (:meth:`OnlineReader.iter_population`): a ``SCAN`` cursor walks the
+project's keys, every ``chunk`` keys are read with pipelined ``HMGET`` (``batch_size`` keys per
+round trip) and decoded column by column into one DataFrame, which is yielded before the next
+chunk is read. The whole key list is never held: memory is one chunk (per primary on a cluster)
+plus 8 bytes per key for dropping the keys ``SCAN`` may return twice. On a Redis Cluster every
+primary is scanned and read at the same time, one thread per primary on that node's own
+connection, and the chunks are yielded as they come.
 
 The features that age (``last_purchase_days_ago``, ``age``) are not stored: the store holds their
 facts (``last_payment_date``, ``birth_date``), and the reader derives them as of ``now`` with the
@@ -20,8 +26,10 @@ view ``customer_time_features`` does for ``get_online_features``.
 from __future__ import annotations
 
 import datetime as _dt
+import queue
+import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -29,13 +37,13 @@ import numpy as np
 import pandas as pd
 
 from segmentation.errors import OnlineStoreError, SegmentationError
+from segmentation.served import SEGMENTS_VIEW
 from xiva_source.feast_plugin.redis_layout import (
     RedisLayout,
     decode_timestamp,
     decode_value,
     fast_double,
     field_name,
-    scan_entity_keys,
     timestamp_field,
     view_name,
 )
@@ -45,6 +53,7 @@ from xiva_source.features.derived import derive_frame, derive_row
 if TYPE_CHECKING:
     import redis
     from feast import FeatureStore
+    from redis.cluster import RedisCluster
 
     from xiva_source.settings import Settings
 
@@ -56,6 +65,7 @@ MaxAge = _dt.timedelta | Mapping[str, _dt.timedelta | None] | Literal["ttl"] | N
 
 _INT_TYPES = {"INT32", "INT64"}
 _FLOAT_TYPES = {"FLOAT", "DOUBLE"}
+_PUT_POLL = 0.1  # seconds a scanning thread waits for room before checking whether to stop
 
 
 @dataclass(frozen=True)
@@ -79,23 +89,66 @@ class ServedFeature:
     fact: str | None = None
 
 
+class _SeenKeys:
+    """The keys one ``SCAN`` already returned, in 8 bytes per key (a sorted array of hashes).
+
+    ``SCAN`` may return a key twice while the keyspace is rehashed; a set of the keys themselves
+    would cost about 100 bytes per customer. Two different keys with the same 64-bit hash (about
+    one chance in 10^7 at 1,000,000 keys) would drop the second one.
+    """
+
+    def __init__(self) -> None:
+        self._sorted = np.empty(0, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return int(self._sorted.size)
+
+    def fresh(self, keys: list[bytes]) -> list[bytes]:
+        """The keys of ``keys`` not seen before (first occurrence kept, order kept)."""
+        if not keys:
+            return keys
+        hashes = np.fromiter((hash(k) for k in keys), dtype=np.int64, count=len(keys))
+        unique, first = np.unique(hashes, return_index=True)
+        pos = np.searchsorted(self._sorted, unique)
+        known = np.zeros(unique.size, dtype=bool)
+        inside = pos < self._sorted.size
+        known[inside] = self._sorted[pos[inside]] == unique[inside]
+        new = ~known
+        self._sorted = np.insert(self._sorted, pos[new], unique[new])
+        if new.all() and unique.size == len(keys):
+            return keys
+        return [keys[i] for i in np.sort(first[new])]
+
+
+class _Failure:
+    """An exception raised in a scanning thread, handed to the consumer."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_DONE = object()
+
+
 class OnlineReader:
     """Reads online features of many customers from Feast's Redis store, column-wise.
 
     Args:
         store: The Feast ``FeatureStore`` (its registry and online store config are read once).
-        client: A Redis client; default the online store's (``REDIS_URL`` of ``settings`` for the
-            project's store, else the yaml's ``connection_string``).
+        client: A Redis client (``redis.Redis``, or ``redis.cluster.RedisCluster`` for a cluster);
+            default the online store's (``REDIS_URL`` of ``settings`` for the project's store,
+            else the yaml's ``connection_string`` and ``redis_type``).
         settings: The project's settings, for the default client; default loaded once for the
             repository (``.env`` beside or above it).
         batch_size: Keys per pipelined ``HMGET`` round trip.
         max_age: Staleness: ``USE_TTL`` (default: each view's ``ttl``; 0/None ttl = never stale),
             a ``timedelta`` for every view, a ``{view: timedelta | None}`` mapping (views not
             listed use their ttl), or ``None`` (never stale). A stale value reads as missing.
+        scan_count: ``SCAN COUNT`` hint (keys Redis looks at per ``SCAN`` call).
 
     Raises:
-        OnlineStoreError: The online store is not a single Redis, or the repository serves no
-            feature view with exactly one join key.
+        OnlineStoreError: The online store is not Redis, or the repository serves no feature
+            view with exactly one join key.
         ConfigurationError: The online store's ``REDIS_URL`` / connection string is not usable.
     """
 
@@ -103,10 +156,11 @@ class OnlineReader:
         self,
         store: FeatureStore,
         *,
-        client: redis.Redis | None = None,
+        client: redis.Redis | RedisCluster | None = None,
         batch_size: int = 10_000,
         max_age: MaxAge = USE_TTL,
         settings: Settings | None = None,
+        scan_count: int = 10_000,
     ) -> None:
         from feast.infra.online_stores.redis import RedisOnlineStoreConfig
 
@@ -122,23 +176,28 @@ class OnlineReader:
                 "xiva_source.feast_plugin.online_store.LoyaltyRedisOnlineStore) in "
                 "feature_store.yaml",
             )
-        if str(getattr(online, "redis_type", "redis")).endswith("redis_cluster"):
-            raise OnlineStoreError(
-                "redis_cluster online stores are not supported by the fast reader",
-                "use a single Redis (or a replica of it) for segmentation",
+        if batch_size < 1 or scan_count < 1:
+            raise SegmentationError(
+                f"batch_size {batch_size} and scan_count {scan_count} must be at least 1"
             )
         self.project: str = config.project
         self.version: int = config.entity_key_serialization_version
         self.batch_size = batch_size
+        self.scan_count = scan_count
         if client is None:
             client = online_redis_client(config, settings)
             assert client is not None  # a Redis online store (checked above)
-        self.client = client
+        self.client: Any = client
 
         self.features: dict[str, ServedFeature] = {}
         self.ttl: dict[str, _dt.timedelta | None] = {}
         join_keys: set[str] = set()
+        self.segments_view: str | None = None
+        """The stored name of the served-memberships view (:mod:`segmentation.served`), if any."""
         for fv in sorted(store.list_feature_views(), key=lambda v: v.name):
+            if fv.name == SEGMENTS_VIEW:  # the segments' output, never an input of a rule
+                self.segments_view = view_name(fv, config)
+                continue
             if not fv.online:
                 continue
             view = view_name(fv, config)
@@ -202,18 +261,152 @@ class OnlineReader:
                 "use a feature name of the repository (python -m segmentation list --features)",
             ) from e
 
-    # --- population -----------------------------------------------------------------------
-    def scan_keys(self, count: int = 10_000) -> Iterator[bytes]:
-        """Every Redis key of this project's customers.
+    # --- nodes ----------------------------------------------------------------------------
+    @property
+    def is_cluster(self) -> bool:
+        """True when the client is a ``redis.cluster.RedisCluster``."""
+        from redis.cluster import RedisCluster
 
-        ``SCAN MATCH <serialized entity key prefix>*<project>``, then an exact parse of each key, so
-        a project whose name ends with this one's is not counted.
+        return isinstance(self.client, RedisCluster)
+
+    def node_clients(self) -> list[redis.Redis]:
+        """The Redis to scan: every primary's own client on a cluster, else the one client."""
+        if not self.is_cluster:
+            return [self.client]
+        return [self.client.get_redis_connection(n) for n in self.client.get_primaries()]
+
+    # --- population -----------------------------------------------------------------------
+    def _key_chunks(
+        self, node: redis.Redis, chunk: int, stop: threading.Event | None = None
+    ) -> Iterator[list[bytes]]:
+        """This project's keys on ``node`` in lists of up to ``chunk``, as the cursor walks.
+
+        ``SCAN MATCH <serialized entity key prefix>*<project>``, then an exact check of each key
+        (a project whose name ends with this one's is not read); keys seen before are dropped.
         """
-        yield from scan_entity_keys(self.client, self.layout, count=count)
+        if chunk < 1:
+            raise SegmentationError(f"chunk {chunk} must be at least 1")
+        layout = self.layout
+        pattern = layout.scan_pattern()
+        seen = _SeenKeys()
+        batch: list[bytes] = []
+        cursor: int = 0
+        while True:
+            reply: Any = node.scan(cursor=cursor, match=pattern, count=self.scan_count)
+            cursor, found = reply
+            batch.extend(seen.fresh([k for k in found if layout.is_key(k)]))
+            while len(batch) >= chunk:
+                yield batch[:chunk]
+                del batch[:chunk]
+            if int(cursor) == 0 or (stop is not None and stop.is_set()):
+                break
+        if batch and (stop is None or not stop.is_set()):
+            yield batch
+
+    def scan_keys(self, count: int | None = None) -> Iterator[bytes]:
+        """Every Redis key of this project's customers (every primary of a cluster, in turn).
+
+        Args:
+            count: ``SCAN COUNT`` hint; default ``scan_count``.
+        """
+        step = count or self.scan_count
+        for node in self.node_clients():
+            for keys in self._key_chunks(node, step):
+                yield from keys
 
     def customer_ids(self) -> list[str]:
-        """Every customer with online values in this project, sorted."""
+        """Every customer with online values in this project, sorted (the whole list: for tests
+        and small populations; :meth:`iter_population` streams)."""
         return sorted(cid for k in self.scan_keys() if (cid := self.customer_id_of(k)))
+
+    def iter_population(
+        self,
+        features: Sequence[str],
+        *,
+        chunk: int = 100_000,
+        now: _dt.datetime | None = None,
+        parallel: bool = True,
+    ) -> Generator[pd.DataFrame, None, None]:
+        """The whole population in DataFrames of up to ``chunk`` customers, streamed.
+
+        Each chunk is read (pipelined ``HMGET``) and decoded when the ``SCAN`` cursor has found
+        its keys, and yielded before the next is read. On a Redis Cluster every primary is
+        scanned and read by its own thread on its own connection (``parallel``), at most one
+        finished chunk per primary waiting for the consumer; chunks come in no set order.
+
+        Args:
+            features: Feature names (columns).
+            chunk: Customers per DataFrame (at least 1).
+            now: The reference time for staleness and derived features (default: now).
+            parallel: Read a cluster's primaries at the same time (else one after the other).
+
+        Yields:
+            DataFrames as :meth:`read` returns them (indexed by customer id, no id twice).
+
+        Raises:
+            SegmentationError: ``chunk`` is below 1.
+        """
+        if chunk < 1:
+            raise SegmentationError(f"chunk {chunk} must be at least 1")
+        nodes = self.node_clients()
+        if len(nodes) == 1 or not parallel:
+            for node in nodes:
+                for keys in self._key_chunks(node, chunk):
+                    yield self._keys_frame(keys, features, now, node)
+            return
+        yield from self._parallel_population(nodes, features, chunk, now)
+
+    def _parallel_population(
+        self,
+        nodes: list[redis.Redis],
+        features: Sequence[str],
+        chunk: int,
+        now: _dt.datetime | None,
+    ) -> Generator[pd.DataFrame, None, None]:
+        # Bounded: a thread waits (polling ``stop``) while its finished chunk has no room, so at
+        # most len(nodes) chunks wait, plus one being built per thread.
+        out: queue.Queue[Any] = queue.Queue(maxsize=len(nodes))
+        stop = threading.Event()
+
+        def put(item: Any) -> bool:
+            while not stop.is_set():
+                try:
+                    out.put(item, timeout=_PUT_POLL)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def work(node: redis.Redis) -> None:
+            try:
+                for keys in self._key_chunks(node, chunk, stop):
+                    if not put(self._keys_frame(keys, features, now, node)):
+                        return
+            except BaseException as e:  # handed to the consumer, raised there
+                put(_Failure(e))
+            finally:
+                put(_DONE)
+
+        threads = [
+            threading.Thread(target=work, args=(n,), name=f"segmentation-scan-{i}", daemon=True)
+            for i, n in enumerate(nodes)
+        ]
+        for t in threads:
+            t.start()
+        try:
+            running = len(threads)
+            while running:
+                item = out.get()
+                if item is _DONE:
+                    running -= 1
+                elif isinstance(item, _Failure):
+                    raise item.error
+                else:
+                    yield item
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
 
     # --- reading --------------------------------------------------------------------------
     def _stored(self, names: Sequence[str]) -> list[str]:
@@ -226,27 +419,46 @@ class OnlineReader:
         fields = [f.field for f in feats] + [timestamp_field(v) for v in views]
         return feats, views, fields
 
-    def _hmget(self, keys: Sequence[bytes], fields: list[bytes]) -> list[list[bytes | None]]:
-        """Pipelined HMGETs, ``batch_size`` keys per round trip.
+    @staticmethod
+    def _hmget_on(
+        node: redis.Redis, keys: Sequence[bytes], fields: list[bytes]
+    ) -> list[list[bytes | None]]:
+        """Pipelined HMGETs of ``keys`` on one Redis, in one round trip.
 
         The commands are packed and the replies read on one pooled connection directly: redis-py's
         ``Pipeline`` adds per-command bookkeeping that costs about 40% of the read time here (no
         callbacks apply to HMGET, so the replies are the same). A failed batch drops the
         connection instead of returning it to the pool with unread replies.
         """
-        out: list[list[bytes | None]] = []
-        pool = self.client.connection_pool
-        for i in range(0, len(keys), self.batch_size):
-            commands = [("HMGET", k, *fields) for k in keys[i : i + self.batch_size]]
-            conn = pool.get_connection()
-            try:
-                conn.send_packed_command(conn.pack_commands(commands))
-                out.extend(conn.read_response() for _ in commands)
-            except BaseException:
-                conn.disconnect()
-                raise
-            finally:
-                pool.release(conn)
+        commands = [("HMGET", k, *fields) for k in keys]
+        pool = node.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_packed_command(conn.pack_commands(commands))
+            return [conn.read_response() for _ in commands]
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
+
+    def _hmget(
+        self, keys: Sequence[bytes], fields: list[bytes], node: redis.Redis | None = None
+    ) -> list[list[bytes | None]]:
+        """HMGETs of ``keys`` (one batch): on ``node``, or each key on its cluster primary."""
+        if node is not None or not self.is_cluster:
+            return self._hmget_on(node if node is not None else self.client, keys, fields)
+        by_node: dict[str, tuple[Any, list[int]]] = {}
+        for i, k in enumerate(keys):
+            primary = self.client.get_node_from_key(k)
+            by_node.setdefault(primary.name, (primary, []))[1].append(i)
+        out: list[list[bytes | None]] = [[] for _ in keys]
+        for primary, where in by_node.values():
+            replies = self._hmget_on(
+                self.client.get_redis_connection(primary), [keys[i] for i in where], fields
+            )
+            for i, reply in zip(where, replies, strict=True):
+                out[i] = reply
         return out
 
     def read(
@@ -274,28 +486,24 @@ class OnlineReader:
         self, keys: Sequence[bytes], features: Sequence[str], *, now: _dt.datetime | None = None
     ) -> pd.DataFrame:
         """Like :meth:`read`, for Redis keys (from :meth:`scan_keys`)."""
-        ids = [self.customer_id_of(k) or "" for k in keys]
-        return self._frame(ids, list(keys), features, now)
+        return self._keys_frame(keys, features, now)
 
-    def iter_population(
-        self, features: Sequence[str], *, chunk: int = 100_000, now: _dt.datetime | None = None
-    ) -> Iterator[pd.DataFrame]:
-        """The whole population in DataFrames of up to ``chunk`` customers (SCAN + HMGET)."""
-        batch: list[bytes] = []
-        for key in self.scan_keys():
-            batch.append(key)
-            if len(batch) >= chunk:
-                yield self.read_keys(batch, features, now=now)
-                batch = []
-        if batch:
-            yield self.read_keys(batch, features, now=now)
+    def _keys_frame(
+        self,
+        keys: Sequence[bytes],
+        features: Sequence[str],
+        now: _dt.datetime | None,
+        node: redis.Redis | None = None,
+    ) -> pd.DataFrame:
+        ids = [self.customer_id_of(k) or "" for k in keys]
+        return self._frame(ids, keys, features, now, node)
 
     def read_one(
         self, customer_id: str, features: Sequence[str], *, now: _dt.datetime | None = None
     ) -> dict[str, Any]:
         """One customer's values as a plain dict (one HMGET; missing/stale values are None)."""
         feats, views, fields = self._fields(self._stored(features))
-        cells: Any = self.client.hmget(self.key(customer_id), fields)  # type: ignore[arg-type]
+        cells: Any = self.client.hmget(self.key(customer_id), fields)
         n = len(feats)
         fresh = self._fresh_views(views, [[c] for c in cells[n:]], now)
         stored = {
@@ -335,29 +543,37 @@ class OnlineReader:
     def _frame(
         self,
         ids: list[str],
-        keys: list[bytes],
+        keys: Sequence[bytes],
         features: Sequence[str],
         now: _dt.datetime | None,
+        node: redis.Redis | None = None,
     ) -> pd.DataFrame:
         feats, views, fields = self._fields(self._stored(features))
-        rows = self._hmget(keys, fields) if keys else []
         n = len(feats)
-        columns = list(zip(*rows, strict=True)) if rows else [() for _ in fields]
-        fresh = self._fresh_views(views, columns[n:], now)
-        data: dict[str, Any] = {}
-        for i, f in enumerate(feats):
-            data[f.name] = self._column(f, columns[i], fresh[f.view])
+        values: list[list[Any]] = [[] for _ in feats]
+        # One HMGET batch at a time: its raw replies (about 50 bytes a cell) are decoded into
+        # the columns (shared decoded values) before the next batch is read.
+        for start in range(0, len(keys), self.batch_size):
+            rows = self._hmget(keys[start : start + self.batch_size], fields, node)
+            columns = list(zip(*rows, strict=True))
+            fresh = self._fresh_views(views, columns[n:], now)
+            for i, f in enumerate(feats):
+                values[i].extend(self._values(f, columns[i], fresh[f.view]))
+            del rows, columns
+        data = {f.name: self._typed(f, values[i]) for i, f in enumerate(feats)}
         index = pd.Index(ids, name=self.join_key, dtype=object)
         frame = pd.DataFrame(data, index=index, columns=[f.name for f in feats])
         derived = [name for name in features if self.feature(name).fact]
         if derived:
             # As of now (the read), like the on-demand view: a stored count would have frozen.
-            values = derive_frame(frame, as_of=now)
+            derived_values = derive_frame(frame, as_of=now)
             for name in derived:
-                frame[name] = values[name]
+                frame[name] = derived_values[name]
         return frame[list(dict.fromkeys(features))]
 
-    def _column(self, f: ServedFeature, cells: Sequence[bytes | None], fresh: np.ndarray) -> Any:
+    def _values(
+        self, f: ServedFeature, cells: Sequence[bytes | None], fresh: np.ndarray
+    ) -> list[Any]:
         if f.value_type == "DOUBLE":
             values: list[Any] = [
                 d if (d := fast_double(c)) is not None else self._decode(f, c) for c in cells
@@ -367,6 +583,10 @@ class OnlineReader:
             values = [decode(f, c) for c in cells]
         if not fresh.all():
             values = [v if ok else None for v, ok in zip(values, fresh, strict=True)]
+        return values
+
+    @staticmethod
+    def _typed(f: ServedFeature, values: list[Any]) -> Any:
         if f.value_type in _FLOAT_TYPES:
             return np.array([np.nan if v is None else v for v in values], dtype="float64")
         if f.value_type in _INT_TYPES:

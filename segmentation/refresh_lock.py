@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from segmentation.errors import SegmentationError
 
 if TYPE_CHECKING:
-    import redis
+    from xiva_source.redis_client import RedisClient
 
 __all__ = ["DEFAULT_LOCK_TTL", "RefreshLock", "pid_alive"]
 
@@ -77,7 +77,7 @@ class RefreshLock:
     """
 
     def __init__(
-        self, client: redis.Redis, key: str, *, ttl: float = DEFAULT_LOCK_TTL, wait: float = 600.0
+        self, client: RedisClient, key: str, *, ttl: float = DEFAULT_LOCK_TTL, wait: float = 600.0
     ) -> None:
         self.client = client
         self.key = key

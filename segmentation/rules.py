@@ -20,12 +20,14 @@ from segmentation.errors import RuleError, UnknownFeatureError
 __all__ = [
     "CLASSIC_OPERATORS",
     "FORBIDDEN_OPERATORS",
+    "REFERENCE_PREFIX",
     "SEGMENT_OPERATORS",
     "Mode",
     "RuleInfo",
     "RuleLimits",
     "check_features",
     "check_rule",
+    "reference_key",
 ]
 
 Mode = Literal["standard", "segment"]
@@ -38,13 +40,26 @@ SEGMENT_OPERATORS: frozenset[str] = frozenset(
         "==", "===", "!=", "!==", "<", "<=", ">", ">=", "in",
         "+", "-", "*", "/", "%", "min", "max",
         "cat", "substr",
+        "segment",
     }
 )  # fmt: skip
 
-#: Every classic JsonLogic operator that ``segmentation.evaluate`` runs.
-CLASSIC_OPERATORS: frozenset[str] = SEGMENT_OPERATORS | frozenset(
+#: Every classic JsonLogic operator that ``segmentation.evaluate`` runs (``segment``, a reference
+#: to another segment, exists in segment rules only).
+CLASSIC_OPERATORS: frozenset[str] = (SEGMENT_OPERATORS - {"segment"}) | frozenset(
     {"merge", "map", "filter", "reduce", "all", "none", "some"}
 )
+
+#: Where an evaluated row holds its eligibility in another segment (``{"segment": name}``): a
+#: key no feature name has (Feast names are identifiers), read only by the ``segment`` operator.
+REFERENCE_PREFIX = "\x00segment\x00"
+
+
+def reference_key(segment: str) -> str:
+    """The row key / frame column holding the eligibility in ``segment`` (see
+    :data:`REFERENCE_PREFIX`)."""
+    return f"{REFERENCE_PREFIX}{segment}"
+
 
 #: Operators json-logic-qubit knows but that never run here, with the reason.
 FORBIDDEN_OPERATORS: dict[str, str] = {
@@ -88,6 +103,7 @@ _ARITY: dict[str, tuple[int, int | None]] = {
     "some": (2, 2),
     "reduce": (2, 3),
     "merge": (0, None),
+    "segment": (1, 1),
 }
 
 
@@ -133,6 +149,8 @@ class RuleInfo:
 
     variables: dict[str, str] = field(default_factory=dict)
     operators: set[str] = field(default_factory=set)
+    segments: dict[str, str] = field(default_factory=dict)
+    """Segments referenced by ``{"segment": name}``, mapped to the path of their first use."""
     nodes: int = 0
     """How many values (operators, arrays, literals) the rule has."""
 
@@ -268,6 +286,15 @@ def check_rule(
                         path=here,
                     )
                 info.variables.setdefault(name, here)
+            elif op == "segment":
+                ref = argv[0]
+                if not isinstance(ref, str) or not ref:
+                    raise RuleError(
+                        "'segment' must name a segment with a literal, non-empty string",
+                        'write {"segment": "gold_vip"}',
+                        path=here,
+                    )
+                info.segments.setdefault(ref, here)
             elif op in ("missing", "missing_some"):
                 names = argv[1] if op == "missing_some" else argv
                 if op == "missing_some" and not isinstance(argv[0], int | float):

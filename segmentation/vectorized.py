@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from segmentation.errors import RuleError
 from segmentation.evaluator import evaluate_segment_value, normalize_value, truthy
-from segmentation.rules import DEFAULT_LIMITS, RuleLimits, check_rule
+from segmentation.rules import DEFAULT_LIMITS, RuleLimits, check_rule, reference_key
 
 __all__ = ["CompiledRule", "compile_rule"]
 
@@ -259,6 +260,15 @@ class _Run:
                     return _Vec("const", default)
                 raise _Unvectorizable("var default of another type than the column")
             return col
+        if op == "segment":  # eligibility in another segment: a boolean column evaluate_frame adds
+            key = reference_key(args[0])
+            if key not in self.df.columns:
+                raise RuleError(
+                    f"the rule references segment {args[0]!r}, which was not evaluated first",
+                    "evaluate the segments in dependency order (SegmentEngine or "
+                    "segmentation.evaluate_frame)",
+                )
+            return _Vec("bool", self.df[key].to_numpy(dtype=bool))
         if op in ("missing", "missing_some"):
             names = args[1] if op == "missing_some" else args
             if op == "missing" and len(args) == 1 and isinstance(args[0], list):
@@ -384,7 +394,7 @@ def _is_boolean(v: _Vec) -> bool:
 def _uses_data(node: Any) -> bool:
     if isinstance(node, dict):
         op, args = next(iter(node.items()))
-        return op in ("var", "missing", "missing_some") or _uses_data(args)
+        return op in ("var", "missing", "missing_some", "segment") or _uses_data(args)
     if isinstance(node, list | tuple):
         return any(_uses_data(x) for x in node)
     return False

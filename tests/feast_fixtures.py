@@ -9,6 +9,9 @@
 - ``applied_feast_repo``: ``feature_repo/`` copied and applied once per session (read-only use).
 - ``feast_repo``: a fresh copy applied under a project (and snapshot table) of the test's own;
   its Redis keys and snapshot table are removed afterwards.
+- ``cluster_feast_repo``: the same, with the online store (and the Xiva client's rate and usage
+  keys) on the real 3-primary Redis Cluster (``REDIS_TYPE=redis_cluster``, every node in
+  ``REDIS_URL``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import yaml
 from tests.conftest import PG_BASE_URL, REDIS_URL, SIM_PASSWORD, SIM_USER
 
 if TYPE_CHECKING:
+    from tests.redis_cluster import RedisClusterNodes
     from xiva_source.demo.data import DemoDwh
     from xiva_source.simulator import XivaSimulator
 
@@ -37,6 +41,7 @@ FEAST_SIM_CUSTOMERS = 400
 __all__ = [
     "FeastEnv",
     "applied_feast_repo",
+    "cluster_feast_repo",
     "feast_dwh",
     "feast_dwh_url",
     "feast_env",
@@ -193,3 +198,30 @@ def feast_repo(feast_env: FeastEnv, tmp_path: Path) -> Iterator[Path]:
     client.close()
     with get_engine(feast_env.dwh_url).begin() as conn:
         conn.execute(sa.text(f'DROP TABLE IF EXISTS "{snapshot_table}"'))
+
+
+@pytest.fixture
+def cluster_feast_repo(
+    feast_env: FeastEnv,
+    redis_cluster: RedisClusterNodes,
+    redis_ns: str,
+    tmp_path: Path,
+) -> Iterator[Path]:
+    """``feast_repo`` with the online store on the Redis Cluster (``REDIS_TYPE=redis_cluster``)."""
+    import sqlalchemy as sa
+
+    from xiva_source.dwh import get_engine
+
+    feast_env.monkeypatch.setenv("REDIS_URL", redis_cluster.url)
+    feast_env.monkeypatch.setenv("REDIS_TYPE", "redis_cluster")
+    feast_env.redis_url = redis_cluster.url
+    suffix = uuid.uuid4().hex[:10]
+    project = f"loyalty_{suffix}"
+    snapshot_table = f"snap_{suffix}"
+    try:
+        yield make_repo(tmp_path / "repo", project, snapshot_table=snapshot_table)
+    finally:
+        redis_cluster.delete_matching(f"*{project}*")
+        redis_cluster.delete_matching(f"*{redis_ns}*")
+        with get_engine(feast_env.dwh_url).begin() as conn:
+            conn.execute(sa.text(f'DROP TABLE IF EXISTS "{snapshot_table}"'))

@@ -3,6 +3,8 @@
 - ``redis_cluster``: the running cluster (``.url`` names its three nodes, as ``REDIS_URL`` does
   with ``REDIS_TYPE=redis_cluster``); its processes are killed at the end of the session.
 - ``cluster_ns``: a key namespace of the test's own on that cluster; its keys are deleted after.
+- ``redis_sentinel``: a password-protected primary watched by one ``redis-server --sentinel``
+  (``.url`` names the sentinel, as ``REDIS_URL`` does with ``REDIS_TYPE=redis_sentinel``).
 
 Started with ``redis-server --cluster-enabled yes`` on free loopback ports and joined with
 ``redis-cli --cluster create``: the same binaries CI has, nothing to start by hand.
@@ -21,9 +23,21 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["RedisClusterNodes", "cluster_ns", "redis_cluster"]
+__all__ = [
+    "SENTINEL_MASTER",
+    "SENTINEL_PASSWORD",
+    "RedisClusterNodes",
+    "RedisSentinelNodes",
+    "cluster_ns",
+    "redis_cluster",
+    "redis_sentinel",
+]
 
 PRIMARIES = 3
+SENTINEL_MASTER = "xiva-primary"
+"""The primary's name at the sentinel (``REDIS_SENTINEL_MASTER``)."""
+SENTINEL_PASSWORD = "sentinel-Pa55"
+"""The primary's password (the sentinel itself has none, as in Feast's sentinel mode)."""
 
 
 @dataclass
@@ -79,6 +93,21 @@ def _wait_ping(port: int, timeout: float = 10.0) -> None:
     while time.monotonic() < deadline:
         out = subprocess.run(
             ["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True, check=False
+        )
+        if out.stdout.strip() == "PONG":
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"redis-server on port {port} did not start")
+
+
+def _wait_ping_auth(port: int, password: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(
+            ["redis-cli", "-p", str(port), "--no-auth-warning", "-a", password, "ping"],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if out.stdout.strip() == "PONG":
             return
@@ -166,3 +195,89 @@ def cluster_ns(redis_cluster: RedisClusterNodes) -> Iterator[str]:
     ns = f"test-{uuid.uuid4().hex[:12]}"
     yield ns
     redis_cluster.delete_matching(f"*{ns}*")
+
+
+@dataclass
+class RedisSentinelNodes:
+    """A primary and the sentinel watching it."""
+
+    primary_port: int
+    sentinel_port: int
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    master: str = SENTINEL_MASTER
+    password: str = SENTINEL_PASSWORD
+
+    @property
+    def url(self) -> str:
+        """``redis://:<password>@127.0.0.1:<sentinel port>``: the sentinel; the primary's
+        password."""
+        return f"redis://:{self.password}@127.0.0.1:{self.sentinel_port}"
+
+
+def start_sentinel(workdir: Path) -> RedisSentinelNodes:
+    """Start a password-protected primary and one sentinel monitoring it (quorum 1)."""
+    if shutil.which("redis-server") is None:
+        raise RuntimeError("redis-server is needed (Debian package redis-server)")
+    primary, sentinel = _free_port_pair(), _free_port_pair()
+    nodes = RedisSentinelNodes(primary, sentinel)
+    pdir = workdir / "primary"
+    pdir.mkdir(parents=True)
+    nodes.processes.append(
+        subprocess.Popen(
+            [
+                "redis-server",
+                "--port", str(primary),
+                "--bind", "127.0.0.1",
+                "--requirepass", SENTINEL_PASSWORD,
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(pdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    )  # fmt: skip
+    conf = workdir / "sentinel.conf"  # the sentinel rewrites its config file: a writable one
+    conf.write_text(
+        f"port {sentinel}\n"
+        "bind 127.0.0.1\n"
+        f"dir {workdir}\n"
+        f"sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {primary} 1\n"
+        f"sentinel auth-pass {SENTINEL_MASTER} {SENTINEL_PASSWORD}\n"
+        f"sentinel down-after-milliseconds {SENTINEL_MASTER} 5000\n"
+    )
+    nodes.processes.append(
+        subprocess.Popen(
+            ["redis-server", str(conf), "--sentinel"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    )
+    _wait_ping(sentinel)
+    _wait_ping_auth(primary, SENTINEL_PASSWORD)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        out = subprocess.run(
+            ["redis-cli", "-p", str(sentinel), "sentinel", "get-master-addr-by-name",
+             SENTINEL_MASTER],
+            capture_output=True,
+            text=True,
+            check=False,
+        )  # fmt: skip
+        if str(primary) in out.stdout:
+            return nodes
+        time.sleep(0.05)
+    raise RuntimeError("the sentinel did not report its primary")
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSentinelNodes]:
+    """A primary (password :data:`SENTINEL_PASSWORD`) and a sentinel, for the whole session."""
+    nodes = start_sentinel(tmp_path_factory.mktemp("redis-sentinel"))
+    try:
+        yield nodes
+    finally:
+        for proc in nodes.processes:
+            proc.kill()
+        for proc in nodes.processes:
+            proc.wait(timeout=10)

@@ -47,7 +47,12 @@ _SECRET_FIELD_RE = re.compile(
     re.IGNORECASE,
 )
 _BEARER_RE = re.compile(r"\b(Bearer|JWT)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
-_URL_PASSWORD_RE = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]+):[^@/\s]+@", re.IGNORECASE)
+# The user may be empty (redis://:pw@host); later nodes of a multi-node URL may carry their own
+# credentials (redis://u:pw@h1:1,u:pw@h2:2).
+_URL_PASSWORD_RE = re.compile(
+    r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s,]*):[^@/\s]+@", re.IGNORECASE
+)
+_URL_NODE_PASSWORD_RE = re.compile(r"(?P<scheme>,[^:/@\s,]*):[^@/\s,]+@")
 _SCRIPT_STYLE_RE = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _TAG_RE = re.compile(r"<[^>]+>")
 _SPACE_RE = re.compile(r"\s+")
@@ -121,15 +126,30 @@ def _alternative(form: str) -> str:
 
 
 def register_url_secret(url: str | None) -> None:
-    """Register the password of a URL such as ``redis://:pw@host`` (no-op without one)."""
+    """Register the password(s) of a URL such as ``redis://:pw@host`` or ``redis://:pw@h1,h2``
+    (no-op without one)."""
     if not url:
         return
     _, sep, rest = url.partition("://")
-    creds = rest.rpartition("@")[0] if sep else ""
-    if ":" in creds:
-        password = creds.split(":", 1)[1]
-        register_secret(password)
-        register_secret(unquote(password))
+    if not sep:
+        return
+    for creds in _url_credentials(rest):
+        if ":" in creds:
+            password = creds.split(":", 1)[1]
+            register_secret(password)
+            register_secret(unquote(password))
+
+
+def _url_credentials(rest: str) -> list[str]:
+    """The ``user:password`` parts of a URL after its ``scheme://``: one (whose password may hold
+    ``,`` or ``/``), or one per node (``u:pw@h1:1,u:pw@h2:2``)."""
+    creds, at, _ = rest.rpartition("@")
+    if not at:
+        return []
+    per_node = [p.rpartition("@")[0] for p in rest.partition("/")[0].split(",") if "@" in p]
+    if "," not in creds or "@" not in creds:  # also per node: redis://h1:1,u:pw@h2:2
+        return [creds, *per_node]
+    return per_node
 
 
 def forget_secrets() -> None:
@@ -158,7 +178,8 @@ def redact(text: str) -> str:
     text = _JWT_RE.sub(REDACTED, text)
     text = _BEARER_RE.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     text = _SECRET_FIELD_RE.sub(lambda m: f"{m.group('key')}{REDACTED}", text)
-    return _URL_PASSWORD_RE.sub(lambda m: f"{m.group('scheme')}:{REDACTED}@", text)
+    text = _URL_PASSWORD_RE.sub(lambda m: f"{m.group('scheme')}:{REDACTED}@", text)
+    return _URL_NODE_PASSWORD_RE.sub(lambda m: f"{m.group('scheme')}:{REDACTED}@", text)
 
 
 def body_excerpt(body: str | bytes | None, limit: int = EXCERPT_LIMIT) -> str | None:
@@ -184,13 +205,29 @@ def body_excerpt(body: str | bytes | None, limit: int = EXCERPT_LIMIT) -> str | 
 
 
 def redact_url(url: str) -> str:
-    """Mask the password of a URL such as ``postgresql://user:pass@host/db``."""
+    """Mask the password of a URL such as ``postgresql://user:pass@host/db``.
+
+    A URL naming several nodes (``redis://:pw@h1:1,h2:2``, ``redis://u:pw@h1:1,u:pw@h2:2``) keeps
+    every node, each password masked.
+    """
     scheme, sep, rest = url.partition("://")
     if not sep or "@" not in rest:
         return url
-    creds, _, host = rest.rpartition("@")
+    creds = rest.rpartition("@")[0]
+    if "," not in creds or "@" not in creds:  # one set of credentials (may hold "," or "/")
+        return f"{scheme}://{_redact_node(rest)}"
+    netloc, slash, tail = rest.partition("/")  # credentials per node
+    nodes = ",".join(_redact_node(part) for part in netloc.split(","))
+    return f"{scheme}://{nodes}{slash}{tail}"
+
+
+def _redact_node(part: str) -> str:
+    """``user:pass@host...`` -> ``user:***@host...`` (unchanged without a password)."""
+    if "@" not in part:
+        return part
+    creds, _, host = part.rpartition("@")
     user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    return f"{user}:***@{host}" if ":" in creds else part
 
 
 class RedactingFormatter(logging.Formatter):

@@ -1,59 +1,375 @@
-"""The one way the project builds a Redis client from ``REDIS_URL``.
+"""The one way the project builds a Redis client from ``REDIS_URL`` and ``REDIS_TYPE``.
 
 Every Redis user (the online store's job steps, the Xiva client's shared rate and usage counters,
 segmentation) gets its client here, so timeouts, URL checking and error wording are the same
-everywhere, and a later change of deployment shape (cluster, sentinel) has one place to go.
+everywhere, whatever the deployment's shape:
+
+* ``REDIS_TYPE=redis`` (default): ``redis://[[user]:password@]host[:port][/db]`` (``rediss://``
+  for TLS), one server: a ``redis.Redis``.
+* ``REDIS_TYPE=redis_cluster``: ``redis://[[user]:password@]h1:p1,h2:p2,h3:p3`` names one or more
+  nodes of the cluster (for discovery; the client learns the others): a
+  ``redis.cluster.RedisCluster``. Credentials, scheme (TLS) and options of the first node apply to
+  all; a cluster has only database 0.
+* ``REDIS_TYPE=redis_sentinel``: ``redis://[[user]:password@]s1:p1,s2:p2[/db]`` names the
+  sentinels; the client is the ``redis.Redis`` of the primary they elect for
+  ``REDIS_SENTINEL_MASTER`` (credentials and database are the primary's, as in Feast).
+
+Same values as Feast's ``redis_type``, so the online store and every other user agree.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeAlias
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from xiva_source.errors import ConfigurationError
-from xiva_source.redaction import redact_url
+from xiva_source.redaction import redact, redact_url
+from xiva_source.settings import RedisType
 
 if TYPE_CHECKING:
     import redis
+    from redis.cluster import RedisCluster
 
-__all__ = ["connect_redis"]
+RedisClient: TypeAlias = "redis.Redis | RedisCluster"
+"""What :func:`connect_redis` returns: a single server's (or sentinel primary's) or a cluster's."""
+
+__all__ = [
+    "FAIL_FAST_TIMEOUT",
+    "RedisClient",
+    "RedisNodes",
+    "cluster_hint",
+    "connect_redis",
+    "describe_redis_error",
+    "is_cluster",
+    "parse_redis_nodes",
+]
 
 FAIL_FAST_TIMEOUT = 2.0
 """Seconds a fail-fast client waits to connect or for a reply (rate limiter, usage counters)."""
 
+_SCHEMES = ("redis", "rediss")
+_URL_FIX = (
+    "Set REDIS_URL to e.g. redis://:password@127.0.0.1:6379/0 (one server), or "
+    "redis://:password@h1:6379,h2:6379,h3:6379 with REDIS_TYPE=redis_cluster or "
+    "redis_sentinel (in .env or the environment)."
+)
 
-def connect_redis(url: str, *, fail_fast: bool = False) -> redis.Redis:
-    """A Redis client for ``url`` (no connection is made until the first command).
+CLUSTER_FIX = (
+    "REDIS_URL names a Redis Cluster node: set REDIS_TYPE=redis_cluster (and name one or more "
+    "nodes: REDIS_URL=redis://h1:p1,h2:p2,h3:p3). If it is set already, check the cluster's "
+    "state (redis-cli cluster info)."
+)
+"""The fix of an error a plain client gets from a cluster node (``MOVED``, ``CLUSTERDOWN``)."""
+
+NOT_CLUSTER_FIX = (
+    "REDIS_URL names a Redis server without cluster mode: set REDIS_TYPE=redis (or point "
+    "REDIS_URL at the cluster's nodes)."
+)
+"""The fix when ``REDIS_TYPE=redis_cluster`` meets a server without cluster mode."""
+
+
+@dataclass(frozen=True)
+class RedisNodes:
+    """``REDIS_URL`` split into its nodes and the options they share (repr never shows secrets).
+
+    Attributes:
+        scheme: ``redis`` or ``rediss`` (TLS).
+        nodes: ``(host, port)`` of every node named, in order.
+        username: The user of the first node's credentials, if any.
+        password: Its password, if any (excluded from the repr).
+        db: The database number (0 when not given).
+        query: The URL's query options (``?socket_timeout=...``), as redis-py reads them.
+        explicit_db: Whether the URL names the database (``/0`` included).
+    """
+
+    scheme: str
+    nodes: tuple[tuple[str, int], ...]
+    username: str | None = None
+    password: str | None = None
+    db: int = 0
+    query: str = ""
+    explicit_db: bool = False
+
+    def __repr__(self) -> str:
+        return (
+            f"RedisNodes(scheme={self.scheme!r}, nodes={self.nodes!r}, "
+            f"username={self.username!r}, password={'***' if self.password else None}, "
+            f"db={self.db})"
+        )
+
+    def node_url(self, index: int = 0) -> str:
+        """A single-node URL of node ``index`` with the shared credentials, database, options."""
+        from urllib.parse import quote
+
+        host, port = self.nodes[index]
+        auth = ""
+        if self.username or self.password:
+            user = quote(self.username or "", safe="")
+            auth = f"{user}:{quote(self.password, safe='')}@" if self.password else f"{user}@"
+        query = f"?{self.query}" if self.query else ""
+        shown = f"[{host}]" if ":" in host else host
+        return f"{self.scheme}://{auth}{shown}:{port}/{self.db}{query}"
+
+
+def parse_redis_nodes(url: str) -> RedisNodes:
+    """Split ``redis://[[user]:password@]h1:p1,h2:p2[/db][?options]`` into its nodes.
 
     Args:
-        url: ``redis://[[user]:password@]host[:port][/db]`` or ``rediss://`` (TLS).
+        url: A ``REDIS_URL`` naming one or more nodes (``rediss://`` for TLS).
+
+    Returns:
+        The nodes and what they share (the first part's credentials apply to all).
+
+    Raises:
+        ConfigurationError: Not a Redis URL, a bad port or database (never shows the password).
+
+    Example:
+        >>> parse_redis_nodes("redis://:pw@a:7000,b:7001").nodes
+        (('a', 7000), ('b', 7001))
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in _SCHEMES:
+        raise _bad_url(url, "it must start with redis:// or rediss://")
+    netloc, slash, tail = rest.partition("/")
+    path, _, query = tail.partition("?") if slash else ("", "", "")
+    if not slash and "?" in netloc:
+        netloc, _, query = netloc.partition("?")
+    username = password = None
+    creds, at, hosts = netloc.rpartition("@")
+    if at and "@" not in creds:  # one set of credentials for every node (a password may hold ",")
+        user, colon, secret = creds.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon and secret else None
+        netloc = hosts
+    nodes: list[tuple[str, int]] = []
+    for i, part in enumerate(p.strip() for p in netloc.split(",")):
+        if not part:
+            raise _bad_url(url, "it has an empty node between commas")
+        creds, at, hostport = part.rpartition("@")
+        if at and i == 0:  # credentials per node: the first node's apply to all
+            user, colon, secret = creds.partition(":")
+            username = unquote(user) or None
+            password = unquote(secret) if colon and secret else None
+        try:
+            parsed = urlsplit(f"redis://{hostport}")
+            host, port = parsed.hostname, parsed.port or 6379
+        except ValueError as e:
+            raise _bad_url(url, f"node {i + 1} has a bad port ({e})") from e
+        if not host:
+            raise _bad_url(url, f"node {i + 1} names no host")
+        nodes.append((host, port))
+    db, explicit = 0, False
+    path = path.strip("/")
+    if path:
+        if not path.isdigit():
+            raise _bad_url(url, f"the database must be a number (got {path!r})")
+        db, explicit = int(path), True
+    for key, value in parse_qsl(query):
+        if key == "db" and value.isdigit():
+            db, explicit = int(value), True
+    return RedisNodes(scheme.lower(), tuple(nodes), username, password, db, query, explicit)
+
+
+def _bad_url(url: str, why: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"REDIS_URL {redact_url(url)!r} is not a Redis URL: {why}", _URL_FIX, setting="REDIS_URL"
+    )
+
+
+def connect_redis(
+    url: str,
+    *,
+    redis_type: RedisType | str = RedisType.REDIS,
+    sentinel_master: str = "mymaster",
+    fail_fast: bool = False,
+) -> redis.Redis | RedisCluster:
+    """A Redis client for ``url`` deployed as ``redis_type`` (see the module docstring).
+
+    A single server's and a sentinel primary's client connect on their first command; a cluster
+    client asks the named nodes for the slot map at once.
+
+    Args:
+        url: ``REDIS_URL``: one node, or several separated by commas for a cluster or sentinels.
+        redis_type: ``REDIS_TYPE``: ``redis`` | ``redis_cluster`` | ``redis_sentinel``.
+        sentinel_master: ``REDIS_SENTINEL_MASTER``: the primary's name at the sentinels.
         fail_fast: Short timeouts and a single attempt, for callers that degrade without Redis
             (a slow or dead Redis must not stall a Xiva call).
 
     Returns:
-        A ``redis.Redis`` client.
+        A ``redis.Redis`` (single server; the primary with sentinels) or a
+        ``redis.cluster.RedisCluster``.
 
     Raises:
-        ConfigurationError: ``url`` is not a Redis URL (the message never shows its password).
+        ConfigurationError: ``url`` or ``redis_type`` is not usable (several nodes with
+            ``redis``, a database other than 0 on a cluster, a cluster type against a server
+            without cluster mode); the message never shows the password.
+        redis.exceptions.ConnectionError: A cluster's nodes cannot be reached (password masked).
 
     Example:
         >>> client = connect_redis("redis://127.0.0.1:6379/0")  # doctest: +SKIP
+        >>> nodes = "redis://a:7000,b:7001"
+        >>> cluster = connect_redis(nodes, redis_type="redis_cluster")  # doctest: +SKIP
     """
+    kind = _redis_type(redis_type)
+    options = _fail_fast_options() if fail_fast else {}
+    nodes = parse_redis_nodes(url)
+    if kind is RedisType.REDIS_CLUSTER:
+        return _cluster(url, nodes, options)
+    if kind is RedisType.REDIS_SENTINEL:
+        return _sentinel(nodes, sentinel_master, options)
+    if len(nodes.nodes) > 1:
+        raise ConfigurationError(
+            f"REDIS_URL {redact_url(url)!r} names {len(nodes.nodes)} nodes but REDIS_TYPE is "
+            "redis (one server)",
+            "Set REDIS_TYPE=redis_cluster (the nodes of a cluster) or REDIS_TYPE=redis_sentinel "
+            "(the sentinels), or name one server in REDIS_URL.",
+            setting="REDIS_TYPE",
+        )
     import redis as redis_lib
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
 
-    options: dict[str, object] = {}
-    if fail_fast:
-        options = {
-            "socket_timeout": FAIL_FAST_TIMEOUT,
-            "socket_connect_timeout": FAIL_FAST_TIMEOUT,
-            "retry": Retry(NoBackoff(), 1),
-        }
     try:
         return redis_lib.Redis.from_url(url, **options)  # type: ignore[arg-type]
     except ValueError as e:
         raise ConfigurationError(
-            f"REDIS_URL {redact_url(url)!r} is not a Redis URL ({e})",
-            "Set REDIS_URL to e.g. redis://127.0.0.1:6379/0 (in .env or the environment).",
+            f"REDIS_URL {redact_url(url)!r} is not a Redis URL ({redact(str(e))})",
+            _URL_FIX,
             setting="REDIS_URL",
         ) from e
+
+
+def _redis_type(value: RedisType | str) -> RedisType:
+    try:
+        return RedisType(str(value).strip().lower())
+    except ValueError as e:
+        raise ConfigurationError(
+            f"REDIS_TYPE {value!r} is not a Redis deployment type",
+            "Set REDIS_TYPE to redis (one server), redis_cluster or redis_sentinel.",
+            setting="REDIS_TYPE",
+        ) from e
+
+
+def _fail_fast_options() -> dict[str, Any]:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return {
+        "socket_timeout": FAIL_FAST_TIMEOUT,
+        "socket_connect_timeout": FAIL_FAST_TIMEOUT,
+        "retry": Retry(NoBackoff(), 1),
+    }
+
+
+def _connection_options(nodes: RedisNodes) -> dict[str, Any]:
+    """What every node's connection shares: credentials, TLS, the URL's query options."""
+    from redis.connection import parse_url
+
+    parsed: dict[str, Any] = parse_url(nodes.node_url(0))
+    for key in ("host", "port", "path", "connection_class"):
+        parsed.pop(key, None)
+    if nodes.scheme == "rediss":
+        parsed["ssl"] = True
+    return parsed
+
+
+def _cluster(url: str, nodes: RedisNodes, options: dict[str, Any]) -> RedisCluster:
+    from redis.cluster import ClusterNode, RedisCluster
+    from redis.exceptions import ConnectionError, RedisClusterException, RedisError
+
+    if nodes.db != 0:
+        raise ConfigurationError(
+            f"REDIS_URL {redact_url(url)!r} asks for database {nodes.db}, but a Redis Cluster "
+            "has only database 0",
+            "Remove the /<db> from REDIS_URL (keys of several projects are kept apart by name).",
+            setting="REDIS_URL",
+        )
+    kwargs = _connection_options(nodes)
+    kwargs.pop("db", None)
+    kwargs.update(options)
+    startup = [ClusterNode(host, port) for host, port in nodes.nodes]
+    try:
+        return RedisCluster(startup_nodes=startup, **kwargs)
+    except (RedisClusterException, RedisError) as e:
+        text = redact(str(e))
+        if "cluster mode is not enabled" in text.lower() or "cluster support disabled" in text:
+            raise ConfigurationError(
+                f"REDIS_TYPE=redis_cluster, but {redact_url(url)!r} is not a Redis Cluster "
+                f"({text})",
+                NOT_CLUSTER_FIX,
+                setting="REDIS_TYPE",
+            ) from e
+        raise ConnectionError(f"cannot reach the Redis Cluster at {redact_url(url)}: {text}") from e
+
+
+def _sentinel(nodes: RedisNodes, master: str, options: dict[str, Any]) -> redis.Redis:
+    from redis.sentinel import Sentinel
+
+    if not master:
+        raise ConfigurationError(
+            "REDIS_TYPE=redis_sentinel needs the primary's name",
+            "Set REDIS_SENTINEL_MASTER (the name the sentinels monitor, e.g. mymaster).",
+            setting="REDIS_SENTINEL_MASTER",
+        )
+    kwargs = _connection_options(nodes)
+    kwargs.update(options)
+    # The sentinels themselves: no credentials or database (as Feast), the same timeouts.
+    sentinel_kwargs = {k: v for k, v in kwargs.items() if k.startswith("socket_")}
+    sentinel = Sentinel(list(nodes.nodes), sentinel_kwargs=sentinel_kwargs, **kwargs)
+    client: redis.Redis = sentinel.master_for(master)
+    return client
+
+
+def is_cluster(client: object) -> bool:
+    """Whether ``client`` is a ``redis.cluster.RedisCluster`` (without importing redis first)."""
+    import sys
+
+    cluster = sys.modules.get("redis.cluster")
+    return cluster is not None and isinstance(client, cluster.RedisCluster)
+
+
+def cluster_hint(error: BaseException) -> str | None:
+    """The fix for a Redis error caused by the wrong ``REDIS_TYPE``; None for any other error.
+
+    A plain client against a cluster node gets ``MOVED`` / ``ASK`` for keys of other nodes and
+    ``CLUSTERDOWN``; a cluster client against a plain server gets "cluster support disabled".
+
+    Args:
+        error: Any exception (only redis-py's are recognised; nothing is imported to check).
+    """
+    import sys
+
+    exc = sys.modules.get("redis.exceptions")
+    if exc is None:
+        return None
+    if isinstance(error, exc.AskError | exc.ClusterDownError):  # MovedError is an AskError
+        return CLUSTER_FIX
+    text = str(error)
+    if isinstance(error, exc.ResponseError) and text.startswith(("MOVED ", "ASK ", "CLUSTERDOWN")):
+        return CLUSTER_FIX
+    if isinstance(error, exc.RedisError | exc.RedisClusterException) and (
+        "cluster support disabled" in text or "Cluster mode is not enabled" in text
+    ):
+        return NOT_CLUSTER_FIX
+    return None
+
+
+def describe_redis_error(error: BaseException) -> str:
+    """``error``'s text with the reply code redis-py strips (``MOVED 6553 host:port``), masked.
+
+    Args:
+        error: Any exception.
+    """
+    import sys
+
+    text = redact(str(error))
+    exc = sys.modules.get("redis.exceptions")
+    if exc is None:
+        return text
+    for cls, code in (
+        (exc.MovedError, "MOVED"),
+        (exc.AskError, "ASK"),
+        (exc.ClusterDownError, "CLUSTERDOWN"),
+    ):
+        if isinstance(error, cls):
+            return text if text.startswith(code) else f"{code} {text}"
+    return text

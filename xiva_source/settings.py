@@ -144,7 +144,7 @@ class Settings(BaseSettings):
     redis_sentinel_master: str = "mymaster"
     """Name of the primary the sentinels watch, with ``REDIS_TYPE=redis_sentinel``."""
     segments_global_control: float = Field(default=0.0, ge=0, lt=1)
-    """Fraction of all customers held out of every segment's target (``SEGMENTS_GLOBAL_CONTROL``)."""
+    """Share of all customers kept out of every segment's target (``SEGMENTS_GLOBAL_CONTROL``)."""
     feature_store_data_source: DataSourceMode = DataSourceMode.AUTO
     """``xiva`` | ``dwh`` | ``auto`` (``FEATURE_STORE_DATA_SOURCE``)."""
     feature_store_merge_strategy: MergeStrategy = MergeStrategy.XIVA_FIRST

@@ -197,11 +197,12 @@ def test_refresh_to_empty_and_temp_keys_cleaned(seg_repo: FeastRepo) -> None:
 def test_export_csv_and_parquet(engine: SegmentEngine, tmp_path: Path) -> None:
     n = engine.export("paris_adults", tmp_path / "out.csv")
     csv = pd.read_csv(tmp_path / "out.csv", dtype=str)
-    assert list(csv.columns) == ["customer_id"] and n == len(csv) > 0
+    assert list(csv.columns) == ["customer_id", "group"] and n == len(csv) > 0
+    assert set(csv["group"]) == {"target"}  # no holdout, splits or global control here
     assert csv["customer_id"].tolist() == engine.members("paris_adults")
     engine.export("paris_adults", tmp_path / "out.parquet", with_features=True)
     pq = pd.read_parquet(tmp_path / "out.parquet")
-    assert set(pq.columns) == {"customer_id", "age", "city"}
+    assert set(pq.columns) == {"customer_id", "group", "age", "city"}
     assert (pq["city"] == "Paris").all() and (pq["age"] >= 30).all()
     from segmentation import SegmentationError
 

@@ -55,7 +55,16 @@ def _usage(args: argparse.Namespace, context: CommandContext) -> int:
         )
     import redis
 
-    client = connect_redis(url)
+    try:
+        client = connect_redis(
+            url, redis_type=settings.redis_type, sentinel_master=settings.redis_sentinel_master
+        )
+    except redis.RedisError as e:
+        raise OnlineStoreError(
+            f"Cannot reach Redis at {redact_url(url)}: {type(e).__name__}: {e}",
+            "Check that Redis is running and that REDIS_URL / REDIS_TYPE (or --redis-url) "
+            "are right.",
+        ) from e
     try:
         report = RedisUsageStore(client, args.prefix or usage_prefix_for(settings)).report(
             args.hours
@@ -146,6 +155,11 @@ def _materialize(args: argparse.Namespace, context: CommandContext) -> int:
 
 def _refresh_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("customer_id", help="the Xiva customer id")
+    parser.add_argument(
+        "--no-segments",
+        action="store_true",
+        help="do not re-evaluate the customer's segments (default: re-evaluate, store, publish)",
+    )
 
 
 def _refresh(args: argparse.Namespace, context: CommandContext) -> int:
@@ -154,7 +168,33 @@ def _refresh(args: argparse.Namespace, context: CommandContext) -> int:
     store = open_store(args.repo, applied=True)
     features = refresh_customer(args.customer_id, store, settings=context.require_settings())
     print(json.dumps(features, default=_json_default, indent=2, sort_keys=True))
+    if not args.no_segments:
+        _refresh_segments(args.customer_id, store, context)
     return EXIT_OK
+
+
+def _refresh_segments(customer_id: str, store: Any, context: CommandContext) -> None:
+    """Real-time membership after a live refresh (docs/segmentation.md): a problem is reported on
+    stderr and is not fatal (the features are written; the next batch refresh catches up)."""
+    from redis.exceptions import RedisError
+
+    from segmentation.engine import SegmentEngine
+    from segmentation.loader import check_segments_dir
+    from segmentation.realtime import update_customer
+    from xiva_source.errors import LoyaltyError
+    from xiva_source.redaction import redact
+
+    settings = context.require_settings()
+    segments, errors = check_segments_dir(settings=settings)
+    for e in errors:
+        print(f"error: segments: {e}", file=sys.stderr)
+    try:
+        update = update_customer(SegmentEngine(store, segments, settings=settings), customer_id)
+    except (LoyaltyError, RedisError) as e:
+        print(f"error: segments of {customer_id} not updated: {redact(str(e))}", file=sys.stderr)
+        return
+    changes = [f"{e.event} {e.segment} ({e.group})" for e in update.events]
+    print(f"segments: {', '.join(changes) or 'no change'}", file=sys.stderr)
 
 
 def _json_default(value: Any) -> Any:

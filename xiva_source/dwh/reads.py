@@ -1,21 +1,38 @@
 """Streamed reads of a warehouse table or query, id lookups, and appends (offline writes).
 
-Reads are streamed (server-side cursor on PostgreSQL, ``yield_per``), so memory stays flat however
-many rows a table has; each chunk is converted to Arrow by
-:func:`~xiva_source.dwh.arrow.rows_to_arrow`.
+Reads are streamed, so memory stays flat however many rows a table has. Two paths, one result:
+
+- PostgreSQL bulk reads (:func:`stream_rows`) go through ADBC (``adbc-driver-postgresql``: the
+  server's binary ``COPY`` decoded into Arrow in C, no Python object per value), re-chunked to
+  ``chunk_size`` rows and conformed by :func:`~xiva_source.dwh.arrow.conform_arrow`. Measured
+  2-3x the row path (``bench/dwh_read.py``, docs/dwh.md).
+- Everything else (SQLite, id lookups, a column type ADBC's rules do not cover, ADBC not
+  installed) uses SQLAlchemy with a server-side cursor (``yield_per``), each chunk converted by
+  :func:`~xiva_source.dwh.arrow.rows_to_arrow`.
+
+Both give the same tables (values, types, nulls); ``tests/xiva_source/dwh/test_fast_reads.py``
+compares them.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Literal
 
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from xiva_source.dwh.arrow import latest_per_customer, rows_to_arrow, table_records
+from xiva_source.dwh.arrow import (
+    UnsupportedColumnError,
+    conform_arrow,
+    latest_per_customer,
+    rows_to_arrow,
+    table_records,
+)
 from xiva_source.dwh.engine import bind_timestamp, get_engine, sql_error_text
 from xiva_source.dwh.errors import DwhError
 from xiva_source.features.catalogue import ENTITY
@@ -23,7 +40,11 @@ from xiva_source.redaction import redact_url
 
 __all__ = [
     "ID_LOOKUP_BATCH",
+    "ReadPath",
     "TableSpec",
+    "adbc_available",
+    "customer_boundaries",
+    "customer_range_condition",
     "lookup_rows",
     "stream_rows",
     "stream_statement",
@@ -32,6 +53,17 @@ __all__ = [
 
 ID_LOOKUP_BATCH = 1000
 """Ids per ``IN (...)`` query: well under every backend's bound-parameter limit."""
+
+ReadPath = Literal["auto", "adbc", "rows"]
+"""How a read reaches Arrow: ``auto`` (ADBC on PostgreSQL when installed, else rows), ``adbc``
+(PostgreSQL only; a column type without a rule still falls back to rows), ``rows`` (SQLAlchemy
+cursor + :func:`~xiva_source.dwh.arrow.rows_to_arrow`)."""
+
+logger = logging.getLogger(__name__)
+
+# ADBC's COPY reader returns record batches of about this many bytes (its default is 16 MB):
+# smaller keeps a chunk's peak memory near the row path's.
+_ADBC_BATCH_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -79,6 +111,8 @@ def stream_rows(
     chunk_size: int = 10_000,
     types: Mapping[str, pa.DataType] | None = None,
     order_by_timestamp: bool = False,
+    customer_range: tuple[str | None, str | None] | None = None,
+    path: ReadPath = "auto",
 ) -> Iterator[pa.Table]:
     """Stream the rows of a table or query whose timestamp is in ``[start_date, end_date]``.
 
@@ -93,6 +127,10 @@ def stream_rows(
         types: Known Arrow types per column (see :func:`~xiva_source.dwh.arrow.rows_to_arrow`).
         order_by_timestamp: Oldest rows first (a customer's latest row comes last, so a writer
             that lets the last write win keeps it).
+        customer_range: Only customers ``lower <= id < upper`` (as text; ``None`` bounds are
+            open, and an open lower bound includes rows without an id): a part of a read
+            split over workers (:func:`customer_boundaries`).
+        path: How rows reach Arrow (:data:`ReadPath`); the result is the same either way.
 
     Yields:
         Arrow tables of at most ``chunk_size`` rows, ``timestamp_field`` as UTC timestamps.
@@ -109,9 +147,108 @@ def stream_rows(
         stmt = stmt.where(ts >= bind_timestamp(engine, start_date))
     if end_date is not None:
         stmt = stmt.where(ts <= bind_timestamp(engine, end_date))
+    if customer_range is not None:
+        lower, upper = customer_range
+        key = sa.cast(src.c[ENTITY], sa.String)
+        stmt = stmt.where(customer_range_condition(key, lower=lower, upper=upper))
     if order_by_timestamp:
         stmt = stmt.order_by(ts)
-    yield from stream_statement(engine, url, stmt, cols, chunk_size, types, (timestamp_field,))
+    yield from stream_statement(
+        engine, url, stmt, cols, chunk_size, types, (timestamp_field,), path=path
+    )
+
+
+def customer_range_condition(
+    key: sa.ColumnElement[str], *, lower: str | None, upper: str | None
+) -> sa.ColumnElement[bool]:
+    """``lower <= key < upper``: a customer range (see :func:`stream_rows`'s ``customer_range``).
+
+    Ranges cut at :func:`customer_boundaries` cover every row exactly once: ids compare as text
+    on every backend (``key`` is the id cast to text), and a row without a customer id belongs to
+    the first range (``lower`` ``None``).
+
+    Args:
+        key: The customer id as text.
+        lower: Inclusive lower bound; ``None``: from the start, NULL ids included.
+        upper: Exclusive upper bound, ``None`` for none.
+
+    Returns:
+        The condition.
+    """
+    if lower is None:
+        return sa.true() if upper is None else sa.or_(key.is_(None), key < upper)
+    condition = key >= lower
+    return condition if upper is None else sa.and_(condition, key < upper)
+
+
+def customer_boundaries(
+    url: str,
+    spec: TableSpec,
+    timestamp_field: str,
+    *,
+    start_date: datetime | None,
+    end_date: datetime | None,
+    parts: int,
+) -> list[str]:
+    """Customer ids cutting the rows in the window into ``parts`` ranges of about equal size.
+
+    One query: ``ntile(parts)`` over the ids (as text, the order the range conditions use),
+    each tile's first id. Ranges are ``[None, b1), [b1, b2), ..., [bn, None)``: they cover every
+    id whatever changed since (the boundaries only balance the work).
+
+    Args:
+        url: SQLAlchemy URL of the DWH.
+        spec: The table or query.
+        timestamp_field: The event-timestamp column (the window's).
+        start_date: Inclusive lower bound of the window, ``None`` for none.
+        end_date: Inclusive upper bound, ``None`` for none.
+        parts: How many ranges are wanted (fewer come back when there are fewer ids).
+
+    Returns:
+        The sorted, distinct inner boundaries (at most ``parts - 1``).
+
+    Raises:
+        DwhError: Connection or SQL failure.
+    """
+    if parts <= 1:
+        return []
+    engine = get_engine(url)
+    src = spec.from_clause([ENTITY, timestamp_field], timestamp_field)
+    key = sa.cast(src.c[ENTITY], sa.String)
+    ts = src.c[timestamp_field]
+    inner = sa.select(key.label("k"), sa.func.ntile(parts).over(order_by=key).label("tile")).where(
+        key.is_not(None)
+    )
+    if start_date is not None:
+        inner = inner.where(ts >= bind_timestamp(engine, start_date))
+    if end_date is not None:
+        inner = inner.where(ts <= bind_timestamp(engine, end_date))
+    tiles = inner.subquery("tiles")
+    stmt = sa.select(sa.func.min(tiles.c.k)).group_by(tiles.c.tile).order_by(tiles.c.tile)
+    try:
+        with engine.connect() as conn:
+            firsts = [row[0] for row in conn.execute(stmt)]
+    except sa.exc.SQLAlchemyError as e:
+        raise DwhError(
+            f"reading {redact_url(url)!r} failed: {sql_error_text(e)}",
+            hint="Check DWH_URL, that the DWH is reachable and that the table/query and its "
+            "columns exist (see docs/feature-repo.md).",
+        ) from e
+    # Tile minima are sorted in the database's order already; distinct, the first dropped.
+    bounds: list[str] = []
+    for first in firsts[1:]:
+        if first is not None and (not bounds or first != bounds[-1]):
+            bounds.append(first)
+    return bounds
+
+
+def adbc_available() -> bool:
+    """Whether ADBC's PostgreSQL driver is importable (the fast path of :func:`stream_rows`)."""
+    try:
+        import adbc_driver_postgresql.dbapi  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def stream_statement(
@@ -122,8 +259,10 @@ def stream_statement(
     chunk_size: int,
     types: Mapping[str, pa.DataType] | None,
     timestamp_columns: Sequence[str],
+    *,
+    path: ReadPath = "rows",
 ) -> Iterator[pa.Table]:
-    """Run ``stmt`` with a streaming cursor and yield its rows as Arrow tables.
+    """Run ``stmt`` streamed and yield its rows as Arrow tables.
 
     Args:
         engine: The engine of ``url`` (:func:`~xiva_source.dwh.engine.get_engine`).
@@ -133,6 +272,8 @@ def stream_statement(
         chunk_size: Rows per yielded table.
         types: Known Arrow types per column.
         timestamp_columns: Columns read as UTC timestamps.
+        path: How rows reach Arrow (:data:`ReadPath`; default ``rows``: lookups are small and
+            use the pooled connection).
 
     Yields:
         Arrow tables of at most ``chunk_size`` rows.
@@ -140,6 +281,18 @@ def stream_statement(
     Raises:
         DwhError: Connection or SQL failure.
     """
+    if path != "rows" and engine.dialect.name == "postgresql" and adbc_available():
+        fast = _stream_adbc(url, stmt, chunk_size, types, timestamp_columns)
+        try:
+            first = next(fast)
+        except StopIteration:
+            return
+        except UnsupportedColumnError as e:
+            logger.info("ADBC read falls back to rows: %s", e)
+        else:
+            yield first
+            yield from fast
+            return
     try:
         with engine.connect() as conn:
             result = conn.execution_options(stream_results=True, yield_per=chunk_size).execute(stmt)
@@ -151,6 +304,76 @@ def stream_statement(
             hint="Check DWH_URL, that the DWH is reachable and that the table/query and its "
             "columns exist (see docs/feature-repo.md).",
         ) from e
+
+
+def _stream_adbc(
+    url: str,
+    stmt: sa.Executable,
+    chunk_size: int,
+    types: Mapping[str, pa.DataType] | None,
+    timestamp_columns: Sequence[str],
+) -> Iterator[pa.Table]:
+    """``stmt`` read through ADBC (binary ``COPY`` into Arrow), in chunks of ``chunk_size`` rows.
+
+    Raises:
+        UnsupportedColumnError: Before the first chunk, when a column has no Arrow rule.
+        DwhError: Connection or SQL failure.
+    """
+    import adbc_driver_postgresql.dbapi as adbc
+
+    sql = _postgres_sql(stmt)
+    pending: pa.Table | None = None
+    try:
+        with adbc.connect(_libpq_uri(url)) as conn, conn.cursor() as cursor:
+            # As get_engine's sessions: expressions of the query see UTC.
+            cursor.execute("SET TIME ZONE 'UTC'")
+            cursor.adbc_statement.set_options(
+                **{"adbc.postgresql.batch_size_hint_bytes": str(_ADBC_BATCH_BYTES)}
+            )
+            cursor.execute(sql)
+            reader = cursor.fetch_record_batch()
+            for batch in reader:
+                if batch.num_rows == 0:
+                    continue
+                table = conform_arrow(batch, types=types, timestamp_columns=timestamp_columns)
+                pending = table if pending is None else pa.concat_tables([pending, table])
+                while pending.num_rows >= chunk_size:
+                    yield pending.slice(0, chunk_size).combine_chunks()
+                    pending = pending.slice(chunk_size)
+            if pending is not None and pending.num_rows:
+                yield pending.combine_chunks()
+    except (UnsupportedColumnError, DwhError):
+        raise
+    except adbc.Error as e:
+        raise DwhError(
+            f"reading {redact_url(url)!r} failed: {_adbc_error_text(e)}",
+            hint="Check DWH_URL, that the DWH is reachable and that the table/query and its "
+            "columns exist (see docs/feature-repo.md).",
+        ) from e
+
+
+def _postgres_sql(stmt: sa.Executable) -> str:
+    """``stmt`` as PostgreSQL text with its values inline (COPY takes no parameters).
+
+    The values are the read's own bounds (timestamps, customer ids), rendered by SQLAlchemy's
+    literal processors (quotes escaped); ``%`` is left alone (no pyformat paramstyle).
+    """
+    from sqlalchemy.dialects.postgresql import psycopg
+
+    dialect = psycopg.dialect(paramstyle="numeric_dollar")
+    assert isinstance(stmt, sa.ClauseElement)
+    return str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+
+
+def _libpq_uri(url: str) -> str:
+    """The SQLAlchemy URL as the libpq URI ADBC takes (``postgresql+psycopg`` -> ``postgresql``)."""
+    parsed = sa.make_url(url).set(drivername="postgresql")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _adbc_error_text(error: Any) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
 
 
 def lookup_rows(

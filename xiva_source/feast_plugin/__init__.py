@@ -11,6 +11,8 @@ Modules, one concern each:
 - :mod:`~xiva_source.feast_plugin.redis_layout`: Feast's Redis key layout, the ONLY module that
   knows it or touches Feast's private helpers for it
 - :mod:`~xiva_source.feast_plugin.online_rows`: Arrow chunks -> Feast's online rows, column-wise
+- :mod:`~xiva_source.feast_plugin.bulk_writer`: ``BulkWriter``, Arrow tables straight into
+  Feast's Redis layout (newer-write-wins in one Lua script, single Redis or cluster)
 - :mod:`~xiva_source.feast_plugin.repo_settings`: where the entry points Feast calls load the
   settings of the repository (the only ``load_settings`` of the plugin)
 - :mod:`~xiva_source.feast_plugin.errors`: ``OnlineStoreError``, ``RepositoryError``
@@ -29,6 +31,7 @@ from xiva_source.feast_plugin.errors import OnlineStoreError, RepositoryError
 from xiva_source.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from xiva_source.feast_plugin.bulk_writer import BulkWriter
     from xiva_source.feast_plugin.offline_store import (
         LoyaltyOfflineStore,
         LoyaltyOfflineStoreConfig,
@@ -52,6 +55,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "BulkWriter",
     "CustomerSource",
     "DwhSource",
     "LoyaltyOfflineStore",
@@ -73,6 +77,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "BulkWriter": "bulk_writer",
     "CustomerSource": "sources",
     "DwhSource": "sources",
     "XivaSource": "sources",

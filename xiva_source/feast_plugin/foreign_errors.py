@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from xiva_source.errors import LoyaltyError
 from xiva_source.feast_plugin.errors import OnlineStoreError, RepositoryError
 from xiva_source.redaction import redact
+from xiva_source.redis_client import cluster_hint, describe_redis_error
 
 __all__ = ["exception_chain", "project_error_for"]
 
@@ -56,7 +57,18 @@ def _translate(error: BaseException) -> LoyaltyError | None:
     # Only a library already imported can have raised: nothing is imported just to check.
     text = _one_line(redact(str(error)))
     redis_exc = sys.modules.get("redis.exceptions")
-    if redis_exc is not None and isinstance(error, redis_exc.RedisError):
+    if redis_exc is not None and isinstance(
+        error, redis_exc.RedisError | redis_exc.RedisClusterException
+    ):
+        # A plain client against a cluster node (MOVED, CLUSTERDOWN) or the reverse: the fix is
+        # REDIS_TYPE, not "is Redis running?".
+        hint = cluster_hint(error)
+        if hint is not None:
+            return OnlineStoreError(
+                "the online store (Redis) answered as another kind of deployment than "
+                f"REDIS_TYPE says: {_one_line(describe_redis_error(error))}",
+                hint,
+            )
         return OnlineStoreError(f"the online store (Redis) failed: {text}")
     sa_exc = sys.modules.get("sqlalchemy.exc")
     if sa_exc is not None and isinstance(error, sa_exc.SQLAlchemyError | sa_exc.ArgumentError):

@@ -25,10 +25,11 @@ above it, then the environment), and passes them down; nothing below reads the e
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 import pyarrow as pa
@@ -62,6 +63,9 @@ from xiva_source.pipeline.report import PullReport
 from xiva_source.pipeline.tables import empty_table
 from xiva_source.settings import Settings
 from xiva_source.timeutil import utc_now
+
+if TYPE_CHECKING:
+    from xiva_source.feast_plugin.ray_support import PullSpec
 
 __all__ = ["LoyaltyOfflineStore", "LoyaltyOfflineStoreConfig", "LoyaltyRetrievalJob"]
 
@@ -125,6 +129,9 @@ class LoyaltyOfflineStore(OfflineStore):
         return LoyaltyRetrievalJob(
             lambda: dwh.latest_per_customer(every_row._to_arrow_internal(), timestamp_field),
             config=config,
+            pull_spec=every_row.latest_pull_spec()
+            if isinstance(every_row, LoyaltyRetrievalJob)
+            else None,
         )
 
     @staticmethod
@@ -147,16 +154,26 @@ class LoyaltyOfflineStore(OfflineStore):
         Raises:
             ConfigurationError: A setting is invalid.
         """
+        settings = repo_settings(config)
         pull = _pull_all(
             config,
-            repo_settings(config),
+            settings,
             data_source,
             feature_name_columns,
             timestamp_field,
             start_date,
             end_date,
         )
-        return LoyaltyRetrievalJob(pull, config=config)
+        spec = _pull_spec(
+            config,
+            settings,
+            data_source,
+            feature_name_columns,
+            timestamp_field,
+            start_date,
+            end_date,
+        )
+        return LoyaltyRetrievalJob(pull, config=config, pull_spec=spec)
 
     @staticmethod
     def get_historical_features(
@@ -285,6 +302,9 @@ class LoyaltyRetrievalJob(RetrievalJob):
         full_feature_names: Whether columns are ``view__feature``.
         on_demand_feature_views: On-demand views Feast applies to the result.
         metadata: Retrieval metadata (historical retrieval only).
+        pull_spec: For a pull (materialization): builds the
+            :class:`~xiva_source.feast_plugin.ray_support.PullSpec` that ``to_ray_dataset``
+            splits over Ray workers.
     """
 
     def __init__(
@@ -294,7 +314,9 @@ class LoyaltyRetrievalJob(RetrievalJob):
         full_feature_names: bool = False,
         on_demand_feature_views: list[OnDemandFeatureView] | None = None,
         metadata: RetrievalMetadata | None = None,
+        pull_spec: Callable[[], PullSpec] | None = None,
     ) -> None:
+        self._pull_spec = pull_spec
         self._table_fn = table_fn
         self.config = config
         self._full_feature_names = full_feature_names
@@ -332,6 +354,34 @@ class LoyaltyRetrievalJob(RetrievalJob):
 
     def _to_df_internal(self, timeout: int | None = None) -> pd.DataFrame:
         return self._table_fn().to_pandas()
+
+    def latest_pull_spec(self) -> Callable[[], PullSpec] | None:
+        """This pull's spec keeping each customer's latest row (``pull_latest``), if a pull."""
+        spec = self._pull_spec
+        if spec is None:
+            return None
+        return lambda: dataclasses.replace(spec(), latest=True)
+
+    def to_ray_dataset(self) -> Any:
+        """The rows as a Ray Dataset (Feast's Ray engine calls this; Ray must be installed).
+
+        A pull is read by Ray workers, one task per customer range of a DWH read, one task for
+        a pull with a Xiva side (:mod:`~xiva_source.feast_plugin.ray_support`); the rows are
+        those of ``to_arrow()``. Other jobs (historical retrieval) are converted on the driver.
+
+        Returns:
+            A ``ray.data.Dataset``.
+
+        Raises:
+            DwhError: The DWH failed while the ranges were planned.
+        """
+        import ray.data
+
+        if self._pull_spec is None:
+            return ray.data.from_arrow(self.to_arrow())
+        from xiva_source.feast_plugin.ray_support import default_parallelism, ray_dataset
+
+        return ray_dataset(self._pull_spec(), default_parallelism(self.config))
 
     def persist(
         self, storage: Any, allow_overwrite: bool | None = False, timeout: int | None = None
@@ -422,6 +472,46 @@ def _pull_all(
         return table
 
     return run
+
+
+def _pull_spec(
+    config: RepoConfig,
+    settings: Settings,
+    data_source: DataSource,
+    feature_name_columns: list[str],
+    timestamp_field: str,
+    start_date: datetime | None,
+    end_date: datetime | None,
+) -> Callable[[], PullSpec]:
+    """The same pull as :func:`_pull_all`, as a spec for Ray (built when the job runs)."""
+    from xiva_source.feast_plugin.ray_support import PullSpec
+
+    assert isinstance(config.offline_store, LoyaltyOfflineStoreConfig)
+    _check_source(data_source)
+    end = end_date or utc_now()
+    chunk_size = config.offline_store.chunk_size
+
+    def build() -> PullSpec:
+        start = start_date
+        if start is not None and _never_materialized(config, data_source):
+            logger.info(
+                "no feature view of source %r was ever materialized: reading everything",
+                data_source.name,
+            )
+            start = None
+        return PullSpec(
+            source=data_source,
+            settings=settings,
+            feature_names=tuple(feature_name_columns),
+            start=start,
+            end=end,
+            options=PullOptions.from_repo_config(config),
+            chunk_size=chunk_size,
+            timestamp_field=timestamp_field,
+            for_feast=True,
+        )
+
+    return build
 
 
 def _log_report(name: str, report: PullReport) -> None:

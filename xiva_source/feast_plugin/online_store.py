@@ -2,9 +2,12 @@
 
 One ``feature_store.yaml`` serves every environment: the connection comes from ``REDIS_URL``
 (``redis://[[user]:password@]host:port/db``, ``rediss://`` for TLS; default
-``redis://127.0.0.1:6379``) and the entity expiry from ``ONLINE_TTL_SECONDS`` (default 86400),
-unless the yaml sets ``connection_string`` / ``key_ttl_seconds`` itself. Everything else is Feast's
-Redis store unchanged (layout, reads, writes, cluster and sentinel modes).
+``redis://127.0.0.1:6379``; several nodes ``redis://h1:p1,h2:p2`` for a cluster or the sentinels),
+the deployment from ``REDIS_TYPE`` (``redis`` | ``redis_cluster`` | ``redis_sentinel``, Feast's
+``redis_type``) and ``REDIS_SENTINEL_MASTER``, and the entity expiry from ``ONLINE_TTL_SECONDS``
+(default 86400), unless the yaml sets ``connection_string`` / ``redis_type`` / ``sentinel_master``
+/ ``key_ttl_seconds`` itself. Everything else is Feast's Redis store unchanged (layout, reads,
+writes, its cluster and sentinel clients).
 
 ``feature_store.yaml``::
 
@@ -26,20 +29,21 @@ from __future__ import annotations
 
 import threading
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, urlsplit
 
 from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreConfig, RedisType
 from pydantic import Field, PrivateAttr, StrictStr
 
 from xiva_source.errors import ConfigurationError
 from xiva_source.feast_plugin.repo_settings import repo_settings
-from xiva_source.redis_client import connect_redis
+from xiva_source.redis_client import connect_redis, parse_redis_nodes
 from xiva_source.settings import DEFAULT_REDIS_URL, Settings
 
 if TYPE_CHECKING:
-    import redis
     from feast.infra.online_stores.online_store import OnlineStore
     from feast.repo_config import RepoConfig
+
+    from xiva_source.redis_client import RedisClient
 
 __all__ = [
     "LoyaltyRedisOnlineStore",
@@ -50,41 +54,44 @@ __all__ = [
 ]
 
 
-def redis_url_to_feast(url: str) -> str:
+def redis_url_to_feast(url: str, redis_type: str = "redis") -> str:
     """Translate a ``redis://`` URL into Feast's ``host:port,db=N,password=...`` form.
 
     Args:
-        url: ``redis://[[user]:password@]host[:port][/db]`` or ``rediss://...`` (TLS).
+        url: ``redis://[[user]:password@]host[:port][/db]`` or ``rediss://...`` (TLS); several
+            nodes (``redis://:pw@h1:p1,h2:p2``) for a cluster or the sentinels, the first
+            node's credentials applying to all.
+        redis_type: ``REDIS_TYPE``: ``redis_cluster`` leaves the database out (a cluster has
+            only database 0, and Feast's cluster client refuses ``db``).
 
     Returns:
-        The Feast connection string.
+        The Feast connection string (every node first, then the parameters).
 
     Raises:
         ValueError: Not a redis URL, or a password/user containing ``,`` (which Feast's format
             cannot carry). The message never includes the password.
+        ConfigurationError: A node or the database is malformed.
 
     Example:
         >>> redis_url_to_feast("redis://:pw@cache:6380/2")
         'cache:6380,db=2,password=pw'
+        >>> redis_url_to_feast("redis://:pw@a:7000,b:7001", "redis_cluster")
+        'a:7000,b:7001,password=pw'
     """
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss"):
+    scheme = urlsplit(url.split(",", 1)[0]).scheme if "://" in url else ""
+    if scheme not in ("redis", "rediss"):
         raise ValueError(
-            f"REDIS_URL must start with redis:// or rediss:// (got scheme {parts.scheme!r}); "
+            f"REDIS_URL must start with redis:// or rediss:// (got scheme {scheme!r}); "
             "e.g. redis://:password@host:6379/0"
         )
-    host = parts.hostname or "127.0.0.1"
-    port = parts.port or 6379
-    items = [f"{host}:{port}"]
-    db = parts.path.strip("/")
-    if db:
-        if not db.isdigit():
-            raise ValueError(f"REDIS_URL database must be a number (got {db!r}); e.g. .../0")
-        items.append(f"db={int(db)}")
+    parts = parse_redis_nodes(url)
+    items = [f"{host}:{port}" for host, port in parts.nodes]
+    if parts.explicit_db and str(redis_type) != "redis_cluster":
+        items.append(f"db={parts.db}")
     if parts.username:
-        items.append(f"username={_safe(unquote(parts.username), 'user name')}")
+        items.append(f"username={_safe(parts.username, 'user name')}")
     if parts.password:
-        items.append(f"password={_safe(unquote(parts.password), 'password')}")
+        items.append(f"password={_safe(parts.password, 'password')}")
     if parts.scheme == "rediss":
         items.append("ssl=true")
     return ",".join(items)
@@ -127,7 +134,8 @@ _STORE_TYPE: _StoreType = "xiva_source.feast_plugin.online_store.LoyaltyRedisOnl
 
 
 class LoyaltyRedisOnlineStoreConfig(RedisOnlineStoreConfig):
-    """Feast's Redis store config; ``REDIS_URL`` / ``ONLINE_TTL_SECONDS`` fill what it leaves out.
+    """Feast's Redis store config; ``REDIS_URL`` / ``REDIS_TYPE`` / ``REDIS_SENTINEL_MASTER`` /
+    ``ONLINE_TTL_SECONDS`` fill what it leaves out.
 
     ``connection_string`` is ``None`` until the config is bound to the repository's settings
     (:func:`bind_online_config`), so an unbound config can never silently reach a default Redis.
@@ -145,7 +153,10 @@ class LoyaltyRedisOnlineStoreConfig(RedisOnlineStoreConfig):
     def model_post_init(self, context: Any, /) -> None:
         """Remember which of the settings-backed fields the yaml set itself."""
         super().model_post_init(context)
-        self._explicit = frozenset(self.model_fields_set & {"connection_string", "key_ttl_seconds"})
+        self._explicit = frozenset(
+            self.model_fields_set
+            & {"connection_string", "key_ttl_seconds", "redis_type", "sentinel_master"}
+        )
 
     @property
     def bound(self) -> bool:
@@ -153,17 +164,22 @@ class LoyaltyRedisOnlineStoreConfig(RedisOnlineStoreConfig):
         return self._bound
 
     def bind(self, settings: Settings) -> None:
-        """Fill ``connection_string`` / ``key_ttl_seconds`` from ``settings`` (once).
+        """Fill ``connection_string`` / ``redis_type`` / ``sentinel_master`` /
+        ``key_ttl_seconds`` from ``settings`` (once; what the yaml sets stays).
 
         Raises:
             ConfigurationError: ``REDIS_URL`` is not a usable Redis URL.
         """
         if self._bound:
             return
+        if "redis_type" not in self._explicit:
+            self.redis_type = RedisType(settings.redis_type.value)
+        if "sentinel_master" not in self._explicit:
+            self.sentinel_master = settings.redis_sentinel_master
         if "connection_string" not in self._explicit:
             url = settings.redis_url or DEFAULT_REDIS_URL
             try:
-                self.connection_string = redis_url_to_feast(url)
+                self.connection_string = redis_url_to_feast(url, self.redis_type.value)
             except ValueError as e:
                 raise ConfigurationError(
                     str(e),
@@ -220,13 +236,15 @@ def online_redis_client(
     settings: Settings | None = None,
     *,
     online_store: OnlineStore | None = None,
-) -> redis.Redis | None:
+) -> RedisClient | None:
     """A Redis client of the repository's online store; None when the store is not Redis.
 
-    A single Redis goes through :func:`xiva_source.redis_client.connect_redis` (from
-    ``REDIS_URL``, or the yaml's ``connection_string`` translated to a URL); cluster and sentinel
-    deployments (or connection parameters a URL cannot carry) use Feast's own client builder,
-    reusing ``online_store``'s connection when given.
+    The store's ``REDIS_URL`` (or the yaml's single-node ``connection_string`` translated to a
+    URL) goes through :func:`xiva_source.redis_client.connect_redis` with the store's
+    ``redis_type`` and ``sentinel_master``: a ``redis.Redis``, a ``RedisCluster``, or the
+    sentinels' primary. A yaml ``connection_string`` a URL cannot say (several nodes, other
+    parameters) uses Feast's own client builder, reusing ``online_store``'s connection when
+    given.
 
     Args:
         config: The Feast ``RepoConfig``.
@@ -235,7 +253,7 @@ def online_redis_client(
             builder is needed).
 
     Returns:
-        A ``redis.Redis`` (or ``RedisCluster``) client, or None for a non-Redis online store.
+        A ``redis.Redis`` or ``RedisCluster`` client, or None for a non-Redis online store.
 
     Raises:
         ConfigurationError: ``REDIS_URL`` or ``connection_string`` is not usable.
@@ -249,16 +267,19 @@ def online_redis_client(
             'Set REDIS_URL, or write connection_string: "host:6379" in feature_store.yaml.',
             setting="REDIS_URL",
         )
-    if online.redis_type == RedisType.redis:
-        url = (
-            online.redis_url()
-            if isinstance(online, LoyaltyRedisOnlineStoreConfig)
-            else _feast_to_url(online.connection_string)
+    url = (
+        online.redis_url()
+        if isinstance(online, LoyaltyRedisOnlineStoreConfig)
+        else _feast_to_url(online.connection_string)
+        if online.redis_type == RedisType.redis
+        else None
+    )
+    if url is not None:
+        return connect_redis(
+            url, redis_type=online.redis_type.value, sentinel_master=online.sentinel_master
         )
-        if url is not None:
-            return connect_redis(url)
     store = online_store if isinstance(online_store, RedisOnlineStore) else RedisOnlineStore()
-    client: redis.Redis = store._get_client(online)
+    client: RedisClient = store._get_client(online)
     return client
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -30,13 +30,16 @@ from typing import TYPE_CHECKING, Any
 from xiva_source.feast_plugin.errors import OnlineStoreError
 
 if TYPE_CHECKING:
-    import redis
     from feast.repo_config import RepoConfig
+
+    from xiva_source.redis_client import RedisClient
 
 __all__ = [
     "RedisLayout",
     "decode_timestamp",
     "decode_value",
+    "encode_string_list",
+    "encode_timestamp",
     "fast_double",
     "field_name",
     "glob_escape",
@@ -151,6 +154,44 @@ class RedisLayout:
             return self._string_head + _U32.pack(len(raw)) + raw + self._suffix
         return self.entity_key(*values) + self._suffix
 
+    def keys(self, ids: Iterable[str] | Any) -> list[bytes]:
+        """The Redis keys of many single string ids (each equal to :meth:`key`), column-wise.
+
+        Args:
+            ids: Strings, or an Arrow string array (joined in Arrow, no Python loop).
+
+        Raises:
+            ValueError: The layout has several join keys (use :meth:`proto_key` per row).
+        """
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if len(self.join_keys) != 1:
+            raise ValueError(f"keys() needs one join key, this layout has {self.join_keys}")
+        array = ids if isinstance(ids, pa.Array) else pa.array(list(ids), pa.string())
+        raw = array.cast(pa.binary())
+        lengths = pc.binary_length(raw).to_numpy(zero_copy_only=False).astype("<u4")
+        packed = pa.FixedSizeBinaryArray.from_buffers(
+            pa.binary(4), len(raw), [None, pa.py_buffer(lengths.tobytes())]
+        ).cast(pa.binary())
+        binary = pa.binary()
+        keys = pc.binary_join_element_wise(
+            pa.scalar(self._string_head, binary),
+            packed,
+            raw,
+            pa.scalar(self._suffix, binary),
+            pa.scalar(b"", binary),  # the separator
+        )
+        out: list[bytes] = keys.to_pylist()
+        return out
+
+    def proto_key(self, entity_key: Any) -> bytes:
+        """The Redis key of a Feast ``EntityKey`` proto (any join keys and value types)."""
+        from feast.infra.online_stores.helpers import _redis_key
+
+        key: bytes = _redis_key(self.project, entity_key, self.version)
+        return key
+
     def scan_pattern(self) -> bytes:
         """``SCAN MATCH`` pattern of this layout's keys (a superset: check with :meth:`is_key`)."""
         return glob_escape(self.prefix) + b"*" + glob_escape(self._suffix)
@@ -196,12 +237,15 @@ class RedisLayout:
 
 
 def scan_entity_keys(
-    client: redis.Redis, layout: RedisLayout, *, count: int = 10_000, unique: bool = True
+    client: RedisClient, layout: RedisLayout, *, count: int = 10_000, unique: bool = True
 ) -> Iterator[bytes]:
     """Every Redis key of ``layout`` (its project and entity), checked exactly.
 
+    On a Redis Cluster every primary is scanned in turn (each holds its slots' keys; a replica's
+    keys are its primary's), so no key is missed whichever node holds it.
+
     Args:
-        client: The online store's Redis.
+        client: The online store's Redis (single server, sentinel primary or cluster).
         layout: Whose keys.
         count: ``SCAN COUNT`` hint.
         unique: Drop keys ``SCAN`` returns twice (it may, while the keyspace is rehashed); costs
@@ -211,13 +255,24 @@ def scan_entity_keys(
         Redis keys (bytes).
     """
     seen: set[bytes] = set()
-    for key in client.scan_iter(match=layout.scan_pattern(), count=count):
+    for key in _scan_every_primary(client, layout.scan_pattern(), count):
         if unique:
             if key in seen:
                 continue
             seen.add(key)
         if layout.is_key(key):
             yield key
+
+
+def _scan_every_primary(client: RedisClient, pattern: bytes, count: int) -> Iterator[bytes]:
+    """``SCAN MATCH pattern`` over a single server, or over each primary of a cluster."""
+    from redis.cluster import RedisCluster
+
+    if not isinstance(client, RedisCluster):
+        yield from client.scan_iter(match=pattern, count=count)
+        return
+    for node in client.get_primaries():
+        yield from client.get_redis_connection(node).scan_iter(match=pattern, count=count)
 
 
 # --- fields -------------------------------------------------------------------------------------
@@ -251,6 +306,22 @@ def decode_value(cell: bytes | None) -> Any:
     from feast.type_map import feast_value_type_to_python_type
 
     return feast_value_type_to_python_type(Value.FromString(cell))
+
+
+def encode_string_list(values: Sequence[str]) -> bytes:
+    """A stored ``Array(String)`` feature value (serialized protobuf ``Value``; [] stays [])."""
+    from feast.protos.feast.types.Value_pb2 import StringList, Value
+
+    return bytes(Value(string_list_val=StringList(val=list(values))).SerializeToString())
+
+
+def encode_timestamp(seconds: float) -> bytes:
+    """A stored ``_ts:<view>`` (protobuf ``Timestamp``) of epoch ``seconds``."""
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    whole, micros = divmod(round(seconds * 1_000_000), 1_000_000)  # microseconds, like Feast
+    ts = Timestamp(seconds=whole, nanos=micros * 1000)
+    return bytes(ts.SerializeToString())
 
 
 def fast_double(cell: bytes | None) -> float | None:

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 from xiva_source.feast_plugin.errors import OnlineStoreError
 
 if TYPE_CHECKING:
-    import redis
     from feast import FeatureStore, FeatureView
 
     from xiva_source.feast_plugin.redis_layout import RedisLayout
+    from xiva_source.redis_client import RedisClient
 
 __all__ = ["EXPIRY_PIPELINE_SIZE", "extend_online_expiry", "extend_store_expiry"]
 
@@ -37,7 +37,7 @@ _EXPIRE_ALL = (
 )
 
 
-def extend_online_expiry(client: redis.Redis, layout: RedisLayout, ttl_seconds: int) -> int:
+def extend_online_expiry(client: RedisClient, layout: RedisLayout, ttl_seconds: int) -> int:
     """Reset the expiry of every entity key of ``layout`` (one project, one entity) to the ttl.
 
     Keys are found with ``SCAN`` and checked against the exact layout, so a project whose name
@@ -83,7 +83,7 @@ def extend_online_expiry(client: redis.Redis, layout: RedisLayout, ttl_seconds: 
 
 def extend_store_expiry(
     store: FeatureStore,
-    client: redis.Redis | None,
+    client: RedisClient | None,
     ttl_seconds: int | None,
     views: Sequence[FeatureView],
 ) -> int:
@@ -114,7 +114,7 @@ def extend_store_expiry(
     return extended
 
 
-def _batch_expirer(client: redis.Redis, ttl_seconds: int) -> Callable[[list[bytes]], int]:
+def _batch_expirer(client: RedisClient, ttl_seconds: int) -> Callable[[list[bytes]], int]:
     """``EXPIRE`` a batch of keys: one Lua call (3x a pipeline), or a pipeline on a cluster."""
     from redis.cluster import RedisCluster
 

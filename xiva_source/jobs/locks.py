@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING
 from xiva_source.timeutil import utc_now
 
 if TYPE_CHECKING:
-    import redis
     from feast import FeatureStore
+
+    from xiva_source.redis_client import RedisClient
 
 __all__ = [
     "LOCK_HEARTBEAT_SECONDS",
@@ -259,7 +260,7 @@ class RedisMaterializationLock(MaterializationLock):
             caller decides what that means for its run).
     """
 
-    def __init__(self, client: redis.Redis, name: str, ttl: float = LOCK_TTL_SECONDS) -> None:
+    def __init__(self, client: RedisClient, name: str, ttl: float = LOCK_TTL_SECONDS) -> None:
         from redis.lock import Lock
 
         self.client = client
@@ -389,7 +390,7 @@ def redis_lock_name(project: str) -> str:
     return f"xiva_source:materialize:lock:{project}"
 
 
-def lock_for_store(store: FeatureStore, client: redis.Redis | None) -> MaterializationLock:
+def lock_for_store(store: FeatureStore, client: RedisClient | None) -> MaterializationLock:
     """The lock a run of ``store`` takes: Redis when the online store is Redis, else a file.
 
     The Redis lock's key is ``xiva_source:materialize:lock:<project>``, so runs of different

@@ -10,8 +10,12 @@ incrementally:
    ``lastUpdate`` / ``updated_at`` is years old (stock Feast would start at ``now - ttl``).
 2. :func:`xiva_source.pipeline.pull_batches` streams the window in chunks; each chunk is converted
    column-wise (:mod:`xiva_source.feast_plugin.online_rows`) and written by
-   :class:`~xiva_source.jobs.writes.OnlineWriter`: the job's last write wins, and a partial chunk
-   (a source failed) is written cell by cell so the online store keeps what it does not know.
+   :class:`~xiva_source.jobs.writes.OnlineWriter` (on Redis, the bulk writer of
+   :mod:`xiva_source.feast_plugin.bulk_writer`: a row older than the stored one is not written, an
+   equal or newer one is, a reload overwrites), and a partial chunk (a source failed) is written
+   cell by cell so the online store keeps what it does not know. With ``batch_engine: ray.engine``
+   the window is read by Ray tasks, one per customer range (:mod:`xiva_source.feast_plugin.
+   ray_support`), and written the same way; the summary line says ``engine=ray``.
 3. Only after every chunk of a view was written do its watermarks move: each source's to the
    run's end unless it failed (or found nothing reading from the beginning), Feast's
    (``registry.apply_materialization``) to the slowest of them. A failed source is read again
@@ -75,11 +79,11 @@ from xiva_source.settings import Settings, load_settings
 from xiva_source.timeutil import as_utc, utc_now
 
 if TYPE_CHECKING:
-    import redis
     from feast import FeatureStore, FeatureView
     from feast.infra.online_stores.online_store import OnlineStore
 
     from xiva_source.pipeline.report import PullReport
+    from xiva_source.redis_client import RedisClient
 
 __all__ = [
     "END_DATE_SKEW",
@@ -172,6 +176,7 @@ def run_materialization(
         summary=RunSummary(
             status="ok",
             mode=settings.feature_store_data_source.value,
+            engine=_engine(store),
             fail_on_fallback=(
                 settings.materialize_fail_on_fallback
                 if fail_on_fallback is None
@@ -217,7 +222,7 @@ class _Run:
 
     store: FeatureStore
     online_store: OnlineStore
-    client: redis.Redis | None
+    client: RedisClient | None
     settings: Settings
     end: datetime
     full: bool
@@ -374,7 +379,10 @@ class _Run:
         view_run = ViewRun(name=fv.name, start=start, end=self.end, starts=dict(starts))
         report = PullReport(mode=self.summary.mode)
         join_keys = {column.name: column.dtype.to_value_type() for column in fv.entity_columns}
-        writer = OnlineWriter(self.store, self.online_store)
+        # A reload (full, wiped, mode) rewrites whatever is stored (jobs/writes.py, the rule).
+        writer = OnlineWriter(
+            self.store, self.online_store, client=self.client, force=plan.reload is not None
+        )
         with tqdm(
             desc=fv.name, unit="rows", file=sys.stderr, disable=not self.show_progress, leave=False
         ) as bar:
@@ -386,6 +394,7 @@ class _Run:
                     if is_partial(table):
                         view_run.partial_rows += written
                     progress.rows(table.num_rows)
+                writer.flush()  # every chunk in the online store before the watermarks move
             finally:
                 self.summary.merge(report)
         view_run.marks, warnings = watermarks_after(plan, report, self.end)
@@ -409,6 +418,8 @@ class _Run:
 
         assert fv.batch_source is not None  # select_views keeps only views with a batch source
         config = self.store.config
+        if self.summary.engine == "ray":
+            return _pull_on_ray(self, fv, start, starts, report)
         return pull_batches(
             fv.batch_source,  # type: ignore[arg-type]  # our sources satisfy the pipeline's specs
             settings=self.settings,
@@ -459,11 +470,62 @@ class _Run:
         return bool(online) and online <= full
 
 
+def _engine(store: FeatureStore) -> str:
+    """``ray`` when ``feature_store.yaml`` sets ``batch_engine: ray.engine``, else ``local``."""
+    engine = getattr(store.config, "batch_engine_config", None)
+    kind = engine.get("type") if isinstance(engine, dict) else getattr(engine, "type", engine)
+    return "ray" if kind == "ray.engine" else "local"
+
+
+def _pull_on_ray(
+    run: _Run,
+    fv: FeatureView,
+    start: datetime | None,
+    starts: dict[str, datetime | None],
+    report: PullReport,
+) -> Iterator[Any]:
+    """The view's pull read by Ray tasks on Feast's Ray engine's cluster (``ray_address``).
+
+    The same rows as :func:`~xiva_source.pipeline.pull.pull_batches` in-process (a DWH read cut
+    by customer range, one task per range; a pull with a Xiva side in one task), written here by
+    the job's own writer, so the lock, the watermarks (from the merged report) and partial rows
+    written cell by cell are those of a local run (:mod:`xiva_source.feast_plugin.ray_support`).
+    """
+    from xiva_source.feast_plugin.ray_support import (
+        PullSpec,
+        connect_ray,
+        default_parallelism,
+        stream_on_ray,
+    )
+    from xiva_source.pipeline.context import PullOptions
+
+    config = run.store.config
+    connect_ray(config)
+    spec = PullSpec(
+        source=fv.batch_source,
+        settings=run.settings,
+        feature_names=tuple(f.name for f in fv.features),
+        start=start,
+        end=run.end,
+        options=PullOptions.from_repo_config(config),
+        chunk_size=config.materialization_config.online_write_batch_size or 10_000,
+        source_starts=starts,
+    )
+    task_options = getattr(config.batch_engine, "worker_task_options", None)
+    return stream_on_ray(spec, report, default_parallelism(config), task_options)
+
+
 def _acquire(lock: MaterializationLock) -> LockHolder | None:
     """``lock.acquire()`` with Redis failures as :class:`OnlineStoreError`."""
     from redis.exceptions import RedisError
 
+    from xiva_source.feast_plugin.foreign_errors import project_error_for
+
     try:
         return lock.acquire()
     except RedisError as e:
+        # MOVED / CLUSTERDOWN from a cluster node: the fix is REDIS_TYPE (foreign_errors says so).
+        mapped = project_error_for(e)
+        if mapped is not None:
+            raise mapped from e
         raise OnlineStoreError(f"the online store (Redis) failed: {e}") from e

@@ -199,7 +199,7 @@ def _online_values(
             entity_rows=[{ENTITY: customer_id}],
         ).to_dict()
     except RedisError as e:
-        raise OnlineStoreError(f"the online store (Redis) could not be read: {e}") from e
+        raise _redis_failure(e, "read") from e
     return {name: row[name][0] for name in names}
 
 
@@ -230,7 +230,7 @@ def _write(
             store.config, fv, [(entity_key, protos, event_timestamp, None)], None
         )
     except RedisError as e:
-        raise OnlineStoreError(f"the online store (Redis) could not be written: {e}") from e
+        raise _redis_failure(e, "written") from e
 
 
 def _append_snapshot(store: FeatureStore, features: dict[str, Any], settings: Settings) -> None:
@@ -259,3 +259,13 @@ def _append_snapshot(store: FeatureStore, features: dict[str, Any], settings: Se
         )
     except DwhError as e:
         logger.warning("live refresh not recorded in the snapshot table: %s", e)
+
+
+def _redis_failure(error: Exception, what: str) -> OnlineStoreError:
+    """``error`` as the online store's; a wrong ``REDIS_TYPE`` (``MOVED``) says so in its fix."""
+    from xiva_source.redis_client import cluster_hint, describe_redis_error
+
+    return OnlineStoreError(
+        f"the online store (Redis) could not be {what}: {describe_redis_error(error)}",
+        cluster_hint(error),
+    )

@@ -42,7 +42,11 @@ def load_store(repo_path: str | os.PathLike[str]) -> FeatureStore:
 
 
 def select_views(store: FeatureStore, names: Iterable[str] | None) -> list[FeatureView]:
-    """The named views (default: every view of the project), each with a batch source.
+    """The named views (default: every view of the project that has a batch source), each with
+    a batch source.
+
+    A view without a source (``customer_segments``: memberships the segmentation writes itself)
+    is nothing to materialize: left out by default, refused when named.
 
     Raises:
         MaterializationConfigError: No views, an unknown name, or a view without a source.
@@ -59,7 +63,11 @@ def select_views(store: FeatureStore, names: Iterable[str] | None) -> list[Featu
             f"Project {store.project!r} has no feature views in its registry.",
             "run `make apply` (feast apply) first.",
         )
-    wanted = list(names) if names is not None else sorted(all_views)
+    wanted = (
+        list(names)
+        if names is not None
+        else sorted(n for n, fv in all_views.items() if fv.batch_source is not None)
+    )
     unknown = [name for name in wanted if name not in all_views]
     if unknown:
         raise MaterializationConfigError(

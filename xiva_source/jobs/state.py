@@ -36,8 +36,9 @@ from typing import TYPE_CHECKING, Any
 from xiva_source.timeutil import parse_iso, to_iso, utc_now
 
 if TYPE_CHECKING:
-    import redis
     from feast import FeatureStore
+
+    from xiva_source.redis_client import RedisClient
 
 __all__ = [
     "FileRunState",
@@ -138,7 +139,7 @@ class RunState(abc.ABC):
 class RedisRunState(RunState):
     """The state in the online store's Redis (see the module docstring)."""
 
-    def __init__(self, client: redis.Redis, project: str) -> None:
+    def __init__(self, client: RedisClient, project: str) -> None:
         self._client = client
         self._hash, self._marker = redis_state_names(project)
 
@@ -217,7 +218,7 @@ class FileRunState(RunState):
         self._save(data)
 
 
-def state_for_store(store: FeatureStore, client: redis.Redis | None) -> RunState:
+def state_for_store(store: FeatureStore, client: RedisClient | None) -> RunState:
     """The state of ``store``'s runs: Redis when the online store is Redis, else a file.
 
     Args:

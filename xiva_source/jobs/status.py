@@ -21,9 +21,9 @@ from xiva_source.redaction import redact
 from xiva_source.timeutil import as_utc, to_iso
 
 if TYPE_CHECKING:
-    import redis
     from feast import FeatureStore
 
+    from xiva_source.redis_client import RedisClient
     from xiva_source.settings import Settings
 
 __all__ = ["SourceFreshness", "StoreStatus", "ViewStatus", "collect_status"]
@@ -159,7 +159,7 @@ class StoreStatus:
 def collect_status(
     store: FeatureStore,
     settings: Settings,
-    client: redis.Redis | None,
+    client: RedisClient | None,
     *,
     now: datetime,
 ) -> StoreStatus:
@@ -180,6 +180,8 @@ def collect_status(
     marks = RunState.watermarks(fields)
     status.last_run = RunState.last_run(fields)
     for fv in sorted(store.list_feature_views(), key=lambda v: v.name):
+        if fv.batch_source is None:  # customer_segments: segmentation writes it, never materialized
+            continue
         end = as_utc(fv.most_recent_end_time) if fv.most_recent_end_time else None
         view = ViewStatus(
             name=fv.name,
@@ -220,7 +222,15 @@ def _usage(status: StoreStatus, settings: Settings, now: datetime) -> None:
     from xiva_source.redis_client import connect_redis
     from xiva_source.xiva_api.usage import RedisUsageStore, usage_prefix_for
 
-    client = connect_redis(settings.redis_url)
+    try:
+        client = connect_redis(
+            settings.redis_url,
+            redis_type=settings.redis_type,
+            sentinel_master=settings.redis_sentinel_master,
+        )
+    except Exception as e:  # a cluster's nodes unreachable: this part is unknown, not the rest
+        status.problems["usage"] = _short(e)
+        return
     try:
         report = RedisUsageStore(client, usage_prefix_for(settings)).report(1, now=now)
         status.xiva_usage_hour = report.hours[-1] if report.hours else None
@@ -231,7 +241,7 @@ def _usage(status: StoreStatus, settings: Settings, now: datetime) -> None:
         client.close()
 
 
-def _online_keys(status: StoreStatus, store: FeatureStore, client: redis.Redis | None) -> None:
+def _online_keys(status: StoreStatus, store: FeatureStore, client: RedisClient | None) -> None:
     if client is None:
         status.problems["online_keys"] = "the online store is not Redis"
         return

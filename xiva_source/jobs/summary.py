@@ -70,7 +70,7 @@ class RunSummary:
 
     Example:
         >>> RunSummary(status="ok", mode="dwh", rows_by_source={"dwh": 3}).line()
-        'materialize ok mode=dwh rows dwh=3 views=0 xiva_calls=0 fallbacks=0 failed_customers=0 pending_retries=0 malformed=0 partial=0 reload=no duration=0.0s'
+        'materialize ok mode=dwh rows dwh=3 views=0 xiva_calls=0 fallbacks=0 failed_customers=0 pending_retries=0 malformed=0 partial=0 reload=no engine=local duration=0.0s'
     """  # noqa: E501
 
     status: RunStatus
@@ -134,6 +134,9 @@ class RunSummary:
     """A fallback makes the run fail (exit 1) instead of degraded (exit 3)."""
     failed_view: str | None = None
     """For a failed run: the view it failed on (``None``: before or after the views)."""
+    engine: str = "local"
+    """Where the views were read: ``local`` (this process) or ``ray`` (``batch_engine:
+    ray.engine`` in ``feature_store.yaml``: parts of each pull read by Ray tasks)."""
 
     def merge(self, report: PullReport) -> None:
         """Add one view's pull to the run: rows, Xiva calls, fallbacks, errors, retry counts."""
@@ -211,6 +214,7 @@ class RunSummary:
             "finished_at": to_iso(finished_at),
             "duration_seconds": round(self.duration, 3),
             "mode": self.mode,
+            "engine": self.engine,
             "rows_by_source": dict(self.rows_by_source),
             "views": [view.name for view in self.views],
             "kept_views": list(self.kept_views),
@@ -255,7 +259,7 @@ class RunSummary:
             f"fallbacks={len(self.fallbacks)} failed_customers={self.failed_customers} "
             f"pending_retries={'unknown' if self.pending_retries is None else self.pending_retries}"
             f" malformed={self.malformed} partial={len(self.partial_views)} reload={self.reload}"
-            f" duration={self.duration:.1f}s"
+            f" engine={self.engine} duration={self.duration:.1f}s"
         )
         if self.outcome == "degraded":  # why, first: the clauses after it give the details
             text += f"; degraded: {', '.join(self.degraded_reasons)}"

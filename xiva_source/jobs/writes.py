@@ -1,19 +1,33 @@
-"""How the job writes the online store: its last write wins, partial rows keep what they don't know.
+"""How the job writes the online store: newer-write-wins decided in Redis, partial rows by cell.
 
-Feast's Redis writer skips a row whose event timestamp is not newer than the stored ``_ts`` of its
-view. The job does not rely on that: a merged row's timestamp is the later of its sources' (a
-Xiva change stamped before the DWH row it is merged with would lose against the row already
-stored), a catch-up after a fallback carries the same timestamps as the partial rows it repairs,
-and ``--full`` must rewrite a row stamped in the year 9999. So the job writes with Feast's own
-``skip_dedup`` (every row written, in order) and orders what it writes instead: it holds the
-lock, every DWH read comes oldest row first, and ``auto`` writes each customer's fully merged row
-after any other row of it (:mod:`xiva_source.pipeline.auto`). Its last write is the merged truth.
-(Live refresh and Feast's own writers keep Feast's newer-wins check; a refresh racing a run is
-overwritten by values at most one run old, and the next run reads that customer again.)
+On a Redis online store (Feast's, or our ``LoyaltyRedisOnlineStore``) the job writes through
+:class:`~xiva_source.feast_plugin.bulk_writer.BulkWriter`: Feast's exact hashes (stock
+``get_online_features`` reads them), one Lua script per group of rows that compares each row's
+event timestamp with the stored ``_ts:<view>`` in Redis (no read round trip), values serialized
+once per distinct value, the key expiry set in the same call. Other online stores (SQLite in the
+demo) keep Feast's ``online_write_batch`` (SQLite's upsert lets the last write win).
+
+The rule, per row: **write when the key has no ``_ts:<view>``, or the row's timestamp is at least
+the stored one; a forced writer (a reload: ``--full``, a wiped store, a mode change) writes
+whatever is stored.** Why each part:
+
+- older rows lose (Feast's newer-wins): a late or replayed row never replaces newer values;
+- equal rows win (Feast's own check skips them): a catch-up after a fallback carries the same
+  timestamps as the partial rows it repairs, and DWH rows re-read by the lookback are rewritten
+  idempotently;
+- the job orders what it writes so its last write is the merged truth: it holds the lock, every
+  DWH read comes oldest row first, a merged row's timestamp is the later of its sources' (so it is
+  never older than the merged row stored before it), and ``auto`` writes each customer's fully
+  merged row after any other row of it (:mod:`xiva_source.pipeline.auto`);
+- a reload must rewrite a row stamped in the year 9999 (a bogus ``lastUpdate``), and after a mode
+  change a view's timestamps may move back (``auto`` -> ``dwh``): both write forced.
+
+Live refresh and Feast's own writers keep Feast's strict newer-wins; a refresh racing a run is
+overwritten only by a row at least as new, and the next run reads that customer again.
 
 A partial table (:func:`xiva_source.pipeline.auto.is_partial`) is written cell by cell: its null
-cells are left out of the row, so the online store keeps its value for them (Feast's writer sets
-only the fields a row carries); a row with no known cell is not written at all.
+cells are left out of the row, so the online store keeps its value for them (the same rule decides
+whether its known cells land); a row with no known cell is not written at all.
 """
 
 from __future__ import annotations
@@ -28,6 +42,8 @@ if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView
     from feast.infra.online_stores.online_store import OnlineStore
 
+    from xiva_source.feast_plugin.bulk_writer import BulkWriter
+
 __all__ = ["OnlineWriter"]
 
 
@@ -35,28 +51,75 @@ class OnlineWriter:
     """Writes the job's Arrow chunks to the online store (see the module docstring).
 
     Args:
-        store: The job's own feature store (its online config is switched to last-write-wins).
+        store: The job's own feature store.
         online_store: The online store instance.
+        client: The online store's Redis client when the caller has one (the run's); ``None``
+            builds one for a Redis store
+            (:func:`~xiva_source.feast_plugin.online_store.online_redis_client`).
+        force: Write every row whatever is stored (a reload).
     """
 
-    def __init__(self, store: FeatureStore, online_store: OnlineStore) -> None:
+    def __init__(
+        self,
+        store: FeatureStore,
+        online_store: OnlineStore,
+        *,
+        client: Any | None = None,
+        force: bool = False,
+    ) -> None:
+        from feast.infra.online_stores.redis import RedisOnlineStoreConfig
+
+        from xiva_source.feast_plugin.online_store import bind_online_config
+
         self.store = store
         self.online_store = online_store
-        online = store.config.online_store
-        if hasattr(online, "skip_dedup"):  # Redis; SQLite's upsert already lets the last win
-            online.skip_dedup = True
+        self.force = force
+        self.bulk: BulkWriter | None = None
+        online = bind_online_config(store.config)
+        if isinstance(online, RedisOnlineStoreConfig):
+            from xiva_source.feast_plugin.bulk_writer import BulkWriter
+            from xiva_source.feast_plugin.online_store import online_redis_client
+
+            if client is None:
+                client = online_redis_client(store.config, online_store=online_store)
+            self.bulk = BulkWriter(
+                client, store.config, ttl_seconds=online.key_ttl_seconds, force=force
+            )
 
     def write(self, fv: FeatureView, table: pa.Table, join_keys: dict[str, Any]) -> int:
-        """Write ``table``'s rows for ``fv``; returns the rows written (partial rows may be none).
+        """Write ``table``'s rows for ``fv``; returns the rows sent (partial rows may be none).
+
+        Rows older than what is stored are sent and not written (the module's rule). On Redis
+        the rows are sent in the background: call :meth:`flush` after the last chunk.
+
+        Raises:
+            OnlineStoreError: Redis failed (for the previous chunk, on Redis).
+        """
+        partial = is_partial(table)
+        if self.bulk is not None:
+            # Sent in the background while the job reads its next chunk: flush() waits.
+            return self.bulk.submit(fv, table, join_keys, partial=partial)
+        return self._write_feast(fv, table, join_keys, partial=partial)
+
+    def flush(self) -> None:
+        """Wait until every row :meth:`write` took is in the online store.
+
+        Call it before anything relies on the rows being stored (the view's watermark).
 
         Raises:
             OnlineStoreError: Redis failed.
         """
+        if self.bulk is not None:
+            self.bulk.flush()
+
+    def _write_feast(
+        self, fv: FeatureView, table: pa.Table, join_keys: dict[str, Any], *, partial: bool
+    ) -> int:
+        """Feast's ``online_write_batch`` (a store that is not Redis)."""
         from redis.exceptions import RedisError
 
         from xiva_source.feast_plugin.online_rows import to_online_rows
 
-        partial = is_partial(table)
         written = 0
         for rows in to_online_rows(fv, table, join_keys):
             if partial:

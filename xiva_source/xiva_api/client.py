@@ -75,7 +75,7 @@ from xiva_source.xiva_api.usage import (
 )
 
 if TYPE_CHECKING:
-    import redis
+    from xiva_source.redis_client import RedisClient
 
 __all__ = ["PAGE_SIZE", "XivaClient"]
 
@@ -180,9 +180,7 @@ class XivaClient:
         self._session = PooledSession(self.max_workers)
 
         # Fail fast: a slow or dead Redis must not stall API calls (rate and usage degrade).
-        self._redis: redis.Redis | None = (
-            connect_redis(settings.redis_url, fail_fast=True) if settings.redis_url else None
-        )
+        self._redis: RedisClient | None = _shared_redis(settings)
         self.rate_key = rate_key or default_rate_key(
             self.base_url, self.username, settings.xiva_redis_prefix
         )
@@ -483,3 +481,29 @@ class XivaClient:
             params["lastUpdate.gte"] = to_iso(since)
         resp = self._request("GET", CUSTOMERS_PATH, endpoint="customer_list", params=params)
         return customer_page(resp)
+
+
+def _shared_redis(settings: Settings) -> RedisClient | None:
+    """The fail-fast Redis client of the shared rate and usage counters; None without REDIS_URL.
+
+    A cluster client asks its nodes for the slot map when built: if none answers, the client
+    runs without Redis (rate and counters per process, one warning), as when Redis fails later.
+    """
+    if not settings.redis_url:
+        return None
+    from redis.exceptions import RedisError
+
+    try:
+        return connect_redis(
+            settings.redis_url,
+            redis_type=settings.redis_type,
+            sentinel_master=settings.redis_sentinel_master,
+            fail_fast=True,
+        )
+    except RedisError as e:
+        logger.warning(
+            "Redis for the shared rate and usage counters is unavailable (%s); pacing and "
+            "counting in this process only. Check REDIS_URL / REDIS_TYPE.",
+            e,
+        )
+        return None

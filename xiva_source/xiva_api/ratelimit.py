@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 from xiva_source.xiva_api.breaker import REDIS_RETRY_SECONDS, RedisBreaker
 
 if TYPE_CHECKING:
-    import redis
+    from xiva_source.redis_client import RedisClient
 
 __all__ = [
     "REDIS_RETRY_SECONDS",
@@ -167,15 +167,16 @@ class RedisRateLimiter:
         burst: Requests that may go back to back after an idle period.
     """
 
-    def __init__(self, client: redis.Redis, key: str, rate: float, burst: int = 1) -> None:
+    def __init__(self, client: RedisClient, key: str, rate: float, burst: int = 1) -> None:
         if rate <= 0:
             raise ValueError(f"rate must be > 0 requests/second, got {rate!r}")
         self.key = key
         self.rate = rate
         self.burst = max(1, burst)
         self._client = client
-        self._script = client.register_script(_GCRA_RESERVE)
-        self._hold_script = client.register_script(_GCRA_HOLD)
+        # One key per script: on a cluster it runs on the key's node (SCRIPT LOAD reaches all).
+        self._script = client.register_script(_GCRA_RESERVE)  # type: ignore[misc]
+        self._hold_script = client.register_script(_GCRA_HOLD)  # type: ignore[misc]
         self._interval_us = max(1, round(1_000_000 / rate))
         self._fallback = LocalRateLimiter(rate, burst)
         self._breaker = RedisBreaker(
@@ -221,7 +222,7 @@ def default_rate_key(base_url: str, username: str | None, prefix: str = "xiva") 
 
 
 def make_rate_limiter(
-    rate: float | None, *, redis_client: redis.Redis | None = None, key: str | None = None
+    rate: float | None, *, redis_client: RedisClient | None = None, key: str | None = None
 ) -> RateLimiter:
     """The limiter for the settings: Redis-shared when a client and key are given.
 

@@ -27,7 +27,7 @@ from xiva_source.timeutil import Clock, as_utc, utc_now
 from xiva_source.xiva_api.breaker import RedisBreaker
 
 if TYPE_CHECKING:
-    import redis
+    from xiva_source.redis_client import RedisClient
 
 __all__ = [
     "COUNTERS",
@@ -221,7 +221,7 @@ class RedisUsageStore:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         prefix: str = DEFAULT_USAGE_PREFIX,
         *,
         ttl_seconds: int = USAGE_TTL_SECONDS,

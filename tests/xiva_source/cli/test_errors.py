@@ -33,6 +33,10 @@ SEGMENTATION_COMMANDS = [
     ["export", SEGMENT, "out.csv"],
     ["refresh"],
     ["history", SEGMENT],
+    ["preview", SEGMENT],
+    ["overlap"],
+    ["report", "out.html"],
+    ["events"],
 ]
 
 

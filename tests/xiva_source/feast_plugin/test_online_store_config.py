@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import redis
 from feast.repo_config import RepoConfig
 
 from xiva_source.errors import ConfigurationError
@@ -111,7 +112,7 @@ def test_a_bad_redis_url_is_a_configuration_error(tmp_path: Path) -> None:
 def test_clients_come_from_the_bound_url(tmp_path: Path) -> None:
     settings = load_settings(env_file=None, redis_url="redis://:pw@10.1.2.3:6390/5")
     client = online_redis_client(_repo_config(tmp_path), settings)
-    assert client is not None
+    assert isinstance(client, redis.Redis)
     kwargs = client.connection_pool.connection_kwargs
     assert (kwargs["host"], kwargs["port"], kwargs["db"], kwargs["password"]) == (
         "10.1.2.3",

@@ -15,7 +15,7 @@ def test_the_applied_repository_holds_the_documented_objects(applied_feast_repo:
 
     store = FeatureStore(repo_path=str(applied_feast_repo))
     views = {fv.name: fv for fv in store.list_feature_views()}
-    assert set(views) == {"customer_features", "customer_dwh_features"}
+    assert set(views) == {"customer_features", "customer_dwh_features", "customer_segments"}
     customer = views["customer_features"]
     assert [f.name for f in customer.features] == list(feature_schema())
     assert customer.ttl == timedelta(days=3650)
@@ -35,9 +35,19 @@ def test_the_applied_repository_holds_the_documented_objects(applied_feast_repo:
         "customer_time_features",
     ]
     assert {p.name for p in services["ml_features"].feature_view_projections} == {
-        *views,
+        "customer_features",
+        "customer_dwh_features",
         "customer_time_features",
     }
+    # Memberships served with the features: online only (no source, never materialized).
+    segments_view = views["customer_segments"]
+    assert [f.name for f in segments_view.features] == ["segments", "segment_groups"]
+    assert segments_view.batch_source is None
+    assert [p.name for p in services["campaign_features"].feature_view_projections] == [
+        "customer_features",
+        "customer_time_features",
+        "customer_segments",
+    ]
     # The features that age are derived when read (never stored, never materialized).
     (derived,) = store.list_on_demand_feature_views()
     assert derived.name == "customer_time_features"

@@ -32,7 +32,8 @@ def test_ok_line_has_the_documented_fields_in_order() -> None:
 
     assert summary.line() == (
         "materialize ok mode=auto rows dwh=2000 xiva=1234 views=2 xiva_calls=1300 fallbacks=0 "
-        "failed_customers=0 pending_retries=0 malformed=0 partial=0 reload=no duration=12.3s"
+        "failed_customers=0 pending_retries=0 malformed=0 partial=0 reload=no engine=local "
+        "duration=12.3s"
     )
     assert SUMMARY_RE.match(summary.line())
     assert summary.rows == 7 and summary.exit_code == 0
