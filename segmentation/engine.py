@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as _dt
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -14,6 +13,7 @@ import pandas as pd
 from segmentation.dependencies import evaluation_order, required
 from segmentation.errors import SegmentationError, UnknownSegmentError
 from segmentation.evaluator import evaluate_segment_rule
+from segmentation.export import GROUP_COLUMN, export_target, insert_groups, write_frames
 from segmentation.groups import TARGET
 from segmentation.loader import load_segments
 from segmentation.memberships import HistoryEntry, MembershipStore, RefreshResult
@@ -366,17 +366,11 @@ class SegmentEngine:
         Raises:
             SegmentationError: The suffix is neither ``.csv`` nor ``.parquet``.
         """
-        target = Path(path)
-        if target.suffix not in (".csv", ".parquet"):
-            raise SegmentationError(
-                f"cannot export to {target.name!r}: unknown format. Fix: name the file "
-                "*.csv or *.parquet"
-            )
+        target = export_target(path)
         ids = self.stored_members(segment) if stored else self.members(segment, now=now)
         feats = sorted(self.segment(segment).features) if with_features else []
-        target.parent.mkdir(parents=True, exist_ok=True)
         frames = self._export_frames(ids, feats, now, self._grouper(segment, stored))
-        _write_chunks(target, frames, self._arrow_schema(feats))
+        write_frames(target, frames, self._arrow_schema(feats))
         return len(ids)
 
     def _grouper(self, segment: str, stored: bool) -> Callable[[list[str]], list[str]]:
@@ -404,7 +398,7 @@ class SegmentEngine:
             part = ids[i : i + self.chunk]
             frame = pd.DataFrame({key: pd.Series(part, dtype=object)})
             if grouper is not None:
-                frame["group"] = pd.Series(grouper(part) if part else [], dtype=object)
+                insert_groups(frame, grouper(part) if part else [])
             if features and part:
                 values = self.reader.read(part, features, now=now).reset_index(drop=True)
                 frame = pd.concat([frame, values], axis=1)
@@ -418,27 +412,8 @@ class SegmentEngine:
 
         types = {"DOUBLE": pa.float64(), "FLOAT": pa.float64(), "INT64": pa.int64()}
         types.update({"INT32": pa.int64(), "BOOL": pa.bool_(), "STRING": pa.string()})
-        fields = [pa.field(self.reader.join_key, pa.string()), pa.field("group", pa.string())]
+        fields = [pa.field(self.reader.join_key, pa.string()), pa.field(GROUP_COLUMN, pa.string())]
         for name in features:
             value_type = self.reader.feature(name).value_type
             fields.append(pa.field(name, types.get(value_type, pa.string())))
         return pa.schema(fields)
-
-
-def _write_chunks(target: Path, frames: Iterable[pd.DataFrame], schema: Any) -> None:
-    """Write ``frames`` to ``target`` (``.csv`` or ``.parquet``) one after the other.
-
-    A parquet file gets one row group per frame, all with ``schema``; a chunk whose column holds
-    only nulls still gets the column's type.
-    """
-    if target.suffix == ".csv":
-        with target.open("w", newline="", encoding="utf-8") as out:
-            for i, frame in enumerate(frames):
-                frame.to_csv(out, index=False, header=i == 0)
-        return
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    with pq.ParquetWriter(target, schema) as writer:
-        for frame in frames:
-            writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 import redis
 
 from segmentation import MembershipStore, Segment, SegmentEngine
 from tests.conftest import REDIS_URL
-from tests.segmentation.conftest import FeastRepo
+from tests.segmentation.conftest import FeastRepo, build_repo, delete_project_keys
 
 
 def engine_for(repo: FeastRepo, segments: list[Segment], namespace: str) -> SegmentEngine:
@@ -24,9 +26,31 @@ def engine_for(repo: FeastRepo, segments: list[Segment], namespace: str) -> Segm
     return engine
 
 
+def own_repo(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[FeastRepo]:
+    """The body of a test module's repository fixture (``yield from``): 80 customers applied
+    under a project of the module's own (``seg<name>_...``), its Redis keys deleted afterwards.
+
+    Args:
+        tmp_path_factory: pytest's, for the repository's directory (``<name>_repo``).
+        name: A short name of the test module (``ev``, ``rt``).
+    """
+    project = f"seg{name}_{uuid.uuid4().hex[:10]}"
+    repo = build_repo(tmp_path_factory.mktemp(f"{name}_repo"), project, 80)
+    yield repo
+    delete_project_keys(project)
+
+
 def new_namespace() -> str:
     """A membership namespace of one test's own."""
     return f"rt_{uuid.uuid4().hex[:10]}"
+
+
+def own_namespace() -> Iterator[str]:
+    """The body of a test's ``namespace`` fixture (``yield from``): a membership namespace of its
+    own (:func:`new_namespace`), every key of it deleted afterwards."""
+    ns = new_namespace()
+    yield ns
+    drop_namespace(MembershipStore(redis.Redis.from_url(REDIS_URL), ns))
 
 
 def drop_namespace(store: MembershipStore) -> None:

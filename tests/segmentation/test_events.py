@@ -6,7 +6,6 @@ import datetime as dt
 import importlib.util
 import json
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,8 @@ from segmentation import MembershipEvent, MembershipStore, Segment, read_events
 from segmentation.errors import SegmentationError
 from segmentation.events import stream_id
 from tests.conftest import REDIS_URL
-from tests.segmentation.conftest import FeastRepo, build_repo, delete_project_keys
-from tests.segmentation.rt_helpers import drop_namespace, engine_for, ids_of, new_namespace
+from tests.segmentation.conftest import FeastRepo
+from tests.segmentation.rt_helpers import engine_for, ids_of, own_namespace, own_repo
 from xiva_source.cli import segmentation_main as segmentation_cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,17 +31,12 @@ def big(threshold: float, **kwargs: Any) -> Segment:
 
 @pytest.fixture(scope="module")
 def ev_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeastRepo]:
-    project = f"segev_{uuid.uuid4().hex[:10]}"
-    repo = build_repo(tmp_path_factory.mktemp("ev_repo"), project, 80)
-    yield repo
-    delete_project_keys(project)
+    yield from own_repo(tmp_path_factory, "ev")
 
 
 @pytest.fixture
 def namespace() -> Iterator[str]:
-    ns = new_namespace()
-    yield ns
-    drop_namespace(MembershipStore(redis.Redis.from_url(REDIS_URL), ns))
+    yield from own_namespace()
 
 
 def _events(store: MembershipStore, since: str | None = None) -> list[MembershipEvent]:

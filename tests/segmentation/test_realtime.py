@@ -8,13 +8,11 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from segmentation import (
     MembershipEvent,
@@ -25,14 +23,13 @@ from segmentation import (
     update_customer,
     update_customers,
 )
-from tests.conftest import REDIS_URL
 from tests.redis_cluster import RedisClusterNodes
-from tests.segmentation.conftest import FeastRepo, build_repo, delete_project_keys
+from tests.segmentation.conftest import FeastRepo
 from tests.segmentation.rt_helpers import (
-    drop_namespace,
     engine_for,
     ids_of,
-    new_namespace,
+    own_namespace,
+    own_repo,
     restore,
     set_revenue,
 )
@@ -46,17 +43,12 @@ def big(threshold: float = 1500, **kwargs: Any) -> Segment:
 
 @pytest.fixture(scope="module")
 def rt_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeastRepo]:
-    project = f"segrt_{uuid.uuid4().hex[:10]}"
-    repo = build_repo(tmp_path_factory.mktemp("rt_repo"), project, 80)
-    yield repo
-    delete_project_keys(project)
+    yield from own_repo(tmp_path_factory, "rt")
 
 
 @pytest.fixture
 def namespace() -> Iterator[str]:
-    ns = new_namespace()
-    yield ns
-    drop_namespace(MembershipStore(redis.Redis.from_url(REDIS_URL), ns))
+    yield from own_namespace()
 
 
 @pytest.fixture
