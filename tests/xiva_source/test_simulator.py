@@ -392,8 +392,11 @@ def has_birth(c: dict[str, Any]) -> bool:
 
 
 def test_population_is_deterministic_from_the_seed(sim: XivaSimulator) -> None:
-    same = XivaSimulator(SimulatorConfig(customers=2000, seed=7))  # never started: data only
-    other = XivaSimulator(SimulatorConfig(customers=2000, seed=8))
+    # Never started: data only. The same reference time as the session's simulator: built in
+    # another hour, a population is the same customers with times an hour later.
+    ref = sim.reference_time
+    same = XivaSimulator(SimulatorConfig(customers=2000, seed=7, reference_time=ref))
+    other = XivaSimulator(SimulatorConfig(customers=2000, seed=8, reference_time=ref))
     assert same.customer_ids() == sim.customer_ids()
     cid = sim.customer_ids()[42]
     assert same.view_360(cid) == sim.view_360(cid)

@@ -135,6 +135,8 @@ class CustomerStore:
         self._count = count
         self._seed = seed
         self._ref_us = _to_us(reference_time)
+        self.reference_time = _from_us(self._ref_us)
+        """The "now" the data was generated against (same seed and reference: same data)."""
         self._lock = threading.RLock()
         batch_rng = random.Random(_digest(seed, "batches"))
         recent = [batch_rng.randint(2, 90 * 24) for _ in range(4)]

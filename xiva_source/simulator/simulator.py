@@ -39,6 +39,13 @@ class XivaSimulator:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
+    @property
+    def reference_time(self) -> datetime:
+        """The "now" the population was generated against (the start of the hour it was built
+        in, unless ``SimulatorConfig.reference_time`` set it): same seed and reference time,
+        same data."""
+        return self._app.store.reference_time
+
     def __repr__(self) -> str:
         where = self.root_url if self._server is not None else "stopped"
         return f"XivaSimulator(customers={self.config.customers}, seed={self.config.seed}, {where})"
