@@ -103,6 +103,7 @@ def dotenv_project(feast_env: FeastEnv, tmp_path: Path) -> Iterator[tuple[Path, 
         f"XIVA_API_USERNAME={SIM_USER}\n"
         f"XIVA_API_PASSWORD={SIM_PASSWORD}\n"
         "XIVA_RETRY_BUDGET=2\n"
+        "XIVA_REQUESTS_PER_SECOND=0\n"  # unlimited, as feast_env: 400 customers, not 40 s
     )
     yield repo, project, redis_url
     _delete_project_keys(redis_url, project)
