@@ -139,15 +139,18 @@ class Breaker:
         Returns:
             True if the call may go; False if it is refused (the caller raises or falls back).
         """
+        return self._admit(call) is not None
+
+    def _admit(self, call: str) -> Literal["call", "probe"] | None:
         with self._lock:
             state = self._state()
             if state == "closed":
-                return True
+                return "call"
             if state == "open" or self._probing:
-                return False
+                return None
             self._probing = True
         self._log("probing", call=call)
-        return True
+        return "probe"
 
     def record_success(self) -> None:
         """What is guarded answered: close the breaker (an outage ends: ``closed`` is logged)."""
@@ -201,13 +204,15 @@ class Breaker:
             BaseException: Whatever ``action`` raised that is not a failure of what is guarded
                 (the breaker's state is left as it was).
         """
-        if not self.admit():
+        admitted = self._admit("")
+        if admitted is None:
             return fallback()
         try:
             result = action()
         except BaseException as e:
             if not self._counts_as_failure(e):
-                self.abandon()
+                if admitted == "probe":  # not another thread's probe slot
+                    self.abandon()
                 raise
             self.record_failure(type(e).__name__)
             return fallback()

@@ -173,6 +173,21 @@ def test_call_lets_other_errors_through_and_frees_the_probe() -> None:
     assert breaker.call(lambda: 5, fallback=lambda: 0) == 5  # a new probe went
 
 
+def test_a_call_let_through_before_it_opened_does_not_free_a_later_probe() -> None:
+    clock = FakeClock()
+    breaker = Breaker(1, 1.0, clock=clock, counts_as_failure=lambda e: isinstance(e, OSError))
+
+    def slow_call_that_ends_in_a_bug() -> int:
+        breaker.record_failure("OSError")  # meanwhile another call failed: open
+        clock.now += 2
+        assert breaker.admit()  # and another thread's probe went out
+        raise KeyError("a bug")
+
+    with pytest.raises(KeyError):
+        breaker.call(slow_call_that_ends_in_a_bug, fallback=lambda: 0)
+    assert not breaker.admit()  # that probe is still the only one
+
+
 def test_threads_share_one_breaker_one_probe_one_warning_no_lost_count(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
