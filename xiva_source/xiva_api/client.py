@@ -5,7 +5,9 @@ Every HTTP request goes through one choke point, :meth:`XivaClient._request`, wh
 1. takes an access token (logging in, or refreshing shortly before the JWT's ``exp``),
 2. takes a slot from the client-side rate limiter (shared through Redis by every worker of a
    deployment when ``REDIS_URL`` is set),
-3. sends the request on a pooled ``requests.Session`` and counts it in the usage counters,
+3. sends the request on a pooled ``requests.Session`` and records it once
+   (:class:`~xiva_source.xiva_api.counts.RequestRecorder`: the client's own counts and the usage
+   counters),
 4. retries 429s and 5xx patiently, honouring ``Retry-After`` (never sending before it passes) or
    backing off with jitter, within a total time budget; a call that gets no response at all
    (refused, DNS failure, timed out, dropped, past ``XIVA_REQUEST_DEADLINE_SECONDS``) only
@@ -44,7 +46,7 @@ from xiva_source.settings import Settings, load_settings
 from xiva_source.timeutil import Clock, to_iso, utc_now
 from xiva_source.xiva_api.auth import Credentials, TokenManager
 from xiva_source.xiva_api.circuit import CircuitBreaker, failure_reason
-from xiva_source.xiva_api.counts import RequestCounts
+from xiva_source.xiva_api.counts import RequestRecorder
 from xiva_source.xiva_api.deadline import RequestDeadline
 from xiva_source.xiva_api.errors import (
     XivaBadResponseError,
@@ -187,12 +189,14 @@ class XivaClient:
         self._limiter: RateLimiter = make_rate_limiter(
             settings.xiva_requests_per_second, redis_client=self._redis, key=self.rate_key
         )
-        self._usage: UsageStore = (
+        usage: UsageStore = (
             RedisUsageStore(self._redis, usage_prefix or usage_prefix_for(settings), clock=clock)
             if self._redis is not None
             else MemoryUsageStore(clock=clock)
         )
-        self.counts = RequestCounts()
+        # One recording path: each event counted once, in the client's own counts and in usage.
+        self._recorder = RequestRecorder(usage)
+        self.counts = self._recorder.counts
 
         self._tokens: TokenManager | None = None
         if settings.has_credentials and self.username and settings.xiva_api_password:
@@ -322,7 +326,7 @@ class XivaClient:
 
         With ``REDIS_URL`` these are the deployment's (every worker's); otherwise this process's.
         """
-        return self._usage.report(hours)
+        return self._recorder.usage.report(hours)
 
     # -- the choke point -----------------------------------------------------------------------
 
@@ -355,8 +359,7 @@ class XivaClient:
         try:
             return self._send(method, path, endpoint, params, json, authenticated)
         except XivaError:
-            self._usage.record(endpoint, errors=1)
-            self.counts.add(errors=1)
+            self._recorder.failed(endpoint)
             raise
 
     def _send(
@@ -385,8 +388,7 @@ class XivaClient:
                 waited = self._limiter.acquire()
                 if waited > 1.0:
                     logger.info("Xiva %s: waited %.1f s for the client-side rate", endpoint, waited)
-                self._usage.record(endpoint, requests=1, retries=1 if sent else 0)
-                self.counts.add(requests=1, retries=1 if sent else 0)
+                self._recorder.sent(endpoint, retry=sent > 0)
                 sent += 1
                 resp = self._attempt(method, url, params, body, headers, endpoint)
             except XivaConnectionError as failed:
@@ -411,8 +413,7 @@ class XivaClient:
             if status not in RETRYABLE_STATUSES:
                 raise error
             if status == 429:
-                self._usage.record(endpoint, throttled=1)
-                self.counts.add(throttled=1)
+                self._recorder.throttled(endpoint)
             retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             delay = state.wait_before_retry(error, retry_after, endpoint)
             if retry_after is not None:

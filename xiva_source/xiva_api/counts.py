@@ -1,16 +1,22 @@
-"""One client's own request counts: what *this* client sent, whatever the shared counters say.
+"""What one client counts: each request event recorded once, in its own counts and the shared ones.
 
 The usage counters (:mod:`~xiva_source.xiva_api.usage`) are shared by every worker of a deployment
 and bucketed per UTC hour, so a difference of them counts other workers' calls and breaks at an
-hour boundary. A run reports its own calls from :attr:`XivaClient.counts` instead.
+hour boundary. A run reports its own calls from :attr:`XivaClient.counts` (:class:`RequestCounts`)
+instead. :class:`RequestRecorder` is the one path the client records an event by (a request sent,
+a 429, a failed call): it adds it to both, so the two never disagree on what an event counts.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-__all__ = ["RequestCounts"]
+if TYPE_CHECKING:
+    from xiva_source.xiva_api.usage import UsageStore
+
+__all__ = ["RequestCounts", "RequestRecorder"]
 
 
 @dataclass
@@ -39,3 +45,38 @@ class RequestCounts:
             self.throttled += throttled
             self.retries += retries
             self.errors += errors
+
+
+class RequestRecorder:
+    """Records each event of a client's requests once: in its own counts and the usage counters.
+
+    Args:
+        usage: The usage counters (Redis-shared or this process's), per endpoint and hour.
+
+    Attributes:
+        counts: This client's own counts (what a run reports as ``xiva_calls``).
+        usage: The usage counters it also adds to.
+    """
+
+    def __init__(self, usage: UsageStore) -> None:
+        self.usage = usage
+        self.counts = RequestCounts()
+
+    def __repr__(self) -> str:
+        return f"RequestRecorder({self.counts!r}, usage={self.usage!r})"
+
+    def sent(self, endpoint: str, *, retry: bool) -> None:
+        """An HTTP request is being sent (``retry``: it repeats a failed attempt of the call)."""
+        self._record(endpoint, requests=1, retries=int(retry))
+
+    def throttled(self, endpoint: str) -> None:
+        """Xiva answered 429."""
+        self._record(endpoint, throttled=1)
+
+    def failed(self, endpoint: str) -> None:
+        """A call failed for its caller (an ``XivaError`` after any retries)."""
+        self._record(endpoint, errors=1)
+
+    def _record(self, endpoint: str, **counts: int) -> None:
+        self.counts.add(**counts)
+        self.usage.record(endpoint, **counts)

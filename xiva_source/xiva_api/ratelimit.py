@@ -180,8 +180,8 @@ class RedisRateLimiter:
         self._interval_us = max(1, round(1_000_000 / rate))
         self._fallback = LocalRateLimiter(rate, burst)
         self._breaker = RedisBreaker(
-            "Redis rate limiter unavailable (%s); pacing this process alone until Redis answers "
-            "again (retried every %.0f s). Check REDIS_URL.",
+            "Redis rate limiter unavailable (%(reason)s); pacing this process alone until Redis "
+            "answers again (retried every %(cooldown).0f s). Check REDIS_URL.",
             recovered="Redis rate limiter available again; sharing the rate",
         )
 

@@ -232,8 +232,8 @@ class RedisUsageStore:
         self.ttl_seconds = ttl_seconds
         self._client = client
         self._breaker = RedisBreaker(
-            "Could not record Xiva usage in Redis (%s); counts are dropped for the next %.0f s. "
-            "Check REDIS_URL."
+            "Could not record Xiva usage in Redis (%(reason)s); counts are dropped for the next "
+            "%(cooldown).0f s. Check REDIS_URL."
         )
 
     def __repr__(self) -> str:
