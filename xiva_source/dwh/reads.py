@@ -40,6 +40,7 @@ from xiva_source.redaction import redact_url
 
 __all__ = [
     "ID_LOOKUP_BATCH",
+    "CustomerRange",
     "ReadPath",
     "TableSpec",
     "adbc_available",
@@ -53,6 +54,10 @@ __all__ = [
 
 ID_LOOKUP_BATCH = 1000
 """Ids per ``IN (...)`` query: well under every backend's bound-parameter limit."""
+
+CustomerRange = tuple[str | None, str | None]
+"""``(lower, upper)``: the customers ``lower <= id < upper`` (ids as text; a ``None`` bound is
+open, and an open lower bound includes rows without an id) (:func:`customer_range_condition`)."""
 
 ReadPath = Literal["auto", "adbc", "rows"]
 """How a read reaches Arrow: ``auto`` (ADBC on PostgreSQL when installed, else rows), ``adbc``
@@ -111,7 +116,7 @@ def stream_rows(
     chunk_size: int = 10_000,
     types: Mapping[str, pa.DataType] | None = None,
     order_by_timestamp: bool = False,
-    customer_range: tuple[str | None, str | None] | None = None,
+    customer_range: CustomerRange | None = None,
     path: ReadPath = "auto",
 ) -> Iterator[pa.Table]:
     """Stream the rows of a table or query whose timestamp is in ``[start_date, end_date]``.
