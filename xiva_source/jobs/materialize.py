@@ -528,4 +528,4 @@ def _acquire(lock: MaterializationLock) -> LockHolder | None:
         mapped = project_error_for(e)
         if mapped is not None:
             raise mapped from e
-        raise OnlineStoreError(f"the online store (Redis) failed: {e}") from e
+        raise OnlineStoreError.failed(e) from e
