@@ -11,7 +11,7 @@ the same rows into Redis:
 
 - job, local: ``run_materialization`` (the cron job), reading in this process;
 - job, ray: the same job with ``batch_engine: ray.engine``: the pull cut into customer ranges, one
-  Ray task per range, the job writing what they read (``xiva_source/feast_plugin/ray_support.py``);
+  Ray task per range, the job writing what they read (``xiva_source/feast_plugin/ray_support/``);
 - feast, local: ``FeatureStore.materialize`` with Feast's in-process engine (our offline store);
 - feast, ray: ``FeatureStore.materialize`` with Feast's Ray engine (``to_ray_dataset``: one read
   task per range, then Feast's filter, dedup and write nodes in Ray workers).

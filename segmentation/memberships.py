@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from segmentation.errors import SegmentationError
 from segmentation.events import queue_delta_events
+from segmentation.groups import UNTARGETED_GROUPS
 from segmentation.refresh_lock import DEFAULT_LOCK_TTL, RefreshLock
 from xiva_source.redis_client import is_cluster
 
@@ -60,7 +61,6 @@ def membership_prefix(project: str, *, cluster: bool = False) -> str:
 
 
 _KINDS = ("members", "joined", "left", "groups")
-_UNTARGETED = frozenset({"holdout", "global_control"})  # segmentation.groups.UNTARGETED_GROUPS
 _UNSWITCHED_TTL = 3600
 """Seconds the keys of a generation live until the switch (a killed refresh leaves nothing)."""
 
@@ -414,7 +414,7 @@ class MembershipStore:
         """Whether the customer is a *targeted* member as of the last refresh (O(1)): eligible,
         and neither in the segment's holdout nor in the global control group."""
         group = self.group_of(segment, customer_id)
-        return group is not None and group not in _UNTARGETED
+        return group is not None and group not in UNTARGETED_GROUPS
 
     def group_of(self, segment: str, customer_id: str) -> str | None:
         """The customer's group in the segment as of the last refresh (``None``: not a member)."""

@@ -28,21 +28,20 @@ from __future__ import annotations
 
 import datetime as _dt
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from segmentation.dependencies import evaluation_order
 from segmentation.errors import SegmentationError
 from segmentation.events import JOINED, LEFT, MembershipEvent, queue_events
+from segmentation.groups import TARGET, UNTARGETED_GROUPS
 
 if TYPE_CHECKING:
     from segmentation.engine import SegmentEngine
 
 __all__ = ["CustomerUpdate", "evaluate_customer", "update_customer", "update_customers"]
 
-_UNTARGETED = frozenset({"holdout", "global_control"})
-TARGET = "target"
 _ATTEMPTS = 50
 _SERVED: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 """Each engine's served-memberships writer (built once per engine)."""
@@ -67,24 +66,7 @@ class CustomerUpdate:
     @property
     def segments(self) -> list[str]:
         """The segments the customer is targeted in now (eligible, not held out)."""
-        return [name for name, group in self.groups.items() if group not in _UNTARGETED]
-
-
-def _global_control(engine: SegmentEngine) -> float:
-    value = getattr(engine, "global_control", None)
-    if value is not None:
-        return float(value)
-    from segmentation.groups import global_control_fraction
-
-    settings = getattr(engine, "settings", None)
-    return global_control_fraction(settings)
-
-
-def _group(segment: Any, customer_id: str, global_control: float) -> str:
-    group_of = getattr(segment, "group_of", None)
-    if group_of is None:  # a segment without groups: every eligible customer is targeted
-        return TARGET
-    return str(group_of(customer_id, global_control=global_control))
+        return [name for name, group in self.groups.items() if group not in UNTARGETED_GROUPS]
 
 
 def evaluate_customer(
@@ -103,28 +85,22 @@ def evaluate_customer(
         engine: The engine (segments, reader).
         customer_id: The customer.
         now: Reference time for staleness and the features that age.
-        global_control: ``SEGMENTS_GLOBAL_CONTROL`` (default: the engine's, else the settings').
+        global_control: ``SEGMENTS_GLOBAL_CONTROL`` (default: the engine's).
 
     Returns:
         Segment -> group, for the segments the customer is eligible for, in evaluation order.
     """
-    gc = _global_control(engine) if global_control is None else global_control
+    gc = engine.global_control if global_control is None else global_control
     row = engine.reader.read_one(customer_id, engine.features, now=now)
     eligible: dict[str, bool] = {}
     out: dict[str, str] = {}
     for seg in evaluation_order(engine.segments.values()):
-        refs = {name: eligible[name] for name in getattr(seg, "references", {})}
-        ok = bool(seg.matches(row, refs)) if hasattr(seg, "matches") else _matches(seg, row)
+        refs = {name: eligible[name] for name in seg.references}
+        ok = seg.matches(row, refs)
         eligible[seg.name] = ok
         if ok:
-            out[seg.name] = _group(seg, customer_id, gc)
+            out[seg.name] = seg.group_of(customer_id, global_control=gc)
     return out
-
-
-def _matches(seg: Any, row: Mapping[str, Any]) -> bool:
-    from segmentation.evaluator import evaluate_segment_rule
-
-    return all(evaluate_segment_rule(r.rule, row) for r in seg.rules)
 
 
 def update_customer(
@@ -141,7 +117,7 @@ def update_customer(
         engine: The engine (segments, reader, memberships).
         customer_id: The customer whose features just changed.
         now: The moment (staleness reference and the events' time; default: now, UTC).
-        global_control: ``SEGMENTS_GLOBAL_CONTROL`` (default: the engine's, else the settings').
+        global_control: ``SEGMENTS_GLOBAL_CONTROL`` (default: the engine's).
         serve: Also rewrite the customer's ``customer_segments`` row in the online store (when the
             repository defines that view).
 

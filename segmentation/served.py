@@ -32,6 +32,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from segmentation.groups import UNTARGETED_GROUPS
 from xiva_source.feast_plugin.redis_layout import (
     encode_string_list,
     encode_timestamp,
@@ -59,13 +60,12 @@ SEGMENTS_FEATURE = "segments"
 GROUPS_FEATURE = "segment_groups"
 """Its ``Array(String)`` of ``segment:group`` for every segment a customer is eligible for."""
 
-_UNTARGETED = frozenset({"holdout", "global_control"})
 _CHUNK = 10_000
 
 
 def served_lists(groups: Mapping[str, str]) -> tuple[list[str], list[str]]:
     """``(segments, segment_groups)`` of one customer's ``segment -> group``."""
-    targeted = [name for name, group in groups.items() if group not in _UNTARGETED]
+    targeted = [name for name, group in groups.items() if group not in UNTARGETED_GROUPS]
     return targeted, [f"{name}:{group}" for name, group in groups.items()]
 
 
@@ -91,7 +91,7 @@ class ServedMemberships:
     @classmethod
     def of(cls, engine: SegmentEngine) -> ServedMemberships | None:
         """The writer of ``engine``'s repository; ``None`` when it defines no such view."""
-        view = getattr(engine.reader, "segments_view", None)
+        view = engine.reader.segments_view
         if view is None:
             return None
         return cls(engine.reader.client, engine.reader.layout, view)

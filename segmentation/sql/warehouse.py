@@ -57,22 +57,11 @@ def segment_groups(
     ``group`` column of an export, computed from the ids alone, so it is the in-memory one.
 
     Args:
-        segment: The segment (its ``salt``, ``holdout`` and ``splits`` when it has them).
+        segment: The segment (its group spec: ``salt``, ``holdout``, ``splits``).
         ids: The member ids.
         global_control: ``SEGMENTS_GLOBAL_CONTROL``.
     """
-    method = getattr(segment, "groups", None)
-    if callable(method):  # the segment's own group spec (salt, holdout, splits)
-        return [str(g) for g in method(list(ids), global_control=global_control)]
-    from segmentation.groups import groups_of
-
-    salt = getattr(segment, "salt", None) or segment.name
-    holdout = float(getattr(segment, "holdout", None) or 0.0)
-    splits = getattr(segment, "splits", None) or None
-    groups = groups_of(
-        list(ids), salt=salt, holdout=holdout, splits=splits, global_control=global_control
-    )
-    return [str(g) for g in groups]
+    return [str(g) for g in segment.groups(list(ids), global_control=global_control)]
 
 
 class DwhSegments:

@@ -53,18 +53,6 @@ SHOWN_FEATURES = (
     "churn_score",
 )
 
-# Shown when the segmentation package is not importable (JSONLogic, evaluated with json_logic).
-FALLBACK_SEGMENTS: dict[str, Any] = {
-    "gold_or_platinum": {"in": [{"var": "customer_tier"}, ["gold", "platinum"]]},
-    "active_big_spenders": {
-        "and": [
-            {"==": [{"var": "customer_status"}, "active"]},
-            {">": [{"var": "total_revenue"}, 1000]},
-        ]
-    },
-    "at_risk": {">=": [{"var": "churn_score"}, 0.7]},
-}
-
 
 @dataclass
 class DemoResult:
@@ -79,9 +67,8 @@ class DemoResult:
     sample: list[dict[str, Any]] = field(default_factory=list)
     """A few customers' online features."""
     segment_sizes: dict[str, int] = field(default_factory=dict)
-    """Segment name -> members among the demo customers."""
-    segments_source: str = "segmentation"
-    """``segmentation`` (the package's segments) or ``inline`` (the fallback examples)."""
+    """Segment name -> members among the demo customers (the segments of ``SEGMENTS_DIR``, by
+    default the shipped examples)."""
     second_run_360_calls: int = 0
     """360-view calls the second run made (= the customers that changed)."""
 
@@ -166,8 +153,8 @@ def run_demo(
         )
         say(_table(sample))
 
-        sizes, segments_source = _segment_sizes(frame)
-        say(f"\nSegments ({segments_source}) over {len(ids):,} customers:")
+        sizes = _segment_sizes(frame)
+        say(f"\nSegments over {len(ids):,} customers:")
         for name, size in sizes.items():
             say(f"  {name:<28} {size:>6,}")
 
@@ -184,7 +171,6 @@ def run_demo(
             customers=served,
             sample=sample,
             segment_sizes=sizes,
-            segments_source=segments_source,
             second_run_360_calls=calls_360,
         )
     return result
@@ -308,24 +294,12 @@ def _table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _segment_sizes(frame: pd.DataFrame) -> tuple[dict[str, int], str]:
-    """Members per segment: the segmentation package's segments, or the inline examples."""
-    try:
-        from segmentation import load_segments  # type: ignore[attr-defined]
-    except ImportError:
-        logger.info("segmentation is not importable; using the inline example segments")
-    else:
-        segments = load_segments()
-        return {seg.name: int(seg.mask(frame).sum()) for seg in segments}, "segmentation"
+def _segment_sizes(frame: pd.DataFrame) -> dict[str, int]:
+    """Members per segment among ``frame``'s customers (segmentation's vectorized engine)."""
+    from segmentation import evaluate_frame, load_segments
 
-    from json_logic import jsonLogic
-
-    records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
-    sizes = {
-        name: sum(bool(jsonLogic(rule, record)) for record in records)
-        for name, rule in FALLBACK_SEGMENTS.items()
-    }
-    return sizes, "inline examples"
+    masks = evaluate_frame(load_segments(), frame)
+    return {name: int(masks[name].sum()) for name in masks.columns}
 
 
 def _calls(counters: Mapping[str, Any], endpoint: str) -> int:

@@ -6,8 +6,8 @@ Reads are streamed, so memory stays flat however many rows a table has. Two path
   server's binary ``COPY`` decoded into Arrow in C, no Python object per value), re-chunked to
   ``chunk_size`` rows and conformed by :func:`~xiva_source.dwh.arrow.conform_arrow`. Measured
   2-3x the row path (``bench/dwh_read.py``, docs/dwh.md).
-- Everything else (SQLite, id lookups, a column type ADBC's rules do not cover, ADBC not
-  installed) uses SQLAlchemy with a server-side cursor (``yield_per``), each chunk converted by
+- Everything else (SQLite, id lookups, a column type ADBC's rules do not cover) uses SQLAlchemy
+  with a server-side cursor (``yield_per``), each chunk converted by
   :func:`~xiva_source.dwh.arrow.rows_to_arrow`.
 
 Both give the same tables (values, types, nulls); ``tests/xiva_source/dwh/test_fast_reads.py``
@@ -40,9 +40,9 @@ from xiva_source.redaction import redact_url
 
 __all__ = [
     "ID_LOOKUP_BATCH",
+    "CustomerRange",
     "ReadPath",
     "TableSpec",
-    "adbc_available",
     "customer_boundaries",
     "customer_range_condition",
     "lookup_rows",
@@ -54,8 +54,12 @@ __all__ = [
 ID_LOOKUP_BATCH = 1000
 """Ids per ``IN (...)`` query: well under every backend's bound-parameter limit."""
 
+CustomerRange = tuple[str | None, str | None]
+"""``(lower, upper)``: the customers ``lower <= id < upper`` (ids as text; a ``None`` bound is
+open, and an open lower bound includes rows without an id) (:func:`customer_range_condition`)."""
+
 ReadPath = Literal["auto", "adbc", "rows"]
-"""How a read reaches Arrow: ``auto`` (ADBC on PostgreSQL when installed, else rows), ``adbc``
+"""How a read reaches Arrow: ``auto`` (ADBC on PostgreSQL, else rows), ``adbc``
 (PostgreSQL only; a column type without a rule still falls back to rows), ``rows`` (SQLAlchemy
 cursor + :func:`~xiva_source.dwh.arrow.rows_to_arrow`)."""
 
@@ -111,7 +115,7 @@ def stream_rows(
     chunk_size: int = 10_000,
     types: Mapping[str, pa.DataType] | None = None,
     order_by_timestamp: bool = False,
-    customer_range: tuple[str | None, str | None] | None = None,
+    customer_range: CustomerRange | None = None,
     path: ReadPath = "auto",
 ) -> Iterator[pa.Table]:
     """Stream the rows of a table or query whose timestamp is in ``[start_date, end_date]``.
@@ -242,15 +246,6 @@ def customer_boundaries(
     return bounds
 
 
-def adbc_available() -> bool:
-    """Whether ADBC's PostgreSQL driver is importable (the fast path of :func:`stream_rows`)."""
-    try:
-        import adbc_driver_postgresql.dbapi  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def stream_statement(
     engine: Engine,
     url: str,
@@ -281,7 +276,7 @@ def stream_statement(
     Raises:
         DwhError: Connection or SQL failure.
     """
-    if path != "rows" and engine.dialect.name == "postgresql" and adbc_available():
+    if path != "rows" and engine.dialect.name == "postgresql":
         fast = _stream_adbc(url, stmt, chunk_size, types, timestamp_columns)
         try:
             first = next(fast)

@@ -309,7 +309,7 @@ class BulkWriter:
                 return self._send_cluster(header, encoded)
             return self._send_single(header, encoded)
         except RedisError as e:
-            raise OnlineStoreError(f"the online store (Redis) failed: {e}") from e
+            raise OnlineStoreError.failed(e) from e
 
     # --- encoding ---------------------------------------------------------------------------
     def _layout(self, join_keys: Sequence[str]) -> RedisLayout:

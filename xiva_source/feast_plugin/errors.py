@@ -19,6 +19,27 @@ class OnlineStoreError(LoyaltyError):
 
     default_fix: ClassVar[str] = "Check REDIS_URL and that Redis is running and reachable."
 
+    @classmethod
+    def failed(
+        cls, cause: BaseException | str, *, step: str | None = None, fix: str | None = None
+    ) -> OnlineStoreError:
+        """A Redis call that failed: ``the online store (Redis) failed[ while <step>]: <cause>``.
+
+        The one wording of it, whoever called Redis (the job's writes, lock and expiry, the
+        bulk writer, the translation of a foreign Redis error).
+
+        Args:
+            cause: The Redis error (or its text).
+            step: What the store was doing, e.g. ``extending the online expiry``.
+            fix: The advice; :attr:`default_fix` when not given.
+
+        Example:
+            >>> str(OnlineStoreError.failed("Error 111 connecting", step="writing the marker"))
+            'the online store (Redis) failed while writing the marker: Error 111 connecting. Fix: Check REDIS_URL and that Redis is running and reachable.'
+        """  # noqa: E501
+        during = f" while {step}" if step else ""
+        return cls(f"the online store (Redis) failed{during}: {cause}", fix)
+
 
 class RepositoryError(LoyaltyError):
     """The Feast repository cannot be used: missing, not applied, or its registry unreadable."""

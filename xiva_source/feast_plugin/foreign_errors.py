@@ -69,7 +69,7 @@ def _translate(error: BaseException) -> LoyaltyError | None:
                 f"REDIS_TYPE says: {_one_line(describe_redis_error(error))}",
                 hint,
             )
-        return OnlineStoreError(f"the online store (Redis) failed: {text}")
+        return OnlineStoreError.failed(text)
     sa_exc = sys.modules.get("sqlalchemy.exc")
     if sa_exc is not None and isinstance(error, sa_exc.SQLAlchemyError | sa_exc.ArgumentError):
         from xiva_source.dwh.errors import DwhError

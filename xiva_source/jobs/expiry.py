@@ -75,9 +75,7 @@ def extend_online_expiry(client: RedisClient, layout: RedisLayout, ttl_seconds: 
         if batch:
             extended += expire(batch)
     except RedisError as e:
-        raise OnlineStoreError(
-            f"the online store (Redis) failed while extending the online expiry: {e}"
-        ) from e
+        raise OnlineStoreError.failed(e, step="extending the online expiry") from e
     return extended
 
 

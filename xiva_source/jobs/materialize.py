@@ -260,10 +260,10 @@ class _Run:
                 # auto mode, one source down: this view reads only that source, so it keeps its
                 # previous values and watermark while the others are served from the other source.
                 summary.kept_views.append(selected.name)
-                summary.fallbacks.append(
+                summary.report.fallbacks.append(
                     redact(f"{e.source} failed, {selected.name} kept its previous values")
                 )
-                logger.info("%s: %s", summary.fallbacks[-1], redact(str(e)))
+                logger.info("%s: %s", summary.report.fallbacks[-1], redact(str(e)))
                 last_error = e
                 continue
             except Exception as e:  # the job's contract: any failure -> summary line + exit 1
@@ -289,8 +289,8 @@ class _Run:
                 self.store, self.client, ttl, feature_views
             )
         except Exception as e:  # the values are online and current; only their expiry is old
-            self.summary.errors["expiry"] = redact(str(e))
-            logger.info("online expiry not extended: %s", self.summary.errors["expiry"])
+            self.summary.expiry_error = redact(str(e))
+            logger.info("online expiry not extended: %s", self.summary.expiry_error)
 
     def failed(self, error: BaseException, where: str) -> MaterializationFailedError:
         """Mark the summary failed and build the error the run raises (exit 1)."""
@@ -396,7 +396,7 @@ class _Run:
                     progress.rows(table.num_rows)
                 writer.flush()  # every chunk in the online store before the watermarks move
             finally:
-                self.summary.merge(report)
+                self.summary.report.merge(report)
         view_run.marks, warnings = watermarks_after(plan, report, self.end)
         view_run.mode = plan.mode
         view_run.rows_by_source = dict(report.rows_by_source)
@@ -528,4 +528,4 @@ def _acquire(lock: MaterializationLock) -> LockHolder | None:
         mapped = project_error_for(e)
         if mapped is not None:
             raise mapped from e
-        raise OnlineStoreError(f"the online store (Redis) failed: {e}") from e
+        raise OnlineStoreError.failed(e) from e

@@ -118,19 +118,19 @@ def run_metrics(
             "loyalty_materialization_fallbacks_total",
             "counter",
             "Fallbacks to one source in auto mode",
-            len(summary.fallbacks),
+            len(summary.report.fallbacks),
         ),
         _single(
             "loyalty_xiva_requests_total",
             "counter",
             "HTTP requests the materialization job sent to Xiva",
-            summary.xiva_calls,
+            summary.report.xiva_calls,
         ),
         _single(
             "loyalty_xiva_throttled_total",
             "counter",
             "Xiva answers 429 (rate limited) to the materialization job",
-            summary.xiva_throttled,
+            summary.report.xiva_throttled,
         ),
         _single(
             "loyalty_materialization_exit_status",
@@ -154,16 +154,16 @@ def run_metrics(
             "loyalty_materialization_fallbacks",
             "gauge",
             "Fallbacks to one source in the last run",
-            len(summary.fallbacks),
+            len(summary.report.fallbacks),
         ),
     ]
-    if summary.pending_retries is not None:
+    if summary.report.pending_retries is not None:
         families.append(
             _single(
                 "loyalty_pending_retries",
                 "gauge",
                 "Xiva customers waiting for a retry after the last run",
-                summary.pending_retries,
+                summary.report.pending_retries,
             )
         )
     return families

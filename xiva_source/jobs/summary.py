@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from xiva_source.pipeline.report import PullReport
 from xiva_source.redaction import redact
 from xiva_source.timeutil import to_iso
 
 if TYPE_CHECKING:
     from xiva_source.jobs.locks import LockHolder
-    from xiva_source.pipeline.report import PullReport
 
 __all__ = ["EXIT_DEGRADED", "EXIT_FAILED", "EXIT_OK", "RunStatus", "RunSummary", "ViewRun"]
 
@@ -68,8 +68,13 @@ class ViewRun:
 class RunSummary:
     """The outcome of one run; :meth:`line` is the one line the job prints.
 
+    What the run read (rows per source, Xiva calls, fallbacks, failed, pending, malformed and
+    late customers) is :attr:`report`: every view's pull report merged
+    (:meth:`~xiva_source.pipeline.report.PullReport.merge`).
+
     Example:
-        >>> RunSummary(status="ok", mode="dwh", rows_by_source={"dwh": 3}).line()
+        >>> from xiva_source.pipeline.report import PullReport
+        >>> RunSummary(status="ok", mode="dwh", report=PullReport(rows_by_source={"dwh": 3})).line()
         'materialize ok mode=dwh rows dwh=3 views=0 xiva_calls=0 fallbacks=0 failed_customers=0 pending_retries=0 malformed=0 partial=0 reload=no engine=local duration=0.0s'
     """  # noqa: E501
 
@@ -79,38 +84,11 @@ class RunSummary:
     """The data-source mode the run used (``xiva``, ``dwh`` or ``auto``)."""
     views: list[ViewRun] = field(default_factory=list)
     """Views materialized (for a failed run: the ones that finished)."""
-    rows_by_source: dict[str, int] = field(default_factory=dict)
-    """Rows read per source, summed over the views."""
-    xiva_calls: int = 0
-    """HTTP calls made to Xiva."""
-    fallbacks: list[str] = field(default_factory=list)
-    """One sentence per fallback in ``auto`` mode (e.g. ``xiva failed (...), served from dwh``)."""
+    report: PullReport = field(default_factory=PullReport)
+    """The views' pull reports merged; its ``fallbacks`` also name the views kept in ``auto``
+    mode (e.g. ``dwh failed, v kept its previous values``)."""
     kept_views: list[str] = field(default_factory=list)
     """Views that read only a source that failed in ``auto`` mode: they kept their old values."""
-    failed_customers: int = 0
-    """Customers whose Xiva data could not be read (served from the other source, or skipped)."""
-    errors: dict[str, str] = field(default_factory=dict)
-    """Per-source error messages the pull reported (and ``expiry`` when that step failed)."""
-    pending_retries: int | None = 0
-    """Xiva customers waiting for a retry after the run (``None``: the pending table failed)."""
-    retried: int = 0
-    """Pending customers from earlier runs fetched again; ``recovered`` of them were read."""
-    recovered: int = 0
-    """Pending customers read at last (no longer pending)."""
-    gone: int = 0
-    """Customers Xiva answered 404 for: forgotten (deleted in Xiva)."""
-    gone_ids: list[str] = field(default_factory=list)
-    """The first few of them."""
-    malformed: int = 0
-    """Xiva records skipped as malformed (kept pending for retry)."""
-    malformed_ids: list[str] = field(default_factory=list)
-    """The first few of them."""
-    late_changes: int = 0
-    """Xiva changes the overlap caught that the previous run had not seen (they arrived late)."""
-    max_lateness_seconds: float = 0.0
-    """How far before the window start the latest of them was stamped."""
-    overlap_seconds: float = 0.0
-    """The Xiva re-read overlap the run used."""
     partial_views: list[str] = field(default_factory=list)
     """Views written partially because a source failed (their other cells kept their values)."""
     reload: str = "no"
@@ -122,14 +100,14 @@ class RunSummary:
     """What the operator should know (an empty pull that kept a watermark, ...)."""
     expiry_extended: int = 0
     """Entity keys whose online expiry was extended after the run."""
+    expiry_error: str | None = None
+    """Why the online expiry could not be extended (the run's outcome stands)."""
     duration: float = 0.0
     """Seconds the run took."""
     holder: LockHolder | None = None
     """For a skipped run: who holds the lock."""
     error: str | None = None
     """For a failed run: the cause and the fix (``<cause> Fix: <fix>``)."""
-    xiva_throttled: int = 0
-    """Of ``xiva_calls``, the answers ``429``."""
     fail_on_fallback: bool = False
     """A fallback makes the run fail (exit 1) instead of degraded (exit 3)."""
     failed_view: str | None = None
@@ -137,34 +115,6 @@ class RunSummary:
     engine: str = "local"
     """Where the views were read: ``local`` (this process) or ``ray`` (``batch_engine:
     ray.engine`` in ``feature_store.yaml``: parts of each pull read by Ray tasks)."""
-
-    def merge(self, report: PullReport) -> None:
-        """Add one view's pull to the run: rows, Xiva calls, fallbacks, errors, retry counts."""
-        for source, rows in report.rows_by_source.items():
-            self.rows_by_source[source] = self.rows_by_source.get(source, 0) + rows
-        self.xiva_calls += report.xiva_calls
-        self.xiva_throttled += report.xiva_throttled
-        self.fallbacks.extend(f for f in report.fallbacks if f not in self.fallbacks)
-        self.failed_customers += report.failed_customers
-        self.errors.update(report.errors)
-        self.absorb(report)
-
-    def absorb(self, report: PullReport) -> None:
-        """Add one pull's Xiva retry, malformed and lateness counts to the run's."""
-        if report.pending_retries is None or self.pending_retries is None:
-            self.pending_retries = None
-        else:
-            # Counted after the pull; views reading different sources each have their own.
-            self.pending_retries += report.pending_retries
-        self.retried += report.retried
-        self.recovered += report.recovered
-        self.gone += report.gone
-        self.gone_ids.extend(report.gone_ids[: max(0, 5 - len(self.gone_ids))])
-        self.malformed += report.malformed
-        self.malformed_ids.extend(report.malformed_ids[: max(0, 5 - len(self.malformed_ids))])
-        self.late_changes += report.late_changes
-        self.max_lateness_seconds = max(self.max_lateness_seconds, report.max_lateness_seconds)
-        self.overlap_seconds = max(self.overlap_seconds, report.overlap_seconds)
 
     @property
     def rows(self) -> int:
@@ -177,16 +127,14 @@ class RunSummary:
         if self.status != "ok":
             return []
         reasons = []
-        if self.fallbacks:
-            reasons.append(
-                f"{len(self.fallbacks)} fallback{'s' if len(self.fallbacks) > 1 else ''} to one "
-                "source"
-            )
-        if self.pending_retries is None:
+        fallbacks, pending = len(self.report.fallbacks), self.report.pending_retries
+        if fallbacks:
+            reasons.append(f"{fallbacks} fallback{'s' if fallbacks > 1 else ''} to one source")
+        if pending is None:
             reasons.append("the pending-retry table could not be read")
-        elif self.pending_retries:
+        elif pending:
             reasons.append(
-                f"{self.pending_retries} customer{'s' if self.pending_retries > 1 else ''} pending "
+                f"{pending} customer{'s' if pending > 1 else ''} pending "
                 "a retry (xiva-source pending lists them)"
             )
         return reasons
@@ -194,7 +142,7 @@ class RunSummary:
     @property
     def outcome(self) -> str:
         """The line's first word after ``materialize``: ``ok``, ``degraded`` or ``failed``."""
-        if self.status == "failed" or (self.fail_on_fallback and self.fallbacks):
+        if self.status == "failed" or (self.fail_on_fallback and self.report.fallbacks):
             return "failed"
         return "degraded" if self.degraded_reasons else str(self.status)
 
@@ -208,6 +156,7 @@ class RunSummary:
 
     def record(self, finished_at: datetime) -> dict[str, Any]:
         """The run's result as stored (``RunState.save_run``), shown by ``xiva-source status``."""
+        report = self.report
         return {
             "outcome": self.outcome,
             "exit_code": self.exit_code,
@@ -215,14 +164,14 @@ class RunSummary:
             "duration_seconds": round(self.duration, 3),
             "mode": self.mode,
             "engine": self.engine,
-            "rows_by_source": dict(self.rows_by_source),
+            "rows_by_source": dict(report.rows_by_source),
             "views": [view.name for view in self.views],
             "kept_views": list(self.kept_views),
-            "fallbacks": [redact(f) for f in self.fallbacks],
-            "pending_retries": self.pending_retries,
-            "failed_customers": self.failed_customers,
-            "xiva_calls": self.xiva_calls,
-            "xiva_throttled": self.xiva_throttled,
+            "fallbacks": [redact(f) for f in report.fallbacks],
+            "pending_retries": report.pending_retries,
+            "failed_customers": report.failed_customers,
+            "xiva_calls": report.xiva_calls,
+            "xiva_throttled": report.xiva_throttled,
             "degraded": self.degraded_reasons,
             "error": redact(self.error) if self.error else None,
         }
@@ -252,26 +201,28 @@ class RunSummary:
         if self.status == "skipped":
             held = f" ({self.holder.describe()})" if self.holder else ""
             return f"skipped: another materialization holds the lock{held}"
-        sources = " ".join(f"{name}={n}" for name, n in sorted(self.rows_by_source.items()))
+        report = self.report
+        sources = " ".join(f"{name}={n}" for name, n in sorted(report.rows_by_source.items()))
+        pending = "unknown" if report.pending_retries is None else report.pending_retries
         text = (
             f"materialize {self.outcome} mode={self.mode} rows {sources or 'none=0'} "
-            f"views={len(self.views)} xiva_calls={self.xiva_calls} "
-            f"fallbacks={len(self.fallbacks)} failed_customers={self.failed_customers} "
-            f"pending_retries={'unknown' if self.pending_retries is None else self.pending_retries}"
-            f" malformed={self.malformed} partial={len(self.partial_views)} reload={self.reload}"
+            f"views={len(self.views)} xiva_calls={report.xiva_calls} "
+            f"fallbacks={len(report.fallbacks)} failed_customers={report.failed_customers} "
+            f"pending_retries={pending}"
+            f" malformed={report.malformed} partial={len(self.partial_views)} reload={self.reload}"
             f" engine={self.engine} duration={self.duration:.1f}s"
         )
         if self.outcome == "degraded":  # why, first: the clauses after it give the details
             text += f"; degraded: {', '.join(self.degraded_reasons)}"
-        for fallback in self.fallbacks:
+        for fallback in report.fallbacks:
             text += f"; fallback: {fallback}"
         if self.reload_reason:
             text += f"; reload: {self.reload_reason}"
         for warning in self.warnings:
             text += f"; warning: {warning}"
         text += self._xiva_clauses()
-        if "expiry" in self.errors:
-            text += f"; warning: online expiry not extended: {self.errors['expiry']}"
+        if self.expiry_error:
+            text += f"; warning: online expiry not extended: {self.expiry_error}"
         if self.error:
             text += f"; error: {self.error}"
         elif self.outcome == "failed":  # a fallback with fail_on_fallback
@@ -284,22 +235,24 @@ class RunSummary:
 
     def _xiva_clauses(self) -> str:
         """What the Xiva pull tolerated, one clause each (only when it happened)."""
-        text = ""
-        if self.retried:
-            text += f"; retried: {self.recovered} of {self.retried} pending customers read"
-        if self.malformed:
-            text += f"; malformed: {', '.join(self.malformed_ids)} (skipped, retried next run)"
-        if self.gone:
-            text += f"; gone: {self.gone} customers no longer in Xiva ({', '.join(self.gone_ids)})"
-        if self.late_changes:
+        report, text = self.report, ""
+        if report.retried:
+            text += f"; retried: {report.recovered} of {report.retried} pending customers read"
+        if report.malformed:
+            text += f"; malformed: {', '.join(report.malformed_ids)} (skipped, retried next run)"
+        if report.gone:
+            gone = ", ".join(report.gone_ids)
+            text += f"; gone: {report.gone} customers no longer in Xiva ({gone})"
+        if report.late_changes:
             text += (
-                f"; late: {self.late_changes} changes up to {self.max_lateness_seconds:.0f} s late "
-                f"(overlap {self.overlap_seconds:.0f} s)"
+                f"; late: {report.late_changes} changes up to "
+                f"{report.max_lateness_seconds:.0f} s late "
+                f"(overlap {report.overlap_seconds:.0f} s)"
             )
-        if "pending" in self.errors:
-            text += f"; warning: pending-retry table: {self.errors['pending']}"
-        if "snapshot" in self.errors:
-            snapshot = self.errors["snapshot"]
+        if "pending" in report.errors:
+            text += f"; warning: pending-retry table: {report.errors['pending']}"
+        if "snapshot" in report.errors:
+            snapshot = report.errors["snapshot"]
             text += f"; warning: Xiva pull not recorded in the snapshot table: {snapshot}"
         return text
 

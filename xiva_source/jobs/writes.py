@@ -129,7 +129,7 @@ class OnlineWriter:
             try:
                 self.online_store.online_write_batch(self.store.config, fv, rows, None)
             except RedisError as e:
-                raise OnlineStoreError(f"the online store (Redis) failed: {e}") from e
+                raise OnlineStoreError.failed(e) from e
             written += len(rows)
         return written
 

@@ -19,6 +19,7 @@ from xiva_source.settings import MergeStrategy, Settings
 from xiva_source.timeutil import Clock, utc_now
 
 if TYPE_CHECKING:
+    from xiva_source.dwh.reads import CustomerRange
     from xiva_source.pipeline.retries import PendingRetries
 
 __all__ = ["PullContext", "PullOptions", "feature_arrow_types"]
@@ -117,6 +118,8 @@ class PullContext:
             pull opens and commits its own.
         source_starts: Per-source lower bounds (the job's watermarks per source); a source not
             in it starts at ``start``.
+        customer_range: Only the customers ``lower <= customer_id < upper`` of a DWH read (a
+            part of a read split over workers; ``pull.customer_ranges``); ``None``: all.
     """
 
     settings: Settings
@@ -130,6 +133,7 @@ class PullContext:
     clock: Clock = utc_now
     retries: PendingRetries | None = None
     source_starts: Mapping[str, datetime | None] = field(default_factory=dict)
+    customer_range: CustomerRange | None = None
 
     def start_for(self, source: str) -> datetime | None:
         """``source``'s lower bound (``xiva``, ``dwh``): its own when given, else ``start``."""

@@ -1,4 +1,9 @@
-"""Pull from the DWH: a table or query streamed over its timestamp column (server-side cursor)."""
+"""Pull from the DWH: a table or query streamed over its timestamp column (server-side cursor).
+
+A read may be cut into customer ranges (:func:`dwh_boundaries`, ``PullContext.customer_range``)
+so that workers (Ray tasks) read the parts of one window in parallel, each through
+:func:`pull_dwh`.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,14 @@ from xiva_source.pipeline.context import PullContext
 from xiva_source.pipeline.sources import DwhSourceSpec
 from xiva_source.pipeline.tables import conform, rename_timestamp
 
-__all__ = ["dwh_columns", "lookback_start", "lookup_dwh", "pull_dwh", "stream_dwh"]
+__all__ = [
+    "dwh_boundaries",
+    "dwh_columns",
+    "lookback_start",
+    "lookup_dwh",
+    "pull_dwh",
+    "stream_dwh",
+]
 
 
 def dwh_columns(source: DwhSourceSpec, ctx: PullContext) -> list[str]:
@@ -40,7 +52,7 @@ def stream_dwh(
     late (stamped before the previous run's end, committed after it) are read by the next runs
     until they fall out of the lookback. Rows come oldest first, so a writer whose last write
     wins keeps each customer's latest row; a row read again is written again with the same
-    values and timestamp (idempotent).
+    values and timestamp (idempotent). Only ``ctx.customer_range`` when it is set.
 
     Raises:
         DwhError: The DWH failed (when the first chunk is read).
@@ -55,9 +67,33 @@ def stream_dwh(
         chunk_size=ctx.chunk_size,
         types=ctx.feature_types,
         order_by_timestamp=True,
+        customer_range=ctx.customer_range,
     ):
         table = counts_to_facts(table, source.timestamp_field, keep=ctx.feature_names)
         yield rename_timestamp(table, source.timestamp_field)
+
+
+def dwh_boundaries(source: DwhSourceSpec, ctx: PullContext, parts: int) -> list[str]:
+    """Customer ids cutting :func:`stream_dwh`'s window into at most ``parts`` ranges.
+
+    The window is the read's (the lookback included), so the ranges balance the rows it reads;
+    the ranges ``[None, b1), [b1, b2), ..., [bn, None)`` cover every row exactly once whatever
+    the boundaries are (:func:`~xiva_source.dwh.reads.customer_boundaries`).
+
+    Raises:
+        DwhError: The DWH failed.
+    """
+    # Loaded on first use (SQLAlchemy, pandas), as dwh.stream_rows is: the pipeline stays light.
+    from xiva_source.dwh.reads import customer_boundaries
+
+    return customer_boundaries(
+        source.url(ctx.settings),
+        source.spec,
+        source.timestamp_field,
+        start_date=lookback_start(ctx),
+        end_date=ctx.end,
+        parts=parts,
+    )
 
 
 def lookback_start(ctx: PullContext) -> datetime | None:

@@ -82,8 +82,7 @@ class PullReport:
     def add_failed_customers(self, ids: list[str]) -> None:
         """Count customers whose 360 fetch failed; keep the first :data:`FAILED_IDS_KEPT` ids."""
         self.failed_customers += len(ids)
-        room = max(0, FAILED_IDS_KEPT - len(self.failed_customer_ids))
-        self.failed_customer_ids.extend(ids[:room])
+        _keep_first(self.failed_customer_ids, ids)
 
     def add_malformed(self, customer_id: str) -> None:
         """Count one malformed record; keep the first :data:`FAILED_IDS_KEPT` ids."""
@@ -101,6 +100,46 @@ class PullReport:
         """Count one late change, stamped ``lateness_seconds`` before the window start."""
         self.late_changes += 1
         self.max_lateness_seconds = max(self.max_lateness_seconds, lateness_seconds)
+
+    def merge(self, other: PullReport) -> None:
+        """Add ``other`` to this report: the parts of one pull (Ray tasks), or a run's pulls.
+
+        Counts add up; ``pending_retries`` is unknown (``None``) when either is, else summed
+        (views reading different sources each count their own); the lateness and the overlap
+        are the larger; fallbacks are joined (each once), errors updated; the id lists keep
+        their first :data:`FAILED_IDS_KEPT`; ``mode`` stays this report's when it has one.
+        ``progress`` is this report's own.
+
+        Args:
+            other: The report added (left unchanged).
+        """
+        self.mode = self.mode or other.mode
+        for source, n in other.rows_by_source.items():
+            self.add_rows(source, n)
+        self.xiva_calls += other.xiva_calls
+        self.xiva_throttled += other.xiva_throttled
+        self.fallbacks.extend(f for f in other.fallbacks if f not in self.fallbacks)
+        self.failed_customers += other.failed_customers
+        self.errors.update(other.errors)
+        _keep_first(self.failed_customer_ids, other.failed_customer_ids)
+        if self.pending_retries is None or other.pending_retries is None:
+            self.pending_retries = None
+        else:
+            self.pending_retries += other.pending_retries
+        self.retried += other.retried
+        self.recovered += other.recovered
+        self.gone += other.gone
+        _keep_first(self.gone_ids, other.gone_ids)
+        self.malformed += other.malformed
+        _keep_first(self.malformed_ids, other.malformed_ids)
+        self.late_changes += other.late_changes
+        self.max_lateness_seconds = max(self.max_lateness_seconds, other.max_lateness_seconds)
+        self.overlap_seconds = max(self.overlap_seconds, other.overlap_seconds)
+
+
+def _keep_first(ids: list[str], more: list[str]) -> None:
+    """Append ``more`` to ``ids`` up to :data:`FAILED_IDS_KEPT` ids in all."""
+    ids.extend(more[: max(0, FAILED_IDS_KEPT - len(ids))])
 
 
 def record_fallback(report: PullReport, failed: str, serving: str, error: BaseException) -> None:

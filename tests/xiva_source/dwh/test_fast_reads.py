@@ -8,6 +8,8 @@ and nulls.
 
 from __future__ import annotations
 
+import importlib.metadata
+import inspect
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -60,7 +62,12 @@ def assert_same(rows: list[pa.Table], fast: list[pa.Table]) -> None:
 
 
 def test_adbc_is_the_default_on_postgresql_and_installed() -> None:
-    assert reads.adbc_available()
+    """A plain dependency (no availability check, no fallback when it is missing)."""
+    import adbc_driver_postgresql.dbapi  # noqa: F401
+
+    requires = importlib.metadata.requires("loyalty-feature-store") or []
+    assert any(r.replace("_", "-").startswith("adbc-driver-postgresql") for r in requires)
+    assert inspect.signature(dwh.stream_rows).parameters["path"].default == "auto"
 
 
 def test_contract_view_reads_the_same_both_ways(

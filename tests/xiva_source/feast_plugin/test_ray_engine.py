@@ -29,13 +29,7 @@ from tests.feast_fixtures import FeastEnv, make_repo
 from xiva_source import dwh
 from xiva_source.dwh.reads import customer_boundaries
 from xiva_source.feast_plugin.offline_store import LoyaltyRetrievalJob
-from xiva_source.feast_plugin.ray_support import (
-    PullSpec,
-    ReadPart,
-    merge_reports,
-    plan_parts,
-    read_part,
-)
+from xiva_source.feast_plugin.ray_support import PullSpec, ReadPart, plan_parts, read_part
 from xiva_source.jobs.materialize import run_materialization
 from xiva_source.pipeline.context import PullOptions
 from xiva_source.pipeline.pull import pull_batches
@@ -207,7 +201,7 @@ def test_cron_job_on_ray_writes_what_the_local_job_writes(
     assert " engine=ray " in on_ray.line(), on_ray.line()
     assert on_ray.status == local.status == "ok"
     assert on_ray.exit_code == local.exit_code
-    assert on_ray.rows_by_source == local.rows_by_source
+    assert on_ray.report.rows_by_source == local.report.rows_by_source
     assert [(v.name, v.rows, v.marks) for v in on_ray.views] == [
         (v.name, v.rows, v.marks) for v in local.views
     ]
@@ -230,8 +224,8 @@ def test_cron_job_on_ray_keeps_the_fallback_semantics(
     on_ray = run_materialization(second_repo, end_date=END, progress=False, settings=settings)
     assert local.exit_code == on_ray.exit_code == 3
     assert on_ray.kept_views == local.kept_views == ["customer_dwh_features"]
-    assert on_ray.fallbacks == local.fallbacks
-    assert on_ray.rows_by_source == local.rows_by_source
+    assert on_ray.report.fallbacks == local.report.fallbacks
+    assert on_ray.report.rows_by_source == local.report.rows_by_source
     assert_same_online(feast_repo, second_repo, all_ids(feast_env))
 
 
@@ -325,7 +319,7 @@ def test_parts_of_a_dwh_pull_are_the_in_process_pull(feast_env: FeastEnv, feast_
         for part in parts:
             report = PullReport()
             tables.extend(read_part(spec, part, report))
-            merge_reports(merged, report)
+            merged.merge(report)
         expected_report = PullReport()
         expected = pa.concat_tables(
             pull_batches(
@@ -375,27 +369,6 @@ def test_parts_of_a_dwh_pull_are_the_in_process_pull(feast_env: FeastEnv, feast_
         options=PullOptions(),
     )
     assert plan_parts(auto, 5) == [ReadPart(whole=True)]
-
-
-@pytest.mark.unit
-def test_merged_reports_sum_counts_and_join_lists() -> None:
-    into = PullReport(mode="auto", rows_by_source={"dwh": 2}, xiva_calls=3, fallbacks=["a"])
-    merge_reports(
-        into,
-        PullReport(
-            rows_by_source={"dwh": 5, "xiva": 1},
-            xiva_calls=4,
-            fallbacks=["b"],
-            pending_retries=None,
-            max_lateness_seconds=7.0,
-            errors={"dwh": "down"},
-        ),
-    )
-    assert into.mode == "auto"
-    assert into.rows_by_source == {"dwh": 7, "xiva": 1}
-    assert into.xiva_calls == 7 and into.fallbacks == ["a", "b"]
-    assert into.pending_retries is None and into.max_lateness_seconds == 7.0
-    assert into.errors == {"dwh": "down"}
 
 
 @pytest.mark.unit

@@ -85,7 +85,7 @@ class Truth:
         from xiva_source.jobs.materialize import run_materialization
 
         summary = run_materialization(self.repo, progress=False, full=True)
-        assert summary.status == "ok" and not summary.fallbacks, summary.line()
+        assert summary.status == "ok" and not summary.report.fallbacks, summary.line()
         return online(self.repo, ids)
 
     def cleanup(self) -> None:

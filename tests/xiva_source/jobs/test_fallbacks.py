@@ -166,7 +166,7 @@ def test_dwh_tables_created_after_a_first_run_are_caught_up(
     feast_env.monkeypatch.setenv("DWH_URL", pg_url)  # an empty database: no tables yet
     feast_env.set_mode("auto")
     summary = run_materialization(feast_repo, progress=False)
-    assert summary.status == "ok" and summary.fallbacks
+    assert summary.status == "ok" and summary.report.fallbacks
     dwh = create_demo_dwh(pg_url, feast_env.sim, seed=11)
     _run(feast_repo)
     _assert_truth(feast_repo, truth, all_ids(feast_env.sim, dwh))

@@ -65,7 +65,7 @@ def test_an_empty_first_pull_does_not_move_the_watermark_and_is_reported(
     # Rows arrive: the next run reads everything (its watermark never moved).
     dwh = create_demo_dwh(pg_url, feast_env.sim, seed=11)
     again = run_materialization(feast_repo, progress=False)
-    assert again.rows_by_source["dwh"] >= len(dwh.customer_ids)
+    assert again.report.rows_by_source["dwh"] >= len(dwh.customer_ids)
     assert _watermark(feast_repo, "customer_features") is not None
 
 

@@ -92,7 +92,7 @@ def test_first_run_loads_everyone_then_incremental_run_fetches_only_changed(
     first = run_materialization(repo, progress=False)
 
     assert first.status == "ok" and first.exit_code == 0
-    assert first.rows_by_source["xiva"] == len(ids)
+    assert first.report.rows_by_source["xiva"] == len(ids)
     assert _calls(sim, "customer_360") == len(ids)
     assert {v.name for v in first.views} == {"customer_features", "customer_dwh_features"}
     assert all(v.start is None for v in first.views)  # never materialized: everything
@@ -106,7 +106,7 @@ def test_first_run_loads_everyone_then_incremental_run_fetches_only_changed(
 
     assert second.status == "ok"
     assert _calls(sim, "customer_360") == 10
-    assert second.rows_by_source["xiva"] == 10
+    assert second.report.rows_by_source["xiva"] == 10
     view = next(v for v in second.views if v.name == "customer_features")
     assert view.start == next(v for v in first.views if v.name == "customer_features").end
     bills = [float(sim.view_360(c)["financial"]["total_bills"]) for c in changed]

@@ -9,6 +9,7 @@ import pytest
 
 from xiva_source.jobs.metrics import render, run_metrics, write_textfile
 from xiva_source.jobs.summary import RunSummary, ViewRun
+from xiva_source.pipeline.report import PullReport
 
 pytestmark = pytest.mark.unit
 
@@ -21,9 +22,7 @@ def _summary(**changes: object) -> RunSummary:
         status="ok",
         mode="auto",
         views=[view],
-        rows_by_source={"xiva": 5, "dwh": 2},
-        xiva_calls=12,
-        xiva_throttled=2,
+        report=PullReport(rows_by_source={"xiva": 5, "dwh": 2}, xiva_calls=12, xiva_throttled=2),
         duration=3.5,
     )
     for name, value in changes.items():
@@ -74,7 +73,8 @@ def test_the_file_names_feasts_series_and_ours(tmp_path: Path) -> None:
 def test_counters_add_up_across_runs_and_gauges_are_the_last_runs(tmp_path: Path) -> None:
     path = tmp_path / "loyalty.prom"
     write_textfile(path, _families(_summary()))
-    failed = _summary(status="failed", views=[], fallbacks=["xiva failed"], duration=1.0)
+    failed = _summary(status="failed", views=[], duration=1.0)
+    failed.report.fallbacks.append("xiva failed")
     write_textfile(path, _families(failed))
     text = path.read_text()
 

@@ -9,6 +9,7 @@ import pytest
 
 from xiva_source.jobs.locks import LockHolder
 from xiva_source.jobs.summary import RunSummary, ViewRun
+from xiva_source.pipeline.report import PullReport
 
 pytestmark = pytest.mark.unit
 
@@ -25,8 +26,7 @@ def test_ok_line_has_the_documented_fields_in_order() -> None:
         status="ok",
         mode="auto",
         views=[ViewRun("a", None, END, rows=3), ViewRun("b", END, END, rows=4)],
-        rows_by_source={"xiva": 1234, "dwh": 2000},
-        xiva_calls=1300,
+        report=PullReport(rows_by_source={"xiva": 1234, "dwh": 2000}, xiva_calls=1300),
         duration=12.34,
     )
 
@@ -48,8 +48,10 @@ def test_fallbacks_and_expiry_warning_follow_the_counters() -> None:
     summary = RunSummary(
         status="ok",
         mode="auto",
-        fallbacks=["xiva failed (401), served from dwh"],
-        errors={"expiry": "Redis went away", "xiva": "ignored here"},
+        report=PullReport(
+            fallbacks=["xiva failed (401), served from dwh"], errors={"xiva": "ignored here"}
+        ),
+        expiry_error="Redis went away",
     )
     line = summary.line()
     assert "fallbacks=1" in line
@@ -96,15 +98,13 @@ def test_skipped_line_names_the_holder() -> None:
 
 
 def test_the_xiva_pulls_retries_malformed_and_late_changes_are_in_the_line() -> None:
-    from xiva_source.pipeline.report import PullReport
-
-    summary = RunSummary(status="ok", mode="xiva", rows_by_source={"xiva": 96})
+    summary = RunSummary(status="ok", mode="xiva", report=PullReport(rows_by_source={"xiva": 96}))
     report = PullReport(retried=5, recovered=4, pending_retries=3, overlap_seconds=900)
     report.add_malformed("m-1")
     report.add_gone("g-1")
     report.add_late(410.4)
     report.add_late(12)
-    summary.absorb(report)
+    summary.report.merge(report)
 
     line = summary.line()
     assert " pending_retries=3 malformed=1 " in line and SUMMARY_RE.match(line)
@@ -117,11 +117,8 @@ def test_the_xiva_pulls_retries_malformed_and_late_changes_are_in_the_line() -> 
 
 
 def test_an_unreadable_pending_table_makes_the_count_unknown_and_says_why() -> None:
-    from xiva_source.pipeline.report import PullReport
-
     summary = RunSummary(status="ok", mode="xiva")
-    summary.absorb(PullReport(pending_retries=None, errors={"pending": "db down"}))
-    summary.errors.update({"pending": "db down"})
+    summary.report.merge(PullReport(pending_retries=None, errors={"pending": "db down"}))
 
     line = summary.line()
     assert " pending_retries=unknown " in line and SUMMARY_RE.match(line)
@@ -130,19 +127,26 @@ def test_an_unreadable_pending_table_makes_the_count_unknown_and_says_why() -> N
 
 def test_exit_statuses_follow_the_outcome() -> None:
     assert RunSummary(status="ok", mode="dwh").exit_code == 0
-    assert RunSummary(status="skipped", mode="dwh", pending_retries=4).exit_code == 0
-    assert RunSummary(status="failed", mode="dwh", fallbacks=["x"]).exit_code == 1
-    one_pending = RunSummary(status="ok", mode="xiva", pending_retries=1)
+    assert (
+        RunSummary(status="skipped", mode="dwh", report=PullReport(pending_retries=4)).exit_code
+        == 0
+    )
+    assert (
+        RunSummary(status="failed", mode="dwh", report=PullReport(fallbacks=["x"])).exit_code == 1
+    )
+    one_pending = RunSummary(status="ok", mode="xiva", report=PullReport(pending_retries=1))
     assert one_pending.exit_code == 3 and one_pending.outcome == "degraded"
     assert "; degraded: 1 customer pending a retry" in one_pending.line()
-    unknown = RunSummary(status="ok", mode="xiva", pending_retries=None)
+    unknown = RunSummary(status="ok", mode="xiva", report=PullReport(pending_retries=None))
     assert unknown.exit_code == 3
     assert "the pending-retry table could not be read" in unknown.line()
 
 
 def test_fail_on_fallback_turns_a_fallback_into_a_failure() -> None:
     summary = RunSummary(
-        status="ok", mode="auto", fallbacks=["xiva failed, serving from dwh only: 401"]
+        status="ok",
+        mode="auto",
+        report=PullReport(fallbacks=["xiva failed, serving from dwh only: 401"]),
     )
     summary.fail_on_fallback = True
     line = summary.line()
@@ -169,8 +173,9 @@ def test_the_record_holds_the_result_for_status() -> None:
         mode="auto",
         views=[view],
         kept_views=["b"],
-        fallbacks=["dwh failed, b kept its previous values"],
-        rows_by_source={"dwh": 3},
+        report=PullReport(
+            fallbacks=["dwh failed, b kept its previous values"], rows_by_source={"dwh": 3}
+        ),
         duration=2.5,
     )
     record = summary.record(END)

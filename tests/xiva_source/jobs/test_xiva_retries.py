@@ -55,9 +55,9 @@ def test_failed_and_malformed_customers_are_online_after_the_next_run_without_a_
 
     line = second.line()
     assert second.status == "ok", line
-    assert second.failed_customers == 4 and second.malformed == 1, line
+    assert second.report.failed_customers == 4 and second.report.malformed == 1, line
     assert " pending_retries=5 malformed=1 " in line and f"; malformed: {malformed}" in line
-    assert second.xiva_calls == sim.counters()["total"]  # this run's own requests
+    assert second.report.xiva_calls == sim.counters()["total"]  # this run's own requests
     assert _online_revenue(repo, changed[5:]) == pytest.approx(_bills(sim, changed[5:]))
     # Not read this time: the previous values stay online (never a null, never a wrong value).
     assert None not in _online_revenue(repo, [*failing, malformed])
@@ -68,7 +68,10 @@ def test_failed_and_malformed_customers_are_online_after_the_next_run_without_a_
     third = run_materialization(repo, progress=False)
 
     assert third.status == "ok"
-    assert (third.retried, third.recovered) == (5, 4)  # the malformed one is still malformed
-    assert third.pending_retries == 1 and third.malformed == 1
-    assert third.xiva_calls == sim.counters()["total"]
+    assert (third.report.retried, third.report.recovered) == (
+        5,
+        4,
+    )  # the malformed one is still malformed
+    assert third.report.pending_retries == 1 and third.report.malformed == 1
+    assert third.report.xiva_calls == sim.counters()["total"]
     assert _online_revenue(repo, failing) == pytest.approx(_bills(sim, failing))

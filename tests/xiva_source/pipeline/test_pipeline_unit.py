@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 
 from xiva_source.features.catalogue import DWH_ONLY_FEATURES, STANDARD_FEATURES
 from xiva_source.pipeline import PullOptions, PullReport, feature_arrow_types, pull_batches
+from xiva_source.pipeline.pull import customer_ranges, dwh_read
 from xiva_source.pipeline.report import FAILED_IDS_KEPT, record_fallback
 from xiva_source.pipeline.tables import chunks, concat, conform, rename_timestamp, take_ids
 from xiva_source.settings import load_settings
@@ -41,6 +43,90 @@ def test_record_fallback_reports_and_warns(caplog: pytest.LogCaptureFixture) -> 
     assert report.fallbacks == ["xiva failed, serving from dwh only: down"]
     assert report.errors == {"xiva": "down"}
     assert "auto mode fallback" in caplog.text
+
+
+def test_merged_reports_sum_counts_and_join_lists() -> None:
+    into = PullReport(mode="auto", rows_by_source={"dwh": 2}, xiva_calls=3, fallbacks=["a"])
+    into.merge(
+        PullReport(
+            rows_by_source={"dwh": 5, "xiva": 1},
+            xiva_calls=4,
+            fallbacks=["b"],
+            pending_retries=None,
+            max_lateness_seconds=7.0,
+            errors={"dwh": "down"},
+        )
+    )
+    assert into.mode == "auto"
+    assert into.rows_by_source == {"dwh": 7, "xiva": 1}
+    assert into.xiva_calls == 7 and into.fallbacks == ["a", "b"]
+    assert into.pending_retries is None and into.max_lateness_seconds == 7.0
+    assert into.errors == {"dwh": "down"}
+
+
+def _full_report(tag: str, n: int) -> PullReport:
+    """A report with every field set (none left at its default)."""
+    report = PullReport(
+        mode="auto",
+        rows_by_source={"xiva": n, "dwh": 2 * n},
+        xiva_calls=3 * n,
+        xiva_throttled=n,
+        fallbacks=[f"{tag} fallback"],
+        errors={"pending": f"{tag} down"},
+        pending_retries=4 * n,
+        retried=5 * n,
+        recovered=n,
+        max_lateness_seconds=10.0 * n,
+        overlap_seconds=900.0 + n,
+    )
+    report.add_failed_customers([f"{tag}-f{i}" for i in range(n)])
+    for i in range(n):
+        report.add_gone(f"{tag}-g{i}")
+        report.add_malformed(f"{tag}-m{i}")
+        report.add_late(1.0)
+    return report
+
+
+def test_merging_into_an_empty_report_copies_every_field() -> None:
+    """A field added to PullReport and forgotten by merge() fails here."""
+    full = _full_report("a", 3)
+    merged = PullReport()
+    merged.merge(full)
+    assert merged == full
+    assert {f.name for f in dataclasses.fields(PullReport)} - {"progress"} == {
+        f.name for f in dataclasses.fields(PullReport) if f.compare
+    }
+
+
+def test_merging_adds_counts_keeps_maxima_and_the_first_ids() -> None:
+    a, b = _full_report("a", 3), _full_report("b", 4)
+    a.merge(b)
+    assert a.rows_by_source == {"xiva": 7, "dwh": 14}
+    assert (a.xiva_calls, a.xiva_throttled, a.failed_customers) == (21, 7, 7)
+    assert (a.pending_retries, a.retried, a.recovered) == (28, 35, 7)
+    assert (a.gone, a.malformed, a.late_changes) == (7, 7, 7)
+    assert a.max_lateness_seconds == 40.0 and a.overlap_seconds == 904.0
+    assert a.fallbacks == ["a fallback", "b fallback"]
+    assert a.errors == {"pending": "b down"}  # the later report's error for the same key
+    assert a.failed_customer_ids == ["a-f0", "a-f1", "a-f2", "b-f0", "b-f1"]
+    assert a.gone_ids == ["a-g0", "a-g1", "a-g2", "b-g0", "b-g1"]
+    assert a.malformed_ids == ["a-m0", "a-m1", "a-m2", "b-m0", "b-m1"]
+    assert len(a.malformed_ids) == FAILED_IDS_KEPT
+    # Unknown pending count (a table that could not be read) stays unknown.
+    a.merge(PullReport(pending_retries=None))
+    assert a.pending_retries is None
+    a.merge(PullReport(pending_retries=2))
+    assert a.pending_retries is None
+    # The same fallback twice (two parts of one pull) is listed once; the mode set stays.
+    b.merge(PullReport(mode="dwh", fallbacks=["b fallback"]))
+    assert b.fallbacks == ["b fallback"] and b.mode == "auto"
+
+
+def test_the_merged_report_is_left_unchanged() -> None:
+    a, b = _full_report("a", 2), _full_report("b", 2)
+    before = dataclasses.replace(b, rows_by_source=dict(b.rows_by_source))
+    a.merge(b)
+    assert b == before
 
 
 def test_options_come_from_the_offline_store_config_with_defaults_for_the_rest() -> None:
@@ -121,3 +207,38 @@ def test_the_pipeline_imports_no_feast_and_no_feast_plugin() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_only_a_pull_that_reads_the_dwh_alone_is_cut_into_customer_ranges() -> None:
+    settings = load_settings(env_file=None, feature_store_data_source="auto")
+    xiva = SimpleNamespace(source_kind="xiva", name="xiva_customers")
+    dwh = SimpleNamespace(source_kind="dwh", name="dwh_features")
+    customer = SimpleNamespace(source_kind="customer", name="customers", xiva=xiva, dwh=dwh)
+    now = datetime.now(UTC)
+    assert dwh_read(dwh, settings) is dwh  # type: ignore[arg-type]
+    assert dwh_read(xiva, settings) is None  # type: ignore[arg-type]
+    assert dwh_read(customer, settings) is None  # type: ignore[arg-type]
+    in_dwh_mode = load_settings(env_file=None, feature_store_data_source="dwh")
+    assert dwh_read(customer, in_dwh_mode) is dwh  # type: ignore[arg-type]
+    for source in (xiva, customer):
+        ranges = customer_ranges(
+            source,  # type: ignore[arg-type]
+            4,
+            settings=settings,
+            start_date=None,
+            end_date=now,
+        )
+        assert ranges is None
+        pull = pull_batches(
+            source,  # type: ignore[arg-type]
+            settings=settings,
+            feature_names=["city"],
+            start_date=None,
+            end_date=now,
+            customer_range=("a", "b"),
+        )
+        with pytest.raises(ValueError, match="reads Xiva \\(auto mode\\)"):
+            next(pull)
+    # One part asked: the whole range, no query.
+    one = customer_ranges(dwh, 1, settings=settings, start_date=None, end_date=now)  # type: ignore[arg-type]
+    assert one == [(None, None)]

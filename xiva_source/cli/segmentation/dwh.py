@@ -56,7 +56,7 @@ def _sizes_in_dwh(args: argparse.Namespace, context: CommandContext) -> int:
             continue
         runnable.append(name)
     population, sizes = dwh.counts(runnable)
-    _print_sizes(population, sizes, as_json=getattr(args, "json", False))
+    _print_sizes(population, sizes, as_json=args.json)
     return _status(args)
 
 

@@ -129,7 +129,7 @@ def _sizes_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _sizes(args: argparse.Namespace, context: CommandContext) -> int:
-    if getattr(args, "in_dwh", False):
+    if args.in_dwh:
         return _sizes_in_dwh(args, context)
     from segmentation.overlap import population_sizes
 
@@ -152,7 +152,7 @@ def _members_options(parser: argparse.ArgumentParser, *, export: bool) -> None:
 
 
 def _members(args: argparse.Namespace, context: CommandContext) -> int:
-    if getattr(args, "in_dwh", False):
+    if args.in_dwh:
         return _members_in_dwh(args, context)
     engine = _engine(args, context)
     as_json = getattr(args, "json", False)

@@ -1,4 +1,4 @@
-"""A self-contained HTML report of the segments: sizes, size history, overlaps, group balance.
+"""The report as one self-contained HTML page: sizes, size history, overlaps, group balance.
 
 One file, nothing fetched: inline CSS, charts as inline SVG drawn here, and a small inline script
 that checks every chart has drawn marks (``data-marks`` on each chart, ``data-ready`` on the
@@ -15,24 +15,19 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import os
-from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from string import Template
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
-from segmentation.memberships import HistoryEntry
-from segmentation.overlap import Overlap, overlap
+from segmentation.report.data import ReportData, build_report
 
 if TYPE_CHECKING:
     from segmentation.engine import SegmentEngine
-    from segmentation.segment import Segment
 
-__all__ = ["GroupBalance", "ReportData", "build_report", "render_report", "write_report"]
+__all__ = ["render_report", "write_report"]
 
 _PALETTE = (
     "#1f77b4",
@@ -48,179 +43,6 @@ _PALETTE = (
 )
 _GROUP_COLORS = {"target": "#1f77b4", "holdout": "#9e9e9e", "global_control": "#555555"}
 _ARM_COLORS = ("#ff7f0e", "#2ca02c", "#9467bd", "#d62728", "#17becf", "#e377c2", "#8c564b")
-
-
-@dataclass(frozen=True)
-class GroupBalance:
-    """One segment's eligible members per group.
-
-    Attributes:
-        segment: The segment.
-        counts: Group -> eligible members in it (``target``, ``holdout``, arms,
-            ``global_control``).
-        expected: Group -> the fraction the segment's definition asks for (before the global
-            control group), or empty when it defines none.
-    """
-
-    segment: str
-    counts: dict[str, int]
-    expected: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def total(self) -> int:
-        """Eligible members (every group)."""
-        return sum(self.counts.values())
-
-
-@dataclass(frozen=True)
-class ReportData:
-    """Everything the report shows.
-
-    Attributes:
-        project: The Feast project.
-        generated: When the data was computed (UTC, ISO 8601).
-        overlap: Sizes, population and pairwise overlaps (one pass).
-        history: Segment -> its stored refresh history, newest first.
-        balance: Per segment, eligible members per group.
-        notes: Remarks shown at the top (e.g. how groups were computed).
-    """
-
-    project: str
-    generated: str
-    overlap: Overlap
-    history: dict[str, list[HistoryEntry]]
-    balance: list[GroupBalance]
-    notes: list[str] = field(default_factory=list)
-
-
-# --- data -------------------------------------------------------------------------------------
-
-
-def _expected(seg: Segment, global_control: float) -> dict[str, float]:
-    """Group -> the fraction of eligible members the definition asks for (global control first:
-    it takes its share of every segment, the segment's own groups share the rest)."""
-    holdout = float(getattr(seg, "holdout", 0.0) or 0.0)
-    splits = getattr(seg, "splits", None) or {}
-    pairs = list(splits.items()) if isinstance(splits, Mapping) else list(splits)
-    if not holdout and not pairs and not global_control:
-        return {}
-    rest = 1.0 - global_control
-    out = {"global_control": global_control} if global_control else {}
-    if holdout:
-        out["holdout"] = rest * holdout
-    if pairs:
-        for arm, fraction in pairs:
-            out[str(arm)] = rest * (1.0 - holdout) * float(fraction)
-    else:
-        out["target"] = rest * (1.0 - holdout)
-    return out
-
-
-def _group_function(engine: SegmentEngine, global_control: float) -> Any:
-    """``(segment, ids) -> group names``, from :mod:`segmentation.groups` (the pinned hash)."""
-    try:
-        from segmentation.groups import groups_of
-    except ImportError:  # groups not installed in this tree: every eligible member is "target"
-        return None
-
-    def assign(seg: Segment, ids: Sequence[str]) -> Any:
-        spec = getattr(seg, "group_spec", None)
-        if spec is not None and hasattr(spec, "groups"):
-            return spec.groups(ids, global_control=global_control)
-        splits = getattr(seg, "splits", None) or None
-        return groups_of(
-            ids,
-            salt=getattr(seg, "salt", None) or seg.name,
-            holdout=float(getattr(seg, "holdout", 0.0) or 0.0),
-            splits=splits,
-            global_control=global_control,
-        )
-
-    del engine
-    return assign
-
-
-def build_report(
-    engine: SegmentEngine,
-    segments: Sequence[str] | None = None,
-    *,
-    global_control: float = 0.0,
-    history_limit: int = 500,
-    now: _dt.datetime | None = None,
-) -> ReportData:
-    """Compute what the report shows, in one pass over the population.
-
-    Args:
-        engine: The engine.
-        segments: Segment names (default: all).
-        global_control: The global control fraction (``SEGMENTS_GLOBAL_CONTROL``).
-        history_limit: Refresh history entries per segment (newest).
-        now: Reference time for staleness, and the report's time.
-
-    Returns:
-        The report's data (see :func:`render_report`).
-    """
-    names = list(segments or list(engine.segments))
-    chosen = [engine.segment(n) for n in names]
-    assign = _group_function(engine, global_control)
-    counters = {n: Counter[str]() for n in names}
-
-    def count_groups(ids: pd.Index, m: np.ndarray) -> None:
-        for j, seg in enumerate(chosen):
-            members = [str(c) for c in ids[m[:, j]]]
-            if not members:
-                continue
-            if assign is None:
-                counters[seg.name]["target"] += len(members)
-            else:
-                groups, counts = np.unique(np.asarray(assign(seg, members)), return_counts=True)
-                counters[seg.name].update(
-                    {str(g): int(c) for g, c in zip(groups, counts, strict=True)}
-                )
-
-    result = overlap(engine, names, now=now, on_chunk=count_groups)
-    notes = []
-    if global_control > 0:
-        notes.append(
-            f"Global control group: {100 * global_control:g}% of all customers "
-            "(SEGMENTS_GLOBAL_CONTROL), group 'global_control' in every segment, never targeted."
-        )
-    if assign is None:
-        notes.append(
-            "Groups are not available in this installation (segmentation.groups): every "
-            "eligible member is shown as 'target'."
-        )
-    balance = [
-        GroupBalance(s.name, dict(counters[s.name]), _expected(s, global_control)) for s in chosen
-    ]
-    history = {n: engine.history(n, history_limit) for n in names}
-    moment = (now or _dt.datetime.now(_dt.UTC)).astimezone(_dt.UTC)
-    return ReportData(
-        engine.project, moment.isoformat(timespec="seconds"), result, history, balance, notes
-    )
-
-
-def write_report(
-    engine: SegmentEngine,
-    path: str | os.PathLike[str],
-    segments: Sequence[str] | None = None,
-    *,
-    global_control: float = 0.0,
-    now: _dt.datetime | None = None,
-) -> ReportData:
-    """Compute the report and write it to ``path`` (one HTML file).
-
-    Returns:
-        The data shown.
-    """
-    data = build_report(engine, segments, global_control=global_control, now=now)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_report(data), encoding="utf-8")
-    return data
-
-
-# --- rendering --------------------------------------------------------------------------------
 
 
 def _e(value: object) -> str:
@@ -587,3 +409,23 @@ def render_report(data: ReportData) -> str:
         balance=_balance_svg(data),
         balance_table=_balance_table(data),
     )
+
+
+def write_report(
+    engine: SegmentEngine,
+    path: str | os.PathLike[str],
+    segments: Sequence[str] | None = None,
+    *,
+    global_control: float = 0.0,
+    now: _dt.datetime | None = None,
+) -> ReportData:
+    """Compute the report and write it to ``path`` (one HTML file).
+
+    Returns:
+        The data shown.
+    """
+    data = build_report(engine, segments, global_control=global_control, now=now)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(render_report(data), encoding="utf-8")
+    return data
