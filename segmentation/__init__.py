@@ -51,4 +51,4 @@ if TYPE_CHECKING:
     from segmentation.served import SEGMENTS_VIEW, ServedMemberships
     from segmentation.vectorized import CompiledRule, compile_rule
 
-__getattr__, __dir__, __all__ = lazy.attach(__name__, __file__)
+__all__ = lazy.attach(__name__, __file__)

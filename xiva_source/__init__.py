@@ -57,4 +57,4 @@ if TYPE_CHECKING:
     )
     from xiva_source.xiva_api.usage import UsageReport
 
-__getattr__, __dir__, __all__ = lazy.attach(__name__, __file__)
+__all__ = lazy.attach(__name__, __file__)

@@ -1,8 +1,8 @@
 """Package exports, written once and loaded on first use (PEP 562).
 
 The one rule for every package ``__init__`` under ``xiva_source/`` and ``segmentation/``: its public
-names are the imports of its ``if TYPE_CHECKING:`` block, and one call turns that block into the
-package's ``__getattr__``, ``__dir__`` and ``__all__``::
+names are the imports of its ``if TYPE_CHECKING:`` block, and one call makes them the package's
+``__all__`` and loads each on first use::
 
     from __future__ import annotations
 
@@ -14,25 +14,27 @@ package's ``__getattr__``, ``__dir__`` and ``__all__``::
         from xiva_source.dwh.errors import DwhError
         from xiva_source.dwh.reads import TableSpec, stream_rows
 
-    __getattr__, __dir__, __all__ = lazy.attach(__name__, __file__)
+    __all__ = lazy.attach(__name__, __file__)
 
-Each name is written once: mypy and IDEs read the block as ordinary imports (types, completion,
-go-to-definition), and :func:`attach` reads the same block from the source file to learn which
-module defines each name; ``__all__`` is those names, sorted. Nothing is imported until a name is
-first used, so ``import xiva_source.<package>.errors`` stays cheap and ``xiva-source usage``
-starts without Feast, pandas or SQLAlchemy. A light package follows the same rule: one form
-everywhere, and no package's start-up cost depends on what its siblings import.
+Each name is written once. mypy and IDEs read the block as ordinary imports (types, completion,
+go-to-definition); :func:`attach` reads the same block from the source file to learn which module
+defines each name, returns the names sorted as ``__all__``, and installs the package's
+``__getattr__`` and ``__dir__`` itself: a ``__getattr__`` that type checkers could see would make
+every misspelt name ``Any`` instead of an error. Nothing is imported until a name is first used,
+so ``import xiva_source.<package>.errors`` stays cheap and ``xiva-source usage`` starts without
+Feast, pandas or SQLAlchemy. Light packages follow the same rule: one form everywhere, and no
+package's start-up cost depends on what its modules import.
 
-Why not scientific-python's ``lazy_loader`` (``attach_stub`` reading an ``__init__.pyi``)? It
-does the same at run time, but a stub never re-exports implicitly: type checkers need the names
-again in the stub's ``__all__`` (scikit-image writes both) or as ``X as X``, so the list would be
-written twice, in a second file per package, and mypy would check the stub instead of the
-package's source. Its stub reader also takes relative imports only. What is kept from it: an
-export that shares its name with the sub-module defining it (``feast_plugin.repo_settings``)
-stays the export, as an eager ``from .repo_settings import repo_settings`` would leave it.
+Why not scientific-python's ``lazy_loader`` (``attach_stub`` reading an ``__init__.pyi``)? It does
+the same at run time, but a stub never re-exports implicitly: type checkers need the names again
+in the stub's ``__all__`` (scikit-image writes both) or as ``X as X``, so the list would be written
+twice, in a second file per package, and mypy would check the stub instead of the package's
+source. Its stub reader also takes relative imports only. What is kept from it: an export that
+shares its name with the sub-module defining it (``feast_plugin.repo_settings``) stays the
+export, as an eager ``from .repo_settings import repo_settings`` would leave it.
 
 Strict re-export checking (``mypy --no-implicit-reexport``, pyright on an installed package)
-sees the block's imports as private: the house's mypy settings keep implicit re-export on.
+takes the block's imports for private ones: the house's mypy settings keep implicit re-export on.
 """
 
 from __future__ import annotations
@@ -41,7 +43,6 @@ import ast
 import importlib
 import sys
 import types
-from collections.abc import Callable
 from typing import Any
 
 __all__ = ["attach"]
@@ -62,19 +63,17 @@ class _ShadowGuard(types.ModuleType):
         super().__setattr__(name, value)
 
 
-def attach(
-    package: str, init_file: str
-) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
-    """The ``__getattr__``, ``__dir__`` and ``__all__`` of a package, from its ``TYPE_CHECKING``
-    block.
+def attach(package: str, init_file: str) -> list[str]:
+    """Make a package's ``TYPE_CHECKING`` imports its exports, loaded on first use.
+
+    Installs the package's ``__getattr__`` (PEP 562) and ``__dir__``.
 
     Args:
         package: The package's ``__name__``.
         init_file: The package's ``__file__`` (its ``__init__.py``, read for the block).
 
     Returns:
-        ``(__getattr__, __dir__, __all__)``, to assign at the package's module level;
-        ``__all__`` is sorted.
+        The package's ``__all__``: the names the block imports, sorted.
 
     Raises:
         ImportError: The block holds something other than ``from <module of the package> import
@@ -96,13 +95,14 @@ def attach(
     def __dir__() -> list[str]:
         return sorted({*vars(module), *public})
 
+    vars(module).update(__getattr__=__getattr__, __dir__=__dir__)  # PEP 562 reads the dict
     shadowed = frozenset(
         name for name, (source, _) in where.items() if source == f"{package}.{name}"
     )
     if shadowed:
         setattr(module, _SHADOWED, shadowed)
         module.__class__ = _ShadowGuard
-    return __getattr__, __dir__, public
+    return public
 
 
 def _exports(package: str, init_file: str) -> dict[str, tuple[str, str]]:

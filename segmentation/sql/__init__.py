@@ -28,4 +28,4 @@ if TYPE_CHECKING:
     )
     from segmentation.sql.warehouse import DwhSegments, segment_groups
 
-__getattr__, __dir__, __all__ = lazy.attach(__name__, __file__)
+__all__ = lazy.attach(__name__, __file__)

@@ -23,7 +23,7 @@ from xiva_source import lazy
 
 if TYPE_CHECKING:
 """
-_FOOTER = "\n__getattr__, __dir__, __all__ = lazy.attach(__name__, __file__)\n"
+_FOOTER = "\n__all__ = lazy.attach(__name__, __file__)\n"
 
 
 @pytest.fixture

@@ -19,4 +19,4 @@ if TYPE_CHECKING:
     from xiva_source.cli.simulator import main as simulator_main
     from xiva_source.cli.xiva import main
 
-__getattr__, __dir__, __all__ = lazy.attach(__name__, __file__)
+__all__ = lazy.attach(__name__, __file__)

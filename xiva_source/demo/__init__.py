@@ -14,4 +14,4 @@ if TYPE_CHECKING:
     from xiva_source.demo.data import DemoDwh, create_demo_dwh
     from xiva_source.demo.run import DemoResult, run_demo
 
-__getattr__, __dir__, __all__ = lazy.attach(__name__, __file__)
+__all__ = lazy.attach(__name__, __file__)

@@ -41,4 +41,4 @@ if TYPE_CHECKING:
         SNAPSHOT_TABLE,
     )
 
-__getattr__, __dir__, __all__ = lazy.attach(__name__, __file__)
+__all__ = lazy.attach(__name__, __file__)

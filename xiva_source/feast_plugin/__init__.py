@@ -54,4 +54,4 @@ if TYPE_CHECKING:
         xiva_feature_fields,
     )
 
-__getattr__, __dir__, __all__ = lazy.attach(__name__, __file__)
+__all__ = lazy.attach(__name__, __file__)

@@ -34,4 +34,4 @@ if TYPE_CHECKING:
         remove_custom_feature,
     )
 
-__getattr__, __dir__, __all__ = lazy.attach(__name__, __file__)
+__all__ = lazy.attach(__name__, __file__)

@@ -42,4 +42,4 @@ if TYPE_CHECKING:
     from xiva_source.jobs.refresh import CUSTOMER_VIEW, refresh_customer
     from xiva_source.jobs.summary import RunSummary, ViewRun
 
-__getattr__, __dir__, __all__ = lazy.attach(__name__, __file__)
+__all__ = lazy.attach(__name__, __file__)

@@ -51,4 +51,4 @@ if TYPE_CHECKING:
     from xiva_source.pipeline.tables import empty_table
     from xiva_source.pipeline.xiva_pull import iter_xiva, pull_xiva
 
-__getattr__, __dir__, __all__ = lazy.attach(__name__, __file__)
+__all__ = lazy.attach(__name__, __file__)

@@ -37,4 +37,4 @@ if TYPE_CHECKING:
     from xiva_source.simulator.recorder import RequestRecord
     from xiva_source.simulator.simulator import XivaSimulator
 
-__getattr__, __dir__, __all__ = lazy.attach(__name__, __file__)
+__all__ = lazy.attach(__name__, __file__)

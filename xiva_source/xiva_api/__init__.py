@@ -61,4 +61,4 @@ if TYPE_CHECKING:
         UsageStore,
     )
 
-__getattr__, __dir__, __all__ = lazy.attach(__name__, __file__)
+__all__ = lazy.attach(__name__, __file__)

@@ -19,4 +19,4 @@ from xiva_source import lazy
 if TYPE_CHECKING:
     from xiva_source.cli.segmentation.tree import TREE, main
 
-__getattr__, __dir__, __all__ = lazy.attach(__name__, __file__)
+__all__ = lazy.attach(__name__, __file__)
