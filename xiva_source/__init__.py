@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from xiva_source.lazy import lazy_exports
+from xiva_source import lazy
 
 if TYPE_CHECKING:
     from xiva_source.dwh.errors import DwhError
@@ -57,96 +57,4 @@ if TYPE_CHECKING:
     )
     from xiva_source.xiva_api.usage import UsageReport
 
-_XIVA_ERRORS = (
-    "XivaAuthenticationError",
-    "XivaBadResponseError",
-    "XivaConnectionError",
-    "XivaError",
-    "XivaNotConfiguredError",
-    "XivaNotFoundError",
-    "XivaRateLimitError",
-    "XivaRetryBudgetError",
-    "XivaServerError",
-)
-# Every public name loads on first use: ``import xiva_source.<pkg>.errors`` stays cheap and
-# ``xiva-source usage`` starts without Feast.
-_LAZY: dict[str, str] = {
-    "ConfigurationError": "xiva_source.errors",
-    "DataSourceError": "xiva_source.errors",
-    "LoyaltyError": "xiva_source.errors",
-    "DwhError": "xiva_source.dwh.errors",
-    "AllSourcesFailedError": "xiva_source.pipeline.errors",
-    "LiveRefreshError": "xiva_source.jobs.errors",
-    "MaterializationConfigError": "xiva_source.jobs.errors",
-    "MaterializationError": "xiva_source.jobs.errors",
-    "MaterializationFailedError": "xiva_source.jobs.errors",
-    "DataSourceMode": "xiva_source.settings",
-    "MergeStrategy": "xiva_source.settings",
-    "Settings": "xiva_source.settings",
-    "load_settings": "xiva_source.settings",
-    "XivaClient": "xiva_source.xiva_api.client",
-    "UsageReport": "xiva_source.xiva_api.usage",
-    "custom_feature": "xiva_source.features.extractor",
-    "extract_customer_features": "xiva_source.features.extractor",
-    "feature_schema": "xiva_source.features.extractor",
-    "features_from_360": "xiva_source.features.extractor",
-    **dict.fromkeys(_XIVA_ERRORS, "xiva_source.xiva_api.errors"),
-    "CustomerSource": "xiva_source.feast_plugin.sources",
-    "DwhSource": "xiva_source.feast_plugin.sources",
-    "XivaSource": "xiva_source.feast_plugin.sources",
-    "LoyaltyOfflineStore": "xiva_source.feast_plugin.offline_store",
-    "LoyaltyOfflineStoreConfig": "xiva_source.feast_plugin.offline_store",
-    "LoyaltyRedisOnlineStore": "xiva_source.feast_plugin.online_store",
-    "LoyaltyRedisOnlineStoreConfig": "xiva_source.feast_plugin.online_store",
-    "PullReport": "xiva_source.pipeline.pull",
-    "pull_batches": "xiva_source.pipeline.pull",
-    "RunSummary": "xiva_source.jobs.materialize",
-    "run_materialization": "xiva_source.jobs.materialize",
-    "refresh_customer": "xiva_source.jobs.refresh",
-}
-
-__all__ = [
-    "AllSourcesFailedError",
-    "ConfigurationError",
-    "CustomerSource",
-    "DataSourceError",
-    "DataSourceMode",
-    "DwhError",
-    "DwhSource",
-    "LiveRefreshError",
-    "LoyaltyError",
-    "LoyaltyOfflineStore",
-    "LoyaltyOfflineStoreConfig",
-    "LoyaltyRedisOnlineStore",
-    "LoyaltyRedisOnlineStoreConfig",
-    "MaterializationConfigError",
-    "MaterializationError",
-    "MaterializationFailedError",
-    "MergeStrategy",
-    "PullReport",
-    "RunSummary",
-    "Settings",
-    "UsageReport",
-    "XivaAuthenticationError",
-    "XivaBadResponseError",
-    "XivaClient",
-    "XivaConnectionError",
-    "XivaError",
-    "XivaNotConfiguredError",
-    "XivaNotFoundError",
-    "XivaRateLimitError",
-    "XivaRetryBudgetError",
-    "XivaServerError",
-    "XivaSource",
-    "custom_feature",
-    "extract_customer_features",
-    "feature_schema",
-    "features_from_360",
-    "load_settings",
-    "pull_batches",
-    "refresh_customer",
-    "run_materialization",
-]
-
-
-__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)
+__all__ = lazy.attach(__name__, __file__)

@@ -9,7 +9,12 @@
 
 from __future__ import annotations
 
-from segmentation.report.data import GroupBalance, ReportData, build_report
-from segmentation.report.render import render_report, write_report
+from typing import TYPE_CHECKING
 
-__all__ = ["GroupBalance", "ReportData", "build_report", "render_report", "write_report"]
+from xiva_source import lazy
+
+if TYPE_CHECKING:
+    from segmentation.report.data import GroupBalance, ReportData, build_report
+    from segmentation.report.render import render_report, write_report
+
+__all__ = lazy.attach(__name__, __file__)

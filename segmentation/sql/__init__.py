@@ -14,21 +14,18 @@ Example:
 
 from __future__ import annotations
 
-from segmentation.sql.compiler import (
-    SqlCompileError,
-    SqlFeature,
-    compile_rule_sql,
-    compile_segment_sql,
-    feature_columns,
-)
-from segmentation.sql.warehouse import DwhSegments, segment_groups
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "DwhSegments",
-    "SqlCompileError",
-    "SqlFeature",
-    "compile_rule_sql",
-    "compile_segment_sql",
-    "feature_columns",
-    "segment_groups",
-]
+from xiva_source import lazy
+
+if TYPE_CHECKING:
+    from segmentation.sql.compiler import (
+        SqlCompileError,
+        SqlFeature,
+        compile_rule_sql,
+        compile_segment_sql,
+        feature_columns,
+    )
+    from segmentation.sql.warehouse import DwhSegments, segment_groups
+
+__all__ = lazy.attach(__name__, __file__)

@@ -3,33 +3,20 @@
 ``xiva-source`` (:mod:`xiva_source.cli.xiva`) and ``segmentation``
 (:mod:`xiva_source.cli.segmentation`) share their conventions (:mod:`xiva_source.cli.app`) and
 their error boundary (:mod:`xiva_source.cli.boundary`). This package is the only place argparse is
-used. Kept light: the commands import what they need when they run.
+used. Kept light: the entry points load on first use (:mod:`xiva_source.lazy`) and the commands
+import what they need when they run. Each returns the exit status (0 ok, 1 failure, 2
+usage/configuration).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-__all__ = ["main", "segmentation_main", "simulator_main"]
+from xiva_source import lazy
 
+if TYPE_CHECKING:
+    from xiva_source.cli.segmentation import main as segmentation_main
+    from xiva_source.cli.simulator import main as simulator_main
+    from xiva_source.cli.xiva import main
 
-def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
-    """``xiva-source``; returns the exit status (0 ok, 1 failure, 2 usage/configuration)."""
-    from xiva_source.cli.xiva import main as run
-
-    return run(argv, prog=prog)
-
-
-def segmentation_main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
-    """``segmentation``; returns the exit status (0 ok, 1 failure, 2 usage/configuration)."""
-    from xiva_source.cli.segmentation import main as run
-
-    return run(argv, prog=prog)
-
-
-def simulator_main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
-    """``python -m xiva_source.simulator``; returns the exit status."""
-    from xiva_source.cli.simulator import SIMULATOR_PROG
-    from xiva_source.cli.simulator import main as run
-
-    return run(argv, prog=prog or SIMULATOR_PROG)
+__all__ = lazy.attach(__name__, __file__)

@@ -190,15 +190,17 @@ SIMULATOR_COMMAND = Command(
 )
 
 
-def main(
-    argv: Sequence[str] | None = None, *, prog: str = "python -m xiva_source.simulator"
-) -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     """``python -m xiva_source.simulator [options]``: the simulator as a program of its own.
 
     The same options as ``xiva-source simulator``, plus the global ones (``--debug``,
     ``--log-level``, ``--version``).
 
+    Args:
+        argv: The arguments (default ``sys.argv[1:]``).
+        prog: The program name in messages (default ``python -m xiva_source.simulator``).
+
     Returns:
         The exit status (0 after Ctrl-C/SIGTERM, 1 failure, 2 usage error).
     """
-    return single_command_main(SIMULATOR_COMMAND, argv, prog=prog)
+    return single_command_main(SIMULATOR_COMMAND, argv, prog=prog or SIMULATOR_PROG)

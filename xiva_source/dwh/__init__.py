@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from xiva_source.lazy import lazy_exports
+from xiva_source import lazy
 
 if TYPE_CHECKING:
     from xiva_source.dwh.arrow import latest_per_customer, rows_to_arrow
@@ -41,51 +41,4 @@ if TYPE_CHECKING:
         SNAPSHOT_TABLE,
     )
 
-__all__ = [
-    "CONTRACT_TABLES",
-    "CUSTOMER_FEATURES_TABLE",
-    "HISTORY_TABLES",
-    "PULLED_AT",
-    "SNAPSHOT_TABLE",
-    "DwhError",
-    "TableSpec",
-    "append_snapshots",
-    "contract_metadata",
-    "dispose_engines",
-    "get_engine",
-    "init_dwh",
-    "latest_per_customer",
-    "lookup_rows",
-    "read_latest_snapshots",
-    "rows_to_arrow",
-    "sql_error_text",
-    "stream_rows",
-    "stream_snapshots",
-    "write_rows",
-]
-
-_WHERE: dict[str, str] = {
-    "CONTRACT_TABLES": "schema",
-    "CUSTOMER_FEATURES_TABLE": "tables",
-    "HISTORY_TABLES": "tables",
-    "PULLED_AT": "tables",
-    "SNAPSHOT_TABLE": "tables",
-    "DwhError": "errors",
-    "TableSpec": "reads",
-    "append_snapshots": "snapshots",
-    "contract_metadata": "schema",
-    "dispose_engines": "engine",
-    "get_engine": "engine",
-    "init_dwh": "schema",
-    "latest_per_customer": "arrow",
-    "lookup_rows": "reads",
-    "read_latest_snapshots": "snapshots",
-    "rows_to_arrow": "arrow",
-    "sql_error_text": "engine",
-    "stream_rows": "reads",
-    "stream_snapshots": "snapshots",
-    "write_rows": "reads",
-}
-
-
-__getattr__, __dir__ = lazy_exports(__name__, _WHERE, __all__)
+__all__ = lazy.attach(__name__, __file__)

@@ -17,7 +17,7 @@ Modules, one concern each:
   settings of the repository (the only ``load_settings`` of the plugin)
 - :mod:`~xiva_source.feast_plugin.errors`: ``OnlineStoreError``, ``RepositoryError``
 
-The errors import eagerly (light); everything else loads on first use (PEP 562), so
+Every name loads on first use (:mod:`xiva_source.lazy`), so
 ``import xiva_source.feast_plugin.errors`` does not import Feast. Registries and
 ``feature_store.yaml`` files written before the re-layout name ``xiva_source.sources``,
 ``xiva_source.offline_store`` and ``xiva_source.online_store``: shims keep those paths.
@@ -27,11 +27,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from xiva_source.feast_plugin.errors import OnlineStoreError, RepositoryError
-from xiva_source.lazy import lazy_exports
+from xiva_source import lazy
 
 if TYPE_CHECKING:
     from xiva_source.feast_plugin.bulk_writer import BulkWriter
+    from xiva_source.feast_plugin.errors import OnlineStoreError, RepositoryError
     from xiva_source.feast_plugin.offline_store import (
         LoyaltyOfflineStore,
         LoyaltyOfflineStoreConfig,
@@ -54,47 +54,4 @@ if TYPE_CHECKING:
         xiva_feature_fields,
     )
 
-__all__ = [
-    "BulkWriter",
-    "CustomerSource",
-    "DwhSource",
-    "LoyaltyOfflineStore",
-    "LoyaltyOfflineStoreConfig",
-    "LoyaltyRedisOnlineStore",
-    "LoyaltyRedisOnlineStoreConfig",
-    "LoyaltyRetrievalJob",
-    "OnlineStoreError",
-    "RedisLayout",
-    "RepositoryError",
-    "XivaSource",
-    "bind_online_config",
-    "online_redis_client",
-    "redis_url_to_feast",
-    "repo_settings",
-    "scan_entity_keys",
-    "to_online_rows",
-    "xiva_feature_fields",
-]
-
-_LAZY = {
-    "BulkWriter": "bulk_writer",
-    "CustomerSource": "sources",
-    "DwhSource": "sources",
-    "XivaSource": "sources",
-    "repo_settings": "repo_settings",
-    "xiva_feature_fields": "sources",
-    "LoyaltyOfflineStore": "offline_store",
-    "LoyaltyOfflineStoreConfig": "offline_store",
-    "LoyaltyRetrievalJob": "offline_store",
-    "LoyaltyRedisOnlineStore": "online_store",
-    "LoyaltyRedisOnlineStoreConfig": "online_store",
-    "bind_online_config": "online_store",
-    "online_redis_client": "online_store",
-    "redis_url_to_feast": "online_store",
-    "RedisLayout": "redis_layout",
-    "scan_entity_keys": "redis_layout",
-    "to_online_rows": "online_rows",
-}
-
-
-__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)
+__all__ = lazy.attach(__name__, __file__)

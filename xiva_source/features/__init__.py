@@ -5,58 +5,33 @@
 - :mod:`~xiva_source.features.extractor`: a 360 view to a row of features, and the registry of
   custom features (:func:`custom_feature`).
 
-Both are light (no SQLAlchemy, pandas or Arrow): :data:`DWH_ONLY_FEATURES` (Arrow types) loads
-pyarrow on first use only.
+Both are light (no SQLAlchemy, pandas or Arrow); names load on first use (:mod:`xiva_source.lazy`)
+and :data:`DWH_ONLY_FEATURES` (Arrow types) loads pyarrow on first use only.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from xiva_source.features.catalogue import (
-    DWH_ONLY_FEATURE_TYPES,
-    ENTITY,
-    EVENT_TIMESTAMP,
-    STANDARD_FEATURES,
-    FeatureType,
-)
-from xiva_source.features.extractor import (
-    CustomFeature,
-    custom_feature,
-    custom_features,
-    extract_customer_features,
-    feature_schema,
-    features_from_360,
-    remove_custom_feature,
-)
+from xiva_source import lazy
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from xiva_source.features.catalogue import (
+        DWH_ONLY_FEATURE_TYPES,
+        DWH_ONLY_FEATURES,
+        ENTITY,
+        EVENT_TIMESTAMP,
+        STANDARD_FEATURES,
+        FeatureType,
+    )
+    from xiva_source.features.extractor import (
+        CustomFeature,
+        custom_feature,
+        custom_features,
+        extract_customer_features,
+        feature_schema,
+        features_from_360,
+        remove_custom_feature,
+    )
 
-    import pyarrow as pa
-
-    DWH_ONLY_FEATURES: Mapping[str, pa.DataType]
-
-__all__ = [
-    "DWH_ONLY_FEATURES",
-    "DWH_ONLY_FEATURE_TYPES",
-    "ENTITY",
-    "EVENT_TIMESTAMP",
-    "STANDARD_FEATURES",
-    "CustomFeature",
-    "FeatureType",
-    "custom_feature",
-    "custom_features",
-    "extract_customer_features",
-    "feature_schema",
-    "features_from_360",
-    "remove_custom_feature",
-]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "DWH_ONLY_FEATURES":
-        from xiva_source.features import catalogue
-
-        return catalogue.DWH_ONLY_FEATURES
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = lazy.attach(__name__, __file__)

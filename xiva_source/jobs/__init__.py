@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from xiva_source.lazy import lazy_exports
+from xiva_source import lazy
 
 if TYPE_CHECKING:
     from xiva_source.jobs.errors import (
@@ -42,45 +42,4 @@ if TYPE_CHECKING:
     from xiva_source.jobs.refresh import CUSTOMER_VIEW, refresh_customer
     from xiva_source.jobs.summary import RunSummary, ViewRun
 
-__all__ = [
-    "CUSTOMER_VIEW",
-    "FileMaterializationLock",
-    "LiveRefreshError",
-    "LockHolder",
-    "LockLostError",
-    "MaterializationConfigError",
-    "MaterializationError",
-    "MaterializationFailedError",
-    "MaterializationLock",
-    "RedisMaterializationLock",
-    "RunSummary",
-    "ViewRun",
-    "extend_online_expiry",
-    "extend_store_expiry",
-    "lock_for_store",
-    "refresh_customer",
-    "run_materialization",
-]
-
-_WHERE: dict[str, str] = {
-    "CUSTOMER_VIEW": "refresh",
-    "FileMaterializationLock": "locks",
-    "LiveRefreshError": "errors",
-    "LockHolder": "locks",
-    "LockLostError": "errors",
-    "MaterializationConfigError": "errors",
-    "MaterializationError": "errors",
-    "MaterializationFailedError": "errors",
-    "MaterializationLock": "locks",
-    "RedisMaterializationLock": "locks",
-    "RunSummary": "summary",
-    "ViewRun": "summary",
-    "extend_online_expiry": "expiry",
-    "extend_store_expiry": "expiry",
-    "lock_for_store": "locks",
-    "refresh_customer": "refresh",
-    "run_materialization": "materialize",
-}
-
-
-__getattr__, __dir__ = lazy_exports(__name__, _WHERE, __all__)
+__all__ = lazy.attach(__name__, __file__)

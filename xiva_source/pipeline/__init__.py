@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from xiva_source.lazy import lazy_exports
+from xiva_source import lazy
 
 if TYPE_CHECKING:
     from xiva_source.pipeline.auto import pull_auto
@@ -51,53 +51,4 @@ if TYPE_CHECKING:
     from xiva_source.pipeline.tables import empty_table
     from xiva_source.pipeline.xiva_pull import iter_xiva, pull_xiva
 
-__all__ = [
-    "AllSourcesFailedError",
-    "CustomerSourceSpec",
-    "DwhSourceSpec",
-    "PendingRetries",
-    "PullContext",
-    "PullOptions",
-    "PullReport",
-    "PullSource",
-    "XivaSourceSpec",
-    "empty_table",
-    "feature_arrow_types",
-    "iter_xiva",
-    "merge_aligned",
-    "merge_tables",
-    "merge_values",
-    "preferred_first",
-    "pull_auto",
-    "pull_batches",
-    "pull_dwh",
-    "pull_xiva",
-    "record_fallback",
-]
-
-_MODULES = {
-    "AllSourcesFailedError": "errors",
-    "CustomerSourceSpec": "sources",
-    "DwhSourceSpec": "sources",
-    "PullContext": "context",
-    "PullOptions": "context",
-    "PullReport": "report",
-    "PullSource": "sources",
-    "XivaSourceSpec": "sources",
-    "empty_table": "tables",
-    "feature_arrow_types": "context",
-    "merge_aligned": "merge",
-    "merge_tables": "merge",
-    "merge_values": "merge",
-    "preferred_first": "merge",
-    "pull_auto": "auto",
-    "pull_batches": "pull",
-    "pull_dwh": "dwh_pull",
-    "iter_xiva": "xiva_pull",
-    "pull_xiva": "xiva_pull",
-    "PendingRetries": "retries",
-    "record_fallback": "report",
-}
-
-
-__getattr__, __dir__ = lazy_exports(__name__, _MODULES, __all__)
+__all__ = lazy.attach(__name__, __file__)

@@ -13,31 +13,28 @@ See docs/simulator.md.
 
 from __future__ import annotations
 
-from .app import ENDPOINTS
-from .config import FAULT_KINDS, FaultConfig, FaultKind, ListShape, RetryAfterStyle, SimulatorConfig
-from .errors import (
-    ControlRequestError,
-    SimulatorError,
-    SimulatorNotRunningError,
-    TokenRejectedError,
-    UnknownCustomerError,
-)
-from .recorder import RequestRecord
-from .simulator import XivaSimulator
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "ENDPOINTS",
-    "FAULT_KINDS",
-    "ControlRequestError",
-    "FaultConfig",
-    "FaultKind",
-    "ListShape",
-    "RequestRecord",
-    "RetryAfterStyle",
-    "SimulatorConfig",
-    "SimulatorError",
-    "SimulatorNotRunningError",
-    "TokenRejectedError",
-    "UnknownCustomerError",
-    "XivaSimulator",
-]
+from xiva_source import lazy
+
+if TYPE_CHECKING:
+    from xiva_source.simulator.app import ENDPOINTS
+    from xiva_source.simulator.config import (
+        FAULT_KINDS,
+        FaultConfig,
+        FaultKind,
+        ListShape,
+        RetryAfterStyle,
+        SimulatorConfig,
+    )
+    from xiva_source.simulator.errors import (
+        ControlRequestError,
+        SimulatorError,
+        SimulatorNotRunningError,
+        TokenRejectedError,
+        UnknownCustomerError,
+    )
+    from xiva_source.simulator.recorder import RequestRecord
+    from xiva_source.simulator.simulator import XivaSimulator
+
+__all__ = lazy.attach(__name__, __file__)

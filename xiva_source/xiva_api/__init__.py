@@ -14,7 +14,7 @@ It imports nothing of Feast, SQLAlchemy, pandas or Arrow. Modules, one concern e
 - :mod:`~xiva_source.xiva_api.breaker`: "Redis is down: leave it alone for 30 s, warn once"
 - :mod:`~xiva_source.xiva_api.errors`: the ``XivaError`` branch of the error tree
 
-The errors import eagerly (they are light); everything else loads on first use, so
+Every name loads on first use (:mod:`xiva_source.lazy`), so
 ``import xiva_source.xiva_api.errors`` does not import ``requests``.
 
 Example:
@@ -27,24 +27,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from xiva_source.lazy import lazy_exports
-from xiva_source.xiva_api.errors import (
-    XivaAuthenticationError,
-    XivaBadResponseError,
-    XivaCircuitOpenError,
-    XivaConnectionError,
-    XivaError,
-    XivaNotConfiguredError,
-    XivaNotFoundError,
-    XivaRateLimitError,
-    XivaRetryBudgetError,
-    XivaServerError,
-)
+from xiva_source import lazy
 
 if TYPE_CHECKING:
     from xiva_source.xiva_api.breaker import RedisBreaker
     from xiva_source.xiva_api.circuit import CircuitBreaker
     from xiva_source.xiva_api.client import XivaClient
+    from xiva_source.xiva_api.errors import (
+        XivaAuthenticationError,
+        XivaBadResponseError,
+        XivaCircuitOpenError,
+        XivaConnectionError,
+        XivaError,
+        XivaNotConfiguredError,
+        XivaNotFoundError,
+        XivaRateLimitError,
+        XivaRetryBudgetError,
+        XivaServerError,
+    )
     from xiva_source.xiva_api.paging import PAGE_SIZE, CustomerCursor, RawPage
     from xiva_source.xiva_api.ratelimit import (
         LocalRateLimiter,
@@ -61,55 +61,4 @@ if TYPE_CHECKING:
         UsageStore,
     )
 
-_LAZY = {
-    "XivaClient": "xiva_source.xiva_api.client",
-    "PAGE_SIZE": "xiva_source.xiva_api.paging",
-    "CustomerCursor": "xiva_source.xiva_api.paging",
-    "RawPage": "xiva_source.xiva_api.paging",
-    "RedisBreaker": "xiva_source.xiva_api.breaker",
-    "CircuitBreaker": "xiva_source.xiva_api.circuit",
-    "LocalRateLimiter": "xiva_source.xiva_api.ratelimit",
-    "RateLimiter": "xiva_source.xiva_api.ratelimit",
-    "RedisRateLimiter": "xiva_source.xiva_api.ratelimit",
-    "default_rate_key": "xiva_source.xiva_api.ratelimit",
-    "RetryPolicy": "xiva_source.xiva_api.retry",
-    "parse_retry_after": "xiva_source.xiva_api.retry",
-    "MemoryUsageStore": "xiva_source.xiva_api.usage",
-    "RedisUsageStore": "xiva_source.xiva_api.usage",
-    "UsageCounts": "xiva_source.xiva_api.usage",
-    "UsageReport": "xiva_source.xiva_api.usage",
-    "UsageStore": "xiva_source.xiva_api.usage",
-}
-
-__all__ = [
-    "PAGE_SIZE",
-    "CircuitBreaker",
-    "CustomerCursor",
-    "LocalRateLimiter",
-    "MemoryUsageStore",
-    "RateLimiter",
-    "RawPage",
-    "RedisBreaker",
-    "RedisRateLimiter",
-    "RedisUsageStore",
-    "RetryPolicy",
-    "UsageCounts",
-    "UsageReport",
-    "UsageStore",
-    "XivaAuthenticationError",
-    "XivaBadResponseError",
-    "XivaCircuitOpenError",
-    "XivaClient",
-    "XivaConnectionError",
-    "XivaError",
-    "XivaNotConfiguredError",
-    "XivaNotFoundError",
-    "XivaRateLimitError",
-    "XivaRetryBudgetError",
-    "XivaServerError",
-    "default_rate_key",
-    "parse_retry_after",
-]
-
-
-__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)
+__all__ = lazy.attach(__name__, __file__)

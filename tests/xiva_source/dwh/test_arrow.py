@@ -128,4 +128,4 @@ def test_the_package_loads_its_modules_on_first_use() -> None:
     for name in dwh.__all__:
         assert getattr(dwh, name) is not None
     with pytest.raises(AttributeError):
-        dwh.create_demo_dwh  # noqa: B018  (moved to xiva_source.demo.data)
+        dwh.create_demo_dwh  # type: ignore[attr-defined]  # noqa: B018  (moved to demo.data)

@@ -16,18 +16,14 @@ it imports Ray itself only inside the functions that need it.
 
 from __future__ import annotations
 
-from xiva_source.feast_plugin.ray_support.cluster import connect_ray, default_parallelism
-from xiva_source.feast_plugin.ray_support.dataset import ray_dataset
-from xiva_source.feast_plugin.ray_support.parts import PullSpec, ReadPart, plan_parts, read_part
-from xiva_source.feast_plugin.ray_support.stream import stream_on_ray
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "PullSpec",
-    "ReadPart",
-    "connect_ray",
-    "default_parallelism",
-    "plan_parts",
-    "ray_dataset",
-    "read_part",
-    "stream_on_ray",
-]
+from xiva_source import lazy
+
+if TYPE_CHECKING:
+    from xiva_source.feast_plugin.ray_support.cluster import connect_ray, default_parallelism
+    from xiva_source.feast_plugin.ray_support.dataset import ray_dataset
+    from xiva_source.feast_plugin.ray_support.parts import PullSpec, ReadPart, plan_parts, read_part
+    from xiva_source.feast_plugin.ray_support.stream import stream_on_ray
+
+__all__ = lazy.attach(__name__, __file__)
