@@ -463,6 +463,23 @@ def test_slow_and_drop_faults(sim: XivaSimulator, authed: requests.Session) -> N
     assert sim.counters()["by_endpoint"]["customer_list"] == {200: 2, "drop": 1}
 
 
+def test_swapped_fault_answers_with_another_customers_record(
+    sim: XivaSimulator, authed: requests.Session
+) -> None:
+    cid = sim.customer_ids()[0]
+    sim.set_faults(
+        FaultConfig(kinds=("swapped",), count=2, paths={"customer_360", "customer_list"})
+    )
+    listed = get(authed, sim, LIST, limit=5)  # not about one customer: answered normally
+    assert listed.status_code == 200 and listed.json() == all_customers(sim)[:5]
+    swapped = get(authed, sim, f"/customerManagement/v4/customers/{cid}/360/complete/")
+    assert swapped.status_code == 200
+    other = swapped.json()["customer"]["id"]
+    assert other != cid and swapped.json() == sim.view_360(other)
+    again = get(authed, sim, f"/customerManagement/v4/customers/{cid}/360/complete/")
+    assert again.json() == sim.view_360(cid)  # count=2 spent: the list took one
+
+
 def test_fault_count_paths_and_seeded_rate(sim: XivaSimulator, authed: requests.Session) -> None:
     cid = sim.customer_ids()[0]
     sim.set_faults(FaultConfig(kinds=("503",), count=2, paths={"customer_360"}))
@@ -534,6 +551,35 @@ def test_per_user_rate_limit(sim: XivaSimulator, authed: requests.Session) -> No
 
     sim.set_rate_limit(None)
     assert get(authed, sim, LIST, limit=1).status_code == 200
+
+
+# -- clock -----------------------------------------------------------------------------------------
+
+
+def test_a_skewed_clock_stamps_changes_dates_answers_and_issues_tokens_on_it(
+    sim: XivaSimulator, http: requests.Session
+) -> None:
+    sim.set_clock_skew(-1800)  # Xiva's clock 30 minutes behind this host's
+    tokens = login(sim)
+    host = datetime.now(UTC)
+    assert abs(jwt_payload(tokens["access"])["iat"] - (host.timestamp() - 1800)) <= 2
+    http.headers["Authorization"] = f"Bearer {tokens['access']}"
+    listed = get(http, sim, LIST, limit=1)  # its token is valid on its own clock
+    assert listed.status_code == 200
+    served = parsedate_to_datetime(listed.headers["Date"])
+    assert abs((served - host).total_seconds() + 1800) <= 2
+    (changed,) = sim.update_customers(count=1)
+    stamped = parse_ts(sim.customer(changed)["lastUpdate"])
+    assert abs((stamped - host).total_seconds() + 1800) <= 2
+    assert abs((sim.now() - host).total_seconds() + 1800) <= 2
+
+    answer = requests.post(f"{sim.root_url}/_sim/clock", json={"skew_seconds": 600})
+    assert answer.status_code == 200 and answer.json()["skew_seconds"] == 600
+    assert sim.clock_skew == 600
+    bad = requests.post(f"{sim.root_url}/_sim/clock", json={"skew_seconds": "soon"})
+    assert bad.status_code == 400 and "skew_seconds" in bad.json()["detail"]
+    sim.reset()
+    assert sim.clock_skew == 0
 
 
 # -- updates ---------------------------------------------------------------------------------------

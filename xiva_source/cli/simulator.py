@@ -20,7 +20,6 @@ __all__ = ["SIMULATOR_COMMAND", "add_simulator_options", "main", "run_simulator"
 
 SIMULATOR_PROG = "python -m xiva_source.simulator"
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_FAULT_KINDS = ("429", "503", "502_html", "slow", "drop")
 
 
 def _user(text: str) -> tuple[str, str]:
@@ -62,11 +61,14 @@ def add_simulator_options(parser: argparse.ArgumentParser) -> None:
     add("--rate-limit", type=float, help="per-user requests/second before 429 (default: none)")
     add("--burst", type=int, help="per-user burst (default: ceil of --rate-limit)")
     add("--fault-rate", type=float, default=0.0, help="share of API requests that fail (0..1)")
+    from xiva_source.simulator.config import FAULT_KINDS
+
     add(
         "--fault-kinds",
         type=_kinds,
         default=("503",),
-        help=f"comma-separated fault kinds among {','.join(_FAULT_KINDS)} (default: 503)",
+        help=f"comma-separated fault kinds among {','.join(FAULT_KINDS)} (default: 503; "
+        "swapped: a customer's request answered with another customer's record)",
     )
     add(
         "--retry-after",
@@ -85,6 +87,14 @@ def add_simulator_options(parser: argparse.ArgumentParser) -> None:
         help="customer list body (default: array)",
     )
     add("--base-path", default="/api", help="path prefix of the API (default: /api)")
+    add(
+        "--clock-skew",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="run Xiva's clock this far ahead of this host's, negative: behind (lastUpdate of "
+        "changes, Date headers, tokens; default: 0)",
+    )
     add("--verbose", action="store_true", help="log every request to stderr")
 
 
@@ -114,6 +124,7 @@ def run_simulator(args: argparse.Namespace, context: CommandContext | None = Non
                 "refresh_token_lifetime": args.refresh_lifetime,
                 "list_shape": args.list_shape,
                 "base_path": args.base_path,
+                "clock_skew_seconds": args.clock_skew,
                 "log_requests": args.verbose,
             }
         )

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         feature_schema,
         features_from_360,
         remove_custom_feature,
+        wrong_customer,
     )
 
 __all__ = lazy.attach(__name__, __file__)

@@ -14,7 +14,10 @@ Rules every feature follows:
   so one bad record never fails a batch; the same holds for a custom feature that raises;
 - a value must stay true until the customer changes: store the fact (a date, type
   ``"timestamp"``), never a count relative to the extraction time, which would freeze. Time-relative
-  features are derived when read (:mod:`xiva_source.features.derived`, docs/feature-repo.md).
+  features are derived when read (:mod:`xiva_source.features.derived`, docs/feature-repo.md);
+- a row belongs to the customer asked for: a 360 view whose ``customer.id`` names another
+  customer answers someone else's record (:func:`wrong_customer`) and is never a row, under
+  either id (the pull counts it malformed and retries it; live refresh refuses it).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ __all__ = [
     "feature_schema",
     "features_from_360",
     "remove_custom_feature",
+    "wrong_customer",
 ]
 
 logger = logging.getLogger("xiva_source.features.extractor")
@@ -197,10 +201,42 @@ def extract_customer_features(
             view = own.get_customer_360(customer_id)
     else:
         view = client.get_customer_360(customer_id)
+    swapped = wrong_customer(view, customer_id)
+    if swapped is not None:
+        from xiva_source.xiva_api.errors import XivaBadResponseError
+
+        raise XivaBadResponseError(
+            f"the 360 view of customer {customer_id}: {swapped}",
+            fix="Nothing was written. Try again; if it persists, report it to the Xiva team "
+            "(a gateway cache or routing fault mixing customers' answers).",
+        )
     row = features_from_360(view, now=now)
-    if row[ENTITY] is None:
-        row[ENTITY] = customer_id
+    row[ENTITY] = customer_id
     return row
+
+
+def wrong_customer(view: Mapping[str, Any], customer_id: str) -> str | None:
+    """Why ``view`` is not ``customer_id``'s 360 view, or ``None`` when it is.
+
+    A view whose ``customer.id`` names another customer answers someone else's record (a
+    gateway cache or routing fault mixing two requests): its values are not the asked
+    customer's, and writing them under the id they name would be a write nobody asked for.
+    A view without an id is taken to be the asked customer's.
+
+    Args:
+        view: A 360 view as served by Xiva.
+        customer_id: The customer it was asked for.
+
+    Returns:
+        The problem in words (names both ids), or ``None``.
+    """
+    served = _mapping(view.get("customer")).get("id")
+    if served is None or str(served) == str(customer_id):
+        return None
+    return (
+        f"customer.id is {_short(served)}, not the customer asked for ({customer_id}): "
+        "Xiva answered another customer's record"
+    )
 
 
 def features_from_360(

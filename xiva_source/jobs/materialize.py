@@ -19,7 +19,10 @@ incrementally:
 3. Only after every chunk of a view was written do its watermarks move: each source's to the
    run's end unless it failed (or found nothing reading from the beginning), Feast's
    (``registry.apply_materialization``) to the slowest of them. A failed source is read again
-   from its own watermark by the next run.
+   from its own watermark by the next run; Xiva rows that were not settled (written partially
+   while the DWH was down, or not recorded in the snapshot table) leave a re-read mark, from
+   which the next runs read Xiva again until they settle them (:func:`~xiva_source.jobs.plan.
+   rereads_after`).
 4. After a fully successful incremental run, the expiry of every entity key of the project is
    extended (:mod:`xiva_source.jobs.expiry`): online expiry measures the time since the last
    *successful run*. A run that read every online view in full skips it: its writes reset the
@@ -67,7 +70,7 @@ from xiva_source.jobs.errors import (
 from xiva_source.jobs.expiry import extend_store_expiry
 from xiva_source.jobs.failures import explain_failure
 from xiva_source.jobs.locks import LockHolder, MaterializationLock, lock_for_store
-from xiva_source.jobs.plan import feast_watermark, plan_view, watermarks_after
+from xiva_source.jobs.plan import feast_watermark, plan_view, rereads_after, watermarks_after
 from xiva_source.jobs.repository import load_store, new_online_store, select_views
 from xiva_source.jobs.state import RunState, state_for_store
 from xiva_source.jobs.summary import RunSummary, ViewRun
@@ -398,6 +401,8 @@ class _Run:
             finally:
                 self.summary.report.merge(report)
         view_run.marks, warnings = watermarks_after(plan, report, self.end)
+        view_run.rereads, unsettled = rereads_after(plan, report)
+        warnings.extend(unsettled)
         view_run.mode = plan.mode
         view_run.rows_by_source = dict(report.rows_by_source)
         view_run.duration = time.monotonic() - view_started
@@ -445,7 +450,7 @@ class _Run:
         """Store the view's watermarks per source, then move Feast's to the slowest of them."""
         assert self.state is not None
         try:
-            self.state.save_view(fv.name, view_run.marks, view_run.mode)
+            self.state.save_view(fv.name, view_run.marks, view_run.mode, view_run.rereads)
         except Exception as e:
             raise OnlineStoreError(f"the run state could not be stored: {e}") from e
         mark = feast_watermark(view_run.marks)

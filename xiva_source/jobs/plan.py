@@ -6,12 +6,27 @@ The rules (docs/operations.md, "Watermarks per source"):
   ``XivaSource`` / ``DwhSource`` its one source. Each has its own watermark (:mod:`.state`).
 - A source starts at its watermark; none (never read, a new mode, a wiped store, ``--full``),
   or one later than the run's end (a run once given a future ``--end-date``): the beginning.
+  A source whose rows of an earlier run were not *settled* starts earlier, at its re-read mark
+  (below).
 - After the run a source's watermark moves to the run's end, unless it failed (or, for the DWH
   in ``auto``, its changes could not be merged because Xiva's last known values were
   unreadable), or it read from the beginning and found nothing (an empty first or full pull
   never moves a watermark: it is reported).
 - Feast's watermark (``most_recent_end_time``) moves to the oldest of the view's source
   watermarks: every source of the view is online up to it.
+
+Settled rows, the re-read mark (:func:`rereads_after`). Xiva's rows of a run are *settled* when
+they were merged with the DWH's current rows and recorded in the snapshot table: later runs rely
+on both (the DWH window is merged with Xiva's last known values, which are the snapshot table).
+A run whose Xiva rows were not settled (the DWH was down, so they were written partially:
+``xiva_unmerged``; or the snapshot table refused them: ``snapshot``) still moves Xiva's watermark
+(its changes are online, and the next run reads only the newer ones while the outage lasts), but
+records a re-read mark, the start of its Xiva read (``None``: the beginning). Every later run
+reads Xiva from the re-read mark instead of its watermark, until a run settles what it read: then
+the mark is removed. So a source's values survive any outage of another part: what could not be
+recorded is read again and recorded later, never dropped, and the merge precedence holds after
+the run that settles it. (The run that settles reads Xiva's changes since the outage began once;
+the runs during the outage read only the newer ones.)
 """
 
 from __future__ import annotations
@@ -21,12 +36,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from xiva_source.pipeline.auto import DWH_UNMERGED, LAST_KNOWN
+from xiva_source.pipeline.auto import DWH_UNMERGED, LAST_KNOWN, XIVA_UNMERGED
 from xiva_source.pipeline.report import PullReport
 from xiva_source.pipeline.sources import source_kind
-from xiva_source.timeutil import as_utc
+from xiva_source.pipeline.xiva_pull import SNAPSHOT
+from xiva_source.timeutil import as_utc, to_iso
 
-__all__ = ["ViewPlan", "feast_watermark", "plan_view", "watermarks_after"]
+__all__ = ["ViewPlan", "feast_watermark", "plan_view", "rereads_after", "watermarks_after"]
 
 _MODE_SOURCES: dict[str, tuple[str, ...]] = {
     "xiva": ("xiva",),
@@ -51,6 +67,9 @@ class ViewPlan:
     """Why every source reads from the beginning (``full``, ``wiped``, ``mode``), if so."""
     warnings: list[str] = field(default_factory=list)
     """What the plan had to correct (a watermark in the future)."""
+    rereads: dict[str, datetime | None] = field(default_factory=dict)
+    """The stored re-read marks of the view's sources (``None``: the beginning): those sources'
+    rows since then are not settled (the module docstring); an incremental run starts there."""
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -85,7 +104,9 @@ def plan_view(
     if reload is None and stored_mode is not None and stored_mode != view_mode:
         reload = "mode"
     previous = {s: RunState.watermark(fields, fv.name, s) for s in sources}
+    stored = RunState.rereads(fields, fv.name)
     plan = ViewPlan(fv.name, view_mode, {}, previous, reload)
+    plan.rereads = {s: stored[s] for s in sources if s in stored}
     for source in sources:
         mark = previous[source]
         if mark is not None and mark > end:
@@ -94,6 +115,9 @@ def plan_view(
                 "(a run was given a future --end-date?): read from the beginning"
             )
             mark = None
+        if source in plan.rereads and mark is not None:
+            again = plan.rereads[source]
+            mark = None if again is None else min(mark, again)
         plan.starts[source] = None if reload is not None else mark
     return plan
 
@@ -128,6 +152,49 @@ def watermarks_after(
         else:
             marks[source] = end
     return marks, warnings
+
+
+def rereads_after(
+    plan: ViewPlan, report: PullReport
+) -> tuple[dict[str, datetime | None], list[str]]:
+    """Each source to read again from a moment after the run (``None``: the beginning).
+
+    Only Xiva's rows can be unsettled (the module docstring): merged with nothing (the DWH was
+    down) or not recorded (the snapshot table failed). Then the mark is this run's Xiva start
+    (already the older of the previous mark and the watermark); a run that failed keeps the
+    previous mark; a run that settled what it read removes it.
+
+    Args:
+        plan: The view's plan.
+        report: What the view's pull did (``errors``).
+
+    Returns:
+        ``({source: moment or None}, warnings)``: a source absent from the mapping is settled.
+    """
+    if "xiva" not in plan.sources:
+        return {}, []
+    kept = plan.rereads if plan.reload in (None, "full") else {}
+    why = _unsettled(report)
+    if why is not None:
+        start = plan.starts["xiva"]
+        when = "the beginning" if start is None else to_iso(start)
+        return {"xiva": start}, [
+            f"{plan.view}: xiva's rows were not settled ({why}): the next run reads Xiva again "
+            f"from {when}"
+        ]
+    if "xiva" in report.errors and "xiva" in kept:
+        return {"xiva": kept["xiva"]}, []
+    return {}, []
+
+
+def _unsettled(report: PullReport) -> str | None:
+    """Why this pull's Xiva rows are not settled, ``None`` when they are."""
+    reasons = []
+    if XIVA_UNMERGED in report.errors:
+        reasons.append("written partially, the DWH being unavailable")
+    if SNAPSHOT in report.errors:
+        reasons.append("not recorded in the snapshot table")
+    return " and ".join(reasons) or None
 
 
 def feast_watermark(marks: Mapping[str, datetime | None]) -> datetime | None:

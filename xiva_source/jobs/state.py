@@ -7,6 +7,10 @@ where it was while Xiva's moves. The job keeps them here:
 - ``wm:<view>:<source>``: up to when ``source``'s changes are merged online for ``view``
   (``source`` is ``xiva`` or ``dwh``);
 - ``mode:<view>``: the data-source mode the view was last materialized in (a switch reloads it);
+- ``reread:<view>:<source>``: read ``source`` again from this moment (ISO 8601, or ``beginning``)
+  although its watermark is later: what it served since was not *settled* (Xiva's rows written
+  partially because the DWH was down, or not recorded in the snapshot table), so the next run
+  reads it again and settles it (:func:`xiva_source.jobs.plan.rereads_after`). Absent: settled.
 - ``last_run``: the last run's result (JSON: outcome, exit status, rows per source, duration,
   fallbacks, pending retries, error), and ``run:<view>``: the last run that touched ``view``
   (outcome, rows, duration); written at the end of every run, failed ones included when the
@@ -52,6 +56,9 @@ __all__ = [
 LAST_RUN = "last_run"
 """The field of the last run's result."""
 
+REREAD_BEGINNING = "beginning"
+"""The value of a ``reread:<view>:<source>`` field meaning "read it again from the beginning"."""
+
 
 def redis_state_names(project: str) -> tuple[str, str]:
     """The Redis keys of ``project``'s state: ``(hash, marker)`` (docs/operations.md)."""
@@ -95,13 +102,56 @@ class RunState(abc.ABC):
         """The mode ``view`` was last materialized in, ``None`` if never."""
         return fields.get(f"mode:{view}") or None
 
-    def save_view(self, view: str, marks: Mapping[str, datetime | None], mode: str) -> None:
-        """Store ``view``'s watermarks per source (``None`` removes one) and its mode."""
+    @staticmethod
+    def rereads(fields: Mapping[str, str], view: str) -> dict[str, datetime | None]:
+        """The sources of ``view`` to read again from a moment (``None``: the beginning).
+
+        A source is in the result while what it served since that moment is not settled (the
+        module docstring). An unreadable value reads as the beginning: re-reading costs calls,
+        never data.
+        """
+        prefix = f"reread:{view}:"
+        rereads: dict[str, datetime | None] = {}
+        for key, value in fields.items():
+            if not key.startswith(prefix) or not value:
+                continue
+            try:
+                rereads[key[len(prefix) :]] = (
+                    None if value == REREAD_BEGINNING else parse_iso(value)
+                )
+            except ValueError:
+                rereads[key[len(prefix) :]] = None
+        return rereads
+
+    def save_view(
+        self,
+        view: str,
+        marks: Mapping[str, datetime | None],
+        mode: str,
+        rereads: Mapping[str, datetime | None] | None = None,
+    ) -> None:
+        """Store ``view``'s watermarks per source (``None`` removes one) and its mode.
+
+        Args:
+            view: The feature view.
+            marks: Each source's watermark (``None`` removes it).
+            mode: The data-source mode of the view.
+            rereads: When given, each source of ``marks`` is to be read again from its moment
+                here (``None``: the beginning); a source of ``marks`` not in it is settled (its
+                ``reread:`` field is removed). Not given: the ``reread:`` fields are untouched.
+        """
         update: dict[str, str | None] = {
             f"wm:{view}:{source}": to_iso(mark) if mark is not None else None
             for source, mark in marks.items()
         }
         update[f"mode:{view}"] = mode
+        if rereads is not None:
+            for source in marks:
+                again = source in rereads
+                moment = rereads.get(source)
+                update[f"reread:{view}:{source}"] = (
+                    None if not again else REREAD_BEGINNING if moment is None else to_iso(moment)
+                )
         self._write(update)
 
     def save_run(self, record: Mapping[str, Any], views: Mapping[str, Mapping[str, Any]]) -> None:

@@ -22,13 +22,25 @@ from xiva_source.timeutil import to_iso
 if TYPE_CHECKING:
     from xiva_source.jobs.locks import LockHolder
 
-__all__ = ["EXIT_DEGRADED", "EXIT_FAILED", "EXIT_OK", "RunStatus", "RunSummary", "ViewRun"]
+__all__ = [
+    "CLOCK_SKEW_NOTED_SECONDS",
+    "EXIT_DEGRADED",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "RunStatus",
+    "RunSummary",
+    "ViewRun",
+]
 
 RunStatus = Literal["ok", "skipped", "failed"]
 """``ok``, ``skipped`` (another run holds the lock) or ``failed``."""
 
 EXIT_OK, EXIT_FAILED, EXIT_DEGRADED = 0, 1, 3
 """The run's exit statuses (2, usage or configuration, never reaches a summary)."""
+
+CLOCK_SKEW_NOTED_SECONDS = 60.0
+"""A Xiva clock this far (or farther) from this host's is named on the line (the pull followed
+it: no change is lost, but the operator should know, e.g. to fix NTP on one side)."""
 
 
 @dataclass
@@ -49,6 +61,9 @@ class ViewRun:
     """Rows written partially (one source unknown: only the cells the other owns)."""
     marks: dict[str, datetime | None] = field(default_factory=dict)
     """Each source's watermark after the run (a failed source keeps its old one)."""
+    rereads: dict[str, datetime | None] = field(default_factory=dict)
+    """Sources the next run reads again from a moment (``None``: the beginning) because their
+    rows were not settled (:func:`xiva_source.jobs.plan.rereads_after`)."""
     mode: str = ""
     """The mode recorded for the view (a change reloads it)."""
     rows_by_source: dict[str, int] = field(default_factory=dict)
@@ -243,6 +258,12 @@ class RunSummary:
         if report.gone:
             gone = ", ".join(report.gone_ids)
             text += f"; gone: {report.gone} customers no longer in Xiva ({gone})"
+        skew = report.xiva_clock_skew_seconds
+        if skew is not None and abs(skew) >= CLOCK_SKEW_NOTED_SECONDS:
+            text += (
+                f"; xiva clock: {abs(skew):.0f} s {'ahead of' if skew > 0 else 'behind'} this "
+                "host's (its Date header; the pull window followed Xiva's clock)"
+            )
         if report.late_changes:
             text += (
                 f"; late: {report.late_changes} changes up to "

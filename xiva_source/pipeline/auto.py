@@ -10,11 +10,18 @@ Order (memory flat: nothing is held beyond one chunk):
    merged with Xiva's last known values of its customers (the snapshot table, which now holds
    step 2's pull too). A customer in both is written twice, with the same values.
 
-Per-source starts (``ctx.start_for``): the DWH reads from its own watermark. Xiva reads from its
-own, except on the run where the DWH is back after failing: then from the older of the two, so
-the customers Xiva changed while the DWH was down (written partially, see below) are merged
-again. (When the DWH was never read, its full read in step 3 merges every DWH customer with
-Xiva's last known values: Xiva need not be read again.)
+Per-source starts (``ctx.start_for``): each source reads from its own start, which the job
+computes (:mod:`xiva_source.jobs.plan`): its watermark, or for Xiva its re-read mark when the
+rows of an earlier run were not settled. Xiva's rows are *settled* when they were merged with the
+DWH's current rows (step 2) and recorded in the snapshot table, on which step 3 of every later
+run relies. When they are not (the DWH down at the probe or failing mid-pull: the rows are
+written partially, ``errors["xiva_unmerged"]``; the snapshot table refusing a chunk:
+``errors["snapshot"]``), the report says so, the job keeps a re-read mark at this pull's Xiva
+start, and the next runs read Xiva again from it until they settle it: merged with the DWH then,
+and recorded, so step 3 merges every DWH row with Xiva's true last values. Pending customers read
+in an unsettled chunk stay pending (:meth:`~xiva_source.pipeline.retries.PendingRetries.keep`).
+(With ``write_snapshots`` off nothing is ever recorded: while the DWH was never read, Xiva is
+read in full alongside it.)
 
 A failing source never degrades what is online. Rows the pipeline cannot merge (one side
 unknown: the DWH is down, Xiva is down with no last known values for a customer, or the
@@ -48,12 +55,13 @@ from xiva_source.pipeline.merge import merge_tables, preferred_first
 from xiva_source.pipeline.report import record_fallback
 from xiva_source.pipeline.sources import CustomerSourceSpec
 from xiva_source.pipeline.tables import conform, take_ids
-from xiva_source.pipeline.xiva_pull import iter_xiva
+from xiva_source.pipeline.xiva_pull import SNAPSHOT, iter_xiva, window_end
 
 __all__ = [
     "DWH_UNMERGED",
     "LAST_KNOWN",
     "PARTIAL_KEY",
+    "XIVA_UNMERGED",
     "is_partial",
     "mark_partial",
     "pull_auto",
@@ -71,6 +79,12 @@ DWH_UNMERGED = "dwh_unmerged"
 """``PullReport.errors`` key: DWH rows of customers Xiva was never fully read for could not be
 merged (Xiva failed before it had ever been read in full): the DWH watermark stays, so the next
 run reads those rows again once Xiva is back (a first run with Xiva down loses no customer)."""
+
+
+XIVA_UNMERGED = "xiva_unmerged"
+"""``PullReport.errors`` key: Xiva rows were written partially because the DWH's side was unknown
+(down at the probe or failing mid-pull): they are not settled, so the job reads Xiva again from
+this pull's start once the DWH is back (:func:`xiva_source.jobs.plan.rereads_after`)."""
 
 
 def mark_partial(table: pa.Table) -> pa.Table:
@@ -129,6 +143,7 @@ def pull_auto(source: CustomerSourceSpec, ctx: PullContext) -> Iterator[pa.Table
                     chunk, current, ctx.feature_names, ctx.strategy, ctx.feature_types
                 )
             else:
+                _unmerged_xiva(ctx, chunk)
                 owned = _owned(chunk, "xiva", ctx, other_features=None)
                 if owned is not None:
                     yield owned
@@ -149,15 +164,24 @@ def _closable(tables: Iterator[pa.Table]) -> Generator[pa.Table, None, None]:
 
 
 def _xiva_start(ctx: PullContext, *, dwh_up: bool) -> datetime | None:
-    """Xiva's lower bound: its own, or the DWH's when the DWH is back after failing."""
-    xiva, dwh_mark = ctx.start_for("xiva"), ctx.start_for("dwh")
-    if not dwh_up or xiva is None:
-        return xiva
-    if dwh_mark is None:
+    """Xiva's lower bound: its own (the job's watermark or re-read mark, the module docstring)."""
+    xiva = ctx.start_for("xiva")
+    if dwh_up and ctx.start_for("dwh") is None and not ctx.options.write_snapshots:
         # The DWH was never read: step 3 reads all of it and merges with Xiva's last known
-        # values, which needs them recorded; without snapshots, read Xiva again in full.
-        return xiva if ctx.options.write_snapshots else None
-    return min(xiva, dwh_mark)
+        # values, which are never recorded here: read Xiva again in full, merged in step 2.
+        return None
+    return xiva
+
+
+def _unmerged_xiva(ctx: PullContext, chunk: pa.Table) -> None:
+    """Xiva's ``chunk`` is written without the DWH's side: not settled (the module docstring)."""
+    ctx.report.errors.setdefault(
+        XIVA_UNMERGED,
+        "Xiva's rows were written partially (the DWH unavailable): the next run reads Xiva "
+        "again from this run's start and merges them",
+    )
+    if ctx.retries is not None:
+        ctx.retries.keep(chunk.column(ENTITY).to_pylist())
 
 
 def _dwh_window(
@@ -217,8 +241,8 @@ def _last_known_xiva(ctx: PullContext, ids: list[str], xiva_feats: list[str]) ->
     problem: str | None = None
     if not ctx.options.write_snapshots:
         problem = "write_snapshots is off, so Xiva's values are not recorded"
-    elif "snapshot" in ctx.report.errors:
-        problem = f"the snapshot table failed during this pull: {ctx.report.errors['snapshot']}"
+    elif SNAPSHOT in ctx.report.errors:
+        problem = f"the snapshot table failed during this pull: {ctx.report.errors[SNAPSHOT]}"
     table: pa.Table | None = None
     if problem is None:
         try:
@@ -227,7 +251,7 @@ def _last_known_xiva(ctx: PullContext, ids: list[str], xiva_feats: list[str]) ->
                 ctx.options.snapshot_table,
                 ids,
                 xiva_feats,
-                end_date=ctx.end,
+                end_date=window_end(ctx),  # snapshots are stamped on Xiva's clock
                 types=ctx.feature_types,
             )
         except DwhError as e:

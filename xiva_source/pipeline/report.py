@@ -52,6 +52,9 @@ class PullReport:
             previous pull had not recorded: they arrived late, the overlap caught them.
         max_lateness_seconds: How far before the window start the latest of them was stamped.
         overlap_seconds: The overlap this pull re-read.
+        xiva_clock_skew_seconds: How far Xiva's clock runs ahead of this host's (negative:
+            behind), measured from its ``Date`` header; the pull's window followed it.
+            ``None``: not measured (no Xiva pull, or no ``Date`` header).
         progress: Where the pull reports progress (the job's bar), if anywhere.
     """
 
@@ -73,6 +76,7 @@ class PullReport:
     late_changes: int = 0
     max_lateness_seconds: float = 0.0
     overlap_seconds: float = 0.0
+    xiva_clock_skew_seconds: float | None = None
     progress: Progress | None = field(default=None, repr=False, compare=False)
 
     def add_rows(self, source: str, n: int) -> None:
@@ -106,8 +110,9 @@ class PullReport:
 
         Counts add up; ``pending_retries`` is unknown (``None``) when either is, else summed
         (views reading different sources each count their own); the lateness and the overlap
-        are the larger; fallbacks are joined (each once), errors updated; the id lists keep
-        their first :data:`FAILED_IDS_KEPT`; ``mode`` stays this report's when it has one.
+        are the larger (the clock skew: the larger in size); fallbacks are joined (each once),
+        errors updated; the id lists keep their first :data:`FAILED_IDS_KEPT`; ``mode`` stays
+        this report's when it has one.
         ``progress`` is this report's own.
 
         Args:
@@ -135,6 +140,9 @@ class PullReport:
         self.late_changes += other.late_changes
         self.max_lateness_seconds = max(self.max_lateness_seconds, other.max_lateness_seconds)
         self.overlap_seconds = max(self.overlap_seconds, other.overlap_seconds)
+        skews = [s for s in (self.xiva_clock_skew_seconds, other.xiva_clock_skew_seconds) if s]
+        if skews or other.xiva_clock_skew_seconds is not None:
+            self.xiva_clock_skew_seconds = max(skews, key=abs) if skews else 0.0
 
 
 def _keep_first(ids: list[str], more: list[str]) -> None:

@@ -93,6 +93,14 @@ class PendingRetries:
         if customer_id in self._loaded:
             self._to_forget.add(customer_id)
 
+    def keep(self, customer_ids: list[str]) -> None:
+        """Read, but not settled (written partially, or not recorded): keep them pending.
+
+        They stay in the table as they were, so the next pull reads them again whether or not
+        they change (a customer not pending is read again through the job's re-read mark).
+        """
+        self._to_forget.difference_update(customer_ids)
+
     def commit(self) -> None:
         """Forget the customers read so far and count who is still pending (into the report)."""
         if not self._usable:

@@ -11,15 +11,21 @@ Per customer:
 - 360 fetch failed: skipped, remembered in the pending-retry table (:mod:`~.retries`) with the
   reason, fetched again by the next pull whether it changed or not;
 - 404: gone from Xiva (deleted since it was listed or pending): forgotten and reported, not failed;
-- malformed (``lastUpdate`` missing, unparsable or further in the future than the overlap, or a
-  field of the wrong type): skipped, reported and kept pending: a wrong value is worse than a
-  missing one, and one bad record never fails the view.
+- malformed (``lastUpdate`` missing, unparsable or further in the future than the overlap, a
+  field of the wrong type, or the view answering another customer's record: its ``customer.id``
+  differs from the id asked for, so it is written under neither): skipped, reported and kept
+  pending: a wrong value is worse than a missing one, and one bad record never fails the view.
 
 A pull that cannot finish stops cleanly, never hangs: when Xiva stops answering (the client's
 circuit breaker opens: no more customers are asked for) or the run passes
 ``XIVA_RUN_DEADLINE_SECONDS``, the customers read so far are yielded (kept), the failed ones are
 pending, and the pull raises :class:`~xiva_source.errors.DataSourceError`: the watermark does not
 move, so the next run lists the window again and fetches the rest.
+
+The window is on Xiva's clock: the job's window (this host's clock) shifted by the skew the
+``Date`` header of Xiva's answers shows (:meth:`~xiva_source.xiva_api.client.XivaClient.
+clock_skew`; ``report.xiva_clock_skew_seconds``), so a Xiva clock behind or ahead of ours by more
+than the overlap loses no change.
 
 Changes stamped before the window start minus the overlap cannot be listed (``lastUpdate.gte``):
 what can be seen is how late the changes inside the overlap arrived (stamped before the previous
@@ -48,13 +54,20 @@ from xiva_source.pipeline.tables import concat, conform
 from xiva_source.settings import DataSourceMode
 from xiva_source.timeutil import as_utc, parse_iso
 from xiva_source.xiva_api.errors import XivaCircuitOpenError, XivaError, XivaNotFoundError
+from xiva_source.xiva_api.server_clock import PRECISION
 
 if TYPE_CHECKING:
     from xiva_source.xiva_api.client import XivaClient
 
-__all__ = ["iter_xiva", "pull_xiva"]
+__all__ = ["SNAPSHOT", "iter_xiva", "pull_xiva", "window_end"]
 
 logger = logging.getLogger(__name__)
+
+SNAPSHOT = "snapshot"
+"""``PullReport.errors`` key: the snapshot table failed (a chunk not recorded, or unreadable).
+The pull's rows are then not *settled*: the job reads Xiva again from this pull's start
+(:func:`xiva_source.jobs.plan.rereads_after`), and the pending customers among them stay
+pending."""
 
 
 def iter_xiva(ctx: PullContext, *, commit_retries: bool | None = None) -> Iterator[pa.Table]:
@@ -94,6 +107,19 @@ def iter_xiva(ctx: PullContext, *, commit_retries: bool | None = None) -> Iterat
         client.close()
 
 
+def window_end(ctx: PullContext) -> datetime:
+    """The pull's window end on Xiva's clock, once the pull measured the skew (else ``ctx.end``).
+
+    The measured skew is a lower bound (:mod:`xiva_source.xiva_api.server_clock`): the end moves
+    by its upper bound, so a change stamped just before the run is in it, not deferred. Whatever
+    reads the snapshots this pull recorded (``auto``'s last known values) ends there too.
+    """
+    skew = ctx.report.xiva_clock_skew_seconds
+    if skew is None:
+        return ctx.end
+    return ctx.end + timedelta(seconds=skew) + PRECISION
+
+
 def pull_xiva(ctx: PullContext) -> pa.Table:
     """The whole Xiva pull as one table (``auto`` mode keeps Xiva's side in memory to merge).
 
@@ -122,8 +148,10 @@ class _XivaPull:
         self.columns = [ENTITY, *self.names, EVENT_TIMESTAMP]
         self.overlap = ctx.options.overlap_seconds(ctx.settings)
         ctx.report.overlap_seconds = self.overlap
-        self.since = None if ctx.start is None else ctx.start - timedelta(seconds=self.overlap)
-        # A lastUpdate further ahead of our clock than the overlap is not skew: it is wrong.
+        # The window on Xiva's clock (it stamps lastUpdate): set by _follow_xivas_clock.
+        self.skew = timedelta(0)
+        self.start, self.end = ctx.start, ctx.end
+        # A lastUpdate further ahead of Xiva's clock than the overlap is not skew: it is wrong.
         self.future = timedelta(seconds=self.overlap)
         self.listed = 0  # customers whose 360 view was asked for (listed and pending)
         self.failed: list[str] = []
@@ -138,8 +166,9 @@ class _XivaPull:
     def run(self) -> Iterator[pa.Table]:
         ctx = self.ctx
         pending = self.retries.load()
-        ids = self._ids(pending)
         try:
+            self._follow_xivas_clock()
+            ids = self._ids(pending)
             for cid, result in self.client.iter_customers_360(
                 ids, max_workers=ctx.settings.xiva_max_workers
             ):
@@ -188,11 +217,34 @@ class _XivaPull:
 
     # -- which customers -------------------------------------------------------------------------
 
+    def _follow_xivas_clock(self) -> None:
+        """Move the window onto Xiva's clock, by the skew its ``Date`` header shows.
+
+        The job's window is on this host's clock; Xiva stamps ``lastUpdate`` on its own. A Xiva
+        running 30 minutes behind stamps a change made just after the previous run 30 minutes
+        before that run's end: outside a 15-minute overlap, lost. Shifted by the measured skew,
+        the window holds every change whatever the skew (:mod:`xiva_source.xiva_api.server_clock`).
+        """
+        ctx = self.ctx
+        measured = self.client.clock_skew()
+        if measured is not None:
+            self.skew = measured
+            ctx.report.xiva_clock_skew_seconds = measured.total_seconds()
+            if abs(measured.total_seconds()) >= 1:
+                logger.info(
+                    "Xiva's clock runs %.0f s %s this host's: the pull window follows Xiva's",
+                    abs(measured.total_seconds()),
+                    "ahead of" if measured > timedelta(0) else "behind",
+                )
+        self.start = None if ctx.start is None else ctx.start + self.skew
+        self.end = window_end(ctx)
+
     def _ids(self, pending: list[str]) -> Iterator[str]:
         """The listed customers in the window, then the pending ones the list did not hold."""
-        ctx, report = self.ctx, self.ctx.report
+        report = self.ctx.report
         left = dict.fromkeys(pending)
-        cursor = self.client.iter_customers(updated_since=self.since)
+        since = None if self.start is None else self.start - timedelta(seconds=self.overlap)
+        cursor = self.client.iter_customers(updated_since=since)
         first = True
         for customer in cursor:
             if self._should_stop():
@@ -208,7 +260,7 @@ class _XivaPull:
                 updated = parse_iso(customer.get("lastUpdate"))
             except (TypeError, ValueError):
                 updated = None  # the 360 view decides (it is re-read there)
-            if updated is not None and updated > ctx.end and not self._future(updated):
+            if updated is not None and updated > self.end and not self._future(updated):
                 continue  # changed after this window's end: the next run's window holds it
             self.listed += 1
             yield cid
@@ -233,7 +285,7 @@ class _XivaPull:
         return self.stopped is not None
 
     def _future(self, moment: datetime) -> bool:
-        return moment > self.ctx.clock() + self.future
+        return moment > self.ctx.clock() + self.skew + self.future
 
     # -- one customer ----------------------------------------------------------------------------
 
@@ -253,7 +305,7 @@ class _XivaPull:
             self.chunk_failures[cid] = f"360 fetch failed: {result.problem}"
             return
         problems: list[str] = []
-        values = _extract(result, self.ctx.end, problems)
+        values = _extract(result, cid, self.ctx.end, problems)
         raw_ts = values.get(EVENT_TIMESTAMP)
         ts = as_utc(raw_ts) if isinstance(raw_ts, datetime) else None
         if ts is None and not problems:
@@ -265,12 +317,12 @@ class _XivaPull:
             self.chunk_failures[cid] = "malformed record: " + "; ".join(problems)
             logger.info("Xiva customer %s skipped, malformed: %s", cid, "; ".join(problems))
             return
-        if ts > self.ctx.end:
+        if ts > self.end:
             return  # changed after the window's end (a pending one stays pending): next run
         values[EVENT_TIMESTAMP] = ts
         if self.retries.is_pending(cid):
             report.recovered += 1
-        elif self.ctx.start is not None and ts < self.ctx.start:
+        elif self.start is not None and ts < self.start:
             self.in_overlap[cid] = ts
         self.retries.read(cid)
         self.rows.append([values.get(c) for c in self.columns])
@@ -298,7 +350,7 @@ class _XivaPull:
     def _count_late(self, table: pa.Table) -> None:
         """Count changes inside the overlap that the previous pull had not recorded."""
         ctx = self.ctx
-        if not self.in_overlap or not ctx.options.write_snapshots or ctx.start is None:
+        if not self.in_overlap or not ctx.options.write_snapshots or self.start is None:
             self.in_overlap = {}
             return
         ids, self.in_overlap = self.in_overlap, {}
@@ -308,10 +360,10 @@ class _XivaPull:
                 ctx.options.snapshot_table,
                 list(ids),
                 [],
-                end_date=ctx.end,
+                end_date=self.end,
             )
         except DwhError as e:
-            ctx.report.errors["snapshot"] = str(e)
+            ctx.report.errors[SNAPSHOT] = str(e)
             return
         recorded: dict[str, datetime] = {}
         if known is not None:
@@ -324,7 +376,7 @@ class _XivaPull:
         for cid, ts in ids.items():
             seen = recorded.get(cid)
             if seen is None or seen < ts:
-                ctx.report.add_late((ctx.start - ts).total_seconds())
+                ctx.report.add_late((self.start - ts).total_seconds())
 
     def _record_snapshot(self, table: pa.Table) -> None:
         """Append the chunk to the snapshot table; a failure is reported, not raised."""
@@ -337,11 +389,22 @@ class _XivaPull:
                 {n: ctx.feature_types[n] for n in self.names},
             )
         except DwhError as e:
-            ctx.report.errors["snapshot"] = str(e)
+            ctx.report.errors[SNAPSHOT] = str(e)
+            # Read but not recorded: a pending customer among them is read again next run.
+            self.retries.keep(table.column(ENTITY).to_pylist())
             logger.info("Xiva pull not recorded in the snapshot table: %s", e)  # in the line
 
 
-def _extract(view: dict[str, Any], now: datetime, problems: list[str]) -> dict[str, Any]:
-    from xiva_source.features.extractor import features_from_360
+def _extract(
+    view: dict[str, Any], customer_id: str, now: datetime, problems: list[str]
+) -> dict[str, Any]:
+    """``customer_id``'s row from ``view``; ``{}`` (and the problem) for another's record."""
+    from xiva_source.features.extractor import features_from_360, wrong_customer
 
-    return features_from_360(view, now=now, problems=problems)
+    swapped = wrong_customer(view, customer_id)
+    if swapped is not None:  # written under neither id: malformed, pending a retry
+        problems.append(swapped)
+        return {}
+    values = features_from_360(view, now=now, problems=problems)
+    values[ENTITY] = customer_id
+    return values

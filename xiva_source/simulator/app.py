@@ -13,6 +13,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -80,11 +81,13 @@ class SimulatorApp:
             if config.jwt_secret is not None
             else secrets.token_bytes(32)
         )
+        self.clock_skew = config.clock_skew_seconds
         self.tokens = TokenIssuer(
             secret,
             config.access_token_lifetime,
             config.refresh_token_lifetime,
             rotate=config.rotate_refresh_tokens,
+            clock=self.time,
         )
         self.limiter = UserRateLimiter(config.rate_limit_per_second, config.rate_limit_burst)
         self.faults = FaultInjector()
@@ -104,9 +107,18 @@ class SimulatorApp:
         self.tokens.refresh_lifetime = config.refresh_token_lifetime
         self.tokens.forget_revocations()
         self.list_shape = config.list_shape
+        self.clock_skew = config.clock_skew_seconds
         with self._users_lock:
             self._users = config.passwords()
         self.recorder.reset()
+
+    def time(self) -> float:
+        """The simulated Xiva's wall clock (UNIX time): this host's plus :attr:`clock_skew`."""
+        return time.time() + self.clock_skew
+
+    def now(self) -> datetime:
+        """The simulated Xiva's current time (UTC, aware)."""
+        return datetime.fromtimestamp(self.time(), UTC)
 
     def add_user(self, name: str, password: str) -> None:
         """Let ``name`` log in with ``password`` (replaces an existing password)."""
@@ -163,8 +175,9 @@ class SimulatorApp:
             (None, None) if endpoint.startswith("auth_") else self._authenticate(request)
         )
         fault = self.faults.decide(endpoint, path)
-        if fault is not None:
-            fault_response = fault.response()
+        swapped = fault is not None and fault.swaps_customer
+        if fault is not None and not swapped:
+            fault_response = fault.response(self.time())
             if fault_response is not None:
                 return endpoint, user, fault_response
             time.sleep(fault.config.slow_seconds)
@@ -186,6 +199,8 @@ class SimulatorApp:
             if endpoint == "customer_list":
                 return endpoint, user, self._customer_list(request, path)
             customer_id = match["id"]
+            if swapped:  # answered with the next customer's record, as a mixed-up cache would
+                customer_id = self.store.neighbour(customer_id)
             if endpoint == "customer_detail":
                 return endpoint, user, json_response(200, self.store.customer(customer_id))
             view = self.store.view_360(customer_id)

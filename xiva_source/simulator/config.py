@@ -20,8 +20,17 @@ __all__ = [
 
 ListShape = Literal["array", "drf"]
 RetryAfterStyle = Literal["seconds", "http_date", "zero", "missing"]
-FaultKind = Literal["429", "500", "503", "502_html", "504_html", "slow", "drop"]
-FAULT_KINDS: tuple[str, ...] = ("429", "500", "503", "502_html", "504_html", "slow", "drop")
+FaultKind = Literal["429", "500", "503", "502_html", "504_html", "slow", "drop", "swapped"]
+FAULT_KINDS: tuple[str, ...] = (
+    "429",
+    "500",
+    "503",
+    "502_html",
+    "504_html",
+    "slow",
+    "drop",
+    "swapped",
+)
 
 
 def _default_users() -> dict[str, SecretStr | str]:
@@ -63,6 +72,10 @@ class SimulatorConfig(BaseModel):
     """Largest page the customer list returns; bigger ``limit`` values are clamped to it."""
     reference_time: datetime | None = None
     """The "now" the population is generated against (UTC); None means the start of this hour."""
+    clock_skew_seconds: float = 0.0
+    """How far the simulated Xiva's clock runs ahead of this host's (negative: behind): the
+    ``lastUpdate`` of changes (``update_customers`` without ``at``), the ``Date`` header, token
+    ``iat``/``exp`` and ``Retry-After`` dates follow it, as a Xiva server without NTP would."""
     jwt_secret: SecretStr | None = None
     """HMAC key that signs tokens; None draws a random one per simulator."""
     log_requests: bool = False

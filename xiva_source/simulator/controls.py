@@ -39,6 +39,7 @@ class ControlEndpoints:
     POST      /_sim/tokens            ``{"access", "refresh", "revoke_refresh"}``
     POST      /_sim/users             ``{"username", "password"}``
     POST      /_sim/list-shape        ``{"shape": "array" | "drf"}``
+    POST      /_sim/clock             ``{"skew_seconds": -1800}`` -> ``{"skew_seconds", "now"}``
     ========  ======================  ====================================================
     """
 
@@ -57,6 +58,7 @@ class ControlEndpoints:
             ("POST", "tokens"): self._tokens,
             ("POST", "users"): self._users,
             ("POST", "list-shape"): self._list_shape,
+            ("POST", "clock"): self._clock,
         }
 
     def __call__(self, request: Request) -> Response:
@@ -135,6 +137,17 @@ class ControlEndpoints:
             )
         self._sim.add_user(name, password)
         return {"users": self._sim.user_names()}
+
+    def _clock(self, body: dict[str, Any]) -> dict[str, Any]:
+        skew = body.get("skew_seconds")
+        if isinstance(skew, bool) or not isinstance(skew, int | float):
+            raise ControlRequestError(
+                "/_sim/clock",
+                "skew_seconds is not a number",
+                "Send {\"skew_seconds\": -1800} (Xiva's clock 30 minutes behind this host's).",
+            )
+        self._sim.set_clock_skew(skew)
+        return {"skew_seconds": self._sim.clock_skew, "now": self._sim.now().isoformat()}
 
     def _list_shape(self, body: dict[str, Any]) -> None:
         shape = body.get("shape")

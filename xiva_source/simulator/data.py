@@ -186,6 +186,14 @@ class CustomerStore:
         except KeyError as e:
             raise UnknownCustomerError(customer_id) from e
 
+    def neighbour(self, customer_id: str) -> str:
+        """Another customer's id (the next one generated): whose record a ``swapped`` fault serves.
+
+        Raises:
+            UnknownCustomerError: no such customer.
+        """
+        return self._ids[(self.index(customer_id) + 1) % self._count]
+
     def __contains__(self, customer_id: object) -> bool:
         return customer_id in self._index_of
 

@@ -17,18 +17,23 @@ from .wire import Response, html_error, json_response, tmf_error
 __all__ = ["Fault", "FaultInjector", "retry_after_header", "throttled_response"]
 
 
-def retry_after_header(style: RetryAfterStyle, seconds: float) -> dict[str, str]:
+def retry_after_header(
+    style: RetryAfterStyle, seconds: float, now: float | None = None
+) -> dict[str, str]:
     """The ``Retry-After`` header of a 429/503 in the given style (``{}`` for ``missing``).
 
     The HTTP-date style is rounded up to the next whole second, so the announced wait is never
-    shorter than ``seconds``.
+    shorter than ``seconds``; it is a date on the server's clock ``now`` (UNIX time; default
+    this host's).
     """
     if style == "missing":
         return {}
     if style == "zero":
         return {"Retry-After": "0"}
     if style == "http_date":
-        moment = datetime.fromtimestamp(math.ceil(time.time() + seconds), UTC)
+        moment = datetime.fromtimestamp(
+            math.ceil((time.time() if now is None else now) + seconds), UTC
+        )
         return {"Retry-After": format_datetime(moment, usegmt=True)}
     return {"Retry-After": str(max(0, math.ceil(seconds)))}
 
@@ -48,18 +53,29 @@ class Fault:
     kind: str
     config: FaultConfig
 
-    def response(self) -> Response | None:
-        """The failure response; None for ``slow`` (sleep, then answer normally)."""
+    @property
+    def swaps_customer(self) -> bool:
+        """A ``swapped`` fault: a request about one customer is answered with another's record
+        (a gateway cache or routing fault); other requests are answered normally."""
+        return self.kind == "swapped"
+
+    def response(self, now: float | None = None) -> Response | None:
+        """The failure response; None for ``slow`` (sleep, then answer normally) and ``swapped``
+        (answer with another customer's record: the app does it, :attr:`swaps_customer`).
+
+        Args:
+            now: The server's clock (UNIX time) for ``Retry-After`` dates; default this host's.
+        """
         config = self.config
-        if self.kind == "slow":
+        if self.kind in ("slow", "swapped"):
             return None
         if self.kind == "drop":
             return Response(0, drop=True)
         if self.kind == "429":
-            headers = retry_after_header(config.retry_after, config.retry_after_seconds)
+            headers = retry_after_header(config.retry_after, config.retry_after_seconds, now)
             return throttled_response(config.retry_after_seconds, headers)
         if self.kind == "503":
-            headers = retry_after_header(config.retry_after, config.retry_after_seconds)
+            headers = retry_after_header(config.retry_after, config.retry_after_seconds, now)
             return tmf_error(503, "The service is temporarily unavailable.", headers)
         if self.kind == "500":
             return tmf_error(500, "Internal server error.")

@@ -67,6 +67,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header: the simulated Xiva's clock (``clock_skew_seconds`` applied)."""
+        return super().date_time_string(self.server.app.time() if timestamp is None else timestamp)
+
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.app.config.log_requests:
             logger.info("%s " + format, self.address_string(), *args)

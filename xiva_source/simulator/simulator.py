@@ -183,7 +183,8 @@ class XivaSimulator:
         Args:
             ids: These customers...
             count: ...or this many, picked deterministically.
-            at: The new ``lastUpdate`` (UTC; default now).
+            at: The new ``lastUpdate`` (UTC; default now on the simulator's clock:
+                :meth:`set_clock_skew`).
 
         Returns:
             The ids changed.
@@ -192,7 +193,26 @@ class XivaSimulator:
             UnknownCustomerError: an id is not a customer (nothing changes).
             ValueError: neither ``ids`` nor ``count``.
         """
-        return self._app.store.update(ids=ids, count=count, at=at)
+        return self._app.store.update(ids=ids, count=count, at=at or self._app.now())
+
+    def set_clock_skew(self, seconds: float) -> None:
+        """Run the simulated Xiva's clock ``seconds`` ahead of this host's (negative: behind).
+
+        From now on the ``lastUpdate`` of changes (:meth:`update_customers` without ``at``),
+        the ``Date`` header of every answer, token ``iat``/``exp`` (and their expiry checks) and
+        ``Retry-After`` dates follow that clock, as a Xiva server without NTP would. ``reset()``
+        restores ``SimulatorConfig.clock_skew_seconds``.
+        """
+        self._app.clock_skew = float(seconds)
+
+    @property
+    def clock_skew(self) -> float:
+        """Seconds the simulated Xiva's clock runs ahead of this host's (negative: behind)."""
+        return self._app.clock_skew
+
+    def now(self) -> datetime:
+        """The simulated Xiva's current time (UTC): this host's plus :attr:`clock_skew`."""
+        return self._app.now()
 
     def corrupt_customer(self, customer_id: str, patch: Mapping[str, Any]) -> None:
         """Serve malformed data for one customer until :meth:`reset` (its place in the list stays).
@@ -249,5 +269,6 @@ class XivaSimulator:
 
     def reset(self) -> None:
         """Back to the initial state: customers, faults, rate limit, token lifetimes, list shape,
-        revocations, counters and users (those of the config). The port stays the same."""
+        revocations, counters, users and clock skew (those of the config). The port stays the
+        same."""
         self._app.reset()

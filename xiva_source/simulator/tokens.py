@@ -10,6 +10,7 @@ import math
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, Literal
 
 from .errors import TokenRejectedError
@@ -40,11 +41,18 @@ class TokenIssuer:
         access_lifetime: Seconds an access token lives.
         refresh_lifetime: Seconds a refresh token lives.
         rotate: Refreshing returns a new refresh token and revokes the presented one.
+        clock: The simulated Xiva's wall clock (UNIX time): ``iat``, ``exp`` and their checks.
     """
 
     def __init__(
-        self, secret: bytes, access_lifetime: float, refresh_lifetime: float, rotate: bool = False
+        self,
+        secret: bytes,
+        access_lifetime: float,
+        refresh_lifetime: float,
+        rotate: bool = False,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self._clock = clock
         self._secret = secret
         self.access_lifetime = access_lifetime
         self.refresh_lifetime = refresh_lifetime
@@ -60,7 +68,7 @@ class TokenIssuer:
         )
 
     def _encode(self, user: str, token_type: TokenType, lifetime: float) -> tuple[str, str]:
-        now = time.time()
+        now = self._clock()
         jti = uuid.uuid4().hex
         payload = {
             "token_type": token_type,
@@ -106,7 +114,7 @@ class TokenIssuer:
         if payload.get("type") != expected:
             raise TokenRejectedError(f"not an {expected} token")
         exp = payload.get("exp")
-        if not isinstance(exp, int | float) or time.time() >= exp:
+        if not isinstance(exp, int | float) or self._clock() >= exp:
             raise TokenRejectedError("token expired")
         if expected == "refresh":
             with self._lock:

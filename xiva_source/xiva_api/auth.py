@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import SecretStr
@@ -93,17 +93,41 @@ class TokenPair:
         register_secret(self.refresh, transient=True)
 
     @classmethod
-    def from_tokens(cls, access: str, refresh: str | None) -> TokenPair:
-        """Build a pair, reading ``exp``/``iat`` from the tokens to plan the next refresh."""
+    def from_tokens(
+        cls, access: str, refresh: str | None, received: float | None = None
+    ) -> TokenPair:
+        """Build a pair, reading ``exp``/``iat`` from the tokens to plan the next refresh.
+
+        Args:
+            access: The access token.
+            refresh: The refresh token, if any.
+            received: When the tokens arrived, on this host's clock (UNIX time). With it, a
+                token carrying ``iat`` is timed by its lifetime from then (``exp - iat``), not
+                by its ``exp`` read on this host's clock: Xiva stamps both on its own clock,
+                and one running behind (or ahead) would otherwise make every call refresh (or
+                use a token Xiva already rejects).
+        """
         exp, iat = token_expiry(access)
         refresh_at = None
         if exp is not None:
             lifetime = exp - iat if iat is not None and exp > iat else MAX_REFRESH_LEEWAY * 10
-            refresh_at = exp - min(MAX_REFRESH_LEEWAY, LEEWAY_FRACTION * lifetime)
-        refresh_exp = token_expiry(refresh)[0] if refresh else None
+            refresh_at = _local(exp, iat, received) - min(
+                MAX_REFRESH_LEEWAY, LEEWAY_FRACTION * lifetime
+            )
+        refresh_exp = None
+        if refresh:
+            exp, iat = token_expiry(refresh)
+            refresh_exp = None if exp is None else _local(exp, iat, received)
         return cls(
             access=access, refresh=refresh, refresh_at=refresh_at, refresh_expires=refresh_exp
         )
+
+
+def _local(moment: float, iat: float | None, received: float | None) -> float:
+    """A token's ``moment`` (Xiva's clock) on this host's clock, by its offset from ``iat``."""
+    if iat is None or received is None:
+        return moment
+    return received + (moment - iat)
 
 
 LoginCall = Callable[[dict[str, str]], dict[str, Any]]
@@ -183,7 +207,15 @@ class TokenManager:
                 logger.info("Xiva refresh token rejected; logging in again")
             else:
                 access = _token_field(answer, "access", "auth_refresh")
-                self._pair = TokenPair.from_tokens(access, answer.get("refresh") or pair.refresh)
+                refresh = answer.get("refresh")
+                if refresh:
+                    self._pair = TokenPair.from_tokens(access, refresh, self._clock())
+                else:  # the refresh token kept: its expiry stays as planned when it came
+                    self._pair = replace(
+                        TokenPair.from_tokens(access, None, self._clock()),
+                        refresh=pair.refresh,
+                        refresh_expires=pair.refresh_expires,
+                    )
                 return self._pair
         return self._log_in()
 
@@ -192,7 +224,9 @@ class TokenManager:
         answer = self._login(self._credentials.login_body())
         access = _token_field(answer, "access", "auth_create")
         refresh = answer.get("refresh")
-        self._pair = TokenPair.from_tokens(access, refresh if isinstance(refresh, str) else None)
+        self._pair = TokenPair.from_tokens(
+            access, refresh if isinstance(refresh, str) else None, self._clock()
+        )
         return self._pair
 
 

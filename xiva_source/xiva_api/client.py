@@ -32,7 +32,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -67,6 +67,7 @@ from xiva_source.xiva_api.responses import (
     json_object,
 )
 from xiva_source.xiva_api.retry import RetryPolicy, parse_retry_after
+from xiva_source.xiva_api.server_clock import ServerClock
 from xiva_source.xiva_api.session import PooledSession
 from xiva_source.xiva_api.usage import (
     MemoryUsageStore,
@@ -121,6 +122,8 @@ class XivaClient:
     Attributes:
         counts: This client's own requests, 429s, retries and errors (:class:`RequestCounts`):
             what a run reports, unlike the usage counters every worker shares.
+        server_clock: Xiva's clock as measured from the ``Date`` header of every answer
+            (:class:`~xiva_source.xiva_api.server_clock.ServerClock`; :meth:`clock_skew`).
 
     Raises:
         ConfigurationError: A setting or keyword does not parse, or ``REDIS_URL`` is not a Redis
@@ -197,6 +200,7 @@ class XivaClient:
         # One recording path: each event counted once, in the client's own counts and in usage.
         self._recorder = RequestRecorder(usage)
         self.counts = self._recorder.counts
+        self.server_clock = ServerClock()
 
         self._tokens: TokenManager | None = None
         if settings.has_credentials and self.username and settings.xiva_api_password:
@@ -321,6 +325,23 @@ class XivaClient:
             self.get_customer_360, ids, workers, thread_name_prefix="xiva-360"
         )
 
+    def clock_skew(self) -> timedelta | None:
+        """How far Xiva's clock runs ahead of this host's (negative: behind).
+
+        Measured from the ``Date`` header of Xiva's latest answer; when nothing was asked yet,
+        the client logs in first (that answer carries the header). The pull moves its window
+        onto Xiva's clock with it (Xiva stamps ``lastUpdate`` on its own clock).
+
+        Returns:
+            The skew, or ``None`` when Xiva's answers carry no ``Date`` header.
+
+        Raises:
+            XivaError: Logging in failed.
+        """
+        if self.server_clock.skew is None and self._tokens is not None:
+            self._access_token()
+        return self.server_clock.skew
+
     def usage(self, hours: int = 24) -> UsageReport:
         """The API usage counters of the last ``hours`` UTC hours.
 
@@ -391,6 +412,7 @@ class XivaClient:
                 self._recorder.sent(endpoint, retry=sent > 0)
                 sent += 1
                 resp = self._attempt(method, url, params, body, headers, endpoint)
+                self.server_clock.observe(resp.headers.get("Date"))
             except XivaConnectionError as failed:
                 self.breaker.record_failure(failure_reason(failed))
                 time.sleep(state.wait_before_retry(failed, None, endpoint))

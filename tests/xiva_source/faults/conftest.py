@@ -24,6 +24,7 @@ import pytest
 import redis
 
 from tests.feast_fixtures import FeastEnv
+from tests.xiva_source.faults.tcp_proxy import TcpProxy, running_proxy
 from tests.xiva_source.jobs.fallback_helpers import Truth
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -167,7 +168,12 @@ class CachedTruth(Truth):
         self.cache: dict[tuple[str, ...], dict[str, dict[str, Any]]] = {}
 
     def values(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        names = ("FEATURE_STORE_DATA_SOURCE", "XIVA_API_BASE_URL", "DWH_URL")
+        names = (
+            "FEATURE_STORE_DATA_SOURCE",
+            "FEATURE_STORE_MERGE_STRATEGY",
+            "XIVA_API_BASE_URL",
+            "DWH_URL",
+        )
         key = (*(os.environ.get(n, "") for n in names), ",".join(ids))
         if key not in self.cache:
             # Another mode's run left rows a full run of this one would not rewrite: start empty.
@@ -194,3 +200,30 @@ def truth(feast_env: FeastEnv, _truth_repo: CachedTruth) -> Truth:
     """The merged truth: a second repository's full run with every source up (see
     :class:`CachedTruth`)."""
     return _truth_repo
+
+
+@dataclass
+class DwhProxy:
+    """The session DWH behind a :class:`TcpProxy`: ``url`` reaches it while the proxy is up."""
+
+    proxy: TcpProxy
+    url: str
+
+    def cut(self) -> None:
+        """The DWH is gone: open connections reset, new ones refused."""
+        self.proxy.cut()
+
+    def restore(self) -> None:
+        """The DWH is back."""
+        self.proxy.restore()
+
+
+@pytest.fixture
+def dwh_proxy(feast_env: FeastEnv) -> Iterator[DwhProxy]:
+    """The session DWH through a proxy of the test's own (give ``url`` to the job only)."""
+    from sqlalchemy.engine import make_url
+
+    real = make_url(feast_env.dwh_url)
+    with running_proxy((real.host or "127.0.0.1", real.port or 5432)) as proxy:
+        url = real.set(host="127.0.0.1", port=proxy.port)
+        yield DwhProxy(proxy, url.render_as_string(hide_password=False))

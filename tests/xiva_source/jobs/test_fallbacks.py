@@ -146,6 +146,36 @@ def test_failed_snapshot_read_is_a_fallback_and_keeps_xiva_values(
     _assert_truth(feast_repo, truth, ids)
 
 
+def test_xiva_rows_the_snapshot_table_refused_are_read_again_and_recorded(
+    feast_repo: Path, feast_env: FeastEnv, own_dwh: DemoDwh, pg_url: str, truth: Truth
+) -> None:
+    # Issue 16, item 1: the snapshot table fails while the DWH works. Xiva's changes are merged
+    # and online, but not recorded: a later DWH change of those customers would be merged with
+    # Xiva's stale last known values unless Xiva is read again (and recorded) first.
+    sim = feast_env.sim
+    ids = all_ids(sim, own_dwh)
+    _run(feast_repo)
+    changed = sim.update_customers(ids=own_dwh.shared_ids[:40])
+    yaml_path = feast_repo / "feature_store.yaml"
+    config = yaml.safe_load(yaml_path.read_text())
+    good = dict(config["offline_store"])
+    config["offline_store"]["snapshot_url"] = DEAD_DWH
+    yaml_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    line = _run(feast_repo)
+    assert "Xiva pull not recorded in the snapshot table" in line, line
+    assert "xiva's rows were not settled (not recorded in the snapshot table)" in line, line
+
+    config["offline_store"] = good
+    yaml_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    sim.reset_counters()
+    line = _run(feast_repo)  # reads Xiva again from the previous run's start: recorded now
+    assert "not settled" not in line, line
+    assert sim.counters()["by_endpoint"]["customer_360"][200] >= len(changed)
+    touch_dwh(pg_url, changed, utc_now(), revenue_delta=1000.0)
+    _run(feast_repo)  # the DWH's changes merged with Xiva's last known values: the new ones
+    _assert_truth(feast_repo, truth, ids)
+
+
 def test_mode_switch_dwh_to_auto_rewrites_the_view(
     feast_repo: Path, feast_env: FeastEnv, own_dwh: DemoDwh, truth: Truth
 ) -> None:

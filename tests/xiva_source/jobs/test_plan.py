@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from xiva_source.jobs.plan import feast_watermark, plan_view, watermarks_after
+from xiva_source.jobs.plan import feast_watermark, plan_view, rereads_after, watermarks_after
 from xiva_source.pipeline.report import PullReport
 
 pytestmark = pytest.mark.unit
@@ -72,3 +72,45 @@ def test_full_reads_everything_but_a_failure_keeps_the_old_watermark() -> None:
     assert plan.starts == {"xiva": None, "dwh": None}
     report = PullReport(rows_by_source={"xiva": 5}, errors={"dwh": "down"})
     assert watermarks_after(plan, report, END)[0] == {"xiva": END, "dwh": T2}
+
+
+def test_unsettled_xiva_rows_leave_a_reread_mark_at_the_pulls_start() -> None:
+    plan = plan_view(_view(), "auto", _fields(xiva=T1, dwh=T2), END, reload=None)
+    report = PullReport(rows_by_source={"xiva": 3}, errors={"dwh": "down", "xiva_unmerged": "x"})
+    marks, _ = watermarks_after(plan, report, END)
+    rereads, warnings = rereads_after(plan, report)
+    assert marks == {"xiva": END, "dwh": T2}  # Xiva's changes are online: its watermark moves
+    assert rereads == {"xiva": T1} and "reads Xiva again from" in warnings[0]
+
+
+def test_a_first_run_not_recorded_rereads_xiva_from_the_beginning() -> None:
+    plan = plan_view(_view(), "auto", {}, END, reload=None)
+    report = PullReport(rows_by_source={"xiva": 3}, errors={"snapshot": "down"})
+    assert rereads_after(plan, report) == (
+        {"xiva": None},
+        [
+            "v: xiva's rows were not settled (not recorded in the snapshot table): the next run "
+            "reads Xiva again from the beginning"
+        ],
+    )
+
+
+def test_a_reread_mark_moves_xivas_start_back_until_a_run_settles_it() -> None:
+    fields = {**_fields(xiva=T1, dwh=T1), "reread:v:xiva": T2.isoformat()}
+    plan = plan_view(_view(), "auto", fields, END, reload=None)
+    assert plan.starts == {"xiva": T2, "dwh": T1}
+    assert rereads_after(plan, PullReport(errors={"xiva": "down"})) == ({"xiva": T2}, [])
+    assert rereads_after(plan, PullReport()) == ({}, [])  # settled: the mark goes
+    beginning = plan_view(
+        _view(), "auto", {**fields, "reread:v:xiva": "beginning"}, END, reload=None
+    )
+    assert beginning.starts == {"xiva": None, "dwh": T1}
+    unreadable = plan_view(
+        _view(), "auto", {**fields, "reread:v:xiva": "garbage"}, END, reload=None
+    )
+    assert unreadable.starts["xiva"] is None  # unreadable: read it all (costs calls, not data)
+
+
+def test_a_dwh_only_view_has_no_reread_mark() -> None:
+    plan = plan_view(_view("dwh"), "auto", _fields(dwh=T2), END, reload=None)
+    assert rereads_after(plan, PullReport(errors={"snapshot": "down"})) == ({}, [])

@@ -19,7 +19,11 @@ from xiva_source.features.derived import derive_row
 from xiva_source.jobs.errors import LiveRefreshError
 from xiva_source.jobs.materialize import run_materialization
 from xiva_source.jobs.refresh import refresh_customer
-from xiva_source.xiva_api.errors import XivaAuthenticationError, XivaNotFoundError
+from xiva_source.xiva_api.errors import (
+    XivaAuthenticationError,
+    XivaBadResponseError,
+    XivaNotFoundError,
+)
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -112,6 +116,19 @@ def test_xiva_failing_writes_nothing(
     with pytest.raises(XivaAuthenticationError) as info:
         refresh_customer(ops_env.customer_ids()[0], repo_path=repo)
     assert "wrong-password" not in str(info.value)
+    assert _keys(redis_url, project) == []
+
+
+def test_a_360_view_answering_another_customer_is_refused_and_writes_nothing(
+    repo: Path, ops_env: XivaSimulator, redis_url: str, project: str
+) -> None:
+    from xiva_source.simulator import FaultConfig
+
+    asked = ops_env.customer_ids()[0]
+    ops_env.set_faults(FaultConfig(kinds=("swapped",), paths={"customer_360"}))
+    with pytest.raises(XivaBadResponseError) as info:
+        refresh_customer(asked, repo_path=repo)
+    assert "another customer's record" in str(info.value) and asked in str(info.value)
     assert _keys(redis_url, project) == []
 
 

@@ -4,6 +4,7 @@ PostgreSQL, Feast)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,3 +76,41 @@ def test_failed_and_malformed_customers_are_online_after_the_next_run_without_a_
     assert third.report.pending_retries == 1 and third.report.malformed == 1
     assert third.report.xiva_calls == sim.counters()["total"]
     assert _online_revenue(repo, failing) == pytest.approx(_bills(sim, failing))
+
+
+def test_a_360_view_answering_another_customer_is_malformed_and_written_under_neither_id(
+    repo: Path, ops_env: XivaSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 16, item 5: Xiva answers customer A's 360 view with B's record (a mixed-up gateway
+    # cache). Under A it would be another customer's data; under B, a write nobody asked for.
+    import yaml
+
+    from xiva_source.dwh.pending import list_pending, pending_table_name
+
+    sim = ops_env
+    monkeypatch.setenv("FEATURE_STORE_DATA_SOURCE", "xiva")
+    assert run_materialization(repo, progress=False).status == "ok"
+    changed = sim.update_customers(count=20)
+    asked = changed[0]
+    before = _online_revenue(repo, [asked])
+    sim.set_faults(
+        FaultConfig(kinds=("swapped",), paths={f"/customerManagement/v4/customers/{asked}/"})
+    )
+    second = run_materialization(repo, progress=False)
+
+    line = second.line()
+    assert second.exit_code == 3 and second.report.malformed == 1, line
+    assert " pending_retries=1 malformed=1 " in line and f"; malformed: {asked} " in line, line
+    assert second.rows == len(changed) - 1  # A's answer written under neither id
+    assert _online_revenue(repo, [asked]) == before  # A keeps its own previous values
+    snapshots = yaml.safe_load((repo / "feature_store.yaml").read_text())["offline_store"]
+    table = pending_table_name(snapshots["snapshot_table"])
+    _, rows = list_pending(os.environ["DWH_URL"], table)
+    assert [r.customer_id for r in rows] == [asked]
+    assert "another customer's record" in rows[0].reason and asked in rows[0].reason
+
+    sim.clear_faults()  # Xiva answers A's own record again: the retry reads it
+    third = run_materialization(repo, progress=False)
+
+    assert third.exit_code == 0 and third.report.recovered == 1, third.line()
+    assert _online_revenue(repo, [asked]) == pytest.approx(_bills(sim, [asked]))

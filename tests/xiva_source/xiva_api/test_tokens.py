@@ -45,6 +45,20 @@ def test_refresh_is_planned_shortly_before_expiry() -> None:
     assert "eyJ" not in repr(long_lived)
 
 
+def test_tokens_are_timed_on_this_hosts_clock_whatever_xivas() -> None:
+    # Xiva's clock 30 minutes behind ours: its tokens "expired" 25 minutes ago on our clock.
+    now = 1_000_000.0
+    access = _jwt({"exp": now - 1800 + 300, "iat": now - 1800})
+    refresh = _jwt({"exp": now - 1800 + 86400, "iat": now - 1800})
+    pair = TokenPair.from_tokens(access, refresh, received=now)
+    assert pair.refresh_at == now + 300 - 30  # refreshed near the end of its 5 minutes
+    assert pair.refresh_expires == now + 86400
+    ahead = TokenPair.from_tokens(_jwt({"exp": now + 1800 + 300, "iat": now + 1800}), None, now)
+    assert ahead.refresh_at == now + 270  # not 30 minutes after Xiva rejects it
+    no_iat = TokenPair.from_tokens(_jwt({"exp": now + 300}), None, received=now)
+    assert no_iat.refresh_at == now + 300 - 30  # only exp: taken as it is
+
+
 def test_login_body_uses_email_for_addresses() -> None:
     assert Credentials("jane", SecretStr("pw")).login_body() == {
         "username": "jane",
