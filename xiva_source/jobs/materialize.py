@@ -21,8 +21,8 @@ incrementally:
    (``registry.apply_materialization``) to the slowest of them. A failed source is read again
    from its own watermark by the next run; Xiva rows that were not settled (written partially
    while the DWH was down, or not recorded in the snapshot table) leave a re-read mark, from
-   which the next runs read Xiva again until they settle them (:func:`~xiva_source.jobs.plan.
-   rereads_after`).
+   which the pull reads Xiva again once the DWH and the snapshot database answer, until a run
+   settles them (:func:`~xiva_source.jobs.plan.rereads_after`).
 4. After a fully successful incremental run, the expiry of every entity key of the project is
    extended (:mod:`xiva_source.jobs.expiry`): online expiry measures the time since the last
    *successful run*. A run that read every online view in full skips it: its writes reset the
@@ -70,7 +70,13 @@ from xiva_source.jobs.errors import (
 from xiva_source.jobs.expiry import extend_store_expiry
 from xiva_source.jobs.failures import explain_failure
 from xiva_source.jobs.locks import LockHolder, MaterializationLock, lock_for_store
-from xiva_source.jobs.plan import feast_watermark, plan_view, rereads_after, watermarks_after
+from xiva_source.jobs.plan import (
+    ViewPlan,
+    feast_watermark,
+    plan_view,
+    rereads_after,
+    watermarks_after,
+)
 from xiva_source.jobs.repository import load_store, new_online_store, select_views
 from xiva_source.jobs.state import RunState, state_for_store
 from xiva_source.jobs.summary import RunSummary, ViewRun
@@ -391,7 +397,7 @@ class _Run:
         ) as bar:
             report.progress = progress = BarProgress(bar)  # the Xiva pull moves it per customer
             try:
-                for table in self._pull(fv, start, starts, report):
+                for table in self._pull(fv, start, plan, report):
                     written = writer.write(fv, table, join_keys)
                     view_run.rows += written
                     if is_partial(table):
@@ -412,19 +418,18 @@ class _Run:
         return view_run
 
     def _pull(
-        self,
-        fv: FeatureView,
-        start: datetime | None,
-        starts: dict[str, datetime | None],
-        report: PullReport,
+        self, fv: FeatureView, start: datetime | None, plan: ViewPlan, report: PullReport
     ) -> Iterator[Any]:
         from xiva_source.pipeline.context import PullOptions
         from xiva_source.pipeline.pull import pull_batches
 
         assert fv.batch_source is not None  # select_views keeps only views with a batch source
         config = self.store.config
+        starts = plan.starts
+        # A reload reads everything: no re-read mark applies.
+        rereads = plan.rereads if plan.reload is None else {}
         if self.summary.engine == "ray":
-            return _pull_on_ray(self, fv, start, starts, report)
+            return _pull_on_ray(self, fv, start, starts, rereads, report)
         return pull_batches(
             fv.batch_source,  # type: ignore[arg-type]  # our sources satisfy the pipeline's specs
             settings=self.settings,
@@ -435,6 +440,7 @@ class _Run:
             chunk_size=config.materialization_config.online_write_batch_size or 10_000,
             report=report,
             source_starts=starts,
+            rereads=rereads,
         )
 
     def _registry_view(self, name: str) -> FeatureView:
@@ -487,6 +493,7 @@ def _pull_on_ray(
     fv: FeatureView,
     start: datetime | None,
     starts: dict[str, datetime | None],
+    rereads: dict[str, datetime | None],
     report: PullReport,
 ) -> Iterator[Any]:
     """The view's pull read by Ray tasks on Feast's Ray engine's cluster (``ray_address``).
@@ -515,6 +522,7 @@ def _pull_on_ray(
         options=PullOptions.from_repo_config(config),
         chunk_size=config.materialization_config.online_write_batch_size or 10_000,
         source_starts=starts,
+        rereads=rereads,
     )
     task_options = getattr(config.batch_engine, "worker_task_options", None)
     return stream_on_ray(spec, report, default_parallelism(config), task_options)

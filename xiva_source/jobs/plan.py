@@ -6,8 +6,8 @@ The rules (docs/operations.md, "Watermarks per source"):
   ``XivaSource`` / ``DwhSource`` its one source. Each has its own watermark (:mod:`.state`).
 - A source starts at its watermark; none (never read, a new mode, a wiped store, ``--full``),
   or one later than the run's end (a run once given a future ``--end-date``): the beginning.
-  A source whose rows of an earlier run were not *settled* starts earlier, at its re-read mark
-  (below).
+  A source whose rows of an earlier run were not *settled* is read again from its re-read mark
+  (below) as soon as the parts that settle it answer.
 - After the run a source's watermark moves to the run's end, unless it failed (or, for the DWH
   in ``auto``, its changes could not be merged because Xiva's last known values were
   unreadable), or it read from the beginning and found nothing (an empty first or full pull
@@ -21,12 +21,14 @@ on both (the DWH window is merged with Xiva's last known values, which are the s
 A run whose Xiva rows were not settled (the DWH was down, so they were written partially:
 ``xiva_unmerged``; or the snapshot table refused them: ``snapshot``) still moves Xiva's watermark
 (its changes are online, and the next run reads only the newer ones while the outage lasts), but
-records a re-read mark, the start of its Xiva read (``None``: the beginning). Every later run
-reads Xiva from the re-read mark instead of its watermark, until a run settles what it read: then
-the mark is removed. So a source's values survive any outage of another part: what could not be
-recorded is read again and recorded later, never dropped, and the merge precedence holds after
-the run that settles it. (The run that settles reads Xiva's changes since the outage began once;
-the runs during the outage read only the newer ones.)
+records a re-read mark, the start of its Xiva read (``None``: the beginning; an older mark
+stays). The mark goes to the pull (``pull_batches(rereads=)``), which reads Xiva from it instead
+of the watermark once the parts that settle its rows answer (the DWH in ``auto``, the snapshot
+database: ``PullReport.reread``), and from the watermark while they are still down (so the runs
+during an outage read only the newer changes). A run that re-read and settled removes the mark.
+So a source's values survive any outage of another part: what could not be recorded is read
+again and recorded later, never dropped, and the merge precedence holds after the run that
+settles it.
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ class ViewPlan:
     """What the plan had to correct (a watermark in the future)."""
     rereads: dict[str, datetime | None] = field(default_factory=dict)
     """The stored re-read marks of the view's sources (``None``: the beginning): those sources'
-    rows since then are not settled (the module docstring); an incremental run starts there."""
+    rows since then are not settled (the module docstring); the pull reads them again from
+    there once it can settle them (``pull_batches(rereads=)``)."""
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -115,9 +118,6 @@ def plan_view(
                 "(a run was given a future --end-date?): read from the beginning"
             )
             mark = None
-        if source in plan.rereads and mark is not None:
-            again = plan.rereads[source]
-            mark = None if again is None else min(mark, again)
         plan.starts[source] = None if reload is not None else mark
     return plan
 
@@ -160,9 +160,9 @@ def rereads_after(
     """Each source to read again from a moment after the run (``None``: the beginning).
 
     Only Xiva's rows can be unsettled (the module docstring): merged with nothing (the DWH was
-    down) or not recorded (the snapshot table failed). Then the mark is this run's Xiva start
-    (already the older of the previous mark and the watermark); a run that failed keeps the
-    previous mark; a run that settled what it read removes it.
+    down) or not recorded (the snapshot table failed). Then the mark is the older of the
+    previous one and this run's Xiva start. Otherwise a run that read Xiva again from the mark
+    (or from the beginning) and did not fail removes it; any other keeps it.
 
     Args:
         plan: The view's plan.
@@ -174,15 +174,19 @@ def rereads_after(
     if "xiva" not in plan.sources:
         return {}, []
     kept = plan.rereads if plan.reload in (None, "full") else {}
+    start = plan.starts["xiva"]
     why = _unsettled(report)
     if why is not None:
-        start = plan.starts["xiva"]
+        if "xiva" in kept:
+            older = kept["xiva"]
+            start = None if start is None or older is None else min(start, older)
         when = "the beginning" if start is None else to_iso(start)
         return {"xiva": start}, [
-            f"{plan.view}: xiva's rows were not settled ({why}): the next run reads Xiva again "
-            f"from {when}"
+            f"{plan.view}: xiva's rows were not settled ({why}): Xiva is read again from "
+            f"{when} once the DWH and the snapshot table answer"
         ]
-    if "xiva" in report.errors and "xiva" in kept:
+    reread = start is None or "xiva" in report.reread
+    if "xiva" in kept and (not reread or "xiva" in report.errors):
         return {"xiva": kept["xiva"]}, []
     return {}, []
 

@@ -9,8 +9,9 @@ where it was while Xiva's moves. The job keeps them here:
 - ``mode:<view>``: the data-source mode the view was last materialized in (a switch reloads it);
 - ``reread:<view>:<source>``: read ``source`` again from this moment (ISO 8601, or ``beginning``)
   although its watermark is later: what it served since was not *settled* (Xiva's rows written
-  partially because the DWH was down, or not recorded in the snapshot table), so the next run
-  reads it again and settles it (:func:`xiva_source.jobs.plan.rereads_after`). Absent: settled.
+  partially because the DWH was down, or not recorded in the snapshot table), so a later run
+  reads it again, once the parts that settle it answer (:func:`xiva_source.jobs.plan.
+  rereads_after`). Absent: settled.
 - ``last_run``: the last run's result (JSON: outcome, exit status, rows per source, duration,
   fallbacks, pending retries, error), and ``run:<view>``: the last run that touched ``view``
   (outcome, rows, duration); written at the end of every run, failed ones included when the

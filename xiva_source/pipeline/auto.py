@@ -10,15 +10,16 @@ Order (memory flat: nothing is held beyond one chunk):
    merged with Xiva's last known values of its customers (the snapshot table, which now holds
    step 2's pull too). A customer in both is written twice, with the same values.
 
-Per-source starts (``ctx.start_for``): each source reads from its own start, which the job
-computes (:mod:`xiva_source.jobs.plan`): its watermark, or for Xiva its re-read mark when the
-rows of an earlier run were not settled. Xiva's rows are *settled* when they were merged with the
-DWH's current rows (step 2) and recorded in the snapshot table, on which step 3 of every later
-run relies. When they are not (the DWH down at the probe or failing mid-pull: the rows are
-written partially, ``errors["xiva_unmerged"]``; the snapshot table refusing a chunk:
-``errors["snapshot"]``), the report says so, the job keeps a re-read mark at this pull's Xiva
-start, and the next runs read Xiva again from it until they settle it: merged with the DWH then,
-and recorded, so step 3 merges every DWH row with Xiva's true last values. Pending customers read
+Per-source starts (``ctx.start_for``): each source reads from its own watermark (the job's).
+Xiva's rows are *settled* when they were merged with the DWH's current rows (step 2) and
+recorded in the snapshot table, on which step 3 of every later run relies. When they are not
+(the DWH down at the probe or failing mid-pull: the rows are written partially,
+``errors["xiva_unmerged"]``; the snapshot table refusing a chunk: ``errors["snapshot"]``), the
+report says so and the job keeps a re-read mark (:mod:`xiva_source.jobs.plan`); a later pull
+gets it (``ctx.rereads``) and, once the DWH answers its probe (and the snapshot database its
+pending-table read, :mod:`~xiva_source.pipeline.xiva_pull`), reads Xiva from the mark: merged
+with the DWH and recorded this time, so step 3 merges every DWH row with Xiva's true last
+values. While the DWH is still down Xiva is read from its watermark only. Pending customers read
 in an unsettled chunk stay pending (:meth:`~xiva_source.pipeline.retries.PendingRetries.keep`).
 (With ``write_snapshots`` off nothing is ever recorded: while the DWH was never read, Xiva is
 read in full alongside it.)
@@ -83,8 +84,9 @@ run reads those rows again once Xiva is back (a first run with Xiva down loses n
 
 XIVA_UNMERGED = "xiva_unmerged"
 """``PullReport.errors`` key: Xiva rows were written partially because the DWH's side was unknown
-(down at the probe or failing mid-pull): they are not settled, so the job reads Xiva again from
-this pull's start once the DWH is back (:func:`xiva_source.jobs.plan.rereads_after`)."""
+(down at the probe or failing mid-pull): they are not settled, so the job keeps a re-read mark at
+this pull's start and Xiva is read again from it once the DWH is back
+(:func:`xiva_source.jobs.plan.rereads_after`)."""
 
 
 def mark_partial(table: pa.Table) -> pa.Table:
@@ -119,7 +121,11 @@ def pull_auto(source: CustomerSourceSpec, ctx: PullContext) -> Iterator[pa.Table
     except DataSourceError as e:
         failures["dwh"] = e
 
-    xctx = replace(ctx, start=_xiva_start(ctx, dwh_up=not failures))
+    # Xiva's unsettled rows are read again only with the DWH up to merge them with.
+    dwh_up = not failures
+    xctx = replace(
+        ctx, start=_xiva_start(ctx, dwh_up=dwh_up), rereads=ctx.rereads if dwh_up else {}
+    )
     stream = _closable(iter_xiva(xctx, commit_retries=False))
     with contextlib.closing(stream):
         while True:
@@ -164,7 +170,7 @@ def _closable(tables: Iterator[pa.Table]) -> Generator[pa.Table, None, None]:
 
 
 def _xiva_start(ctx: PullContext, *, dwh_up: bool) -> datetime | None:
-    """Xiva's lower bound: its own (the job's watermark or re-read mark, the module docstring)."""
+    """Xiva's lower bound: its own (the job's watermark; its re-read mark: ``iter_xiva``)."""
     xiva = ctx.start_for("xiva")
     if dwh_up and ctx.start_for("dwh") is None and not ctx.options.write_snapshots:
         # The DWH was never read: step 3 reads all of it and merges with Xiva's last known
@@ -177,8 +183,8 @@ def _unmerged_xiva(ctx: PullContext, chunk: pa.Table) -> None:
     """Xiva's ``chunk`` is written without the DWH's side: not settled (the module docstring)."""
     ctx.report.errors.setdefault(
         XIVA_UNMERGED,
-        "Xiva's rows were written partially (the DWH unavailable): the next run reads Xiva "
-        "again from this run's start and merges them",
+        "Xiva's rows were written partially (the DWH unavailable): Xiva is read again from "
+        "this run's start once the DWH is back, and merged",
     )
     if ctx.retries is not None:
         ctx.retries.keep(chunk.column(ENTITY).to_pylist())
@@ -189,8 +195,11 @@ def _dwh_window(
 ) -> Iterator[pa.Table]:
     """Step 3: the DWH's window, each chunk merged with Xiva's last known values."""
     # Is a customer missing from the snapshot table one Xiva does not have? Only when Xiva was
-    # read in full at some point (a watermark) or by this very run.
-    xiva_complete = not xiva_failed or ctx.start_for("xiva") is not None
+    # read in full and recorded at some point (a watermark, nothing left to re-read) or by this
+    # very run.
+    xiva_complete = not xiva_failed or (
+        ctx.start_for("xiva") is not None and "xiva" not in ctx.rereads
+    )
     stream = stream_dwh(source.dwh, replace(ctx, start=ctx.start_for("dwh")), dwh_cols)
     with contextlib.closing(stream):  # return the DWH connection even if the consumer stops
         while True:

@@ -120,6 +120,9 @@ class PullContext:
             in it starts at ``start``.
         customer_range: Only the customers ``lower <= customer_id < upper`` of a DWH read (a
             part of a read split over workers; ``pull.customer_ranges``); ``None``: all.
+        rereads: Sources to read again from an earlier moment (``None``: the beginning) once
+            the parts that settle them answer: the job's re-read marks
+            (:func:`xiva_source.jobs.plan.rereads_after`).
     """
 
     settings: Settings
@@ -134,6 +137,7 @@ class PullContext:
     retries: PendingRetries | None = None
     source_starts: Mapping[str, datetime | None] = field(default_factory=dict)
     customer_range: CustomerRange | None = None
+    rereads: Mapping[str, datetime | None] = field(default_factory=dict)
 
     def start_for(self, source: str) -> datetime | None:
         """``source``'s lower bound (``xiva``, ``dwh``): its own when given, else ``start``."""

@@ -69,6 +69,7 @@ def pull_batches(
     report: PullReport | None = None,
     source_starts: Mapping[str, datetime | None] | None = None,
     customer_range: CustomerRange | None = None,
+    rereads: Mapping[str, datetime | None] | None = None,
 ) -> Iterator[pa.Table]:
     """Stream one source's rows over ``[start_date, end_date]``.
 
@@ -87,6 +88,10 @@ def pull_batches(
             for that source: the materialization job's watermarks per source.
         customer_range: Only the customers ``lower <= customer_id < upper`` (one of
             :func:`customer_ranges`): a part of a pull that reads the DWH alone.
+        rereads: Sources to read again from an earlier moment than their start (``None``: the
+            beginning) once the parts that settle their rows answer: the job's re-read marks
+            (Xiva's rows of an earlier run not merged with the DWH or not recorded;
+            :mod:`xiva_source.jobs.plan`). ``report.reread`` says whether it happened.
 
     Yields:
         Tables with ``customer_id``, ``feature_names`` and ``event_timestamp`` (UTC). Xiva and
@@ -129,6 +134,7 @@ def pull_batches(
         retries=retries,
         source_starts=source_starts,
         customer_range=customer_range,
+        rereads=rereads,
     )
     if kind == "customer":
         customer = cast(CustomerSourceSpec, source)
@@ -242,6 +248,7 @@ def _context(
     retries: PendingRetries | None = None,
     source_starts: Mapping[str, datetime | None] | None = None,
     customer_range: CustomerRange | None = None,
+    rereads: Mapping[str, datetime | None] | None = None,
 ) -> PullContext:
     """One pull's context: the window in UTC, every known feature when none is named."""
     types = feature_arrow_types()
@@ -257,6 +264,7 @@ def _context(
         retries=retries,
         source_starts={k: as_utc(v) if v else None for k, v in (source_starts or {}).items()},
         customer_range=customer_range,
+        rereads={k: as_utc(v) if v else None for k, v in (rereads or {}).items()},
     )
 
 

@@ -52,6 +52,8 @@ class PullReport:
             previous pull had not recorded: they arrived late, the overlap caught them.
         max_lateness_seconds: How far before the window start the latest of them was stamped.
         overlap_seconds: The overlap this pull re-read.
+        reread: Sources this pull read again from the job's re-read mark (their rows of an
+            earlier run were not settled, and the parts that settle them answered).
         xiva_clock_skew_seconds: How far Xiva's clock runs ahead of this host's (negative:
             behind), measured from its ``Date`` header; the pull's window followed it.
             ``None``: not measured (no Xiva pull, or no ``Date`` header).
@@ -76,6 +78,7 @@ class PullReport:
     late_changes: int = 0
     max_lateness_seconds: float = 0.0
     overlap_seconds: float = 0.0
+    reread: list[str] = field(default_factory=list)
     xiva_clock_skew_seconds: float | None = None
     progress: Progress | None = field(default=None, repr=False, compare=False)
 
@@ -110,7 +113,8 @@ class PullReport:
 
         Counts add up; ``pending_retries`` is unknown (``None``) when either is, else summed
         (views reading different sources each count their own); the lateness and the overlap
-        are the larger (the clock skew: the larger in size); fallbacks are joined (each once),
+        are the larger (the clock skew: the larger in size); fallbacks and re-read sources are
+        joined (each once),
         errors updated; the id lists keep their first :data:`FAILED_IDS_KEPT`; ``mode`` stays
         this report's when it has one.
         ``progress`` is this report's own.
@@ -140,6 +144,7 @@ class PullReport:
         self.late_changes += other.late_changes
         self.max_lateness_seconds = max(self.max_lateness_seconds, other.max_lateness_seconds)
         self.overlap_seconds = max(self.overlap_seconds, other.overlap_seconds)
+        self.reread.extend(s for s in other.reread if s not in self.reread)
         skews = [s for s in (self.xiva_clock_skew_seconds, other.xiva_clock_skew_seconds) if s]
         if skews or other.xiva_clock_skew_seconds is not None:
             self.xiva_clock_skew_seconds = max(skews, key=abs) if skews else 0.0

@@ -73,6 +73,11 @@ class PendingRetries:
         self._loaded = set(pending)
         return sorted(pending)
 
+    @property
+    def readable(self) -> bool:
+        """The pending table answered (so far): the database of the snapshot table is up."""
+        return self._usable
+
     def is_pending(self, customer_id: str) -> bool:
         """True when the customer was pending at the start of this pull."""
         return customer_id in self._loaded

@@ -65,9 +65,9 @@ logger = logging.getLogger(__name__)
 
 SNAPSHOT = "snapshot"
 """``PullReport.errors`` key: the snapshot table failed (a chunk not recorded, or unreadable).
-The pull's rows are then not *settled*: the job reads Xiva again from this pull's start
-(:func:`xiva_source.jobs.plan.rereads_after`), and the pending customers among them stay
-pending."""
+The pull's rows are then not *settled*: the job keeps a re-read mark at this pull's start, from
+which a later pull reads Xiva again (:func:`xiva_source.jobs.plan.rereads_after`), and the
+pending customers among them stay pending."""
 
 
 def iter_xiva(ctx: PullContext, *, commit_retries: bool | None = None) -> Iterator[pa.Table]:
@@ -148,9 +148,10 @@ class _XivaPull:
         self.columns = [ENTITY, *self.names, EVENT_TIMESTAMP]
         self.overlap = ctx.options.overlap_seconds(ctx.settings)
         ctx.report.overlap_seconds = self.overlap
-        # The window on Xiva's clock (it stamps lastUpdate): set by _follow_xivas_clock.
+        # The window on Xiva's clock (it stamps lastUpdate): set by _start_window.
         self.skew = timedelta(0)
         self.start, self.end = ctx.start, ctx.end
+        self.late_from = ctx.start  # changes stamped before it (and unrecorded) arrived late
         # A lastUpdate further ahead of Xiva's clock than the overlap is not skew: it is wrong.
         self.future = timedelta(seconds=self.overlap)
         self.listed = 0  # customers whose 360 view was asked for (listed and pending)
@@ -167,7 +168,7 @@ class _XivaPull:
         ctx = self.ctx
         pending = self.retries.load()
         try:
-            self._follow_xivas_clock()
+            self._start_window()
             ids = self._ids(pending)
             for cid, result in self.client.iter_customers_360(
                 ids, max_workers=ctx.settings.xiva_max_workers
@@ -217,8 +218,13 @@ class _XivaPull:
 
     # -- which customers -------------------------------------------------------------------------
 
-    def _follow_xivas_clock(self) -> None:
-        """Move the window onto Xiva's clock, by the skew its ``Date`` header shows.
+    def _start_window(self) -> None:
+        """Where the pull starts: the re-read mark when it can settle it; on Xiva's clock.
+
+        A re-read mark (``ctx.rereads``: the job's, for rows an earlier pull could not merge
+        or record) is used when the snapshot database answers (the pending table was read; a
+        caller that merges with the DWH passes the mark only when the DWH answers too), else
+        the watermark: re-reading could not settle anything yet.
 
         The job's window is on this host's clock; Xiva stamps ``lastUpdate`` on its own. A Xiva
         running 30 minutes behind stamps a change made just after the previous run 30 minutes
@@ -226,6 +232,16 @@ class _XivaPull:
         the window holds every change whatever the skew (:mod:`xiva_source.xiva_api.server_clock`).
         """
         ctx = self.ctx
+        start = ctx.start
+        if "xiva" in ctx.rereads and (not ctx.options.write_snapshots or self.retries.readable):
+            again = ctx.rereads["xiva"]
+            start = None if start is None or again is None else min(start, again)
+            ctx.report.reread.append("xiva")
+            self.late_from = None  # the snapshot table is known to miss them: not "late"
+            logger.info(
+                "Xiva read again from %s: rows of an earlier run were not settled",
+                "the beginning" if start is None else start.isoformat(),
+            )
         measured = self.client.clock_skew()
         if measured is not None:
             self.skew = measured
@@ -236,7 +252,9 @@ class _XivaPull:
                     abs(measured.total_seconds()),
                     "ahead of" if measured > timedelta(0) else "behind",
                 )
-        self.start = None if ctx.start is None else ctx.start + self.skew
+        self.start = None if start is None else start + self.skew
+        if self.late_from is not None:
+            self.late_from += self.skew
         self.end = window_end(ctx)
 
     def _ids(self, pending: list[str]) -> Iterator[str]:
@@ -322,7 +340,7 @@ class _XivaPull:
         values[EVENT_TIMESTAMP] = ts
         if self.retries.is_pending(cid):
             report.recovered += 1
-        elif self.start is not None and ts < self.start:
+        elif self.late_from is not None and ts < self.late_from:
             self.in_overlap[cid] = ts
         self.retries.read(cid)
         self.rows.append([values.get(c) for c in self.columns])
@@ -350,7 +368,7 @@ class _XivaPull:
     def _count_late(self, table: pa.Table) -> None:
         """Count changes inside the overlap that the previous pull had not recorded."""
         ctx = self.ctx
-        if not self.in_overlap or not ctx.options.write_snapshots or self.start is None:
+        if not self.in_overlap or not ctx.options.write_snapshots or self.late_from is None:
             self.in_overlap = {}
             return
         ids, self.in_overlap = self.in_overlap, {}
@@ -376,7 +394,7 @@ class _XivaPull:
         for cid, ts in ids.items():
             seen = recorded.get(cid)
             if seen is None or seen < ts:
-                ctx.report.add_late((self.start - ts).total_seconds())
+                ctx.report.add_late((self.late_from - ts).total_seconds())
 
     def _record_snapshot(self, table: pa.Table) -> None:
         """Append the chunk to the snapshot table; a failure is reported, not raised."""

@@ -102,10 +102,10 @@ class TokenPair:
             access: The access token.
             refresh: The refresh token, if any.
             received: When the tokens arrived, on this host's clock (UNIX time). With it, a
-                token carrying ``iat`` is timed by its lifetime from then (``exp - iat``), not
-                by its ``exp`` read on this host's clock: Xiva stamps both on its own clock,
-                and one running behind (or ahead) would otherwise make every call refresh (or
-                use a token Xiva already rejects).
+                token whose ``iat`` is far from then (Xiva's clock behind or ahead of ours) is
+                timed by its lifetime from then (``exp - iat``), not by its ``exp`` read on
+                this host's clock: one running behind (or ahead) would otherwise make every
+                call refresh (or use a token Xiva already rejects).
         """
         exp, iat = token_expiry(access)
         refresh_at = None
@@ -123,11 +123,21 @@ class TokenPair:
         )
 
 
+CLOCKS_AGREE = 2.0
+"""Seconds between a token's ``iat`` and its arrival within which Xiva's clock is taken to be
+ours (``iat`` has whole seconds; the answer took some time): its times are used as they are."""
+
+
 def _local(moment: float, iat: float | None, received: float | None) -> float:
-    """A token's ``moment`` (Xiva's clock) on this host's clock, by its offset from ``iat``."""
-    if iat is None or received is None:
+    """A token's ``moment`` (on Xiva's clock) on this host's clock.
+
+    When the token's ``iat`` is more than :data:`CLOCKS_AGREE` away from when it arrived, the
+    clocks disagree: ``moment`` is moved by that offset, one second early (``iat`` drops the
+    fraction of its second, so the token may be up to that much older than it says).
+    """
+    if iat is None or received is None or abs(received - iat) <= CLOCKS_AGREE:
         return moment
-    return received + (moment - iat)
+    return moment + (received - iat) - 1.0
 
 
 LoginCall = Callable[[dict[str, str]], dict[str, Any]]

@@ -80,7 +80,7 @@ def test_unsettled_xiva_rows_leave_a_reread_mark_at_the_pulls_start() -> None:
     marks, _ = watermarks_after(plan, report, END)
     rereads, warnings = rereads_after(plan, report)
     assert marks == {"xiva": END, "dwh": T2}  # Xiva's changes are online: its watermark moves
-    assert rereads == {"xiva": T1} and "reads Xiva again from" in warnings[0]
+    assert rereads == {"xiva": T1} and "Xiva is read again from" in warnings[0]
 
 
 def test_a_first_run_not_recorded_rereads_xiva_from_the_beginning() -> None:
@@ -89,26 +89,39 @@ def test_a_first_run_not_recorded_rereads_xiva_from_the_beginning() -> None:
     assert rereads_after(plan, report) == (
         {"xiva": None},
         [
-            "v: xiva's rows were not settled (not recorded in the snapshot table): the next run "
-            "reads Xiva again from the beginning"
+            "v: xiva's rows were not settled (not recorded in the snapshot table): Xiva is read "
+            "again from the beginning once the DWH and the snapshot table answer"
         ],
     )
 
 
-def test_a_reread_mark_moves_xivas_start_back_until_a_run_settles_it() -> None:
+def test_a_reread_mark_stays_until_a_run_reads_xiva_again_and_settles_it() -> None:
     fields = {**_fields(xiva=T1, dwh=T1), "reread:v:xiva": T2.isoformat()}
     plan = plan_view(_view(), "auto", fields, END, reload=None)
-    assert plan.starts == {"xiva": T2, "dwh": T1}
-    assert rereads_after(plan, PullReport(errors={"xiva": "down"})) == ({"xiva": T2}, [])
-    assert rereads_after(plan, PullReport()) == ({}, [])  # settled: the mark goes
+    assert plan.starts == {"xiva": T1, "dwh": T1} and plan.rereads == {"xiva": T2}
+    # The DWH still down: the pull read from the watermark, nothing (or more) settled.
+    assert rereads_after(plan, PullReport(errors={"dwh": "down"})) == ({"xiva": T2}, [])
+    again = PullReport(errors={"dwh": "down", "xiva_unmerged": "x"})
+    assert rereads_after(plan, again)[0] == {"xiva": T2}  # the older mark stays
+    # Read again from the mark, then Xiva failed: kept; read again and settled: removed.
+    assert rereads_after(plan, PullReport(reread=["xiva"], errors={"xiva": "down"}))[0] == {
+        "xiva": T2
+    }
+    assert rereads_after(plan, PullReport(reread=["xiva"])) == ({}, [])
+
+
+def test_unreadable_or_beginning_marks_read_everything_again() -> None:
+    fields = _fields(xiva=T1, dwh=T1)
     beginning = plan_view(
         _view(), "auto", {**fields, "reread:v:xiva": "beginning"}, END, reload=None
     )
-    assert beginning.starts == {"xiva": None, "dwh": T1}
+    assert beginning.rereads == {"xiva": None}
     unreadable = plan_view(
         _view(), "auto", {**fields, "reread:v:xiva": "garbage"}, END, reload=None
     )
-    assert unreadable.starts["xiva"] is None  # unreadable: read it all (costs calls, not data)
+    assert unreadable.rereads == {"xiva": None}  # costs calls, never data
+    full = plan_view(_view(), "auto", {**fields, "reread:v:xiva": "beginning"}, END, reload="full")
+    assert rereads_after(full, PullReport()) == ({}, [])  # a full read settles everything
 
 
 def test_a_dwh_only_view_has_no_reread_mark() -> None:

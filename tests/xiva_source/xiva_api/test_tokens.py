@@ -51,12 +51,15 @@ def test_tokens_are_timed_on_this_hosts_clock_whatever_xivas() -> None:
     access = _jwt({"exp": now - 1800 + 300, "iat": now - 1800})
     refresh = _jwt({"exp": now - 1800 + 86400, "iat": now - 1800})
     pair = TokenPair.from_tokens(access, refresh, received=now)
-    assert pair.refresh_at == now + 300 - 30  # refreshed near the end of its 5 minutes
-    assert pair.refresh_expires == now + 86400
+    # Refreshed near the end of its 5 minutes (one second early: iat drops its fraction).
+    assert pair.refresh_at == now + 300 - 1 - 30
+    assert pair.refresh_expires == now + 86400 - 1
     ahead = TokenPair.from_tokens(_jwt({"exp": now + 1800 + 300, "iat": now + 1800}), None, now)
-    assert ahead.refresh_at == now + 270  # not 30 minutes after Xiva rejects it
+    assert ahead.refresh_at == now + 300 - 1 - 30  # not 30 minutes after Xiva rejects it
     no_iat = TokenPair.from_tokens(_jwt({"exp": now + 300}), None, received=now)
     assert no_iat.refresh_at == now + 300 - 30  # only exp: taken as it is
+    agreeing = TokenPair.from_tokens(_jwt({"exp": now + 301, "iat": now - 1}), None, now + 0.5)
+    assert agreeing.refresh_at == now + 301 - 30  # the clocks agree: exp as it is
 
 
 def test_login_body_uses_email_for_addresses() -> None:

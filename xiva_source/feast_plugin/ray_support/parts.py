@@ -43,6 +43,7 @@ class PullSpec:
         options: The offline store's options.
         chunk_size: Rows per chunk.
         source_starts: Start per source (the job's watermarks), overriding ``start``.
+        rereads: The job's re-read marks (``pull_batches(rereads=)``).
         timestamp_field: The name Feast expects for the event timestamp (Feast's path).
         for_feast: Shape rows as ``pull_all_from_table_or_query`` does: partial rows left out,
             schema metadata dropped, timestamp renamed to ``timestamp_field``.
@@ -57,6 +58,7 @@ class PullSpec:
     options: PullOptions
     chunk_size: int = 10_000
     source_starts: Mapping[str, datetime | None] | None = None
+    rereads: Mapping[str, datetime | None] | None = None
     timestamp_field: str = EVENT_TIMESTAMP
     for_feast: bool = False
     latest: bool = False
@@ -139,6 +141,7 @@ def _pull(spec: PullSpec, part: ReadPart, report: PullReport) -> Iterator[pa.Tab
         report=report,
         source_starts=spec.source_starts,
         customer_range=None if part.whole else (part.lower, part.upper),
+        rereads=spec.rereads,
     ):
         shaped = _for_feast(spec, table) if spec.for_feast else table
         if shaped is not None:
