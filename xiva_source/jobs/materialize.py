@@ -66,7 +66,12 @@ from xiva_source.jobs.errors import (
 )
 from xiva_source.jobs.expiry import extend_store_expiry
 from xiva_source.jobs.failures import explain_failure
-from xiva_source.jobs.locks import LockHolder, MaterializationLock, lock_for_store
+from xiva_source.jobs.locks import (
+    LockHolder,
+    MaterializationLock,
+    lock_for_store,
+    takeover_message,
+)
 from xiva_source.jobs.plan import feast_watermark, plan_view, watermarks_after
 from xiva_source.jobs.repository import load_store, new_online_store, select_views
 from xiva_source.jobs.state import RunState, state_for_store
@@ -200,7 +205,7 @@ def run_materialization(
             duration=time.monotonic() - started,
         )
     if lock.took_over is not None:  # a dead run's lock (docs/operations.md, runbook)
-        run.summary.warnings.append(lock.took_over.takeover_message())
+        run.summary.warnings.append(takeover_message(lock.took_over))
     try:
         try:
             run.state = state_for_store(store, client)
