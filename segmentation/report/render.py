@@ -120,6 +120,12 @@ def _when(t: float, span: float = 0.0) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
+def _range(t0: float, t1: float) -> str:
+    """``2026-01-01 06:00 to 2026-01-05 06:00``, the second date left out when it is the same."""
+    first, last = _when(t0), _when(t1)
+    return f"{first} to {last[11:] if last[:10] == first[:10] else last}"
+
+
 def _axis_label(t: float, span: float) -> str:
     moment = _dt.datetime.fromtimestamp(t, _dt.UTC)
     if span < 600:
@@ -323,15 +329,19 @@ def _trend(name: str, size_now: int, entries: Sequence[HistoryEntry]) -> str:
         return f'<p class="dim">First refresh on {_when(t)} UTC: {s:,} members.</p>'
     (t0, first), (t1, last) = pts[0], pts[-1]
     change = last - first
-    sign = "+" if change > 0 else "" if change == 0 else "-"
-    rel = f", {sign}{abs(change) / first:.0%}" if first else ""
-    arrow = "up" if change > 0 else "down" if change < 0 else "flat"
     lo, hi = min(s for _, s in pts), max(s for _, s in pts)
-    caption = (
-        f'<p class="trend-text"><span class="{arrow}">{sign}{abs(change):,}{rel}</span> over '
-        f"{len(pts):,} refreshes, {_when(t0)} to {_when(t1)} UTC ({first:,} → {last:,}; lowest "
-        f"{lo:,}, highest {hi:,})</p>"
-    )
+    when = f"over {len(pts):,} refreshes, {_range(t0, t1)} UTC"
+    if lo == hi:
+        caption = (
+            f'<p class="trend-text"><span class="flat">Unchanged</span> at {last:,} {when}</p>'
+        )
+    else:
+        sign, arrow = ("+", "up") if change > 0 else ("-", "down") if change < 0 else ("±", "flat")
+        rel = f" ({sign}{abs(change) / first:.1%})" if first and change else ""
+        caption = (
+            f'<p class="trend-text"><span class="{arrow}">{sign}{abs(change):,}{rel}</span> '
+            f"{when}: {first:,} → {last:,} (lowest {lo:,}, highest {hi:,})</p>"
+        )
     return _sparkline(name, pts) + caption
 
 
@@ -646,6 +656,7 @@ table { border-collapse: collapse; margin: .4rem 0; }
 th, td { padding: .2rem .6rem; border-bottom: 1px solid #eee; text-align: right; }
 th:first-child, td:first-child { text-align: left; overflow-wrap: anywhere; }
 table.groups { width: 100%; max-width: 420px; font-size: .9rem; }
+table.groups td { white-space: nowrap; }
 table.others { background: #fff; }
 ol.pairs { padding-left: 1.6rem; margin: .4rem 0; }
 ol.pairs li { margin: .35rem 0; overflow-wrap: anywhere; }

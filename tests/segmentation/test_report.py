@@ -272,7 +272,7 @@ def test_render_escapes_and_orders_history() -> None:
         r'data-chart="history".*?class="mark line" d="M([\d.]+),[\d.]+ L([\d.]+),', page
     )
     assert path and float(path.group(1)) < float(path.group(2))  # oldest on the left
-    assert "+1, +25%" in page and "over 2 refreshes" in page  # a's trend, in words
+    assert "+1 (+25.0%)</span> over 2 refreshes, 2026-01-01 00:00 to 2026-01-02 00:00" in page
     assert "No refresh stored yet" in page  # b's card
     assert "Definition not given" in page  # b has no definition here
     assert "<td>20.0%</td>" in page  # the holdout asked for
