@@ -5,10 +5,8 @@ a boolean matrix ``M`` (customers x segments) and ``M.T @ M`` adds, for every pa
 once, the customers in both (its diagonal: each segment's size). Memory is bounded by one chunk and
 an ``n x n`` matrix of counts, whatever the population (2,000 segments: 32 MB).
 
-What is *listed* is bounded too: ``n`` segments make ``n (n - 1) / 2`` pairs (2,000 segments:
-about 2 million), so callers list the :data:`DEFAULT_TOP_PAIRS` most overlapping
-(:meth:`Overlap.top_pairs`, by Jaccard) and every pair only up to :data:`MAX_LISTED_PAIRS`
-(:func:`check_pair_listing` says so before anything is evaluated).
+What is *listed* is bounded too (:mod:`segmentation.pairs`): the most overlapping pairs
+(:meth:`Overlap.top_pairs`, by Jaccard), every pair only up to ``MAX_LISTED_PAIRS``.
 
 Example:
     >>> result = overlap(engine)  # doctest: +SKIP
@@ -26,18 +24,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from segmentation.errors import SegmentationError
+from segmentation.pairs import (
+    DEFAULT_TOP_PAIRS,
+    MAX_LISTED_PAIRS,
+    check_pair_listing,
+    pair_count,
+)
 
 if TYPE_CHECKING:
     from segmentation.engine import SegmentEngine
 
 __all__ = [
-    "DEFAULT_TOP_PAIRS",
-    "MAX_LISTED_PAIRS",
     "Overlap",
     "PairOverlap",
     "SizeTable",
-    "check_pair_listing",
     "jaccard_matrix",
     "membership_chunks",
     "overlap",
@@ -45,11 +45,6 @@ __all__ = [
     "population_sizes",
 ]
 
-DEFAULT_TOP_PAIRS = 20
-"""Pairs listed by default (``segmentation overlap``, the report): the most overlapping."""
-MAX_LISTED_PAIRS = 100_000
-"""Most pairs one listing may hold (``--top K``, ``--all``; 447 segments have 99,681 pairs), and
-the size up to which ``to_dict`` includes the ``n x n`` matrix."""
 _SLICE_BYTES = 32 * 2**20
 """The float copy of one slice of a chunk's membership matrix (``M.T @ M`` goes through BLAS)."""
 _BLOCK_CELLS = 2**20
@@ -88,37 +83,6 @@ class SizeTable:
                 for n, s in self.sizes.items()
             ],
         }
-
-
-def pair_count(segments: int) -> int:
-    """How many unordered pairs ``segments`` distinct segments make."""
-    return segments * (segments - 1) // 2
-
-
-def check_pair_listing(segments: int, top: int | None) -> None:
-    """Refuse, before any work, a listing of more than :data:`MAX_LISTED_PAIRS` pairs.
-
-    Args:
-        segments: How many segments.
-        top: The number of pairs asked for; None: every pair.
-
-    Raises:
-        SegmentationError: Too many pairs (the problem, and the fix: ``--top K`` or fewer
-            segments).
-    """
-    pairs = pair_count(segments)
-    if top is None and pairs > MAX_LISTED_PAIRS:
-        raise SegmentationError(
-            f"{segments:,} segments make {pairs:,} pairs, more than the {MAX_LISTED_PAIRS:,} "
-            "that one listing holds",
-            f"list the most overlapping ones with --top K (K up to {MAX_LISTED_PAIRS:,}), or name "
-            "fewer segments (`segmentation overlap SEGMENT ...`)",
-        )
-    if top is not None and not 0 <= top <= MAX_LISTED_PAIRS:
-        raise SegmentationError(
-            f"--top {top:,} is outside 0 to {MAX_LISTED_PAIRS:,}",
-            f"ask for at most {MAX_LISTED_PAIRS:,} pairs (the default is {DEFAULT_TOP_PAIRS})",
-        )
 
 
 @dataclass(frozen=True)
@@ -205,7 +169,7 @@ class Overlap:
         ``k``: memory is a block and ``k`` candidates per block, whatever the number of segments.
 
         Args:
-            k: How many pairs (at most :data:`MAX_LISTED_PAIRS`).
+            k: How many pairs (at most ``MAX_LISTED_PAIRS``).
         """
         n = len(self.segments)
         k = max(0, min(k, self.pair_count))
@@ -267,7 +231,7 @@ class Overlap:
 
         Returns:
             ``{"population", "segments", "sizes", "matrix", "pairs", "pair_count", "top"}``;
-            ``matrix`` is None when there are more than :data:`MAX_LISTED_PAIRS` pairs.
+            ``matrix`` is None when there are more than ``MAX_LISTED_PAIRS`` pairs.
 
         Raises:
             SegmentationError: More than :data:`MAX_LISTED_PAIRS` pairs asked for.

@@ -3,7 +3,7 @@ per group against the fractions it asks for (:func:`build_report`, one pass over
 
 Bounded whatever the number of segments: a card (definition, history, groups) for at most
 :data:`MAX_CARDS` segments, the others as one line each; the ``top`` most overlapping pairs
-(at most :data:`~segmentation.overlap.MAX_LISTED_PAIRS`), not every pair.
+(at most :data:`~segmentation.pairs.MAX_LISTED_PAIRS`), not every pair.
 """
 
 from __future__ import annotations
@@ -18,13 +18,8 @@ import numpy as np
 import pandas as pd
 
 from segmentation.memberships import HistoryEntry
-from segmentation.overlap import (
-    DEFAULT_TOP_PAIRS,
-    Overlap,
-    PairOverlap,
-    check_pair_listing,
-    overlap,
-)
+from segmentation.overlap import Overlap, PairOverlap, overlap
+from segmentation.pairs import DEFAULT_TOP_PAIRS, check_pair_listing
 
 if TYPE_CHECKING:
     from segmentation.engine import SegmentEngine
@@ -128,7 +123,7 @@ def build_report(
         global_control: The global control fraction (``SEGMENTS_GLOBAL_CONTROL``).
         history_limit: Refresh history entries per carded segment (newest).
         top: The most overlapping pairs to list (at most
-            :data:`~segmentation.overlap.MAX_LISTED_PAIRS`).
+            :data:`~segmentation.pairs.MAX_LISTED_PAIRS`).
         cards: Segments shown as a card (the first ones, in the order given); groups and history
             are read for these only.
         now: Reference time for staleness, and the report's time.

@@ -37,7 +37,8 @@ import numpy as np
 
 from segmentation.groups import GLOBAL_CONTROL, HOLDOUT, TARGET
 from segmentation.memberships import HistoryEntry
-from segmentation.overlap import DEFAULT_TOP_PAIRS, PairOverlap
+from segmentation.overlap import PairOverlap
+from segmentation.pairs import DEFAULT_TOP_PAIRS
 from segmentation.report.data import (
     HISTORY_LIMIT,
     MAX_CARDS,
@@ -776,7 +777,7 @@ def write_report(
         The data shown.
 
     Raises:
-        SegmentationError: ``top`` is over :data:`~segmentation.overlap.MAX_LISTED_PAIRS`.
+        SegmentationError: ``top`` is over :data:`~segmentation.pairs.MAX_LISTED_PAIRS`.
     """
     data = build_report(
         engine,

@@ -19,7 +19,8 @@ import pytest
 
 from segmentation import Segment, SegmentationError, SegmentEngine
 from segmentation.memberships import HistoryEntry
-from segmentation.overlap import MAX_LISTED_PAIRS, Overlap, overlap_counts
+from segmentation.overlap import Overlap, overlap_counts
+from segmentation.pairs import MAX_LISTED_PAIRS
 from segmentation.report import (
     MAX_BARS,
     MAX_CARDS,

@@ -52,7 +52,7 @@ def _preview(args: argparse.Namespace, context: CommandContext) -> int:
 
 
 def _pair_limit(value: str) -> int:
-    from segmentation.overlap import MAX_LISTED_PAIRS
+    from segmentation.pairs import MAX_LISTED_PAIRS
 
     number = _non_negative(value)
     if number > MAX_LISTED_PAIRS:
@@ -63,7 +63,7 @@ def _pair_limit(value: str) -> int:
 
 
 def _overlap_options(parser: argparse.ArgumentParser) -> None:
-    from segmentation.overlap import DEFAULT_TOP_PAIRS, MAX_LISTED_PAIRS
+    from segmentation.pairs import DEFAULT_TOP_PAIRS, MAX_LISTED_PAIRS
 
     parser.add_argument("segments", nargs="*", help="segment names (default: all)")
     which = parser.add_mutually_exclusive_group()
@@ -83,7 +83,8 @@ def _overlap_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _overlap(args: argparse.Namespace, context: CommandContext) -> int:
-    from segmentation.overlap import check_pair_listing, overlap
+    from segmentation.overlap import overlap
+    from segmentation.pairs import check_pair_listing
 
     top = None if args.all else args.top
     engine = _engine(args, context)
@@ -111,7 +112,7 @@ def _overlap(args: argparse.Namespace, context: CommandContext) -> int:
 
 
 def _report_options(parser: argparse.ArgumentParser) -> None:
-    from segmentation.overlap import DEFAULT_TOP_PAIRS
+    from segmentation.pairs import DEFAULT_TOP_PAIRS
 
     parser.add_argument("output", help="the HTML file to write (*.html)")
     parser.add_argument("segments", nargs="*", help="segment names (default: all)")
