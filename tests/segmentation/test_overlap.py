@@ -10,8 +10,8 @@ import pytest
 
 from segmentation import Segment, SegmentEngine
 from segmentation.overlap import jaccard_matrix, overlap, overlap_counts, population_sizes
-from tests.segmentation import look
-from tests.segmentation.conftest import FeastRepo
+from tests.support.segmentation import look
+from tests.support.segmentation.repo import FeastRepo
 
 SEGMENTS = [
     Segment("ov_rich", [{">": [{"var": "total_revenue"}, 1000]}]),
@@ -31,7 +31,6 @@ def _reference(repo: FeastRepo) -> dict[str, set[str]]:
     }
 
 
-@pytest.mark.unit
 def test_overlap_counts_equal_python_sets_whatever_the_chunks() -> None:
     rng = random.Random(7)
     n_rows, n_seg = 1000, 5
@@ -53,7 +52,6 @@ def test_overlap_counts_equal_python_sets_whatever_the_chunks() -> None:
             assert np.isnan(jac[a, b])  # both empty: undefined
 
 
-@pytest.mark.unit
 def test_no_rows_gives_zero_counts() -> None:
     counts, seen = overlap_counts(iter([np.zeros((0, 3), dtype=bool)]), 3)
     assert seen == 0 and counts.tolist() == [[0] * 3] * 3

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-import shutil
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -18,8 +17,8 @@ from segmentation import Segment, SegmentEngine
 from segmentation.memberships import HistoryEntry
 from segmentation.overlap import Overlap
 from segmentation.report import GroupBalance, ReportData, render_report, write_report
-from tests.segmentation import look
-from tests.segmentation.conftest import FeastRepo
+from tests.support.segmentation import look
+from tests.support.segmentation.repo import FeastRepo
 from xiva_source.cli import segmentation_main as main
 
 SEGMENTS = [
@@ -35,17 +34,12 @@ SEGMENTS = [
 GLOBAL_CONTROL = 0.1
 
 
-def chromium() -> str:
-    path = shutil.which("chromium")
-    assert path, "Debian's chromium is needed: apt-get install -y chromium (.ci/run does it)"
-    return path
-
-
-def render(page: Path, profile: Path) -> tuple[str, list[str]]:
-    """The DOM after the page's scripts ran, and the console messages Chromium logged."""
+def render(page: Path, profile: Path, chromium: str) -> tuple[str, list[str]]:
+    """The DOM after the page's scripts ran, and the console messages Chromium (the fixture's
+    path) logged."""
     done = subprocess.run(
         [
-            chromium(),
+            chromium,
             "--headless",
             "--no-sandbox",  # tests run as root in the CI container
             "--disable-gpu",
@@ -97,7 +91,9 @@ def _group(seg: Segment, cid: str) -> str:
     return list(seg.splits)[-1]
 
 
-def test_report_data_and_rendering_in_chromium(seg_repo: FeastRepo, tmp_path: Path) -> None:
+def test_report_data_and_rendering_in_chromium(
+    seg_repo: FeastRepo, tmp_path: Path, chromium: str
+) -> None:
     engine = SegmentEngine(seg_repo.store, SEGMENTS, chunk=150)
     t0 = seg_repo.now
     for hours in (0, 6):  # two refreshes: a history of two points per segment
@@ -126,7 +122,7 @@ def test_report_data_and_rendering_in_chromium(seg_repo: FeastRepo, tmp_path: Pa
     assert "Content-Security-Policy" in text and "default-src 'none'" in text
     assert not re.search(r"\s(src|href)=", text)  # nothing to fetch: all inline
 
-    dom, console = render(page, tmp_path / "profile")
+    dom, console = render(page, tmp_path / "profile", chromium)
     assert console == []  # no error, no warning, no blocked load: nothing logged at all
     assert 'data-ready="1"' in dom and 'data-charts="4"' in dom and 'data-drawn="4"' in dom
     marks = chart_marks(dom)
@@ -136,20 +132,19 @@ def test_report_data_and_rendering_in_chromium(seg_repo: FeastRepo, tmp_path: Pa
     assert marks["balance"] >= 3 + 4 + 2  # stacked groups per segment
 
 
-def test_the_browser_check_catches_a_broken_page(tmp_path: Path) -> None:
+def test_the_browser_check_catches_a_broken_page(tmp_path: Path, chromium: str) -> None:
     empty = ReportData("p", "2026-01-01T00:00:00+00:00", Overlap((), 0, np.zeros((0, 0))), {}, [])
     page = tmp_path / "empty.html"
     html = render_report(empty)
     page.write_text(html.replace("</body>", "<script>notDefined();</script></body>"))
-    dom, console = render(page, tmp_path / "profile")
+    dom, console = render(page, tmp_path / "profile", chromium)
     assert 'data-drawn="0"' in dom  # charts without marks are seen as not drawn
     assert any("notDefined is not defined" in line for line in console)
     page.write_text(html.replace("</body>", '<img src="https://example.com/x.png"></body>'))
-    _, console = render(page, tmp_path / "profile")
+    _, console = render(page, tmp_path / "profile", chromium)
     assert any("Content Security Policy" in line for line in console)  # no network, ever
 
 
-@pytest.mark.unit
 def test_render_escapes_and_orders_history() -> None:
     counts = np.array([[5, 2], [2, 4]])
     entries = [

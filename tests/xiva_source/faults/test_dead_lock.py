@@ -148,6 +148,7 @@ def test_the_holder_renews_its_short_ttl(client: redis.Redis, redis_ns: str) -> 
         lock.release()
 
 
+@pytest.mark.usefixtures("subprocesses")
 def test_a_file_lock_left_by_a_killed_run_names_it(tmp_path: Path) -> None:
     path = tmp_path / "loyalty.materialize.lock"
     child = subprocess.Popen(

@@ -13,8 +13,6 @@ import pytest
 
 from xiva_source.jobs.locks import UNKNOWN_HOLDER, FileMaterializationLock, LockHolder
 
-pytestmark = pytest.mark.unit
-
 
 def test_holder_record_round_trips_without_its_token() -> None:
     me = LockHolder.me()
@@ -59,6 +57,7 @@ def test_file_lock_with_an_unreadable_record_reports_an_unknown_holder(tmp_path:
         holder_lock.release()
 
 
+@pytest.mark.usefixtures("subprocesses")
 def test_file_lock_excludes_other_processes_and_dies_with_its_holder(tmp_path: Path) -> None:
     path = tmp_path / "registry.materialize.lock"
     child = subprocess.Popen(

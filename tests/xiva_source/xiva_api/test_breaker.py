@@ -9,8 +9,6 @@ import redis
 
 from xiva_source.xiva_api.breaker import REDIS_RETRY_SECONDS, RedisBreaker
 
-pytestmark = pytest.mark.unit
-
 
 class FakeClock:
     def __init__(self) -> None:

@@ -8,8 +8,6 @@ import pytest
 from xiva_source.xiva_api.circuit import CircuitBreaker
 from xiva_source.xiva_api.errors import XivaCircuitOpenError
 
-pytestmark = pytest.mark.unit
-
 
 class FakeClock:
     def __init__(self) -> None:

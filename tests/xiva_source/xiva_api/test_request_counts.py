@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from tests.conftest import SIM_PASSWORD, SIM_USER
+from tests.support.services import SIM_PASSWORD, SIM_USER
 from xiva_source.simulator import FaultConfig
 from xiva_source.xiva_api.client import XivaClient
 from xiva_source.xiva_api.usage import MemoryUsageStore
