@@ -76,7 +76,7 @@ def services_of(item: pytest.Item) -> set[str]:
         The kinds (empty: the test is ``unit``).
     """
     info = getattr(item, "_fixtureinfo", None)
-    if info is None:  # not a Python function test (none here): no fixtures
+    if not isinstance(item, pytest.Function) or info is None:  # no fixtures (none here)
         return set()
     kinds: set[str] = set()
     for name in item.fixturenames:  # the closure: fixtures of fixtures included

@@ -20,9 +20,10 @@ Used by the fixtures of tests/segmentation/ (``seg_repo`` and the modules' own r
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FunctionType
 from typing import Any
 
 import pandas as pd
@@ -152,6 +153,13 @@ def customer_time_features(inputs: pd.DataFrame) -> pd.DataFrame:
     return derive_frame(inputs)
 
 
+def _fresh(func: Callable[..., Any]) -> FunctionType:
+    """A new function object of ``func``'s code: Feast's decorator renames the module of the one
+    it is given (``__main__``), after which its source could not be found for the next repo."""
+    assert isinstance(func, FunctionType)
+    return FunctionType(func.__code__, func.__globals__, func.__name__, func.__defaults__)
+
+
 def build_repo(
     path: Path, project: str, n: int, redis_url: str, *, clock: Clock = utc_now
 ) -> FeastRepo:
@@ -211,7 +219,7 @@ entity_key_serialization_version: 3
         schema=[Field(name=name, dtype=Int64) for name in DERIVED_FEATURES],
         mode="pandas",
         write_to_online_store=False,
-    )(customer_time_features)
+    )(_fresh(customer_time_features))
     dwh_fv = FeatureView(
         name="customer_dwh_features",
         entities=[customer],
