@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from xiva_source.feast_plugin.online_store import redis_url_to_feast
-from xiva_source.features.catalogue import DERIVED_FEATURES
+from xiva_source.features.catalogue import DERIVED_FEATURES, STANDARD_FEATURES
 from xiva_source.features.derived import derive_frame, facts_from_counts
 from xiva_source.timeutil import Clock, utc_now
 
@@ -50,15 +50,7 @@ CITIES = ["Paris", "Lyon", "Toronto", "Montreal", None]
 STATUSES = ["active", "inactive", "churned", None]
 TIERS = ["bronze", "silver", "gold", "platinum", None]
 
-STORED = [
-    "customer_status",
-    "total_revenue",
-    "transaction_count",
-    "last_payment_date",
-    "customer_tier",
-    "city",
-    "birth_date",
-]
+STORED = list(STANDARD_FEATURES)
 """The features ``customer_features`` stores, in order (the catalogue's standard features)."""
 
 
@@ -177,7 +169,9 @@ def build_repo(
     """
     from feast import Entity, FeatureStore, FeatureView, Field, FileSource, ValueType
     from feast.on_demand_feature_view import on_demand_feature_view
-    from feast.types import Array, Float64, Int64, String, UnixTimestamp
+    from feast.types import Array, Float64, Int64, String
+
+    from xiva_source.feast_plugin.sources import xiva_feature_fields
 
     path.mkdir(parents=True, exist_ok=True)
     (path / "data").mkdir(exist_ok=True)
@@ -199,14 +193,11 @@ entity_key_serialization_version: 3
     stored_rows(frame).to_parquet(path / "data" / "customers.parquet")
     dwh.to_parquet(path / "data" / "dwh.parquet")
     customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.STRING)
-    types = {"customer_status": String, "customer_tier": String, "city": String}
-    types |= {"total_revenue": Float64, "transaction_count": Int64}
-    types |= {"last_payment_date": UnixTimestamp, "birth_date": UnixTimestamp}
     fv = FeatureView(
         name="customer_features",
         entities=[customer],
         ttl=dt.timedelta(days=2),
-        schema=[Field(name=name, dtype=types[name]) for name in STORED],
+        schema=xiva_feature_fields(),  # as feature_repo/features.py (no custom feature here)
         online=True,
         source=FileSource(
             name="customers",
@@ -244,6 +235,7 @@ entity_key_serialization_version: 3
         ],
         online=False,
     )
+    assert [f.name for f in fv.features] == STORED, "a custom feature is registered"
     store = FeatureStore(repo_path=str(path))
     store.apply([customer, fv, time_features, dwh_fv, segments])
     store.write_to_online_store("customer_features", stored_rows(frame))
