@@ -20,8 +20,12 @@ install: $(BIN)/python ## Create .venv and install the project (editable, with d
 test: ## Run the whole test suite (needs Redis and PostgreSQL on 127.0.0.1)
 	$(BIN)/pytest -q
 
-test-unit: ## Run only the unit tests (pure logic, no service needed; seconds)
-	$(BIN)/pytest -q -m unit
+# The unit tier (tests/conftest.py): every test using no service fixture. Run with the services
+# pointed at dead ports, so a test wrongly in it fails here rather than passing by luck.
+DEAD_SERVICES := TEST_REDIS_URL=redis://127.0.0.1:1/0 TEST_PG_URL=postgresql+psycopg://root@127.0.0.1:1/test
+
+test-unit: ## Run the unit tier (tests with no service fixture), services pointed at dead ports
+	$(DEAD_SERVICES) $(BIN)/pytest -q -m unit
 
 lint: ## Run ruff, mypy and the import contracts (.importlinter)
 	$(BIN)/lint-imports

@@ -338,7 +338,7 @@ def pct(values: list[float], q: int) -> float:
 
 
 def start_cluster(workdir: Path) -> Any:
-    from tests.redis_cluster import start_cluster as start
+    from tests.support.redis_cluster import start_cluster as start
 
     return start(workdir)
 
@@ -383,7 +383,7 @@ def main() -> int:
             cleanup(client, project)
     finally:
         if nodes is not None:
-            from tests.redis_cluster import stop_cluster
+            from tests.support.redis_cluster import stop_cluster
 
             stop_cluster(nodes)
         shutil.rmtree(tmp, ignore_errors=True)

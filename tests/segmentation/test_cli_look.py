@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.segmentation import look
-from tests.segmentation.conftest import FeastRepo
+from tests.support.segmentation import look
+from tests.support.segmentation.repo import FeastRepo
 from xiva_source.cli import segmentation_main as main
 
 

@@ -17,8 +17,8 @@ from segmentation.overlap import (
     population_sizes,
 )
 from segmentation.pairs import MAX_LISTED_PAIRS, check_pair_listing, pair_count
-from tests.segmentation import look
-from tests.segmentation.conftest import FeastRepo
+from tests.support.segmentation import look
+from tests.support.segmentation.repo import FeastRepo
 
 SEGMENTS = [
     Segment("ov_rich", [{">": [{"var": "total_revenue"}, 1000]}]),
@@ -38,7 +38,6 @@ def _reference(repo: FeastRepo) -> dict[str, set[str]]:
     }
 
 
-@pytest.mark.unit
 def test_overlap_counts_equal_python_sets_whatever_the_chunks() -> None:
     rng = random.Random(7)
     n_rows, n_seg = 1000, 5
@@ -60,7 +59,6 @@ def test_overlap_counts_equal_python_sets_whatever_the_chunks() -> None:
             assert np.isnan(jac[a, b])  # both empty: undefined
 
 
-@pytest.mark.unit
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 60])
 @pytest.mark.parametrize("density", [0.02, 0.5])
 def test_top_pairs_equal_a_full_sort_of_every_pair(n: int, density: float) -> None:
@@ -81,7 +79,6 @@ def test_top_pairs_equal_a_full_sort_of_every_pair(n: int, density: float) -> No
             assert (p.size_a, p.size_b) == (result.sizes[p.a], result.sizes[p.b])
 
 
-@pytest.mark.unit
 def test_a_listing_of_pairs_is_bounded() -> None:
     check_pair_listing(447, None)  # 99,681 pairs: every one may be listed
     with pytest.raises(SegmentationError) as caught:
@@ -95,7 +92,6 @@ def test_a_listing_of_pairs_is_bounded() -> None:
         check_pair_listing(3, MAX_LISTED_PAIRS + 1)
 
 
-@pytest.mark.unit
 def test_no_rows_gives_zero_counts() -> None:
     counts, seen = overlap_counts(iter([np.zeros((0, 3), dtype=bool)]), 3)
     assert seen == 0 and counts.tolist() == [[0] * 3] * 3

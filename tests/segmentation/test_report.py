@@ -8,7 +8,6 @@ import datetime as dt
 import hashlib
 import json
 import re
-import shutil
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -29,8 +28,8 @@ from segmentation.report import (
     render_report,
     write_report,
 )
-from tests.segmentation import look
-from tests.segmentation.conftest import FeastRepo
+from tests.support.segmentation import look
+from tests.support.segmentation.repo import FeastRepo
 from xiva_source.cli import segmentation_main as main
 
 SEGMENTS = [
@@ -75,13 +74,9 @@ window.addEventListener("load", function () {
 """
 
 
-def chromium() -> str:
-    path = shutil.which("chromium")
-    assert path, "Debian's chromium is needed: apt-get install -y chromium (.ci/run does it)"
-    return path
-
-
-def in_browser(page: Path, width: int, profile: Path) -> tuple[dict[str, Any], list[str]]:
+def in_browser(
+    page: Path, width: int, profile: Path, chromium: str
+) -> tuple[dict[str, Any], list[str]]:
     """The report framed ``width`` pixels wide in headless Chromium: its measures (widths,
     marks drawn per chart) and the console messages Chromium logged."""
     harness = page.with_name(f"{page.stem}-at-{width}.html")
@@ -90,7 +85,7 @@ def in_browser(page: Path, width: int, profile: Path) -> tuple[dict[str, Any], l
     )
     done = subprocess.run(
         [
-            chromium(),
+            chromium,
             "--headless",
             "--no-sandbox",  # tests run as root in the CI container
             "--disable-gpu",
@@ -124,12 +119,12 @@ def marks_by_chart(result: dict[str, Any]) -> dict[str, list[int]]:
 
 
 def assert_reads_well(
-    page: Path, profile: Path, widths: tuple[int, ...] = WIDTHS
+    page: Path, profile: Path, chromium: str, widths: tuple[int, ...] = WIDTHS
 ) -> dict[int, Any]:
     """At each width: no horizontal scroll, every chart drew marks, nothing logged, no script."""
     seen = {}
     for width in widths:
-        result, console = in_browser(page, width, profile)
+        result, console = in_browser(page, width, profile, chromium)
         assert console == [], console  # no error, no warning, no blocked load: nothing at all
         assert result["innerWidth"] == width
         assert result["scrollWidth"] <= result["clientWidth"], (width, result)
@@ -160,7 +155,9 @@ def _group(seg: Segment, cid: str) -> str:
     return list(seg.splits)[-1]
 
 
-def test_report_data_and_rendering_in_chromium(seg_repo: FeastRepo, tmp_path: Path) -> None:
+def test_report_data_and_rendering_in_chromium(
+    seg_repo: FeastRepo, tmp_path: Path, chromium: str
+) -> None:
     engine = SegmentEngine(seg_repo.store, SEGMENTS, chunk=150)
     t0 = seg_repo.now
     for hours in (0, 6):  # two refreshes: a history of two points per segment
@@ -195,7 +192,7 @@ def test_report_data_and_rendering_in_chromium(seg_repo: FeastRepo, tmp_path: Pa
     both = len(ref["rp_paris"] & ref["rp_rich"])
     assert f"<b>{both:,}</b> of the " in text  # the overlap in words
 
-    seen = assert_reads_well(page, tmp_path / "profile")
+    seen = assert_reads_well(page, tmp_path / "profile", chromium)
     marks = marks_by_chart(seen[1280])
     assert marks["sizes"] == [3] and marks["share"] == [1, 1, 1]  # a bar, a meter per segment
     assert marks["history"] == [3 + 3 * 2]  # a line and two points per segment
@@ -225,27 +222,26 @@ def _small_report(**extra: Any) -> ReportData:
     )
 
 
-def test_the_browser_check_catches_a_broken_page(tmp_path: Path) -> None:
+def test_the_browser_check_catches_a_broken_page(tmp_path: Path, chromium: str) -> None:
     good = render_report(_small_report())
     page = tmp_path / "page.html"
     page.write_text(good, encoding="utf-8")
-    assert_reads_well(page, tmp_path / "profile", (1280,))  # the page as rendered passes
+    assert_reads_well(page, tmp_path / "profile", chromium, (1280,))  # the page as rendered passes
 
     page.write_text(good.replace("</main>", "<script>document.title = 1;</script></main>"))
-    result, console = in_browser(page, 1280, tmp_path / "profile")
+    result, console = in_browser(page, 1280, tmp_path / "profile", chromium)
     assert any("Content Security Policy" in line for line in console)  # no script runs
     page.write_text(good.replace("</main>", '<img src="https://example.com/x.png"></main>'))
-    _, console = in_browser(page, 1280, tmp_path / "profile")
+    _, console = in_browser(page, 1280, tmp_path / "profile", chromium)
     assert any("Content Security Policy" in line for line in console)  # no network, ever
     page.write_text(good.replace("</main>", '<svg class="chart" data-chart="x"></svg></main>'))
-    result, _ = in_browser(page, 1280, tmp_path / "profile")
+    result, _ = in_browser(page, 1280, tmp_path / "profile", chromium)
     assert 0 in result["charts"].values()  # a chart without marks is seen as not drawn
     page.write_text(good.replace("</main>", '<div style="width:1400px">wide</div></main>'))
-    result, _ = in_browser(page, 1280, tmp_path / "profile")
+    result, _ = in_browser(page, 1280, tmp_path / "profile", chromium)
     assert result["scrollWidth"] > result["clientWidth"]  # a horizontal scroll is seen
 
 
-@pytest.mark.unit
 def test_render_escapes_and_orders_history() -> None:
     entries = [
         HistoryEntry("2026-01-02T00:00:00+00:00", 5, 1, 0),  # newest first, as stored
@@ -280,7 +276,6 @@ def test_render_escapes_and_orders_history() -> None:
     assert "<b>2</b> of the 4 members of <b>b</b> are also in <b>a</b>" in page
 
 
-@pytest.mark.unit
 def test_a_trend_reads_with_one_two_and_many_refreshes() -> None:
     start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -341,7 +336,6 @@ def _many_segments(n: int, refreshes: int) -> ReportData:
     )
 
 
-@pytest.mark.unit
 def test_2000_segments_make_a_bounded_page_and_pair_list() -> None:
     data = _many_segments(2000, refreshes=500)
     assert data.overlap.pair_count == 1_999_000
@@ -364,10 +358,10 @@ def test_2000_segments_make_a_bounded_page_and_pair_list() -> None:
     assert "The other 1,800 segments" in page
 
 
-def test_2000_segments_read_well_in_chromium(tmp_path: Path) -> None:
+def test_2000_segments_read_well_in_chromium(tmp_path: Path, chromium: str) -> None:
     page = tmp_path / "big.html"
     page.write_text(render_report(_many_segments(2000, refreshes=3)), encoding="utf-8")
-    seen = assert_reads_well(page, tmp_path / "profile", (1280,))
+    seen = assert_reads_well(page, tmp_path / "profile", chromium, (1280,))
     assert len(marks_by_chart(seen[1280])["trend"]) == MAX_CARDS
 
 

@@ -12,8 +12,6 @@ from segmentation.report import groups_in_words, pair_in_words, rule_in_words, r
 from segmentation.report.words import MAX_RULE_CHARS
 from segmentation.rules import SEGMENT_OPERATORS, check_rule
 
-pytestmark = pytest.mark.unit
-
 X, Y = {"var": "x"}, {"var": "y"}
 
 # One rule per segment operator (each a valid segment rule) and its words.

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.feast_fixtures import FeastEnv
-from tests.redis_cluster import RedisClusterNodes
+from tests.support.feast import FeastEnv
+from tests.support.redis_cluster import RedisClusterNodes
 from xiva_source.cli import main as xiva_main
 from xiva_source.cli import segmentation_main
 from xiva_source.feast_plugin.redis_layout import RedisLayout, scan_entity_keys

@@ -31,6 +31,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from tests.support.tiers import service
 from xiva_source.locking import (
     DEFAULT_TTL_SECONDS,
     UNKNOWN_HOLDER,
@@ -75,6 +76,7 @@ class Backend:
 
 
 @pytest.fixture(params=["redis", "cluster", "sentinel"])
+@service("redis")
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     """The lock's key on a single Redis, a Redis Cluster and a Sentinel's primary."""
     kind = request.param
@@ -132,7 +134,6 @@ def _here(**change: Any) -> LockHolder:
 # --- the owner record and the dead-owner rule --------------------------------------------------
 
 
-@pytest.mark.unit
 def test_the_record_round_trips_without_its_token() -> None:
     me = LockHolder.me()
     assert me.pid == os.getpid() and len(me.token) == 32
@@ -146,7 +147,6 @@ def test_the_record_round_trips_without_its_token() -> None:
     assert LockHolder.loads(me.dumps().encode()) == back
 
 
-@pytest.mark.unit
 @pytest.mark.parametrize(
     "raw",
     [None, b"", "not json", "[1, 2]", '{"pid": 1}', '{"pid": "x", "host": 1}', '{"pid": true}'],
@@ -155,13 +155,12 @@ def test_unreadable_records_are_none(raw: str | bytes | None) -> None:
     assert LockHolder.loads(raw) is None
 
 
-@pytest.mark.unit
 def test_a_record_of_the_refresh_lock_before_the_merge_is_read() -> None:
     old = '{"token": "t", "pid": 4242, "host": "h", "started": "2026-01-01T00:00:00+00:00"}'
     assert LockHolder.loads(old) == LockHolder(4242, "h", "2026-01-01T00:00:00+00:00")
 
 
-@pytest.mark.unit
+@pytest.mark.usefixtures("subprocesses")
 def test_only_a_proven_dead_owner_of_this_host_is_dead() -> None:
     assert not _here().is_dead_here()  # this very process
     assert _here(pid=_dead_pid()).is_dead_here()  # no such process
@@ -203,6 +202,7 @@ def test_the_lock_is_exclusive_renewed_and_released_only_by_its_owner(backend: B
     assert backend.get() is None
 
 
+@pytest.mark.usefixtures("subprocesses")
 def test_a_dead_local_owner_is_taken_over_at_once_by_compare_and_set(backend: Backend) -> None:
     dead = _here(pid=_dead_pid())
     backend.plant(dead.dumps(), ttl=600)
@@ -241,6 +241,7 @@ def test_a_lost_lock_is_detected_and_not_released(backend: Backend) -> None:
     assert backend.get() == other.encode()  # the new owner's lock stays
 
 
+@pytest.mark.usefixtures("subprocesses")
 def test_a_waiting_acquire_takes_over_when_the_holder_s_key_expires(backend: Backend) -> None:
     remote = _here(host="batch-2.elsewhere", pid=_dead_pid())
     backend.plant(remote.dumps(), ttl=0.6)
@@ -261,6 +262,7 @@ def test_a_waiting_acquire_takes_over_when_the_holder_s_key_expires(backend: Bac
 # --- the Redis lock: owners that are processes -------------------------------------------------
 
 
+@pytest.mark.usefixtures("subprocesses")
 def test_a_sigkilled_owner_is_taken_over_at_once(single: Backend, redis_url: str) -> None:
     child = _spawn(_HOLD, redis_url, single.key, "600")  # a TTL that would keep it for 10 min
     try:
@@ -279,6 +281,7 @@ def test_a_sigkilled_owner_is_taken_over_at_once(single: Backend, redis_url: str
         _stop(child)
 
 
+@pytest.mark.usefixtures("subprocesses")
 def test_a_standby_takes_over_within_a_poll_when_the_holder_dies(
     single: Backend, redis_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -302,6 +305,7 @@ def test_a_standby_takes_over_within_a_poll_when_the_holder_dies(
         _stop(child)
 
 
+@pytest.mark.usefixtures("subprocesses")
 def test_a_killed_owner_not_yet_reaped_counts_as_dead(single: Backend) -> None:
     child = subprocess.Popen(
         [sys.executable, "-c", "import time; print('held', flush=True); time.sleep(60)"],
@@ -366,6 +370,7 @@ def test_an_owner_that_cannot_be_proven_dead_is_waited_for_until_its_ttl(
         lock.release()
 
 
+@pytest.mark.usefixtures("subprocesses")
 def test_two_contenders_for_a_dead_owner_s_lock_one_wins(single: Backend) -> None:
     single.plant(_here(pid=_dead_pid()).dumps(), ttl=600)
     locks = [RedisLock(single.client, single.key) for _ in range(4)]
@@ -486,7 +491,6 @@ def test_a_holder_cut_off_from_redis_for_a_whole_ttl_knows_it_lost_the_lock(
 # --- the file lock -----------------------------------------------------------------------------
 
 
-@pytest.mark.unit
 def test_the_file_lock_excludes_a_second_holder_until_released(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "loyalty.materialize.lock"
     first, second = FileLock(path), FileLock(path)
@@ -503,7 +507,6 @@ def test_the_file_lock_excludes_a_second_holder_until_released(tmp_path: Path) -
     assert not second.owned()
 
 
-@pytest.mark.unit
 def test_the_file_lock_with_an_unreadable_record_reports_an_unknown_holder(tmp_path: Path) -> None:
     path = tmp_path / "loyalty.materialize.lock"
     holder_lock = FileLock(path)
@@ -515,7 +518,6 @@ def test_the_file_lock_with_an_unreadable_record_reports_an_unknown_holder(tmp_p
         holder_lock.release()
 
 
-@pytest.mark.unit
 def test_a_waiting_file_lock_gets_it_when_the_holder_releases(tmp_path: Path) -> None:
     path = tmp_path / "loyalty.materialize.lock"
     holder = FileLock(path)
@@ -531,7 +533,7 @@ def test_a_waiting_file_lock_gets_it_when_the_holder_releases(tmp_path: Path) ->
         waiter.release()
 
 
-@pytest.mark.unit
+@pytest.mark.usefixtures("subprocesses")
 def test_the_file_lock_excludes_other_processes_and_names_a_killed_one(tmp_path: Path) -> None:
     path = tmp_path / "registry.materialize.lock"
     child = _spawn(_HOLD_FILE, str(path))

@@ -17,8 +17,6 @@ from xiva_source import dwh
 from xiva_source.dwh.arrow import table_records
 from xiva_source.dwh.engine import bind_timestamp
 
-pytestmark = pytest.mark.unit
-
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 UTC_TS = pa.timestamp("us", tz="UTC")
 
@@ -117,6 +115,7 @@ def test_bad_urls_fail_with_the_fix_and_never_the_password() -> None:
     assert caught.value.fix and "DWH_URL" in caught.value.fix
 
 
+@pytest.mark.usefixtures("subprocesses")
 def test_the_package_loads_its_modules_on_first_use() -> None:
     code = (
         "import sys, xiva_source.dwh, xiva_source.dwh.errors, xiva_source.dwh.tables; "

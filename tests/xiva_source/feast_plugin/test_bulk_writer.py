@@ -25,15 +25,14 @@ from feast.types import Array, Bool, Float32, Float64, Int32, Int64, String, Uni
 from feast.utils import _convert_arrow_to_proto
 from feast.value_type import ValueType
 
-from tests.conftest import REDIS_URL
-from tests.feast_fixtures import make_repo
+from tests.support.feast import make_repo
 from xiva_source.feast_plugin.bulk_writer import BulkWriter
 from xiva_source.feast_plugin.redis_layout import RedisLayout, decode_timestamp
 
 if TYPE_CHECKING:
     from feast import FeatureStore
 
-    from tests.redis_cluster import RedisClusterNodes
+    from tests.support.redis_cluster import RedisClusterNodes
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
 TTL = 5000
@@ -124,8 +123,8 @@ def _ids(table: pa.Table) -> list[str]:
 
 
 @pytest.fixture
-def client() -> Iterator[Any]:
-    r = redis.Redis.from_url(REDIS_URL)
+def client(redis_url: str) -> Iterator[Any]:
+    r = redis.Redis.from_url(redis_url)
     yield r
     r.close()
 
@@ -153,12 +152,12 @@ def test_every_type_is_written_cell_for_cell_as_feasts_writer(client: Any, redis
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def repo(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Path]:
     """The project's repository applied under a project of this module's own."""
     project = f"bw_{uuid.uuid4().hex[:10]}"
     path = make_repo(tmp_path_factory.mktemp("bulk") / "repo", project)
     yield path
-    r = redis.Redis.from_url(REDIS_URL)
+    r = redis.Redis.from_url(redis_url)
     keys = list(r.scan_iter(match=f"*{project}*", count=1000))
     if keys:
         r.delete(*keys)
@@ -459,7 +458,6 @@ def test_on_a_redis_cluster_cells_equal_feasts_cluster_writer(
         redis_cluster.delete_matching(f"*{ns}*")
 
 
-@pytest.mark.unit
 def test_keys_column_wise_equal_feasts_keys() -> None:
     layout = RedisLayout("p", ("customer_id",))
     ids = ["a", "ü-1", "", "x" * 300]

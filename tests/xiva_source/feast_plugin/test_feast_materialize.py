@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from feast import FeatureStore
 
-from tests.feast_fixtures import FeastEnv
+from tests.support.feast import FeastEnv
 from xiva_source.dwh import get_engine
 from xiva_source.errors import DataSourceError
 from xiva_source.features.extractor import features_from_360

@@ -7,13 +7,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 import redis
 from feast.infra.online_stores.redis import RedisOnlineStore, RedisType
 from redis.cluster import RedisCluster
 
-from tests.feast_fixtures import FeastEnv
-from tests.redis_cluster import RedisClusterNodes, RedisSentinelNodes
+from tests.support.feast import FeastEnv
+from tests.support.redis_cluster import RedisClusterNodes, RedisSentinelNodes
 from xiva_source.feast_plugin.online_store import (
     LoyaltyRedisOnlineStoreConfig,
     online_redis_client,
@@ -24,7 +23,6 @@ from xiva_source.settings import RedisType as SettingsRedisType
 from xiva_source.settings import Settings
 
 
-@pytest.mark.unit
 def test_several_nodes_become_feast_s_connection_string() -> None:
     url = "rediss://app:Pw-1234@a:7000,b:7001,c:7002"
     assert redis_url_to_feast(url, "redis_cluster") == (
@@ -43,7 +41,6 @@ def test_several_nodes_become_feast_s_connection_string() -> None:
     assert "Pw-1234" not in repr(config) and "Pw-1234" not in str(config)
 
 
-@pytest.mark.unit
 def test_the_yaml_s_redis_type_wins_over_the_setting() -> None:
     config = LoyaltyRedisOnlineStoreConfig(
         redis_type=RedisType.redis_sentinel, sentinel_master="yaml"

@@ -18,8 +18,6 @@ from xiva_source.feast_plugin.online_store import (
 )
 from xiva_source.settings import load_settings
 
-pytestmark = pytest.mark.unit
-
 _TYPE = "xiva_source.feast_plugin.online_store.LoyaltyRedisOnlineStore"
 
 

@@ -24,8 +24,9 @@ import sqlalchemy as sa
 import yaml
 from feast import FeatureStore
 
-from tests.conftest import REDIS_URL, SIM_PASSWORD, SIM_USER
-from tests.feast_fixtures import FeastEnv, make_repo
+from tests.support.feast import FeastEnv, make_repo
+from tests.support.services import REDIS_URL, SIM_PASSWORD, SIM_USER
+from tests.support.tiers import service
 from xiva_source import dwh
 from xiva_source.dwh.reads import customer_boundaries
 from xiva_source.feast_plugin.offline_store import LoyaltyRetrievalJob
@@ -54,6 +55,7 @@ END = datetime.now(UTC).replace(microsecond=0)
 
 
 @pytest.fixture(scope="session")
+@service("ray")
 def local_ray(feast_sim: Any, feast_dwh_url: str) -> Iterator[str]:
     """Ray on this machine, started once (2 CPUs, no dashboard); returns its address.
 
@@ -371,7 +373,7 @@ def test_parts_of_a_dwh_pull_are_the_in_process_pull(feast_env: FeastEnv, feast_
     assert plan_parts(auto, 5) == [ReadPart(whole=True)]
 
 
-@pytest.mark.unit
+@pytest.mark.usefixtures("subprocesses")
 def test_the_package_imports_without_ray() -> None:
     code = (
         "import sys; sys.modules['ray'] = None\n"

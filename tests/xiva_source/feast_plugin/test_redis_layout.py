@@ -22,8 +22,6 @@ from xiva_source.feast_plugin.redis_layout import (
     timestamp_field,
 )
 
-pytestmark = pytest.mark.unit
-
 
 def _proto(join_keys: list[str], values: list[Value]) -> EntityKey:
     return EntityKey(join_keys=join_keys, entity_values=values)

@@ -17,7 +17,7 @@ from feast.protos.feast.types.Value_pb2 import Value
 from feast.repo_config import RepoConfig
 from feast.types import Float64, Int64, String
 
-from tests.conftest import REDIS_URL
+from tests.support.services import REDIS_URL
 from xiva_source.feast_plugin.online_store import (
     LoyaltyRedisOnlineStore,
     bind_online_config,
@@ -38,11 +38,11 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def project() -> Iterator[str]:
+def project(redis_url: str) -> Iterator[str]:
     """A project of the test's own; its keys (and its ``x`` + project neighbour's) removed after."""
     name = f"layout_{uuid.uuid4().hex[:10]}"
     yield name
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(redis_url)
     keys = list(client.scan_iter(match=f"*{name}".encode(), count=1000))
     if keys:
         client.delete(*keys)

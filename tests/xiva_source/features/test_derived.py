@@ -16,8 +16,6 @@ from xiva_source.features.derived import (
     to_dates,
 )
 
-pytestmark = pytest.mark.unit
-
 
 def _ts(day: str) -> pd.Timestamp:
     return pd.Timestamp(day, tz="UTC")

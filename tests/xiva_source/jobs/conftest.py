@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 if TYPE_CHECKING:
-    from tests.feast_fixtures import FeastEnv
+    from tests.support.feast import FeastEnv
     from xiva_source.simulator import XivaSimulator
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from redis.cluster import RedisCluster
 
-from tests.redis_cluster import RedisClusterNodes
+from tests.support.redis_cluster import RedisClusterNodes
 from xiva_source.feast_plugin.redis_layout import RedisLayout, scan_entity_keys
 from xiva_source.jobs.expiry import extend_online_expiry
 from xiva_source.jobs.state import RedisRunState

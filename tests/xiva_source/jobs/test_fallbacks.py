@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 import pytest
 import yaml
 
-from tests.conftest import SIM_PASSWORD
-from tests.feast_fixtures import FeastEnv
-from tests.xiva_source.jobs.fallback_helpers import (
+from tests.support.feast import FeastEnv
+from tests.support.services import SIM_PASSWORD
+from tests.support.xiva_source.jobs import (
     Truth,
     all_ids,
     differences,
@@ -192,7 +192,7 @@ def test_full_rewrites_a_row_stamped_in_the_far_future(
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import Value
 
-    from tests.xiva_source.jobs.fallback_helpers import store_of
+    from tests.support.xiva_source.jobs import store_of
 
     _run(feast_repo)
     victim = own_dwh.shared_ids[0]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.feast_fixtures import FeastEnv
-from tests.xiva_source.jobs.fallback_helpers import all_ids, iter_project_keys, online, store_of
+from tests.support.feast import FeastEnv
+from tests.support.xiva_source.jobs import all_ids, iter_project_keys, online, store_of
 from xiva_source.cli import main
 from xiva_source.jobs.errors import MaterializationConfigError
 from xiva_source.jobs.materialize import run_materialization
@@ -74,7 +74,7 @@ def test_a_wiped_online_store_is_noticed_and_reloaded(
 ) -> None:
     import redis
 
-    from tests.conftest import REDIS_URL
+    from tests.support.services import REDIS_URL
 
     feast_env.set_mode("dwh")
     first = run_materialization(feast_repo, progress=False)

@@ -25,8 +25,6 @@ from xiva_source.jobs.locks import (
 )
 from xiva_source.locking import FileLock, RedisLock
 
-pytestmark = pytest.mark.unit
-
 
 def test_the_ttl_is_short_and_renewed_by_a_heartbeat() -> None:
     assert LOCK_TTL_SECONDS <= 15 and LOCK_HEARTBEAT_SECONDS * 4 <= LOCK_TTL_SECONDS
@@ -44,6 +42,7 @@ def test_the_job_s_locks_are_the_house_s_lock_named_for_the_job(tmp_path: Path) 
     assert isinstance(file_lock, FileLock) and file_lock.purpose == "materialization"
 
 
+@pytest.mark.usefixtures("subprocesses")
 def test_a_file_lock_left_by_a_killed_run_names_it(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import redis
 
-from tests.conftest import SIM_PASSWORD
-from tests.feast_fixtures import FeastEnv
+from tests.support.feast import FeastEnv
+from tests.support.services import SIM_PASSWORD
 from xiva_source.cli import main
 from xiva_source.feast_plugin.online_store import online_redis_client
 from xiva_source.feast_plugin.redis_layout import RedisLayout

@@ -5,12 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
-import pytest
-
 from xiva_source.jobs.plan import feast_watermark, plan_view, watermarks_after
 from xiva_source.pipeline.report import PullReport
-
-pytestmark = pytest.mark.unit
 
 END = datetime(2026, 5, 1, 12, tzinfo=UTC)
 T1 = END - timedelta(hours=1)

@@ -19,8 +19,6 @@ from xiva_source.pipeline.report import FAILED_IDS_KEPT, record_fallback
 from xiva_source.pipeline.tables import chunks, concat, conform, rename_timestamp, take_ids
 from xiva_source.settings import load_settings
 
-pytestmark = pytest.mark.unit
-
 TS = pa.timestamp("us", tz="UTC")
 
 
@@ -198,6 +196,7 @@ def test_an_unknown_source_is_a_type_error() -> None:
         next(pull)
 
 
+@pytest.mark.usefixtures("subprocesses")
 def test_the_pipeline_imports_no_feast_and_no_feast_plugin() -> None:
     code = (
         "import sys, xiva_source.pipeline as p\n"

@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from tests.segmentation.conftest import FeastRepo
+from tests.support.segmentation.repo import FeastRepo
 
 Row = dict[str, Any]
 Predicate = Callable[[Row], bool]

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import redis
 import sqlalchemy as sa
 
-from tests.conftest import REDIS_URL
-from tests.feast_fixtures import make_repo
+from tests.support.feast import make_repo
+from tests.support.services import REDIS_URL
 
 if TYPE_CHECKING:
     from feast import FeatureStore

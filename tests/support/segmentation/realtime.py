@@ -15,8 +15,7 @@ import pytest
 import redis
 
 from segmentation import MembershipStore, Segment, SegmentEngine
-from tests.conftest import REDIS_URL
-from tests.segmentation.conftest import FeastRepo, build_repo, delete_project_keys
+from tests.support.segmentation.repo import FeastRepo, build_repo, delete_project_keys, stored_rows
 
 
 def engine_for(repo: FeastRepo, segments: list[Segment], namespace: str) -> SegmentEngine:
@@ -26,18 +25,21 @@ def engine_for(repo: FeastRepo, segments: list[Segment], namespace: str) -> Segm
     return engine
 
 
-def own_repo(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[FeastRepo]:
+def own_repo(
+    tmp_path_factory: pytest.TempPathFactory, name: str, redis_url: str
+) -> Iterator[FeastRepo]:
     """The body of a test module's repository fixture (``yield from``): 80 customers applied
     under a project of the module's own (``seg<name>_...``), its Redis keys deleted afterwards.
 
     Args:
         tmp_path_factory: pytest's, for the repository's directory (``<name>_repo``).
         name: A short name of the test module (``ev``, ``rt``).
+        redis_url: The Redis (the ``redis_url`` fixture).
     """
     project = f"seg{name}_{uuid.uuid4().hex[:10]}"
-    repo = build_repo(tmp_path_factory.mktemp(f"{name}_repo"), project, 80)
+    repo = build_repo(tmp_path_factory.mktemp(f"{name}_repo"), project, 80, redis_url)
     yield repo
-    delete_project_keys(project)
+    delete_project_keys(project, redis_url)
 
 
 def new_namespace() -> str:
@@ -45,17 +47,17 @@ def new_namespace() -> str:
     return f"rt_{uuid.uuid4().hex[:10]}"
 
 
-def own_namespace() -> Iterator[str]:
+def own_namespace(redis_url: str) -> Iterator[str]:
     """The body of a test's ``namespace`` fixture (``yield from``): a membership namespace of its
-    own (:func:`new_namespace`), every key of it deleted afterwards."""
+    own (:func:`new_namespace`), every key of it deleted afterwards (``redis_url``: the fixture)."""
     ns = new_namespace()
     yield ns
-    drop_namespace(MembershipStore(redis.Redis.from_url(REDIS_URL), ns))
+    drop_namespace(MembershipStore(redis.Redis.from_url(redis_url), ns), redis_url)
 
 
-def drop_namespace(store: MembershipStore) -> None:
+def drop_namespace(store: MembershipStore, redis_url: str) -> None:
     """Delete every key of ``store``'s namespace."""
-    r = redis.Redis.from_url(REDIS_URL)
+    r = redis.Redis.from_url(redis_url)
     keys = list(r.scan_iter(match=f"{store.prefix}:*", count=1000))
     if keys:
         r.delete(*keys)
@@ -64,7 +66,7 @@ def drop_namespace(store: MembershipStore) -> None:
 
 def set_revenue(repo: FeastRepo, customer_id: str, revenue: float | None, at: dt.datetime) -> None:
     """Write one customer's ``customer_features`` row again with a new ``total_revenue``."""
-    row = repo.frame.loc[[customer_id]].reset_index()
+    row = stored_rows(repo.frame.loc[[customer_id]])
     row["total_revenue"] = [revenue]
     row["event_timestamp"] = [at]
     repo.store.write_to_online_store("customer_features", row)
@@ -72,7 +74,7 @@ def set_revenue(repo: FeastRepo, customer_id: str, revenue: float | None, at: dt
 
 def restore(repo: FeastRepo, customer_id: str) -> None:
     """Write the customer's original row back (newer timestamp, original values)."""
-    row = repo.frame.loc[[customer_id]].reset_index()
+    row = stored_rows(repo.frame.loc[[customer_id]])
     row["event_timestamp"] = [dt.datetime.now(dt.UTC)]
     repo.store.write_to_online_store("customer_features", row)
 

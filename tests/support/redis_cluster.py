@@ -1,10 +1,12 @@
-"""A real 3-primary Redis Cluster on loopback, started once per session (a pytest plugin).
+"""A real 3-primary Redis Cluster and a Sentinel on loopback (the fixtures ``redis_cluster``,
+``cluster_ns`` and ``redis_sentinel`` of tests/conftest.py start them once per session;
+``bench/segmentation.py --cluster`` too).
 
-- ``redis_cluster``: the running cluster (``.url`` names its three nodes, as ``REDIS_URL`` does
-  with ``REDIS_TYPE=redis_cluster``); its processes are killed at the end of the session.
-- ``cluster_ns``: a key namespace of the test's own on that cluster; its keys are deleted after.
-- ``redis_sentinel``: a password-protected primary watched by one ``redis-server --sentinel``
-  (``.url`` names the sentinel, as ``REDIS_URL`` does with ``REDIS_TYPE=redis_sentinel``).
+- :func:`start_cluster` / :func:`stop_cluster`: the cluster (``.url`` names its three nodes, as
+  ``REDIS_URL`` does with ``REDIS_TYPE=redis_cluster``);
+- :func:`start_sentinel` / :func:`stop_sentinel`: a password-protected primary watched by one
+  ``redis-server --sentinel`` (``.url`` names the sentinel, as ``REDIS_URL`` does with
+  ``REDIS_TYPE=redis_sentinel``).
 
 Started with ``redis-server --cluster-enabled yes`` on free loopback ports and joined with
 ``redis-cli --cluster create``: the same binaries CI has, nothing to start by hand.
@@ -16,21 +18,18 @@ import shutil
 import socket
 import subprocess
 import time
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pytest
 
 __all__ = [
     "SENTINEL_MASTER",
     "SENTINEL_PASSWORD",
     "RedisClusterNodes",
     "RedisSentinelNodes",
-    "cluster_ns",
-    "redis_cluster",
-    "redis_sentinel",
+    "start_cluster",
+    "start_sentinel",
+    "stop_cluster",
+    "stop_sentinel",
 ]
 
 PRIMARIES = 3
@@ -173,28 +172,11 @@ def start_cluster(workdir: Path) -> RedisClusterNodes:
 
 
 def stop_cluster(nodes: RedisClusterNodes) -> None:
+    """Kill every node of the cluster."""
     for proc in nodes.processes:
         proc.kill()
     for proc in nodes.processes:
         proc.wait(timeout=10)
-
-
-@pytest.fixture(scope="session")
-def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterNodes]:
-    """A real 3-primary Redis Cluster on loopback ports, for the whole session."""
-    nodes = start_cluster(tmp_path_factory.mktemp("redis-cluster"))
-    try:
-        yield nodes
-    finally:
-        stop_cluster(nodes)
-
-
-@pytest.fixture
-def cluster_ns(redis_cluster: RedisClusterNodes) -> Iterator[str]:
-    """A key namespace of this test's own on the cluster; its keys are deleted afterwards."""
-    ns = f"test-{uuid.uuid4().hex[:12]}"
-    yield ns
-    redis_cluster.delete_matching(f"*{ns}*")
 
 
 @dataclass
@@ -270,14 +252,9 @@ def start_sentinel(workdir: Path) -> RedisSentinelNodes:
     raise RuntimeError("the sentinel did not report its primary")
 
 
-@pytest.fixture(scope="session")
-def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSentinelNodes]:
-    """A primary (password :data:`SENTINEL_PASSWORD`) and a sentinel, for the whole session."""
-    nodes = start_sentinel(tmp_path_factory.mktemp("redis-sentinel"))
-    try:
-        yield nodes
-    finally:
-        for proc in nodes.processes:
-            proc.kill()
-        for proc in nodes.processes:
-            proc.wait(timeout=10)
+def stop_sentinel(nodes: RedisSentinelNodes) -> None:
+    """Kill the primary and the sentinel."""
+    for proc in nodes.processes:
+        proc.kill()
+    for proc in nodes.processes:
+        proc.wait(timeout=10)
