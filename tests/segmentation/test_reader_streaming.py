@@ -18,7 +18,6 @@ import pytest
 
 from segmentation import OnlineReader, Segment, SegmentEngine
 from segmentation.errors import SegmentationError
-from segmentation.reader import _SeenKeys
 from tests.support.segmentation.repo import FeastRepo, build_repo, delete_project_keys
 
 N = 3000
@@ -199,13 +198,3 @@ def test_a_single_redis_is_read_without_threads(repo: FeastRepo) -> None:
     assert len(next(population)) == 10
     assert not any(t.name.startswith("segmentation-scan") for t in threading.enumerate())
     population.close()
-
-
-def test_seen_keys_drop_repeats_and_keep_order() -> None:
-    seen = _SeenKeys()
-    assert seen.fresh([b"a", b"b", b"a", b"c"]) == [b"a", b"b", b"c"]
-    assert seen.fresh([b"d", b"b", b"e", b"d"]) == [b"d", b"e"]
-    assert seen.fresh([]) == [] and len(seen) == 5
-    many = [f"k{i}".encode() for i in range(10_000)]
-    assert seen.fresh(many) == many
-    assert seen.fresh(many[::-1]) == [] and len(seen) == 10_005

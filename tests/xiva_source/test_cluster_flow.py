@@ -15,7 +15,8 @@ from tests.support.feast import FeastEnv
 from tests.support.redis_cluster import RedisClusterNodes
 from xiva_source.cli import main as xiva_main
 from xiva_source.cli import segmentation_main
-from xiva_source.feast_plugin.redis_layout import RedisLayout, scan_entity_keys
+from xiva_source.feast_plugin.redis_format import RedisLayout
+from xiva_source.feast_plugin.redis_scan import scan_entity_keys
 from xiva_source.jobs.materialize import run_materialization
 from xiva_source.jobs.refresh import refresh_customer
 

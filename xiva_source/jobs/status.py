@@ -4,7 +4,7 @@ Read-only and cheap to run every minute from a health check: the job's state (wa
 source, the last run's result: :mod:`xiva_source.jobs.state`), Feast's registry (each view's
 watermark), the pending-retry table (:mod:`xiva_source.dwh.pending`), the Xiva usage counters of
 the current UTC hour (:mod:`xiva_source.xiva_api.usage`) and a count of the project's online keys
-(a ``SCAN`` of its key pattern, :mod:`xiva_source.feast_plugin.redis_layout`; never ``DBSIZE``,
+(a ``SCAN`` of its key pattern, :mod:`xiva_source.feast_plugin.redis_scan`; never ``DBSIZE``,
 which counts every project). A part that cannot be read is shown as unknown with the reason; the
 others are still shown.
 """
@@ -245,7 +245,8 @@ def _online_keys(status: StoreStatus, store: FeatureStore, client: RedisClient |
     if client is None:
         status.problems["online_keys"] = "the online store is not Redis"
         return
-    from xiva_source.feast_plugin.redis_layout import RedisLayout, scan_entity_keys
+    from xiva_source.feast_plugin.redis_format import RedisLayout
+    from xiva_source.feast_plugin.redis_scan import scan_entity_keys
 
     try:
         total = 0

@@ -27,7 +27,7 @@ from feast.value_type import ValueType
 
 from tests.support.feast import make_repo
 from xiva_source.feast_plugin.bulk_writer import BulkWriter
-from xiva_source.feast_plugin.redis_layout import RedisLayout, decode_timestamp
+from xiva_source.feast_plugin.redis_format import RedisLayout, decode_timestamp
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -284,7 +284,7 @@ def _one_row(ns: str, city: str, at: datetime, cid: str = "c1") -> tuple[Feature
 
 
 def _city(client: Any, config: RepoConfig, ns: str, cid: str = "c1") -> Any:
-    from xiva_source.feast_plugin.redis_layout import decode_value, field_name
+    from xiva_source.feast_plugin.redis_format import decode_value, field_name
 
     cell = client.hget(
         RedisLayout.of(config, ["customer_id"]).key(f"{ns}-{cid}"), field_name("small", "city")
@@ -358,7 +358,7 @@ def test_newer_wins_is_decided_row_by_row_in_a_batch(client: Any, redis_ns: str)
 
 
 def test_partial_rows_write_only_their_known_cells(client: Any, redis_ns: str) -> None:
-    from xiva_source.feast_plugin.redis_layout import decode_value, field_name
+    from xiva_source.feast_plugin.redis_format import decode_value, field_name
 
     fv = _mixed_view()
     table = _mixed_table(12, redis_ns)
@@ -446,7 +446,7 @@ def test_on_a_redis_cluster_cells_equal_feasts_cluster_writer(
             )
         assert forced.write(fv, partial, JOIN, partial=True).written == 300
         after = _hashes(cluster, RedisLayout.of(ours, ["customer_id"]), ids)
-        from xiva_source.feast_plugin.redis_layout import decode_value, field_name
+        from xiva_source.feast_plugin.redis_format import decode_value, field_name
 
         assert {decode_value(h[field_name("mixed", "status")]) for h in after} == {"p"}
         assert all(
@@ -458,10 +458,28 @@ def test_on_a_redis_cluster_cells_equal_feasts_cluster_writer(
         redis_cluster.delete_matching(f"*{ns}*")
 
 
-def test_keys_column_wise_equal_feasts_keys() -> None:
-    layout = RedisLayout("p", ("customer_id",))
-    ids = ["a", "ü-1", "", "x" * 300]
-    assert layout.keys(ids) == [layout.key(i) for i in ids]
+def test_on_a_redis_cluster_a_stale_slot_map_is_learnt_again(
+    redis_cluster: RedisClusterNodes,
+) -> None:
+    """Slots moved since the client learnt the map (``MOVED``): the table is written again."""
+    ns = f"bwm{uuid.uuid4().hex[:8]}"
+    cluster = redis_cluster.client()
+    config = _config(f"{ns}_bulk")
+    try:
+        fv = _mixed_view()
+        table = _mixed_table(120, ns)
+        manager = cluster.nodes_manager
+        first = cluster.get_primaries()[0]
+        for slot in list(manager.slots_cache):  # as if every slot had moved to one primary
+            manager.slots_cache[slot] = [first]
+        writer = BulkWriter(cluster, config, ttl_seconds=TTL, rows_per_call=25)
+        assert writer.write(fv, table, JOIN).written == 120
+        assert len({manager.get_node_from_slot(s).name for s in range(16384)}) == 3  # relearnt
+        layout = RedisLayout.of(config, ["customer_id"])
+        assert all(len(h) == 9 for h in _hashes(cluster, layout, _ids(table)))
+    finally:
+        cluster.close()
+        redis_cluster.delete_matching(f"*{ns}*")
 
 
 def test_submitted_tables_are_stored_after_flush(client: Any, redis_ns: str) -> None:

@@ -18,7 +18,8 @@ from xiva_source.feast_plugin.online_store import (
     online_redis_client,
     redis_url_to_feast,
 )
-from xiva_source.feast_plugin.redis_layout import RedisLayout, scan_entity_keys
+from xiva_source.feast_plugin.redis_format import RedisLayout
+from xiva_source.feast_plugin.redis_scan import scan_entity_keys
 from xiva_source.settings import RedisType as SettingsRedisType
 from xiva_source.settings import Settings
 

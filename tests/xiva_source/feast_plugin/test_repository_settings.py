@@ -30,7 +30,8 @@ from feast import FeatureStore
 from tests.support.feast import FeastEnv
 from tests.support.services import REDIS_URL, SIM_PASSWORD, SIM_USER, settings_variables
 from xiva_source.dwh import get_engine
-from xiva_source.feast_plugin.redis_layout import RedisLayout, scan_entity_keys
+from xiva_source.feast_plugin.redis_format import RedisLayout
+from xiva_source.feast_plugin.redis_scan import scan_entity_keys
 
 ROOT = Path(__file__).resolve().parents[3]
 V0_1 = ROOT / "tests" / "data" / "registry_v0_1"

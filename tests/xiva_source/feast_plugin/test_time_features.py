@@ -215,7 +215,7 @@ def test_a_store_with_the_old_stored_counts_serves_nulls_until_reloaded(
     from feast.protos.feast.types.Value_pb2 import Value
 
     from segmentation.reader import OnlineReader
-    from xiva_source.feast_plugin.redis_layout import field_name
+    from xiva_source.feast_plugin.redis_format import field_name
 
     reader = OnlineReader(store)
     reader.client.hset(

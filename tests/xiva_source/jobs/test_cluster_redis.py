@@ -11,7 +11,8 @@ import pytest
 from redis.cluster import RedisCluster
 
 from tests.support.redis_cluster import RedisClusterNodes
-from xiva_source.feast_plugin.redis_layout import RedisLayout, scan_entity_keys
+from xiva_source.feast_plugin.redis_format import RedisLayout
+from xiva_source.feast_plugin.redis_scan import scan_entity_keys
 from xiva_source.jobs.expiry import extend_online_expiry
 from xiva_source.jobs.state import RedisRunState
 from xiva_source.redis_client import connect_redis

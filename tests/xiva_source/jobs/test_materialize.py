@@ -21,7 +21,7 @@ from tests.support.feast import FeastEnv
 from tests.support.services import SIM_PASSWORD
 from xiva_source.cli import main
 from xiva_source.feast_plugin.online_store import online_redis_client
-from xiva_source.feast_plugin.redis_layout import RedisLayout
+from xiva_source.feast_plugin.redis_format import RedisLayout
 from xiva_source.jobs.errors import MaterializationConfigError, MaterializationFailedError
 from xiva_source.jobs.expiry import extend_online_expiry
 from xiva_source.jobs.locks import LockHolder, RedisMaterializationLock, lock_for_store

@@ -1,56 +1,37 @@
-"""Feast's Redis online-store layout: the one module that knows it.
+"""Entity keys: which Redis hash holds an entity of a Feast project.
 
-Feast (0.67) stores one Redis hash per entity::
-
-    key    = serialize_entity_key(entity key, entity_key_serialization_version) + project
-    fields = murmur3_32("<view>:<feature>")  -> a serialized protobuf ``Value``
-             "_ts:<view>"                     -> a serialized protobuf ``Timestamp``
-
-A serialized entity key is ``<prefix><value>...``: the prefix depends on the join-key names only
+A key is Feast's ``_redis_key``: ``serialize_entity_key(entity key, version) + project``. A
+serialized entity key is ``<prefix><value>...``: the prefix depends on the join-key names only
 (Feast's ``serialize_entity_key_prefix``), then one ``<type u32><length u32><bytes>`` per value.
-The key of a project is found with ``SCAN MATCH <prefix>*<project>`` (glob-escaped) and then
-checked exactly, because the pattern also matches keys of a project whose name ends with this one's
-(``shop`` vs ``myshop``) and of entities with more values.
+The keys of a project are found with ``SCAN MATCH <prefix>*<project>`` (glob-escaped,
+:meth:`RedisLayout.scan_pattern`) and then checked exactly (:meth:`RedisLayout.is_key`), because
+the pattern also matches keys of a project whose name ends with this one's (``shop`` vs
+``myshop``) and of entities with more values.
 
-Keys and field names are built with Feast's own helpers (``serialize_entity_key``, ``_mmh3``,
-``compute_versioned_name``), and the fast path for string keys is checked against Feast's
-``_redis_key`` once, so a change of layout in Feast fails loudly instead of reading nothing. The
-job's expiry step, segmentation's reader and the tests all go through here.
+Keys are built with Feast's own helpers; the fast path for string keys (column-wise, no protobuf)
+is checked against Feast's ``_redis_key`` once, so a change of layout in Feast fails loudly
+instead of reading nothing.
 """
 
 from __future__ import annotations
 
-import math
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from xiva_source.feast_plugin.errors import OnlineStoreError
+from xiva_source.feast_plugin.redis_format.codec import column_array
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from feast.repo_config import RepoConfig
+    from feast.value_type import ValueType
 
-    from xiva_source.redis_client import RedisClient
-
-__all__ = [
-    "RedisLayout",
-    "decode_timestamp",
-    "decode_value",
-    "encode_string_list",
-    "encode_timestamp",
-    "fast_double",
-    "field_name",
-    "glob_escape",
-    "scan_entity_keys",
-    "timestamp_field",
-    "view_name",
-]
+__all__ = ["RedisLayout", "glob_escape"]
 
 _U32 = struct.Struct("<I")
-_DOUBLE = struct.Struct("<d")
-_DOUBLE_TAG = 0x29  # protobuf field 5 (double_val), wire type 1 (64-bit)
 _STRING_TYPE = 2  # feast.types.Value.ValueType.STRING, the type code serialized before a value
 _PROBE = "customer-ü-42"
 
@@ -185,6 +166,47 @@ class RedisLayout:
         out: list[bytes] = keys.to_pylist()
         return out
 
+    def table_keys(self, table: pa.Table, join_keys: Mapping[str, ValueType]) -> list[bytes]:
+        """Each row's Redis key from the join-key columns of ``table``.
+
+        Column-wise (:meth:`keys`) for one string join key, else through Feast's protobuf
+        conversion of each value (any join keys and value types).
+
+        Args:
+            table: An Arrow table holding the ``join_keys`` columns.
+            join_keys: Join key name -> value type (as Feast's engines pass them).
+
+        Raises:
+            ValueError: A join-key column is missing or has null values.
+        """
+        from feast.value_type import ValueType as VT
+
+        if tuple(sorted(join_keys)) != self.join_keys:
+            raise ValueError(
+                f"join keys {sorted(join_keys)} are not this layout's {self.join_keys}"
+            )
+        for name in join_keys:
+            if name not in table.column_names:
+                raise ValueError(f"Column {name} not found in table")
+            if table.column(name).null_count:
+                raise ValueError(f"join key {name} has null values")
+        names = list(join_keys)
+        if len(names) == 1 and join_keys[names[0]] == VT.STRING:
+            return self.keys(column_array(table.column(names[0])).cast("string"))
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.type_map import python_values_to_proto_values
+
+        columns = [
+            python_values_to_proto_values(
+                column_array(table.column(n)).to_numpy(zero_copy_only=False), join_keys[n]
+            )
+            for n in names
+        ]
+        return [
+            self.proto_key(EntityKey(join_keys=names, entity_values=list(values)))
+            for values in zip(*columns, strict=True)
+        ]
+
     def proto_key(self, entity_key: Any) -> bytes:
         """The Redis key of a Feast ``EntityKey`` proto (any join keys and value types)."""
         from feast.infra.online_stores.helpers import _redis_key
@@ -234,119 +256,3 @@ class RedisLayout:
         if len(key) != start + length + len(self._suffix) or not key.endswith(self._suffix):
             return None
         return key[start : start + length].decode("utf-8")
-
-
-def scan_entity_keys(
-    client: RedisClient, layout: RedisLayout, *, count: int = 10_000, unique: bool = True
-) -> Iterator[bytes]:
-    """Every Redis key of ``layout`` (its project and entity), checked exactly.
-
-    On a Redis Cluster every primary is scanned in turn (each holds its slots' keys; a replica's
-    keys are its primary's), so no key is missed whichever node holds it.
-
-    Args:
-        client: The online store's Redis (single server, sentinel primary or cluster).
-        layout: Whose keys.
-        count: ``SCAN COUNT`` hint.
-        unique: Drop keys ``SCAN`` returns twice (it may, while the keyspace is rehashed); costs
-            a set of the keys seen.
-
-    Yields:
-        Redis keys (bytes).
-    """
-    seen: set[bytes] = set()
-    for key in _scan_every_primary(client, layout.scan_pattern(), count):
-        if unique:
-            if key in seen:
-                continue
-            seen.add(key)
-        if layout.is_key(key):
-            yield key
-
-
-def _scan_every_primary(client: RedisClient, pattern: bytes, count: int) -> Iterator[bytes]:
-    """``SCAN MATCH pattern`` over a single server, or over each primary of a cluster."""
-    from redis.cluster import RedisCluster
-
-    if not isinstance(client, RedisCluster):
-        yield from client.scan_iter(match=pattern, count=count)
-        return
-    for node in client.get_primaries():
-        yield from client.get_redis_connection(node).scan_iter(match=pattern, count=count)
-
-
-# --- fields -------------------------------------------------------------------------------------
-def field_name(view: str, feature: str) -> bytes:
-    """The hash field of ``feature`` of ``view``: murmur3_32 of ``"<view>:<feature>"``."""
-    from feast.infra.online_stores.helpers import _mmh3
-
-    name: bytes = _mmh3(f"{view}:{feature}")
-    return name
-
-
-def timestamp_field(view: str) -> bytes:
-    """The hash field holding ``view``'s event timestamp: ``_ts:<view>``."""
-    return f"_ts:{view}".encode()
-
-
-def view_name(feature_view: Any, config: RepoConfig) -> str:
-    """The view name Feast stores (``<name>_v<N>`` when online view versioning is on)."""
-    from feast.infra.online_stores.helpers import compute_versioned_name
-
-    versioning = bool(getattr(config.registry, "enable_online_feature_view_versioning", False))
-    return str(compute_versioned_name(feature_view, versioning))
-
-
-# --- values -------------------------------------------------------------------------------------
-def decode_value(cell: bytes | None) -> Any:
-    """A stored feature value (serialized protobuf ``Value``) as Python; None when missing."""
-    if not cell:
-        return None
-    from feast.protos.feast.types.Value_pb2 import Value
-    from feast.type_map import feast_value_type_to_python_type
-
-    return feast_value_type_to_python_type(Value.FromString(cell))
-
-
-def encode_string_list(values: Sequence[str]) -> bytes:
-    """A stored ``Array(String)`` feature value (serialized protobuf ``Value``; [] stays [])."""
-    from feast.protos.feast.types.Value_pb2 import StringList, Value
-
-    return bytes(Value(string_list_val=StringList(val=list(values))).SerializeToString())
-
-
-def encode_timestamp(seconds: float) -> bytes:
-    """A stored ``_ts:<view>`` (protobuf ``Timestamp``) of epoch ``seconds``."""
-    from google.protobuf.timestamp_pb2 import Timestamp
-
-    whole, micros = divmod(round(seconds * 1_000_000), 1_000_000)  # microseconds, like Feast
-    ts = Timestamp(seconds=whole, nanos=micros * 1000)
-    return bytes(ts.SerializeToString())
-
-
-def fast_double(cell: bytes | None) -> float | None:
-    """A stored ``double_val`` decoded without protobuf; None when ``cell`` is anything else."""
-    if cell and len(cell) == 9 and cell[0] == _DOUBLE_TAG:
-        value: float = _DOUBLE.unpack_from(cell, 1)[0]
-        return value
-    return None
-
-
-_TS_CACHE: dict[bytes, float] = {}
-_TS_CACHE_MAX = 100_000
-
-
-def decode_timestamp(cell: bytes | None) -> float:
-    """A stored ``_ts:<view>`` (protobuf ``Timestamp``) as epoch seconds; NaN when missing."""
-    if not cell:
-        return math.nan
-    hit = _TS_CACHE.get(cell)
-    if hit is not None:
-        return hit
-    from google.protobuf.timestamp_pb2 import Timestamp
-
-    ts = Timestamp.FromString(cell)
-    value = ts.seconds + ts.nanos / 1e9
-    if len(_TS_CACHE) < _TS_CACHE_MAX:  # timestamps repeat a lot within a run
-        _TS_CACHE[cell] = value
-    return value

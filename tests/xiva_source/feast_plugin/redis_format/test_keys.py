@@ -1,22 +1,20 @@
-"""Feast's Redis key layout (pure: compared with Feast's own helpers, no Redis)."""
+"""Entity keys and field names (pure: compared with Feast's own helpers, no Redis)."""
 
 from __future__ import annotations
 
-import math
 import re
+from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from feast.infra.key_encoding_utils import serialize_entity_key, serialize_entity_key_prefix
-from feast.infra.online_stores.helpers import _mmh3, _redis_key
+from feast.infra.online_stores.helpers import _mmh3, _redis_key, compute_versioned_name
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
-from google.protobuf.timestamp_pb2 import Timestamp
+from feast.value_type import ValueType
 
-from xiva_source.feast_plugin.redis_layout import (
+from xiva_source.feast_plugin.redis_format import (
     RedisLayout,
-    decode_timestamp,
-    decode_value,
-    fast_double,
     field_name,
     glob_escape,
     timestamp_field,
@@ -106,16 +104,82 @@ def test_the_repository_serialization_version_is_used() -> None:
     assert v2.key("C1") != RedisLayout("p", ("customer_id",)).key("C1")
 
 
-def test_fields_and_values() -> None:
+def test_keys_column_wise_equal_feasts_keys() -> None:
+    layout = RedisLayout("p", ("customer_id",))
+    ids = ["a", "ü-1", "", "x" * 300]
+    assert layout.keys(ids) == [layout.key(i) for i in ids]
+    assert layout.keys(pa.array(ids)) == [
+        _redis_key("p", _proto(["customer_id"], [Value(string_val=i)]), 3) for i in ids
+    ]
+
+
+def test_table_keys_equal_feasts_keys_for_any_join_keys() -> None:
+    one = RedisLayout("p", ("customer_id",))
+    table = pa.table({"customer_id": pa.chunked_array([["a", "ü"], ["b"]]), "x": [1, 2, 3]})
+    assert one.table_keys(table, {"customer_id": ValueType.STRING}) == one.keys(["a", "ü", "b"])
+
+    two = RedisLayout("p", ("store_id", "customer_id"))
+    table = pa.table({"customer_id": ["a", "b"], "store_id": pa.array([7, -1], pa.int64())})
+    types = {"customer_id": ValueType.STRING, "store_id": ValueType.INT64}
+    assert two.table_keys(table, types) == [
+        _redis_key(
+            "p",
+            _proto(["customer_id", "store_id"], [Value(string_val=c), Value(int64_val=s)]),
+            3,
+        )
+        for c, s in (("a", 7), ("b", -1))
+    ]
+    int_key = RedisLayout("p", ("n",))
+    numbers = pa.table({"n": pa.array([5], pa.int64())})
+    assert int_key.table_keys(numbers, {"n": ValueType.INT64}) == [
+        _redis_key("p", _proto(["n"], [Value(int64_val=5)]), 3)
+    ]
+
+
+def test_table_keys_refuse_missing_null_and_foreign_join_keys() -> None:
+    layout = RedisLayout("p", ("customer_id",))
+    string = {"customer_id": ValueType.STRING}
+    with pytest.raises(ValueError, match="customer_id not found"):
+        layout.table_keys(pa.table({"other": ["a"]}), string)
+    with pytest.raises(ValueError, match="null"):
+        layout.table_keys(pa.table({"customer_id": ["a", None]}), string)
+    with pytest.raises(ValueError, match="not this layout"):
+        layout.table_keys(pa.table({"store_id": ["a"]}), {"store_id": ValueType.STRING})
+
+
+def test_field_names_are_feasts() -> None:
     assert field_name("customer_features", "age") == _mmh3("customer_features:age")
+    assert field_name("v", "ü") == _mmh3("v:ü") and len(field_name("v", "ü")) == 4
     assert timestamp_field("customer_features") == b"_ts:customer_features"
-    for value in (Value(double_val=2.5), Value(string_val="gold"), Value(int64_val=-3)):
-        cell = value.SerializeToString()
-        assert decode_value(cell) == getattr(value, str(value.WhichOneof("val")))
-    assert decode_value(None) is None and decode_value(b"") is None
-    assert fast_double(Value(double_val=-1.25).SerializeToString()) == -1.25
-    assert fast_double(Value(int64_val=5).SerializeToString()) is None
-    assert fast_double(None) is None
-    ts = Timestamp(seconds=1_700_000_000, nanos=500_000_000)
-    assert decode_timestamp(ts.SerializeToString()) == 1_700_000_000.5
-    assert math.isnan(decode_timestamp(None))
+
+
+def test_view_names_are_feasts_with_and_without_versioning(tmp_path: Path) -> None:
+    from feast import Entity, FeatureView, Field, FileSource
+    from feast.repo_config import RepoConfig
+    from feast.types import String
+
+    from xiva_source.feast_plugin.redis_format import view_name
+
+    fv = FeatureView(
+        name="customer_features",
+        entities=[Entity(name="customer", join_keys=["customer_id"])],
+        schema=[Field(name="city", dtype=String)],
+        source=FileSource(path="unused.parquet", timestamp_field="event_timestamp"),
+    )
+    fv.current_version_number = 3
+    names = []
+    for versioning in (False, True):
+        config = RepoConfig(
+            project="p",
+            provider="local",
+            registry={
+                "path": str(tmp_path / "registry.db"),
+                "enable_online_feature_view_versioning": versioning,
+            },
+            online_store={"type": "redis"},
+            offline_store={"type": "file"},
+            entity_key_serialization_version=3,
+        )
+        names.append(view_name(fv, config))
+        assert names[-1] == compute_versioned_name(fv, versioning)
+    assert names == ["customer_features", "customer_features_v3"]

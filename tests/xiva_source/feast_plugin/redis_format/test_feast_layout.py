@@ -1,4 +1,4 @@
-"""The layout module reads exactly what Feast's own Redis writer stores (real Redis)."""
+"""The format reads exactly what Feast's own Redis writer stores, the SCAN finds it (real Redis)."""
 
 from __future__ import annotations
 
@@ -24,15 +24,15 @@ from xiva_source.feast_plugin.online_store import (
     online_redis_client,
     redis_url_to_feast,
 )
-from xiva_source.feast_plugin.redis_layout import (
+from xiva_source.feast_plugin.redis_format import (
     RedisLayout,
     decode_timestamp,
     decode_value,
     field_name,
-    scan_entity_keys,
     timestamp_field,
     view_name,
 )
+from xiva_source.feast_plugin.redis_scan import scan_entity_keys
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
