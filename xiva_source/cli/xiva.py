@@ -40,7 +40,7 @@ def _usage_options(parser: argparse.ArgumentParser) -> None:
 def _usage(args: argparse.Namespace, context: CommandContext) -> int:
     from xiva_source.feast_plugin.errors import OnlineStoreError
     from xiva_source.redaction import redact_url
-    from xiva_source.redis_client import connect_redis
+    from xiva_source.redis_client import redis_for_settings
     from xiva_source.xiva_api.usage import RedisUsageStore, usage_prefix_for
 
     settings = context.require_settings()
@@ -56,9 +56,7 @@ def _usage(args: argparse.Namespace, context: CommandContext) -> int:
     import redis
 
     try:
-        client = connect_redis(
-            url, redis_type=settings.redis_type, sentinel_master=settings.redis_sentinel_master
-        )
+        client = redis_for_settings(settings, url=url)
     except redis.RedisError as e:
         raise OnlineStoreError(
             f"Cannot reach Redis at {redact_url(url)}: {type(e).__name__}: {e}",
