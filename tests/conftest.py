@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from xiva_source.simulator import XivaSimulator
 
 # The Feast layer (simulator for Feast tests, PostgreSQL DWH, applied repository copies).
-pytest_plugins = ["tests.feast_fixtures", "tests.redis_cluster"]
+pytest_plugins = ["tests.feast_fixtures", "tests.redis_cluster", "tests.tls_services"]
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_BASE_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")

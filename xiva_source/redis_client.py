@@ -595,8 +595,11 @@ def tls_hint(error: BaseException) -> tuple[str, str] | None:
             f"Redis's TLS certificate was refused (certificate verify failed): {first}",
             _VERIFY_FIX,
         )
-    if "certificate required" in lowered or "alert_certificate_required" in lowered:
-        return (f"the Redis server refused the TLS connection: {first}", _CLIENT_CERT_FIX)
+    if any(
+        marker in lowered
+        for marker in ("certificate required", "alert_certificate_required", "eof occurred in")
+    ):  # TLS 1.3: a server wanting a client certificate just closes the session (EOF)
+        return (f"the Redis server closed the TLS connection: {first}", _CLIENT_CERT_FIX)
     if "wrong version number" in lowered or "record layer failure" in lowered:
         return (
             f"the Redis server does not speak TLS on that port: {first}",
