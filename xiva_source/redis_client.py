@@ -345,6 +345,8 @@ def connect_redis(
     kind, nodes, kwargs = _prepare(url, redis_type, tls)
     if fail_fast:
         kwargs.update(_fail_fast_options())
+    if kwargs.get("ssl"):
+        kwargs["retry"] = _tls_retry(fail_fast)
     if kind is RedisType.REDIS_CLUSTER:
         return _cluster(url, nodes, kwargs)
     if kind is RedisType.REDIS_SENTINEL:
@@ -466,6 +468,42 @@ def _fail_fast_options() -> dict[str, Any]:
         "socket_connect_timeout": FAIL_FAST_TIMEOUT,
         "retry": Retry(NoBackoff(), 1),
     }
+
+
+def _tls_retry(fail_fast: bool) -> Any:
+    """redis-py's retry policy (or the fail-fast one), except that a refused certificate is
+    final: retrying cannot make it verify, and the user waits for the fix, not for backoffs."""
+    from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+    from redis.retry import Retry
+
+    class _Final(Exception):
+        def __init__(self, error: BaseException) -> None:
+            super().__init__()
+            self.error = error
+
+    class CertificateFinalRetry(Retry):
+        def call_with_retry(self, do: Any, fail: Any, *args: Any, **kwargs: Any) -> Any:
+            def once() -> Any:
+                try:
+                    return do()
+                except Exception as e:
+                    if _certificate_refused(e):
+                        raise _Final(e) from e  # not a retried error type: out at once
+                    raise
+
+            try:
+                return super().call_with_retry(once, fail, *args, **kwargs)
+            except _Final as final:
+                raise final.error from None
+
+    if fail_fast:
+        return CertificateFinalRetry(NoBackoff(), 1)
+    return CertificateFinalRetry(ExponentialWithJitterBackoff(base=1, cap=10), 3)
+
+
+def _certificate_refused(error: BaseException) -> bool:
+    hint = tls_hint(error)
+    return hint is not None and hint[1] in (_VERIFY_FIX, _CLIENT_CERT_FIX)
 
 
 def _connection_options(url: str, nodes: RedisNodes) -> dict[str, Any]:

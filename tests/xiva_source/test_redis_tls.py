@@ -57,8 +57,10 @@ def test_the_async_twin_over_tls(redis_tls: RedisTlsServer) -> None:
 
 def test_a_wrong_ca_is_refused_with_a_clear_problem_and_fix(redis_tls: RedisTlsServer) -> None:
     client = connect_redis(redis_tls.url, tls=_tls(redis_tls.files, ca=redis_tls.files.other_ca))
+    started = time.monotonic()
     with pytest.raises(redis.ConnectionError) as info:
         client.ping()
+    assert time.monotonic() - started < 2  # a refused certificate is not retried
     client.close()
     error = project_error_for(info.value)
     assert error is not None
@@ -84,7 +86,8 @@ def test_plain_redis_at_a_tls_port_fails_in_seconds_saying_use_rediss(
     started = time.monotonic()
     with pytest.raises(redis.ConnectionError) as info:
         client.ping()
-    assert time.monotonic() - started < 5
+    # redis-py's three retries with jittered backoff (a reset may be a passing fault elsewhere)
+    assert time.monotonic() - started < 12
     client.close()
     error = project_error_for(info.value)
     assert error is not None
