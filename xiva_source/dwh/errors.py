@@ -17,15 +17,17 @@ class DwhError(DataSourceError):
 
     Args:
         cause: What went wrong, in one sentence.
-        hint: What to do about it (default: check ``DWH_URL`` and the tables).
+        hint: What to do about it (default: check ``DWH_URL`` and the tables); a TLS failure
+            named in ``cause`` gets its own fix (:func:`tls_fix`) instead.
     """
 
     def __init__(self, cause: str, *, hint: str | None = None) -> None:
         super().__init__(
             "dwh",
             cause,
-            hint=hint
-            or tls_fix(cause)
+            # A TLS failure's fix is more precise than any caller's general hint.
+            hint=tls_fix(cause)
+            or hint
             or "Check DWH_URL and that the warehouse tables exist and are readable.",
         )
 
