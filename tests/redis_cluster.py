@@ -118,9 +118,7 @@ def _wait_ping_auth(port: int, password: str, timeout: float = 10.0) -> None:
     raise RuntimeError(f"redis-server on port {port} did not start")
 
 
-def _wait_cluster_ok(
-    ports: list[int], timeout: float = 30.0, cli_args: Sequence[str] = ()
-) -> None:
+def _wait_cluster_ok(ports: list[int], timeout: float = 30.0, cli_args: Sequence[str] = ()) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         states = [

@@ -395,9 +395,8 @@ class PostgresTls:
         query = [f"sslmode={sslmode}", f"sslrootcert={ca or self.files.ca}"]
         if client_cert:
             query += [f"sslcert={self.files.client_cert}", f"sslkey={self.files.client_key}"]
-        return (
-            f"postgresql+psycopg://{PG_TLS_USER}@{host}:{self.port}/{self.database}?"
-            + "&".join(query)
+        return f"postgresql+psycopg://{PG_TLS_USER}@{host}:{self.port}/{self.database}?" + "&".join(
+            query
         )
 
 
@@ -506,5 +505,3 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
                 return
         time.sleep(0.1)
     raise RuntimeError(f"nothing listens on port {port}")
-
-

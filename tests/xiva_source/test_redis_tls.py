@@ -29,13 +29,14 @@ def _tls(files: TlsFiles, *, ca: Path | None = None, client: bool = False) -> Re
 
 def test_a_single_node_over_tls_verified_by_the_ca(redis_tls: RedisTlsServer) -> None:
     client = connect_redis(redis_tls.url, tls=_tls(redis_tls.files))
+    assert isinstance(client, redis.Redis)
     try:
         client.set("tls-test:k", "v", ex=30)
         assert client.get("tls-test:k") == b"v"
         conn = client.connection_pool.get_connection()
         try:
             assert type(conn).__name__ == "SSLConnection"
-            assert conn.check_hostname is True  # type: ignore[attr-defined]
+            assert getattr(conn, "check_hostname", None) is True
         finally:
             client.connection_pool.release(conn)
     finally:
@@ -98,7 +99,7 @@ def test_the_cli_prints_error_and_fix_for_a_plain_url_at_a_tls_port(
     redis_tls: RedisTlsServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = xiva_main(["usage", "--redis-url", redis_tls.plain_url])
-    out, err = capsys.readouterr()
+    err = capsys.readouterr().err
     assert code == 1
     assert "error:" in err and "fix:" in err and "rediss://" in err
     assert "Traceback" not in err
@@ -142,6 +143,7 @@ def test_a_cluster_over_tls(redis_tls_cluster: TlsCluster) -> None:
     client = connect_redis(
         redis_tls_cluster.url, redis_type="redis_cluster", tls=_tls(files, client=True)
     )
+    assert isinstance(client, redis.RedisCluster)
     try:
         keys = [f"tls-cluster-test:{i}" for i in range(30)]
         for key in keys:

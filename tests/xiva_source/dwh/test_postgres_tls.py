@@ -37,9 +37,7 @@ def test_sqlalchemy_connections_are_tls_with_the_client_certificate(
 ) -> None:
     with get_engine(pg_tls.url()).connect() as conn:
         row = conn.execute(
-            sa.text(
-                "SELECT ssl, client_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
-            )
+            sa.text("SELECT ssl, client_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
         ).one()
     assert row.ssl is True
     assert "loyalty" in (row.client_dn or "")
@@ -51,8 +49,10 @@ def test_adbc_streamed_reads_use_the_same_tls_options(
     tables = list(
         stream_rows(
             pg_tls.url(),
-            TableSpec(query="SELECT s.ssl AS ssl_used, now() AS updated_at, 'x' AS customer_id "
-                      "FROM pg_stat_ssl s WHERE s.pid = pg_backend_pid()"),
+            TableSpec(
+                query="SELECT s.ssl AS ssl_used, now() AS updated_at, 'x' AS customer_id "
+                "FROM pg_stat_ssl s WHERE s.pid = pg_backend_pid()"
+            ),
             columns=["customer_id", "ssl_used"],
             timestamp_field="updated_at",
             start_date=None,
@@ -76,6 +76,7 @@ def test_snapshot_and_pending_tables_over_tls(pg_tls: PostgresTls, tls_dwh: Demo
     )
     assert append_snapshots(url, name, table, {"city": pa.string()}) == 2
     latest = read_latest_snapshots(url, name, ["c1", "c2"], ["city"])
+    assert latest is not None
     assert sorted(latest.column("city").to_pylist()) == ["Ottawa", "Toronto"]
     remember_pending(url, f"{name}_pending", "xiva", {"c3": "timeout"}, now=now)
     assert count_pending(url, f"{name}_pending") == 1
