@@ -24,8 +24,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,23 +178,30 @@ class RedisTlsServer:
             client.close()
 
 
-def _start_redis_tls(files: TlsFiles, workdir: Path, *, auth_clients: str) -> RedisTlsServer:
-    port = _free_port_pair()
+def _spawn_redis(workdir: Path, *listen: str) -> subprocess.Popen[bytes]:
+    """A ``redis-server`` on loopback, no persistence, listening as ``listen`` says."""
     workdir.mkdir(parents=True, exist_ok=True)
-    server = RedisTlsServer(port, files)
-    server.process = subprocess.Popen(
+    return subprocess.Popen(
         [
-            "redis-server",
-            "--port", "0",
-            "--tls-port", str(port),
+            "redis-server", *listen,
             "--bind", "127.0.0.1",
-            *files.redis_server_args(auth_clients=auth_clients),
             "--save", "",
             "--appendonly", "no",
             "--dir", str(workdir),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def _start_redis_tls(files: TlsFiles, workdir: Path, *, auth_clients: str) -> RedisTlsServer:
+    port = _free_port_pair()
+    server = RedisTlsServer(port, files)
+    server.process = _spawn_redis(
+        workdir,
+        "--port", "0",
+        "--tls-port", str(port),
+        *files.redis_server_args(auth_clients=auth_clients),
     )  # fmt: skip
     _wait_ping(port, cli_args=files.redis_cli_args())
     return server
@@ -338,18 +343,7 @@ def redis_acl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AclRedis]:
     port = _free_port_pair()
     workdir = tmp_path_factory.mktemp("redis-acl")
     server = AclRedis(port, lines=acl_lines())
-    server.process = subprocess.Popen(
-        [
-            "redis-server",
-            "--port", str(port),
-            "--bind", "127.0.0.1",
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    server.process = _spawn_redis(workdir, "--port", str(port))
     try:
         _wait_ping(port)
         admin: list[str] = []
@@ -489,19 +483,3 @@ def pg_tls(tls_files: TlsFiles) -> Iterator[PostgresTls]:
     finally:
         dispose_engines()
         stop_postgres_tls(server)
-
-
-def unique(prefix: str) -> str:
-    """``<prefix>_<10 hex digits>``: a project, table or namespace of the test's own."""
-    return f"{prefix}_{uuid.uuid4().hex[:10]}"
-
-
-def wait_port(port: int, timeout: float = 20.0) -> None:
-    """Until something accepts TCP connections on ``127.0.0.1:<port>``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on port {port}")

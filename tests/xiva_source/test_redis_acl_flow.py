@@ -6,20 +6,18 @@ show no denied command, and each user is refused what it must not do."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
 
 from tests.feast_fixtures import FeastEnv, make_repo
+from tests.flow_helpers import online, online_async, seg
 from tests.tls_services import ACL_PROJECT, AclRedis
 from xiva_source.cli import main as xiva_main
-from xiva_source.cli import segmentation_main
 from xiva_source.jobs.materialize import run_materialization
 
 SEGMENTS = "- name: toronto\n  rules:\n    - {'==': [{'var': 'city'}, 'Toronto']}\n"
@@ -51,37 +49,6 @@ def _as(env: FeastEnv, server: AclRedis, user: str) -> None:
     env.monkeypatch.setenv("REDIS_URL", server.url(user))
 
 
-def _online(repo: Path, ids: list[str], refs: list[str]) -> dict[str, list[Any]]:
-    from feast import FeatureStore
-
-    rows: dict[str, list[Any]] = (
-        FeatureStore(repo_path=str(repo))
-        .get_online_features(features=refs, entity_rows=[{"customer_id": c} for c in ids])
-        .to_dict()
-    )
-    return rows
-
-
-def _online_async(repo: Path, ids: list[str], refs: list[str]) -> dict[str, list[Any]]:
-    from feast import FeatureStore
-
-    async def read() -> dict[str, list[Any]]:
-        response = await FeatureStore(repo_path=str(repo)).get_online_features_async(
-            features=refs, entity_rows=[{"customer_id": c} for c in ids]
-        )
-        rows: dict[str, list[Any]] = response.to_dict()
-        return rows
-
-    return asyncio.run(read())
-
-
-def _seg(capsys: pytest.CaptureFixture[str], repo: Path, segdir: Path, *argv: str) -> str:
-    code = segmentation_main(["--repo", str(repo), "--segments-dir", str(segdir), *argv])
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    return out
-
-
 def test_the_whole_flow_as_the_documented_acl_users(
     acl_repo: Path,
     feast_env: FeastEnv,
@@ -110,10 +77,10 @@ def test_the_whole_flow_as_the_documented_acl_users(
 
     # The serving user: stock reads, sync and async (feast serve's path).
     _as(feast_env, redis_acl, "loyalty-serving")
-    now = _online(repo, [customer_id], ["customer_features:total_revenue"])
+    now = online(repo, [customer_id], ["customer_features:total_revenue"])
     assert now["total_revenue"][0] == pytest.approx(revenue)
-    cities = _online(repo, everyone, ["customer_features:city"])["city"]
-    assert _online_async(repo, everyone, ["customer_features:city"])["city"] == cities
+    cities = online(repo, everyone, ["customer_features:city"])["city"]
+    assert online_async(repo, everyone, ["customer_features:city"])["city"] == cities
 
     # The segmentation user: sizes, refresh (memberships, events, the served view), members.
     _as(feast_env, redis_acl, "loyalty-segmentation")
@@ -122,16 +89,16 @@ def test_the_whole_flow_as_the_documented_acl_users(
     (segdir / "s.yaml").write_text(SEGMENTS)
     toronto = sorted(c for c, city in zip(everyone, cities, strict=True) if city == "Toronto")
     assert toronto
-    out = _seg(capsys, repo, segdir, "sizes")
+    out = seg(capsys, repo, segdir, "sizes")
     assert out.splitlines()[0].startswith(f"toronto\t{len(toronto)}\t")
-    out = _seg(capsys, repo, segdir, "refresh")
+    out = seg(capsys, repo, segdir, "refresh")
     assert f"toronto\tsize={len(toronto)}\tjoined={len(toronto)}\tleft=0" in out
-    assert _seg(capsys, repo, segdir, "members", "toronto", "--stored").split() == toronto
-    assert "toronto" in _seg(capsys, repo, segdir, "events")
+    assert seg(capsys, repo, segdir, "members", "toronto", "--stored").split() == toronto
+    assert "toronto" in seg(capsys, repo, segdir, "events")
 
     # The serving user reads the served segment flags too.
     _as(feast_env, redis_acl, "loyalty-serving")
-    flags = _online(repo, toronto[:3], ["customer_segments:segments"])
+    flags = online(repo, toronto[:3], ["customer_segments:segments"])
     assert all("toronto" in (f or []) for f in flags["segments"]), flags
 
     # Nothing the flow sent was denied.

@@ -5,19 +5,17 @@ could not connect at all), then on a TLS-only Redis Cluster. Nothing but the set
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.feast_fixtures import FeastEnv, make_repo
+from tests.flow_helpers import online, online_async, seg
 from tests.tls_services import RedisTlsServer, TlsCluster, TlsFiles
 from xiva_source.cli import main as xiva_main
-from xiva_source.cli import segmentation_main
 from xiva_source.jobs.materialize import run_materialization
 from xiva_source.jobs.refresh import refresh_customer
 
@@ -45,51 +43,26 @@ def _drop_snapshot_table(env: FeastEnv, table: str) -> None:
         conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
 
 
+def _tls_repo(
+    env: FeastEnv, server: RedisTlsServer | TlsCluster, redis_type: str, redis_ns: str, tmp: Path
+) -> Iterator[Path]:
+    """A repository applied with its online store on ``server``; its keys and table dropped."""
+    _tls_env(env, server.files, server.url, redis_type)
+    suffix = uuid.uuid4().hex[:10]
+    try:
+        yield make_repo(tmp / "repo", f"loyalty_{suffix}", snapshot_table=f"snap_{suffix}")
+    finally:
+        server.delete_matching(f"*{suffix}*")
+        server.delete_matching(f"*{redis_ns}*")
+        _drop_snapshot_table(env, f"snap_{suffix}")
+
+
 @pytest.fixture
 def mtls_repo(
     feast_env: FeastEnv, redis_mtls: RedisTlsServer, redis_ns: str, tmp_path: Path
 ) -> Iterator[Path]:
     """A repository applied with its online store on the mutual-TLS Redis."""
-    _tls_env(feast_env, redis_mtls.files, redis_mtls.url)
-    suffix = uuid.uuid4().hex[:10]
-    try:
-        yield make_repo(tmp_path / "repo", f"loyalty_{suffix}", snapshot_table=f"snap_{suffix}")
-    finally:
-        redis_mtls.delete_matching(f"*{suffix}*")
-        redis_mtls.delete_matching(f"*{redis_ns}*")
-        _drop_snapshot_table(feast_env, f"snap_{suffix}")
-
-
-def _online(repo: Path, ids: list[str], refs: list[str]) -> dict[str, list[Any]]:
-    from feast import FeatureStore
-
-    rows: dict[str, list[Any]] = (
-        FeatureStore(repo_path=str(repo))
-        .get_online_features(features=refs, entity_rows=[{"customer_id": c} for c in ids])
-        .to_dict()
-    )
-    return rows
-
-
-def _online_async(repo: Path, ids: list[str], refs: list[str]) -> dict[str, list[Any]]:
-    from feast import FeatureStore
-
-    async def read() -> dict[str, list[Any]]:
-        store = FeatureStore(repo_path=str(repo))
-        response = await store.get_online_features_async(
-            features=refs, entity_rows=[{"customer_id": c} for c in ids]
-        )
-        rows: dict[str, list[Any]] = response.to_dict()
-        return rows
-
-    return asyncio.run(read())
-
-
-def _seg(capsys: pytest.CaptureFixture[str], repo: Path, segdir: Path, *argv: str) -> str:
-    code = segmentation_main(["--repo", str(repo), "--segments-dir", str(segdir), *argv])
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    return out
+    yield from _tls_repo(feast_env, redis_mtls, "redis", redis_ns, tmp_path)
 
 
 def test_the_whole_flow_over_mutual_tls(
@@ -107,11 +80,11 @@ def test_the_whole_flow_over_mutual_tls(
     assert summary.status == "ok", summary.line()
 
     xiva_only = dwh.xiva_only_ids[:5]
-    online = _online(repo, xiva_only, ["customer_features:total_revenue"])
-    for cid, revenue in zip(xiva_only, online["total_revenue"], strict=True):
+    revenues = online(repo, xiva_only, ["customer_features:total_revenue"])
+    for cid, revenue in zip(xiva_only, revenues["total_revenue"], strict=True):
         assert revenue == pytest.approx(float(sim.view_360(cid)["financial"]["total_bills"]))
-    cities = _online(repo, everyone, ["customer_features:city"])["city"]
-    assert _online_async(repo, everyone, ["customer_features:city"])["city"] == cities
+    cities = online(repo, everyone, ["customer_features:city"])["city"]
+    assert online_async(repo, everyone, ["customer_features:city"])["city"] == cities
 
     customer_id = dwh.shared_ids[2]
     sim.update_customers(ids=[customer_id])
@@ -129,9 +102,9 @@ def test_the_whole_flow_over_mutual_tls(
     (segdir / "s.yaml").write_text(SEGMENTS)
     toronto = sorted(c for c, city in zip(everyone, cities, strict=True) if city == "Toronto")
     assert toronto
-    out = _seg(capsys, repo, segdir, "sizes")
+    out = seg(capsys, repo, segdir, "sizes")
     assert out.splitlines()[0].startswith(f"toronto\t{len(toronto)}\t")
-    out = _seg(capsys, repo, segdir, "refresh")
+    out = seg(capsys, repo, segdir, "refresh")
     assert f"toronto\tsize={len(toronto)}\tjoined={len(toronto)}\tleft=0" in out
 
 
@@ -152,14 +125,7 @@ def tls_cluster_repo(
     feast_env: FeastEnv, redis_tls_cluster: TlsCluster, redis_ns: str, tmp_path: Path
 ) -> Iterator[Path]:
     """A repository applied with its online store on the TLS-only Redis Cluster."""
-    _tls_env(feast_env, redis_tls_cluster.files, redis_tls_cluster.url, "redis_cluster")
-    suffix = uuid.uuid4().hex[:10]
-    try:
-        yield make_repo(tmp_path / "repo", f"loyalty_{suffix}", snapshot_table=f"snap_{suffix}")
-    finally:
-        redis_tls_cluster.delete_matching(f"*{suffix}*")
-        redis_tls_cluster.delete_matching(f"*{redis_ns}*")
-        _drop_snapshot_table(feast_env, f"snap_{suffix}")
+    yield from _tls_repo(feast_env, redis_tls_cluster, "redis_cluster", redis_ns, tmp_path)
 
 
 def test_the_flow_on_a_tls_cluster(
@@ -174,14 +140,14 @@ def test_the_flow_on_a_tls_cluster(
 
     summary = run_materialization(repo, progress=False)
     assert summary.status == "ok", summary.line()
-    cities = _online(repo, everyone, ["customer_features:city"])["city"]
+    cities = online(repo, everyone, ["customer_features:city"])["city"]
     assert sum(c is not None for c in cities) > len(everyone) // 2
-    assert _online_async(repo, everyone, ["customer_features:city"])["city"] == cities
+    assert online_async(repo, everyone, ["customer_features:city"])["city"] == cities
 
     segdir = tmp_path / "segments"
     segdir.mkdir()
     (segdir / "s.yaml").write_text(SEGMENTS)
     toronto = [c for c in cities if c == "Toronto"]
-    out = _seg(capsys, repo, segdir, "sizes")
+    out = seg(capsys, repo, segdir, "sizes")
     assert f"population: {len(everyone)} customer(s)" in out
     assert out.splitlines()[0].startswith(f"toronto\t{len(toronto)}\t")

@@ -319,11 +319,20 @@ def online_redis_client(
     return client
 
 
-def _bound_url(config: RedisOnlineStoreConfig) -> str | None:
-    """The URL a bound store config was filled from; None for a yaml ``connection_string``."""
-    if isinstance(config, LoyaltyRedisOnlineStoreConfig) and config.bound:
-        return config._bound_url
-    return None
+def _bound_client_args(config: RedisOnlineStoreConfig) -> dict[str, Any] | None:
+    """:func:`connect_redis`'s arguments for a bound store config; None for a yaml
+    ``connection_string`` (Feast's own builder reads that)."""
+    if not isinstance(config, LoyaltyRedisOnlineStoreConfig) or not config.bound:
+        return None
+    url = config.redis_url()
+    if url is None:
+        return None
+    return {
+        "url": url,
+        "redis_type": config.redis_type.value,
+        "sentinel_master": config.sentinel_master,
+        "tls": config.tls,
+    }
 
 
 class LoyaltyRedisOnlineStore(RedisOnlineStore):
@@ -335,29 +344,17 @@ class LoyaltyRedisOnlineStore(RedisOnlineStore):
     """
 
     def _get_client(self, online_store_config: RedisOnlineStoreConfig) -> Any:
-        url = _bound_url(online_store_config)
-        if url is None or self._client:
+        args = _bound_client_args(online_store_config)
+        if args is None or self._client:
             return super()._get_client(online_store_config)
-        assert isinstance(online_store_config, LoyaltyRedisOnlineStoreConfig)
-        self._client = connect_redis(  # type: ignore[assignment]
-            url,
-            redis_type=online_store_config.redis_type.value,
-            sentinel_master=online_store_config.sentinel_master,
-            tls=online_store_config.tls,
-        )
+        self._client = connect_redis(**args)  # type: ignore[assignment]
         return self._client
 
     async def _get_client_async(self, online_store_config: RedisOnlineStoreConfig) -> Any:
-        url = _bound_url(online_store_config)
-        if url is None or self._client_async:
+        args = _bound_client_args(online_store_config)
+        if args is None or self._client_async:
             return await super()._get_client_async(online_store_config)
-        assert isinstance(online_store_config, LoyaltyRedisOnlineStoreConfig)
-        self._client_async = connect_redis_async(  # type: ignore[assignment]
-            url,
-            redis_type=online_store_config.redis_type.value,
-            sentinel_master=online_store_config.sentinel_master,
-            tls=online_store_config.tls,
-        )
+        self._client_async = connect_redis_async(**args)  # type: ignore[assignment]
         return self._client_async
 
     def online_write_batch(self, config: RepoConfig, *args: Any, **kwargs: Any) -> None:
