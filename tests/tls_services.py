@@ -10,6 +10,8 @@ session's own on a free loopback port, with certificates the session makes (``tr
 - ``redis_mtls``: the same, client certificates required (mutual TLS).
 - ``redis_tls_cluster``: a 3-primary Redis Cluster on TLS only (clients and the cluster bus),
   started by ``tests.redis_cluster.start_cluster``.
+- ``redis_tls_sentinel``: a TLS-only primary (password :data:`SENTINEL_PASSWORD`) and a TLS-only
+  sentinel watching it over TLS.
 - ``redis_acl``: a plain ``redis-server`` whose users are the ``ACL SETUSER`` lines of
   docs/operations.md ("Security"), read from the page (so the page is what is tested), the
   default user disabled.
@@ -31,6 +33,8 @@ from pathlib import Path
 import pytest
 
 from tests.redis_cluster import (
+    SENTINEL_MASTER,
+    SENTINEL_PASSWORD,
     RedisClusterNodes,
     _free_port_pair,
     _wait_ping,
@@ -44,13 +48,16 @@ __all__ = [
     "AclRedis",
     "PostgresTls",
     "RedisTlsServer",
+    "TlsCluster",
     "TlsFiles",
+    "TlsSentinel",
     "acl_lines",
     "pg_tls",
     "redis_acl",
     "redis_mtls",
     "redis_tls",
     "redis_tls_cluster",
+    "redis_tls_sentinel",
     "tls_files",
 ]
 
@@ -272,6 +279,65 @@ def redis_tls_cluster(
         yield TlsCluster(nodes, tls_files)
     finally:
         stop_cluster(nodes)
+
+
+@dataclass
+class TlsSentinel:
+    """A TLS-only primary and the TLS-only sentinel watching it."""
+
+    primary: RedisTlsServer
+    sentinel_port: int
+    process: subprocess.Popen[bytes] | None = None
+    master: str = SENTINEL_MASTER
+
+    @property
+    def files(self) -> TlsFiles:
+        return self.primary.files
+
+    @property
+    def url(self) -> str:
+        """``rediss://:<password>@localhost:<sentinel port>``: the sentinel, the primary's
+        password."""
+        return f"rediss://:{SENTINEL_PASSWORD}@localhost:{self.sentinel_port}"
+
+
+@pytest.fixture(scope="session")
+def redis_tls_sentinel(
+    tls_files: TlsFiles, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TlsSentinel]:
+    """A password-protected TLS-only primary and a TLS-only sentinel (quorum 1), for the
+    session."""
+    workdir = tmp_path_factory.mktemp("redis-tls-sentinel")
+    port = _free_port_pair()
+    primary = RedisTlsServer(port, tls_files)
+    primary.process = _spawn_redis(
+        workdir / "primary",
+        "--port", "0",
+        "--tls-port", str(port),
+        "--requirepass", SENTINEL_PASSWORD,
+        *tls_files.redis_server_args(),
+    )  # fmt: skip
+    sentinel = TlsSentinel(primary, _free_port_pair())
+    conf = workdir / "sentinel.conf"  # the sentinel rewrites its config file: a writable one
+    tls = tls_files.redis_server_args()
+    conf.write_text(
+        f"port 0\ntls-port {sentinel.sentinel_port}\nbind 127.0.0.1\ndir {workdir}\n"
+        + "".join(f"{tls[i].lstrip('-')} {tls[i + 1]}\n" for i in range(0, len(tls), 2))
+        + f"sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {port} 1\n"
+        f"sentinel auth-pass {SENTINEL_MASTER} {SENTINEL_PASSWORD}\n"
+        f"sentinel down-after-milliseconds {SENTINEL_MASTER} 5000\n"
+    )
+    sentinel.process = subprocess.Popen(
+        ["redis-server", str(conf), "--sentinel"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_ping(sentinel.sentinel_port, cli_args=tls_files.redis_cli_args())
+        yield sentinel
+    finally:
+        _stop(sentinel.process)
+        _stop(primary.process)
 
 
 # --- Redis ACL users ---------------------------------------------------------------------------

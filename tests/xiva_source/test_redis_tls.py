@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.tls_services import RedisTlsServer, TlsCluster, TlsFiles
+from tests.tls_services import RedisTlsServer, TlsCluster, TlsFiles, TlsSentinel
 from xiva_source.cli import main as xiva_main
 from xiva_source.errors import ConfigurationError
 from xiva_source.feast_plugin.foreign_errors import project_error_for
@@ -164,3 +164,33 @@ def test_a_cluster_with_a_wrong_ca_is_refused(redis_tls_cluster: TlsCluster) -> 
     assert error is not None
     assert "certificate verify failed" in error.problem
     assert "REDIS_TLS_CA_FILE" in (error.fix or "")
+
+
+def test_sentinels_and_their_primary_over_tls(redis_tls_sentinel: TlsSentinel) -> None:
+    tls = _tls(redis_tls_sentinel.files, client=True)
+    client = connect_redis(
+        redis_tls_sentinel.url,
+        redis_type="redis_sentinel",
+        sentinel_master=redis_tls_sentinel.master,
+        tls=tls,
+    )
+    try:
+        client.set("tls-sentinel-test:k", "v", ex=30)
+        assert client.get("tls-sentinel-test:k") == b"v"
+    finally:
+        client.close()
+
+    async def roundtrip() -> bytes | None:
+        aclient = connect_redis_async(
+            redis_tls_sentinel.url,
+            redis_type="redis_sentinel",
+            sentinel_master=redis_tls_sentinel.master,
+            tls=tls,
+        )
+        try:
+            value: bytes | None = await aclient.get("tls-sentinel-test:k")
+            return value
+        finally:
+            await aclient.aclose()
+
+    assert asyncio.run(roundtrip()) == b"v"
