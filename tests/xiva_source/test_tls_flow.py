@@ -107,15 +107,12 @@ def test_the_whole_flow_over_mutual_tls(
     out = seg(capsys, repo, segdir, "refresh")
     assert f"toronto\tsize={len(toronto)}\tjoined={len(toronto)}\tleft=0" in out
 
-
-def test_the_job_refuses_a_wrong_ca_naming_the_fix(
-    mtls_repo: Path, feast_env: FeastEnv, redis_mtls: RedisTlsServer
-) -> None:
+    # A CA that did not sign the server: the job stops at once, naming the fix.
     from xiva_source.jobs.errors import MaterializationFailedError
 
     feast_env.monkeypatch.setenv("REDIS_TLS_CA_FILE", str(redis_mtls.files.other_ca))
     with pytest.raises(MaterializationFailedError) as info:
-        run_materialization(mtls_repo, progress=False)
+        run_materialization(repo, progress=False)
     assert "certificate verify failed" in info.value.problem
     assert "REDIS_TLS_CA_FILE" in (info.value.fix or "")
 

@@ -114,8 +114,8 @@ def feature_server(
     feast_repo: Path, feast_env: FeastEnv, idp: Idp, redis_mtls: RedisTlsServer
 ) -> Iterator[str]:
     """``feast serve`` on a free port with the ``oidc`` block, its online store the mutual-TLS
-    Redis (materialized first); its base URL."""
-    from xiva_source.jobs.materialize import run_materialization
+    Redis (one customer refreshed into it first); its base URL."""
+    from xiva_source.jobs.refresh import refresh_customer
 
     files = redis_mtls.files
     for name, value in {
@@ -125,8 +125,7 @@ def feature_server(
         "REDIS_TLS_KEY_FILE": str(files.client_key),
     }.items():
         feast_env.monkeypatch.setenv(name, value)
-    summary = run_materialization(feast_repo, progress=False)
-    assert summary.status == "ok", summary.line()
+    refresh_customer(feast_env.dwh.shared_ids[0], repo_path=feast_repo)
     path = feast_repo / "feature_store.yaml"
     config = yaml.safe_load(path.read_text())
     config["auth"] = {
