@@ -51,6 +51,7 @@ __all__ = [
     "TlsCluster",
     "TlsFiles",
     "TlsSentinel",
+    "acl_command",
     "acl_lines",
     "pg_tls",
     "redis_acl",
@@ -393,7 +394,7 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _acl_command(line: str) -> list[str]:
+def acl_command(line: str) -> list[str]:
     """One documented line with its password placeholder filled, as redis-cli arguments."""
     words = line.split()
     user = words[2] if len(words) > 2 else ""
@@ -414,7 +415,7 @@ def redis_acl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AclRedis]:
         _wait_ping(port)
         admin: list[str] = []
         for line in server.lines:  # as written; the default user goes last (it runs them)
-            args = _acl_command(line)
+            args = acl_command(line)
             auth = ["--user", "loyalty-admin", "--pass", ACL_PASSWORDS["loyalty-admin"]]
             done = subprocess.run(
                 ["redis-cli", "-p", str(port), "--no-auth-warning", *admin, *args],

@@ -10,13 +10,15 @@ import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
 from tests.feast_fixtures import FeastEnv, make_repo
 from tests.flow_helpers import online, online_async, seg
-from tests.tls_services import ACL_PROJECT, AclRedis
+from tests.redis_cluster import RedisClusterNodes
+from tests.tls_services import ACL_PASSWORDS, ACL_PROJECT, AclRedis, acl_command, acl_lines
 from xiva_source.cli import main as xiva_main
 from xiva_source.jobs.materialize import run_materialization
 
@@ -127,3 +129,56 @@ def test_each_user_is_refused_what_it_must_not_do(redis_acl: AclRedis) -> None:
         for client in (job, serving, segmentation, default):
             client.close()
         redis_acl.reset_log()
+
+
+def test_the_acl_users_work_on_a_cluster(redis_cluster: RedisClusterNodes) -> None:
+    """The same lines on every node of a cluster (the default user left on: the cluster is the
+    session's, shared): a cluster client as each user finds the slot map and does its work."""
+    from xiva_source.redis_client import connect_redis
+
+    users = [line for line in acl_lines() if "default" not in line.split()[2:3]]
+    for port in redis_cluster.ports:
+        admin = redis.Redis(host="127.0.0.1", port=port)
+        try:
+            for line in users:
+                assert admin.execute_command(*acl_command(line))
+            admin.acl_log_reset()
+        finally:
+            admin.close()
+    nodes = ",".join(f"127.0.0.1:{p}" for p in redis_cluster.ports)
+    suffix = uuid.uuid4().hex[:8]
+    keys = [f"{i}-{suffix}-{ACL_PROJECT}" for i in range(20)]  # Feast's keys end with the project
+
+    def as_user(user: str) -> Any:
+        url = f"redis://{user}:{ACL_PASSWORDS[user]}@{nodes}"
+        return connect_redis(url, redis_type="redis_cluster")
+
+    job, serving = as_user("loyalty-job"), as_user("loyalty-serving")
+    segmentation = as_user("loyalty-segmentation")
+    try:
+        for key in keys:
+            job.hset(key, "f", "v")
+        assert [serving.hget(k, "f") for k in keys] == [b"v"] * len(keys)
+        segmentation.xadd(f"segmentation:{{{ACL_PROJECT}}}:events-{suffix}", {"e": "joined"})
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            serving.hset(keys[0], "f", "w")
+    finally:
+        for key in keys:
+            job.delete(key)
+        job.delete(f"segmentation:{{{ACL_PROJECT}}}:events-{suffix}")
+        denied = []
+        for port in redis_cluster.ports:
+            admin = redis.Redis(host="127.0.0.1", port=port)
+            denied += [  # all but the refused HSET above
+                entry
+                for entry in admin.acl_log()
+                if (str(entry.get("username")), str(entry.get("object")))
+                != ("loyalty-serving", "hset")
+            ]
+            admin.acl_log_reset()
+            for user in ACL_PASSWORDS:
+                admin.acl_deluser(user)
+            admin.close()
+        for client in (job, serving, segmentation):
+            client.close()
+    assert denied == []
