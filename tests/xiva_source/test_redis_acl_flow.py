@@ -166,12 +166,13 @@ def test_the_acl_users_work_on_a_cluster(redis_cluster: RedisClusterNodes) -> No
         for key in keys:
             job.delete(key)
         job.delete(f"segmentation:{{{ACL_PROJECT}}}:events-{suffix}")
-        denied = []
+        denied: list[Any] = []
         for port in redis_cluster.ports:
             admin = redis.Redis(host="127.0.0.1", port=port)
+            log: list[dict[str, Any]] = admin.acl_log()  # type: ignore[assignment]
             denied += [  # all but the refused HSET above
                 entry
-                for entry in admin.acl_log()
+                for entry in log
                 if (str(entry.get("username")), str(entry.get("object")))
                 != ("loyalty-serving", "hset")
             ]
