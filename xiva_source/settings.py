@@ -42,6 +42,7 @@ from xiva_source.redaction import redact_url, register_secret, register_url_secr
 
 __all__ = [
     "ENV_FILE_VARIABLE",
+    "FILE_SUFFIX",
     "DataSourceMode",
     "MergeStrategy",
     "RedisType",
