@@ -26,7 +26,10 @@ Fixtures (every service comes from ``TEST_REDIS_URL`` / ``TEST_PG_URL``, see
   ``feast_repo`` (a copy applied under a project and snapshot table of the test's own, removed
   after), ``cluster_feast_repo`` (the same on the Redis Cluster);
 - ``redis_cluster`` / ``cluster_ns``: a real 3-primary Redis Cluster per session and a key
-  namespace on it; ``redis_sentinel``: a password-protected primary and its sentinel.
+  namespace on it; ``redis_sentinel``: a password-protected primary and its sentinel;
+- security (private servers with certificates made by the session, ``tests/support/tls.py``):
+  ``tls_files``, ``redis_tls``, ``redis_mtls`` (mutual TLS), ``redis_tls_cluster``,
+  ``redis_tls_sentinel``, ``redis_acl`` (the ACL users of docs/operations.md), ``pg_tls``.
 """
 
 from __future__ import annotations
@@ -58,6 +61,22 @@ from tests.support.services import (
     settings_variables,
 )
 from tests.support.tiers import service, services_of, unit_guard
+from tests.support.tls import (
+    AclRedis,
+    PostgresTls,
+    RedisTlsServer,
+    TlsCluster,
+    TlsFiles,
+    TlsSentinel,
+    make_tls_files,
+    start_postgres_tls,
+    start_redis_acl,
+    start_redis_tls,
+    start_redis_tls_sentinel,
+    stop_postgres_tls,
+    stop_process,
+    stop_redis_tls_sentinel,
+)
 
 if TYPE_CHECKING:
     from xiva_source.demo.data import DemoDwh
@@ -373,3 +392,81 @@ def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSe
         yield nodes
     finally:
         stop_sentinel(nodes)
+
+
+# --- TLS and ACL services (security; tests/support/tls.py) -------------------------------------
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """The session's certificates (a CA, server and client certificates, an unrelated CA)."""
+    return make_tls_files(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+@service("redis")
+def redis_tls(
+    tls_files: TlsFiles, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RedisTlsServer]:
+    """A TLS-only ``redis-server`` (client certificates optional), for the whole session."""
+    server = start_redis_tls(
+        tls_files, tmp_path_factory.mktemp("redis-tls"), auth_clients="optional"
+    )
+    yield server
+    stop_process(server.process)
+
+
+@pytest.fixture(scope="session")
+@service("redis")
+def redis_mtls(
+    tls_files: TlsFiles, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RedisTlsServer]:
+    """A TLS-only ``redis-server`` that requires a client certificate (mutual TLS)."""
+    server = start_redis_tls(tls_files, tmp_path_factory.mktemp("redis-mtls"), auth_clients="yes")
+    yield server
+    stop_process(server.process)
+
+
+@pytest.fixture(scope="session")
+@service("redis")
+def redis_tls_cluster(
+    tls_files: TlsFiles, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TlsCluster]:
+    """A 3-primary Redis Cluster on TLS only (clients and cluster bus), for the session."""
+    nodes = start_cluster(
+        tmp_path_factory.mktemp("redis-tls-cluster"),
+        tls_args=tls_files.redis_server_args(),
+        cli_args=tls_files.redis_cli_args(),
+    )
+    yield TlsCluster(nodes, tls_files)
+    stop_cluster(nodes)
+
+
+@pytest.fixture(scope="session")
+@service("redis")
+def redis_tls_sentinel(
+    tls_files: TlsFiles, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TlsSentinel]:
+    """A password-protected TLS-only primary and a TLS-only sentinel, for the session."""
+    sentinel = start_redis_tls_sentinel(tls_files, tmp_path_factory.mktemp("redis-tls-sentinel"))
+    yield sentinel
+    stop_redis_tls_sentinel(sentinel)
+
+
+@pytest.fixture(scope="session")
+@service("redis")
+def redis_acl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AclRedis]:
+    """A private ``redis-server`` with docs/operations.md's ACL users (default user off)."""
+    server = start_redis_acl(tmp_path_factory.mktemp("redis-acl"))
+    yield server
+    stop_process(server.process)
+
+
+@pytest.fixture(scope="session")
+@service("postgresql")
+def pg_tls(tls_files: TlsFiles) -> Iterator[PostgresTls]:
+    """A private TLS-only PostgreSQL (client certificate required), for the whole session."""
+    from xiva_source.dwh import dispose_engines
+
+    server = start_postgres_tls(tls_files)
+    yield server
+    dispose_engines()
+    stop_postgres_tls(server)

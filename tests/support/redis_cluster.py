@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,11 +88,14 @@ def _free_port_pair() -> int:
     raise RuntimeError("no free port pair for a Redis Cluster node")
 
 
-def _wait_ping(port: int, timeout: float = 10.0) -> None:
+def _wait_ping(port: int, timeout: float = 10.0, cli_args: Sequence[str] = ()) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         out = subprocess.run(
-            ["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True, check=False
+            ["redis-cli", *cli_args, "-p", str(port), "ping"],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if out.stdout.strip() == "PONG":
             return
@@ -114,12 +118,12 @@ def _wait_ping_auth(port: int, password: str, timeout: float = 10.0) -> None:
     raise RuntimeError(f"redis-server on port {port} did not start")
 
 
-def _wait_cluster_ok(ports: list[int], timeout: float = 30.0) -> None:
+def _wait_cluster_ok(ports: list[int], timeout: float = 30.0, cli_args: Sequence[str] = ()) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         states = [
             subprocess.run(
-                ["redis-cli", "-p", str(p), "cluster", "info"],
+                ["redis-cli", *cli_args, "-p", str(p), "cluster", "info"],
                 capture_output=True,
                 text=True,
                 check=False,
@@ -132,8 +136,17 @@ def _wait_cluster_ok(ports: list[int], timeout: float = 30.0) -> None:
     raise RuntimeError("the Redis Cluster did not reach cluster_state:ok")
 
 
-def start_cluster(workdir: Path) -> RedisClusterNodes:
-    """Start :data:`PRIMARIES` cluster-enabled ``redis-server`` processes and join them."""
+def start_cluster(
+    workdir: Path, *, tls_args: Sequence[str] = (), cli_args: Sequence[str] = ()
+) -> RedisClusterNodes:
+    """Start :data:`PRIMARIES` cluster-enabled ``redis-server`` processes and join them.
+
+    Args:
+        workdir: Where the nodes keep their files.
+        tls_args: ``--tls-cert-file ...`` options: the nodes then listen on TLS only (clients
+            and the cluster bus, ``tests.support.tls``).
+        cli_args: ``redis-cli`` options to reach them (``--tls --cacert ...``).
+    """
     if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
         raise RuntimeError("redis-server and redis-cli are needed (Debian package redis-server)")
     nodes = RedisClusterNodes(ports=[])
@@ -141,10 +154,15 @@ def start_cluster(workdir: Path) -> RedisClusterNodes:
         port = _free_port_pair()
         d = workdir / str(port)
         d.mkdir(parents=True)
+        listen = (
+            ["--port", "0", "--tls-port", str(port), "--tls-cluster", "yes", *tls_args]
+            if tls_args
+            else ["--port", str(port)]
+        )
         proc = subprocess.Popen(
             [
                 "redis-server",
-                "--port", str(port),
+                *listen,
                 "--bind", "127.0.0.1",
                 "--cluster-enabled", "yes",
                 "--cluster-config-file", str(d / "nodes.conf"),
@@ -159,15 +177,15 @@ def start_cluster(workdir: Path) -> RedisClusterNodes:
         nodes.ports.append(port)
         nodes.processes.append(proc)
     for port in nodes.ports:
-        _wait_ping(port)
+        _wait_ping(port, cli_args=cli_args)
     subprocess.run(
-        ["redis-cli", "--cluster", "create"]
+        ["redis-cli", *cli_args, "--cluster", "create"]
         + [f"127.0.0.1:{p}" for p in nodes.ports]
         + ["--cluster-replicas", "0", "--cluster-yes"],
         check=True,
         capture_output=True,
     )
-    _wait_cluster_ok(nodes.ports)
+    _wait_cluster_ok(nodes.ports, cli_args=cli_args)
     return nodes
 
 

@@ -35,4 +35,5 @@ def settings_variables() -> set[str]:
     """Every environment variable the settings read (and the one naming the .env file)."""
     from xiva_source.settings import ENV_FILE_VARIABLE, Settings
 
-    return {name.upper() for name in Settings.model_fields} | {ENV_FILE_VARIABLE}
+    files = {f"{name.upper()}_FILE" for name in Settings.file_fields}  # REDIS_URL_FILE, ...
+    return {name.upper() for name in Settings.model_fields} | files | {ENV_FILE_VARIABLE}

@@ -219,15 +219,11 @@ def _usage(status: StoreStatus, settings: Settings, now: datetime) -> None:
     if not settings.redis_url:
         status.problems["usage"] = "no REDIS_URL: usage counters are kept per process"
         return
-    from xiva_source.redis_client import connect_redis
+    from xiva_source.redis_client import redis_for_settings
     from xiva_source.xiva_api.usage import RedisUsageStore, usage_prefix_for
 
     try:
-        client = connect_redis(
-            settings.redis_url,
-            redis_type=settings.redis_type,
-            sentinel_master=settings.redis_sentinel_master,
-        )
+        client = redis_for_settings(settings)
     except Exception as e:  # a cluster's nodes unreachable: this part is unknown, not the rest
         status.problems["usage"] = _short(e)
         return

@@ -27,7 +27,8 @@ from xiva_source.settings import Settings
 def test_several_nodes_become_feast_s_connection_string() -> None:
     url = "rediss://app:Pw-1234@a:7000,b:7001,c:7002"
     assert redis_url_to_feast(url, "redis_cluster") == (
-        "a:7000,b:7001,c:7002,username=app,password=Pw-1234,ssl=true"
+        "a:7000,b:7001,c:7002,username=app,password=Pw-1234,ssl=true,ssl_cert_reqs=required,"
+        "ssl_check_hostname=true"
     )
     assert redis_url_to_feast("redis://:Pw-1234@s1:26379,s2:26379/2", "redis_sentinel") == (
         "s1:26379,s2:26379,db=2,password=Pw-1234"
