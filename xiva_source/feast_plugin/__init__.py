@@ -15,7 +15,8 @@ Modules, one concern each:
   Feast's Redis layout (newer-write-wins in one Lua script, single Redis or cluster)
 - :mod:`~xiva_source.feast_plugin.repo_settings`: where the entry points Feast calls load the
   settings of the repository (the only ``load_settings`` of the plugin)
-- :mod:`~xiva_source.feast_plugin.errors`: ``OnlineStoreError``, ``RepositoryError``
+- :mod:`~xiva_source.feast_plugin.errors`: ``OnlineStoreError``, ``RepositoryError``,
+  ``FeatureNameCollisionError``
 
 The errors import eagerly (light); everything else loads on first use (PEP 562), so
 ``import xiva_source.feast_plugin.errors`` does not import Feast. Registries and
@@ -27,7 +28,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from xiva_source.feast_plugin.errors import OnlineStoreError, RepositoryError
+from xiva_source.feast_plugin.errors import (
+    FeatureNameCollisionError,
+    OnlineStoreError,
+    RepositoryError,
+)
 from xiva_source.lazy import lazy_exports
 
 if TYPE_CHECKING:
@@ -58,6 +63,7 @@ __all__ = [
     "BulkWriter",
     "CustomerSource",
     "DwhSource",
+    "FeatureNameCollisionError",
     "LoyaltyOfflineStore",
     "LoyaltyOfflineStoreConfig",
     "LoyaltyRedisOnlineStore",

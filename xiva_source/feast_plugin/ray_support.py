@@ -36,12 +36,12 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from xiva_source.features.catalogue import ENTITY, EVENT_TIMESTAMP
+from xiva_source.features.catalogue import CREATED_TIMESTAMP, ENTITY, EVENT_TIMESTAMP
 from xiva_source.pipeline.auto import is_partial
 from xiva_source.pipeline.context import PullContext, PullOptions, feature_arrow_types
 from xiva_source.pipeline.report import PullReport
 from xiva_source.pipeline.sources import source_kind
-from xiva_source.pipeline.tables import conform, empty_table, rename_timestamp
+from xiva_source.pipeline.tables import conform, empty_table, rename_timestamp, to_source_names
 from xiva_source.settings import DataSourceMode, Settings
 from xiva_source.timeutil import as_utc
 
@@ -79,8 +79,10 @@ class PullSpec:
         chunk_size: Rows per chunk.
         source_starts: Start per source (the job's watermarks), overriding ``start``.
         timestamp_field: The name Feast expects for the event timestamp (Feast's path).
+        created_timestamp_column: The name Feast expects for the created timestamp ("": none).
         for_feast: Shape rows as ``pull_all_from_table_or_query`` does: partial rows left out,
-            schema metadata dropped, timestamp renamed to ``timestamp_field``.
+            schema metadata dropped, timestamps renamed to ``timestamp_field`` and
+            ``created_timestamp_column``.
         latest: Keep each customer's latest row (``pull_latest_from_table_or_query``).
     """
 
@@ -93,6 +95,7 @@ class PullSpec:
     chunk_size: int = 10_000
     source_starts: Mapping[str, datetime | None] | None = None
     timestamp_field: str = EVENT_TIMESTAMP
+    created_timestamp_column: str = ""
     for_feast: bool = False
     latest: bool = False
 
@@ -167,7 +170,7 @@ def read_part(spec: PullSpec, part: ReadPart, report: PullReport) -> Iterator[pa
         every = list(tables)
         if every:
             table = pa.concat_tables(every, promote_options="default")
-            yield latest_per_customer(table, _ts_name(spec))
+            yield latest_per_customer(table, *_ts_names(spec))
         return
     yield from tables
 
@@ -215,7 +218,9 @@ def _read_range(spec: PullSpec, part: ReadPart, report: PullReport) -> Iterator[
         customer_range=(part.lower, part.upper),
     ):
         table = counts_to_facts(table, source.timestamp_field, keep=ctx.feature_names)
-        table = rename_timestamp(table, source.timestamp_field)
+        table = rename_timestamp(
+            table, source.timestamp_field, source.spec.created_timestamp_column
+        )
         report.add_rows("dwh", table.num_rows)
         table = conform(table, ctx.feature_names, ctx.feature_types)
         shaped = _for_feast(spec, table) if spec.for_feast else table
@@ -246,8 +251,11 @@ def _dwh_start(ctx: PullContext) -> datetime | None:
     return lookback_start(replace(ctx, start=ctx.start_for("dwh")))
 
 
-def _ts_name(spec: PullSpec) -> str:
-    return spec.timestamp_field if spec.for_feast else EVENT_TIMESTAMP
+def _ts_names(spec: PullSpec) -> tuple[str, str]:
+    """The event and created timestamp columns of the part's tables."""
+    if spec.for_feast:
+        return spec.timestamp_field, spec.created_timestamp_column
+    return EVENT_TIMESTAMP, CREATED_TIMESTAMP
 
 
 def _for_feast(spec: PullSpec, table: pa.Table) -> pa.Table | None:
@@ -261,12 +269,9 @@ def _for_feast(spec: PullSpec, table: pa.Table) -> pa.Table | None:
             getattr(spec.source, "name", "?"),
         )
         return None
-    table = table.replace_schema_metadata(None)
-    if spec.timestamp_field != EVENT_TIMESTAMP:
-        table = table.rename_columns(
-            [spec.timestamp_field if c == EVENT_TIMESTAMP else c for c in table.column_names]
-        )
-    return table
+    return to_source_names(
+        table.replace_schema_metadata(None), spec.timestamp_field, spec.created_timestamp_column
+    )
 
 
 def _empty(spec: PullSpec) -> pa.Table:
