@@ -13,9 +13,10 @@ Out of scope, and why: the Xiva side (historical Xiva values come from the snaps
 from the customer's ``lastUpdate``: no Feast source reads that) and the ageing features (derived
 as of each label by the project's on-demand view); the DWH views compared here are what both
 stores read the same way. Deliberate differences, documented in docs/feature-repo.md ("Ties and
-the created timestamp") and tested in ``test_historical.py``, are left out of the generated
-data: a row without a created timestamp (Feast never serves it) and rows tied on both
-timestamps (Feast repeats the entity row once per tied row).
+the created timestamp") and tested in ``test_created_timestamp.py``, are left out of the
+generated data: a row without a created timestamp (Feast never serves it), and rows tied on both
+timestamps or tied in a view without a created timestamp column (Feast repeats the entity row
+once per tied row).
 """
 
 from __future__ import annotations
