@@ -17,7 +17,8 @@ Modules, one concern each:
   :mod:`~xiva_source.feast_plugin.bulk_send` (single Redis or cluster)
 - :mod:`~xiva_source.feast_plugin.repo_settings`: where the entry points Feast calls load the
   settings of the repository (the only ``load_settings`` of the plugin)
-- :mod:`~xiva_source.feast_plugin.errors`: ``OnlineStoreError``, ``RepositoryError``
+- :mod:`~xiva_source.feast_plugin.errors`: ``OnlineStoreError``, ``RepositoryError``,
+  ``FeatureNameCollisionError``
 
 Every name loads on first use (:mod:`xiva_source.lazy`), so
 ``import xiva_source.feast_plugin.errors`` does not import Feast. Registries and
@@ -33,7 +34,11 @@ from xiva_source import lazy
 
 if TYPE_CHECKING:
     from xiva_source.feast_plugin.bulk_writer import BulkWriter
-    from xiva_source.feast_plugin.errors import OnlineStoreError, RepositoryError
+    from xiva_source.feast_plugin.errors import (
+        FeatureNameCollisionError,
+        OnlineStoreError,
+        RepositoryError,
+    )
     from xiva_source.feast_plugin.offline_store import (
         LoyaltyOfflineStore,
         LoyaltyOfflineStoreConfig,

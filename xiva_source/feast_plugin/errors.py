@@ -1,17 +1,19 @@
 """Errors of the Feast plugin: the online store and the Feast repository::
 
 LoyaltyError (xiva_source.errors)
-├── OnlineStoreError     the online store (Redis) is unreachable or refused a command
-└── RepositoryError      the Feast repository is missing, unapplied or its registry unreadable
+├── OnlineStoreError            the online store (Redis) is unreachable or refused a command
+├── RepositoryError             the Feast repository is missing, unapplied or its registry unusable
+└── FeatureNameCollisionError   a historical retrieval would name two columns alike
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 from xiva_source.errors import LoyaltyError
 
-__all__ = ["OnlineStoreError", "RepositoryError"]
+__all__ = ["FeatureNameCollisionError", "OnlineStoreError", "RepositoryError"]
 
 
 class OnlineStoreError(LoyaltyError):
@@ -48,3 +50,34 @@ class RepositoryError(LoyaltyError):
         "Point --repo at the feature repository (the folder with feature_store.yaml) and run "
         "`make apply` (feast apply) there."
     )
+
+
+class FeatureNameCollisionError(LoyaltyError):
+    """Two columns of a training set would have one name (exit 2: the request is wrong).
+
+    Without full feature names a column is named after its feature alone, so a feature that two
+    views serve (one may be an on-demand view's input), or a feature named like a column of
+    ``entity_df``, would silently hold one of the values. Feast's own PostgreSQL store fails on
+    the same request (an ambiguous column).
+
+    Args:
+        column: The column name requested twice.
+        owners: Who claims it: ``view "<name>"`` or ``the entity_df column``, two or more.
+    """
+
+    exit_code: ClassVar[int] = 2
+
+    def __init__(self, column: str, owners: Sequence[str]) -> None:
+        self.column = column
+        self.owners = tuple(owners)
+        listed = ", ".join(self.owners[:-1]) + f" and {self.owners[-1]}"
+        other = (
+            "rename the entity_df column"
+            if "the entity_df column" in self.owners
+            else "request the feature from one view only"
+        )
+        super().__init__(
+            f"get_historical_features: the column {column!r} would come from {listed}; "
+            "without full feature names one of them would silently win",
+            f"Pass full_feature_names=True (columns are named <view>__<feature>), or {other}.",
+        )

@@ -60,7 +60,7 @@ from xiva_source.pipeline.auto import is_partial
 from xiva_source.pipeline.context import PullOptions
 from xiva_source.pipeline.pull import pull_batches
 from xiva_source.pipeline.report import PullReport
-from xiva_source.pipeline.tables import empty_table
+from xiva_source.pipeline.tables import empty_table, to_source_names
 from xiva_source.settings import Settings
 from xiva_source.timeutil import utc_now
 
@@ -113,6 +113,9 @@ class LoyaltyOfflineStore(OfflineStore):
     ) -> RetrievalJob:
         """The latest row per customer in ``[start_date, end_date]`` (see ``pull_all``).
 
+        Latest: the latest ``timestamp_field``, then the latest ``created_timestamp_column``
+        (a row without one loses the tie), as Feast's stores decide it.
+
         Raises:
             ConfigurationError: A setting is invalid.
         """
@@ -127,7 +130,9 @@ class LoyaltyOfflineStore(OfflineStore):
             end_date,
         )
         return LoyaltyRetrievalJob(
-            lambda: dwh.latest_per_customer(every_row._to_arrow_internal(), timestamp_field),
+            lambda: dwh.latest_per_customer(
+                every_row._to_arrow_internal(), timestamp_field, created_timestamp_column or ""
+            ),
             config=config,
             pull_spec=every_row.latest_pull_spec()
             if isinstance(every_row, LoyaltyRetrievalJob)
@@ -151,6 +156,10 @@ class LoyaltyOfflineStore(OfflineStore):
         and everything is read: Feast's first ``materialize-incremental`` starts at
         ``now - ttl``, which would silently drop customers unchanged for longer than the ttl.
 
+        A ``DwhSource`` with a ``created_timestamp_column`` gives one row per customer and
+        timestamp, the latest created, and that column (Feast reads it): so whichever of tied
+        rows an online store would keep, it keeps the right one.
+
         Raises:
             ConfigurationError: A setting is invalid.
         """
@@ -163,6 +172,7 @@ class LoyaltyOfflineStore(OfflineStore):
             timestamp_field,
             start_date,
             end_date,
+            created_timestamp_column=created_timestamp_column or "",
         )
         spec = _pull_spec(
             config,
@@ -172,6 +182,7 @@ class LoyaltyOfflineStore(OfflineStore):
             timestamp_field,
             start_date,
             end_date,
+            created_timestamp_column=created_timestamp_column or "",
         )
         return LoyaltyRetrievalJob(pull, config=config, pull_spec=spec)
 
@@ -192,10 +203,15 @@ class LoyaltyOfflineStore(OfflineStore):
         ``event_timestamp <= the row's timestamp`` and not older than the view's ttl is joined
         (:mod:`~xiva_source.feast_plugin.point_in_time`). DWH sources read the DWH; Xiva
         features read the snapshot table; ``CustomerSource`` follows the mode, and in ``auto``
-        merges the two sides per feature with the same rule as materialization.
+        merges the two sides per feature with the same rule as materialization. A tie on the
+        event timestamp goes to the latest created timestamp; the ttl is inclusive; duplicate
+        entity rows each get their row: as in Feast's PostgreSQL store
+        (``tests/xiva_source/feast_plugin/test_historical_vs_feast.py`` compares them).
 
         Raises:
             ValueError: ``entity_df`` is not a DataFrame, or lacks the join key / timestamp.
+            FeatureNameCollisionError: Without ``full_feature_names``, two views serve a
+                feature of one name (or a feature is named like an ``entity_df`` column).
             ConfigurationError: A setting is invalid.
         """
         assert isinstance(config.offline_store, LoyaltyOfflineStoreConfig)
@@ -212,13 +228,14 @@ class LoyaltyOfflineStore(OfflineStore):
         offline_utils.assert_expected_columns_in_entity_df(
             schema, offline_utils.get_expected_join_keys(project, feature_views, registry), ts_col
         )
+        from xiva_source.feast_plugin.point_in_time import check_columns, point_in_time
+
+        check_columns(feature_views, feature_refs, entity_df.columns, full_feature_names)
         stamps = pd.to_datetime(entity_df[ts_col], utc=True)
         settings = repo_settings(config)
         options = PullOptions.from_repo_config(config)
 
         def run() -> pa.Table:
-            from xiva_source.feast_plugin.point_in_time import point_in_time
-
             frame = point_in_time(
                 feature_views,
                 feature_refs,
@@ -414,8 +431,14 @@ def _pull_all(
     timestamp_field: str,
     start_date: datetime | None,
     end_date: datetime | None,
+    *,
+    created_timestamp_column: str,
 ) -> Callable[[], pa.Table]:
-    """The pull behind ``pull_all_from_table_or_query``, run when the job is converted."""
+    """The pull behind ``pull_all_from_table_or_query``, run when the job is converted.
+
+    The table's timestamps carry the names Feast asked for (``created_timestamp_column`` "":
+    none).
+    """
     assert isinstance(config.offline_store, LoyaltyOfflineStoreConfig)
     _check_source(data_source)
     source: XivaSource | DwhSource | CustomerSource = data_source  # type: ignore[assignment]
@@ -465,11 +488,7 @@ def _pull_all(
             table = empty_table(feature_arrow_types(), feats)
         else:
             table = pa.concat_tables(tables, promote_options="default")
-        if timestamp_field != EVENT_TIMESTAMP:
-            table = table.rename_columns(
-                [timestamp_field if c == EVENT_TIMESTAMP else c for c in table.column_names]
-            )
-        return table
+        return to_source_names(table, timestamp_field, created_timestamp_column)
 
     return run
 
@@ -482,6 +501,8 @@ def _pull_spec(
     timestamp_field: str,
     start_date: datetime | None,
     end_date: datetime | None,
+    *,
+    created_timestamp_column: str,
 ) -> Callable[[], PullSpec]:
     """The same pull as :func:`_pull_all`, as a spec for Ray (built when the job runs)."""
     from xiva_source.feast_plugin.ray_support import PullSpec
@@ -508,6 +529,7 @@ def _pull_spec(
             options=PullOptions.from_repo_config(config),
             chunk_size=chunk_size,
             timestamp_field=timestamp_field,
+            created_timestamp_column=created_timestamp_column,
             for_feast=True,
         )
 
