@@ -11,7 +11,9 @@ spends more than the body itself:
   0.3 ms per read of one customer, as much as the Redis read itself.
   :func:`augment_online_response` is the same step for python-mode views, converting only the
   view's declared inputs (a differential test compares both on the same reads:
-  ``tests/xiva_source/feast_plugin/test_on_demand.py``);
+  ``tests/xiva_source/feast_plugin/test_on_demand.py``), and naming the outputs
+  ``view__feature`` under ``full_feature_names`` (Feast 0.67 does not for python-mode views
+  online, so it drops them; the pandas mode and the training sets name them);
 - in a training set, ``PythonTransformation.transform_arrow`` calls ``to_pydict()`` on the whole
   retrieval table (every feature of every view, every timestamp through pyarrow's slow
   timezone-aware conversion: seconds per 100,000 rows) before the body reads two columns.

@@ -35,21 +35,12 @@ from feast.infra.online_stores.online_store import OnlineStore
 from tests.conftest import REDIS_URL
 from tests.feast_fixtures import FeastEnv, make_repo
 from tests.feast_serve import FeastServer
+from tests.xiva_source.feast_plugin.test_time_features import _days, _years
 from xiva_source.features.derived import AS_OF, derivation_clock, derive_row
 
 NOW = datetime(2031, 3, 1, 10, 30, tzinfo=UTC)  # the injected clock: years from the real one
 TODAY = NOW.date()
 DERIVED = ["customer_time_features:last_purchase_days_ago", "customer_time_features:age"]
-
-
-def _years(born: date | None, on: date) -> int | None:
-    if born is None or born > on:
-        return None
-    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
-
-
-def _days(paid: date | None, on: date) -> int | None:
-    return None if paid is None or paid > on else (on - paid).days
 
 
 @dataclass
@@ -147,18 +138,22 @@ def store(served: Served, monkeypatch: pytest.MonkeyPatch) -> FeatureStore:
     return served.store()
 
 
+def _stock_args(store: FeatureStore, features: Any, rows: Any, full: bool) -> dict[str, Any]:
+    """The arguments of the base class's get_online_features(_async) on the same online store."""
+    return {
+        "self": store._get_provider().online_store,  # type: ignore[attr-defined]
+        "config": store.config,
+        "features": features,
+        "entity_rows": rows,
+        "registry": store.registry,
+        "project": store.project,
+        "full_feature_names": full,
+    }
+
+
 def _stock(store: FeatureStore, features: Any, rows: Any, full: bool) -> Any:
     """Feast's own get_online_features (the base class's method) on the same online store."""
-    online = store._get_provider().online_store  # type: ignore[attr-defined]
-    return OnlineStore.get_online_features(
-        online,
-        config=store.config,
-        features=features,
-        entity_rows=rows,
-        registry=store.registry,
-        project=store.project,
-        full_feature_names=full,
-    )
+    return OnlineStore.get_online_features(**_stock_args(store, features, rows, full))
 
 
 def _refs(store: FeatureStore, features: Any) -> list[str]:
@@ -212,19 +207,12 @@ def test_reads_give_stock_feasts_response(
 
 
 def test_async_reads_give_stock_feasts_response(served: Served, store: FeatureStore) -> None:
-    online = store._get_provider().online_store  # type: ignore[attr-defined]
     rows = [{"customer_id": c} for c in served.ids[:50]]
 
     async def both(features: Any) -> tuple[Any, Any]:
         ours = await store.get_online_features_async(features=features, entity_rows=rows)
-        stock = await OnlineStore.get_online_features_async(
-            online,
-            config=store.config,
-            features=features,
-            entity_rows=rows,
-            registry=store.registry,
-            project=store.project,
-        )
+        stock_args = _stock_args(store, features, rows, False)
+        stock = await OnlineStore.get_online_features_async(**stock_args)
         return ours, stock
 
     async def every() -> list[tuple[Any, Any]]:
