@@ -16,8 +16,8 @@ node's own connection (:mod:`segmentation.parallel`), and the chunks are yielded
 
 The features that age (``last_purchase_days_ago``, ``age``) are not stored: the store holds their
 facts (``last_payment_date``, ``birth_date``), and the reader derives them as of ``now`` with the
-one derivation (:func:`xiva_source.features.derived.derive_frame`), exactly as Feast's on-demand
-view ``customer_time_features`` does for ``get_online_features``.
+one derivation (:func:`xiva_source.features.derived.derive_frame`, whose rules the on-demand view
+``customer_time_features`` applies for ``get_online_features`` through ``derive_columns``).
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ Modules, one concern each:
 - :mod:`~xiva_source.feast_plugin.point_in_time`: the point-in-time engine of historical retrieval
 - :mod:`~xiva_source.feast_plugin.online_store`: ``LoyaltyRedisOnlineStore`` bound to the
   repository's settings, and the online store's Redis client (:func:`online_redis_client`)
+- :mod:`~xiva_source.feast_plugin.on_demand`: python-mode on-demand views without Feast's
+  generic overhead, online (the store's read) and in training sets (the retrieval job)
 - :mod:`~xiva_source.feast_plugin.redis_format`: Feast's Redis storage format (keys, fields,
   value codec, the newer-wins write script), the ONLY package that knows it or touches Feast's
   private helpers for it; :mod:`~xiva_source.feast_plugin.redis_scan`: the one ``SCAN`` of its keys

@@ -48,6 +48,7 @@ from pydantic import Field, StrictStr
 
 from xiva_source import dwh
 from xiva_source.dwh.tables import SNAPSHOT_TABLE
+from xiva_source.feast_plugin.on_demand import declared_inputs_only
 from xiva_source.feast_plugin.repo_settings import repo_settings
 from xiva_source.feast_plugin.sources import (
     CustomerSource,
@@ -225,9 +226,8 @@ class LoyaltyOfflineStore(OfflineStore):
             _check_source(fv.batch_source)
         schema = dict(zip(entity_df.columns, entity_df.dtypes, strict=True))
         ts_col = offline_utils.infer_event_timestamp_from_entity_df(schema)
-        offline_utils.assert_expected_columns_in_entity_df(
-            schema, offline_utils.get_expected_join_keys(project, feature_views, registry), ts_col
-        )
+        join_keys = offline_utils.get_expected_join_keys(project, feature_views, registry)
+        offline_utils.assert_expected_columns_in_entity_df(schema, join_keys, ts_col)
         from xiva_source.feast_plugin.point_in_time import check_columns, point_in_time
 
         check_columns(feature_views, feature_refs, entity_df.columns, full_feature_names)
@@ -251,8 +251,9 @@ class LoyaltyOfflineStore(OfflineStore):
             run,
             config=config,
             full_feature_names=full_feature_names,
-            on_demand_feature_views=OnDemandFeatureView.get_requested_odfvs(
-                feature_refs, project, registry
+            # Python-mode views get their inputs, not the whole table (feast_plugin.on_demand).
+            on_demand_feature_views=declared_inputs_only(
+                OnDemandFeatureView.get_requested_odfvs(feature_refs, project, registry), join_keys
             ),
             metadata=RetrievalMetadata(
                 features=feature_refs,
