@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -24,6 +24,9 @@ from xiva_source.pipeline.context import PullOptions, feature_arrow_types
 from xiva_source.pipeline.report import PullReport
 from xiva_source.pipeline.tables import empty_table
 from xiva_source.settings import Settings
+
+if TYPE_CHECKING:
+    from xiva_source.feast_plugin.feast_runs import FeastPullRecord
 
 __all__ = ["PullSpec", "ReadPart", "empty_part", "plan_parts", "read_part"]
 
@@ -47,6 +50,8 @@ class PullSpec:
         for_feast: Shape rows as ``pull_all_from_table_or_query`` does: partial rows left out,
             schema metadata dropped, timestamp renamed to ``timestamp_field``.
         latest: Keep each customer's latest row (``pull_latest_from_table_or_query``).
+        record: Feast's path: each part records what it merged in the shared state when it
+            ends (:class:`~xiva_source.feast_plugin.feast_runs.FeastPullRecord`).
     """
 
     source: Any
@@ -60,6 +65,7 @@ class PullSpec:
     timestamp_field: str = EVENT_TIMESTAMP
     for_feast: bool = False
     latest: bool = False
+    record: FeastPullRecord | None = None
 
 
 @dataclass(frozen=True)
