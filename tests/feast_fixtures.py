@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -42,6 +43,7 @@ __all__ = [
     "FeastEnv",
     "applied_feast_repo",
     "cluster_feast_repo",
+    "feast_cli",
     "feast_dwh",
     "feast_dwh_url",
     "feast_env",
@@ -86,6 +88,27 @@ def make_repo(target: Path, project: str, *, snapshot_table: str | None = None) 
         for module in target.glob("*.py"):
             sys.modules.pop(module.stem, None)
     return target
+
+
+def feast_cli(repo: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``feast -c REPO ARGS`` in its own process, as a user runs it (the test's environment).
+
+    Args:
+        repo: The repository (``feast -c``).
+        args: The command and its arguments, e.g. ``"materialize-incremental", "2026-..."``.
+        timeout: Seconds before the process is killed.
+
+    Returns:
+        The finished process (its return code, stdout and stderr as text).
+    """
+    feast = Path(sys.executable).parent / "feast"
+    return subprocess.run(
+        [str(feast), "-c", str(repo), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -205,10 +205,11 @@ def note_write_failure(config: Any, view: str) -> None:
             state.note_write_failure(view, utc_now())
     except Exception as e:
         logger.warning(
-            "a failed write to %s could not be noted in the run state (%s): run "
-            "`xiva-source materialize --full` after this Feast run",
+            "a failed write to %s could not be noted in the run state (%s): if `feast "
+            "materialize` made it, run `xiva-source materialize --full --view %s` after it",
             view,
             redact(str(e)),
+            view,
         )
 
 

@@ -281,6 +281,11 @@ class StateSnapshot:
         error.__cause__ = cause
         return error
 
+    def readable(self) -> StateSnapshot:
+        """The same state without its corrupted fields (for a run that rewrites them)."""
+        fields = {k: v for k, v in self.fields.items() if k not in self._errors}
+        return StateSnapshot(fields, self._state)
+
     # -- reading ---------------------------------------------------------------------------
 
     def corruptions(self) -> list[CorruptedStateError]:

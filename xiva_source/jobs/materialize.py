@@ -393,7 +393,7 @@ class _Run:
         state = self.state.load()
         if self.full:
             self.summary.reload = "full"
-            return self._past_corruptions(state), "full"
+            return self._past_corruptions(state).readable(), "full"
         if self.state.marker() is None and any(fv.most_recent_end_time for fv in feature_views):
             self.summary.reload = "wiped"
             self.summary.reload_reason = (

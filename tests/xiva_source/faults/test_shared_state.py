@@ -22,7 +22,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from tests.feast_fixtures import FeastEnv
+from tests.feast_fixtures import FeastEnv, feast_cli
 from tests.xiva_source.faults.conftest import Job, PrivateRedis
 from tests.xiva_source.faults.helpers import (
     assert_every_customer_equals_the_source,
@@ -41,13 +41,7 @@ def fresh_truth(feast_env: FeastEnv, tmp_path: Path) -> Iterator[Truth]:
 
     truth = Truth(tmp_path)
     yield truth
-    client = redis.Redis.from_url(os.environ["REDIS_URL"])
-    try:
-        keys = list(client.scan_iter(match=f"*{truth.project}", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    truth.cleanup()  # (on a private Redis its keys go with the server)
     with get_engine(os.environ["DWH_URL"]).begin() as conn:
         conn.execute(sa.text(f'DROP TABLE IF EXISTS "{truth.snapshot_table}"'))
 
@@ -60,18 +54,6 @@ def own_dwh(feast_env: FeastEnv, pg_url: str) -> str:
     create_demo_dwh(pg_url, feast_env.sim, seed=11)
     feast_env.monkeypatch.setenv("DWH_URL", pg_url)
     return pg_url
-
-
-def feast_cli(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``feast -c REPO ARGS`` in its own process (the environment: the test's)."""
-    feast = Path(sys.executable).parent / "feast"
-    return subprocess.run(
-        [str(feast), "-c", str(repo), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def materialize_incremental(repo: Path) -> None:
