@@ -412,7 +412,7 @@ class _Run:
         assert self.state is not None
         if state.unreadable is not None and isinstance(self.state, FileRunState):
             aside = self.state.move_aside()  # a reload starts a new file; the old one is kept
-            self.summary.warnings.append(f"{state.unreadable.problem}: moved to {aside}")
+            self.summary.warnings.append(f"{state.unreadable.problem} Moved to {aside}.")
             return StateSnapshot.empty()
         for error in state.corruptions():
             warning = f"{error.problem} (not used by this run). Fix: {error.fix}"
