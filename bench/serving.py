@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         write_customers(store, client, ids)
         print(f"  wrote {len(ids):,} customers in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
 
-        from xiva_source.feast_plugin.redis_layout import RedisLayout
+        from xiva_source.feast_plugin.redis_format import RedisLayout
 
         layout = RedisLayout(project, ("customer_id",))
         services = {name: store.get_feature_service(name) for name in (SERVICE, PLAIN)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from xiva_source.demo.data import DemoDwh
     from xiva_source.simulator import XivaSimulator
 
-__all__ = ["FEAST_SIM_CUSTOMERS", "ROOT", "FeastEnv", "make_repo"]
+__all__ = ["FEAST_SIM_CUSTOMERS", "ROOT", "FeastEnv", "feast_cli", "make_repo"]
 
 ROOT = Path(__file__).resolve().parents[2]
 """The repository's root (``feature_repo/`` is below it)."""
@@ -82,3 +83,24 @@ class FeastEnv:
         """Set ``FEATURE_STORE_DATA_SOURCE`` / ``FEATURE_STORE_MERGE_STRATEGY``."""
         self.monkeypatch.setenv("FEATURE_STORE_DATA_SOURCE", mode)
         self.monkeypatch.setenv("FEATURE_STORE_MERGE_STRATEGY", strategy)
+
+
+def feast_cli(repo: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``feast -c REPO ARGS`` in its own process, as a user runs it (the test's environment).
+
+    Args:
+        repo: The repository (``feast -c``).
+        args: The command and its arguments, e.g. ``"materialize-incremental", "2026-..."``.
+        timeout: Seconds before the process is killed.
+
+    Returns:
+        The finished process (its return code, stdout and stderr as text).
+    """
+    feast = Path(sys.executable).parent / "feast"
+    return subprocess.run(
+        [str(feast), "-c", str(repo), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

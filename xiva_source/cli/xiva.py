@@ -411,7 +411,8 @@ TREE = CommandTree(
             "online store, incrementally from Feast's watermark, under a lock; prints one summary "
             "line. Exit status: 0 success or skipped (another run holds the lock), 1 failure (or "
             "a fallback with --fail-on-fallback), 2 usage or configuration error, 3 completed but "
-            "degraded (a fallback to one source, or customers pending a retry).",
+            "degraded (a fallback to one source, or customers pending a retry), 4 the run state "
+            "is corrupted (the line names the field and its repair; nothing was read).",
             configure=_materialize_options,
             run=_materialize,
         ),

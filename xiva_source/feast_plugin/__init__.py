@@ -19,8 +19,12 @@ Modules, one concern each:
   :mod:`~xiva_source.feast_plugin.bulk_send` (single Redis or cluster)
 - :mod:`~xiva_source.feast_plugin.repo_settings`: where the entry points Feast calls load the
   settings of the repository (the only ``load_settings`` of the plugin)
+- :mod:`~xiva_source.feast_plugin.run_state`: the shared run state (watermarks per source, modes,
+  the marker, Feast's pull records), below the job and the plugin, which both write it
+- :mod:`~xiva_source.feast_plugin.feast_runs`: what Feast's own materialization records in it,
+  and how the job carries on from it (``carry_on``)
 - :mod:`~xiva_source.feast_plugin.errors`: ``OnlineStoreError``, ``RepositoryError``,
-  ``FeatureNameCollisionError``
+  ``CorruptedStateError``, ``FeatureNameCollisionError``
 
 Every name loads on first use (:mod:`xiva_source.lazy`), so
 ``import xiva_source.feast_plugin.errors`` does not import Feast. Registries and
@@ -37,10 +41,12 @@ from xiva_source import lazy
 if TYPE_CHECKING:
     from xiva_source.feast_plugin.bulk_writer import BulkWriter
     from xiva_source.feast_plugin.errors import (
+        CorruptedStateError,
         FeatureNameCollisionError,
         OnlineStoreError,
         RepositoryError,
     )
+    from xiva_source.feast_plugin.feast_runs import carry_on
     from xiva_source.feast_plugin.offline_store import (
         LoyaltyOfflineStore,
         LoyaltyOfflineStoreConfig,
@@ -57,6 +63,13 @@ if TYPE_CHECKING:
     from xiva_source.feast_plugin.redis_format import RedisLayout
     from xiva_source.feast_plugin.redis_scan import scan_entity_keys
     from xiva_source.feast_plugin.repo_settings import repo_settings
+    from xiva_source.feast_plugin.run_state import (
+        FileRunState,
+        RedisRunState,
+        RunState,
+        StateSnapshot,
+        state_for_config,
+    )
     from xiva_source.feast_plugin.sources import (
         CustomerSource,
         DwhSource,

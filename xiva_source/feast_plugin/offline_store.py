@@ -48,6 +48,7 @@ from pydantic import Field, StrictStr
 
 from xiva_source import dwh
 from xiva_source.dwh.tables import SNAPSHOT_TABLE
+from xiva_source.feast_plugin.feast_runs import begin_feast_pull
 from xiva_source.feast_plugin.on_demand import declared_inputs_only
 from xiva_source.feast_plugin.repo_settings import repo_settings
 from xiva_source.feast_plugin.sources import (
@@ -448,15 +449,8 @@ def _pull_all(
     chunk_size = config.offline_store.chunk_size
 
     def run() -> pa.Table:
-        start = start_date
-        if start is not None and _never_materialized(config, source):
-            logger.info(
-                "no feature view of source %r was ever materialized: reading everything "
-                "(ignoring the start %s Feast derived from the ttl)",
-                source.name,
-                start,
-            )
-            start = None
+        # Feast's materialization: where it starts, and what it merged, in the shared state.
+        start, record = begin_feast_pull(config, settings, source, start_date, end)
         report = PullReport()
         tables: list[pa.Table] = []
         partial = 0
@@ -485,6 +479,8 @@ def _pull_all(
                 source.name,
             )
         _log_report(source.name, report)
+        if record is not None:
+            record.save(report)
         if not tables:
             table = empty_table(feature_arrow_types(), feats)
         else:
@@ -514,13 +510,7 @@ def _pull_spec(
     chunk_size = config.offline_store.chunk_size
 
     def build() -> PullSpec:
-        start = start_date
-        if start is not None and _never_materialized(config, data_source):
-            logger.info(
-                "no feature view of source %r was ever materialized: reading everything",
-                data_source.name,
-            )
-            start = None
+        start, record = begin_feast_pull(config, settings, data_source, start_date, end)
         return PullSpec(
             source=data_source,
             settings=settings,
@@ -532,6 +522,7 @@ def _pull_spec(
             timestamp_field=timestamp_field,
             created_timestamp_column=created_timestamp_column,
             for_feast=True,
+            record=record,
         )
 
     return build
@@ -547,23 +538,3 @@ def _log_report(name: str, report: PullReport) -> None:
         report.failed_customers,
         f", fallbacks: {report.fallbacks}" if report.fallbacks else "",
     )
-
-
-def _never_materialized(config: RepoConfig, source: DataSource) -> bool:
-    """True when no feature view whose batch source is ``source`` has a materialized interval."""
-    offline = config.offline_store
-    if not getattr(offline, "full_pull_when_never_materialized", True):
-        return False
-    try:
-        from feast.infra.registry.registry import Registry
-
-        registry = Registry(config.project, config.registry, config.repo_path)
-        views = [
-            fv
-            for fv in registry.list_feature_views(config.project, allow_cache=False)
-            if fv.batch_source is not None and fv.batch_source.name == source.name
-        ]
-    except Exception as e:  # an unreadable registry must not block materialization
-        logger.warning("cannot tell whether %r was materialized before: %s", source.name, e)
-        return False
-    return bool(views) and not any(fv.materialization_intervals for fv in views)

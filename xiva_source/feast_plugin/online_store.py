@@ -359,8 +359,21 @@ class LoyaltyRedisOnlineStore(RedisOnlineStore):
         return self._client_async
 
     def online_write_batch(self, config: RepoConfig, *args: Any, **kwargs: Any) -> None:
+        """Feast's write; a failure is noted in the shared run state, then raised.
+
+        Feast's Ray engine only logs a failed write and records the interval anyway: the note
+        keeps the job from carrying on from that pull (:mod:`~xiva_source.feast_plugin.
+        feast_runs`).
+        """
         bind_online_config(config)
-        super().online_write_batch(config, *args, **kwargs)
+        try:
+            super().online_write_batch(config, *args, **kwargs)
+        except Exception:
+            from xiva_source.feast_plugin.feast_runs import note_write_failure
+
+            table = kwargs.get("table", args[0] if args else None)
+            note_write_failure(config, str(getattr(table, "name", table)))
+            raise
 
     async def online_write_batch_async(self, config: RepoConfig, *args: Any, **kwargs: Any) -> None:
         bind_online_config(config)

@@ -120,11 +120,6 @@ def lock_for_store(store: FeatureStore, client: RedisClient | None) -> Materiali
 
 def registry_dir(store: FeatureStore) -> Path:
     """The directory of a local registry (the repository for a remote one): file locks, state."""
-    registry = store.config.registry
-    path = getattr(registry, "path", None) or ""
-    if path and "://" not in path:
-        registry_path = Path(path)
-        if not registry_path.is_absolute():
-            registry_path = Path(store.repo_path) / registry_path
-        return registry_path.parent
-    return Path(store.repo_path)
+    from xiva_source.feast_plugin.run_state import state_dir
+
+    return state_dir(store.config)

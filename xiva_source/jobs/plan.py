@@ -6,6 +6,10 @@ The rules (docs/operations.md, "Watermarks per source"):
   ``XivaSource`` / ``DwhSource`` its one source. Each has its own watermark (:mod:`.state`).
 - A source starts at its watermark; none (never read, a new mode, a wiped store, ``--full``),
   or one later than the run's end (a run once given a future ``--end-date``): the beginning.
+- Its watermark is the job's own, or where a ``feast materialize[-incremental]`` since then left
+  the source, once Feast's registry confirms that pull
+  (:func:`~xiva_source.feast_plugin.feast_runs.carry_on`); a Feast pull made in another mode
+  reloads the view (``reload=mode``).
 - After the run a source's watermark moves to the run's end, unless it failed (or, for the DWH
   in ``auto``, its changes could not be merged because Xiva's last known values were
   unreadable), or it read from the beginning and found nothing (an empty first or full pull
@@ -21,18 +25,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from xiva_source.pipeline.auto import DWH_UNMERGED, LAST_KNOWN
+from xiva_source.feast_plugin.feast_runs import carry_on, unmerged, view_mode
+from xiva_source.feast_plugin.run_state import MODE_SOURCES, StateSnapshot
 from xiva_source.pipeline.report import PullReport
-from xiva_source.pipeline.sources import source_kind
 from xiva_source.timeutil import as_utc
 
 __all__ = ["ViewPlan", "feast_watermark", "plan_view", "watermarks_after"]
-
-_MODE_SOURCES: dict[str, tuple[str, ...]] = {
-    "xiva": ("xiva",),
-    "dwh": ("dwh",),
-    "auto": ("xiva", "dwh"),
-}
 
 
 @dataclass
@@ -51,6 +49,10 @@ class ViewPlan:
     """Why every source reads from the beginning (``full``, ``wiped``, ``mode``), if so."""
     warnings: list[str] = field(default_factory=list)
     """What the plan had to correct (a watermark in the future)."""
+    carried: dict[str, datetime] = field(default_factory=dict)
+    """The sources whose watermark a ``feast materialize`` moved since the job's last run."""
+    consumed: list[str] = field(default_factory=list)
+    """The state's records of Feast's pulls to delete once the view's run is recorded."""
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -61,40 +63,53 @@ class ViewPlan:
 def plan_view(
     fv: Any,
     mode: str,
-    fields: Mapping[str, str],
+    state: StateSnapshot,
     end: datetime,
     *,
     reload: str | None,
+    now: datetime | None = None,
 ) -> ViewPlan:
     """The plan of ``fv`` for a run ending at ``end``.
 
     Args:
-        fv: The feature view (its ``name`` and ``batch_source``).
+        fv: The feature view (its ``name``, ``batch_source``, ``materialization_intervals``).
         mode: ``FEATURE_STORE_DATA_SOURCE`` of the run.
-        fields: The stored state (:meth:`~xiva_source.jobs.state.RunState.load`).
+        state: The stored state (:meth:`~xiva_source.feast_plugin.run_state.RunState.load`).
         end: The run's end.
         reload: Read everything, and why (``full``, ``wiped``); ``None`` for incremental.
-    """
-    from xiva_source.jobs.state import RunState
+        now: The run's start (the age of Feast's pull records); default ``end``.
 
-    kind = source_kind(fv.batch_source)
-    view_mode = kind if kind in ("xiva", "dwh") else mode  # (a foreign source fails in the pull)
-    assert view_mode is not None
-    sources = _MODE_SOURCES[view_mode]
-    stored_mode = RunState.mode(fields, fv.name)
-    if reload is None and stored_mode is not None and stored_mode != view_mode:
+    Raises:
+        CorruptedStateError: A watermark or the mode of the view does not parse.
+    """
+    own_mode = view_mode(fv.batch_source, mode)
+    sources = MODE_SOURCES[own_mode]  # (a foreign source fails in the pull)
+    stored_mode = state.mode(fv.name)
+    if reload is None and stored_mode is not None and stored_mode != own_mode:
         reload = "mode"
-    previous = {s: RunState.watermark(fields, fv.name, s) for s in sources}
-    plan = ViewPlan(fv.name, view_mode, {}, previous, reload)
+    stored = {s: state.watermark(fv.name, s) for s in sources}
+    intervals = getattr(fv, "materialization_intervals", None) or []
+    carried = carry_on(state, fv.name, own_mode, stored, intervals, now or end)
+    plan = ViewPlan(fv.name, own_mode, {}, stored, reload, consumed=carried.consumed)
+    if carried.other_mode is not None:
+        if plan.reload is None:
+            plan.reload = "mode"
+        plan.warnings.append(
+            f"{fv.name}: `feast materialize` loaded it in mode {carried.other_mode}, the job "
+            f"reads it in mode {own_mode}: the view is reloaded"
+        )
+    else:
+        plan.previous = carried.marks
+        plan.carried = carried.carried
     for source in sources:
-        mark = previous[source]
+        mark = plan.previous[source]
         if mark is not None and mark > end:
             plan.warnings.append(
                 f"{fv.name}: the {source} watermark {mark.isoformat()} is after the run's end "
                 "(a run was given a future --end-date?): read from the beginning"
             )
             mark = None
-        plan.starts[source] = None if reload is not None else mark
+        plan.starts[source] = None if plan.reload is not None else mark
     return plan
 
 
@@ -111,9 +126,7 @@ def watermarks_after(
     marks: dict[str, datetime | None] = {}
     warnings: list[str] = []
     for source in plan.sources:
-        failed = source in report.errors or (
-            source == "dwh" and (LAST_KNOWN in report.errors or DWH_UNMERGED in report.errors)
-        )
+        failed = unmerged(report, source)
         empty = plan.starts[source] is None and not report.rows_by_source.get(source, 0)
         # A failed source keeps its watermark; after a wipe or a mode switch there is none.
         kept = plan.previous[source] if plan.reload in (None, "full") else None

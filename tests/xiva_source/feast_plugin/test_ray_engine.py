@@ -187,6 +187,32 @@ def test_feast_cli_materialize_on_a_ray_address(
     assert_same_online(feast_repo, second_repo, all_ids(feast_env))
 
 
+def test_the_job_carries_on_after_feast_materialize_on_ray(
+    local_ray: str, feast_env: FeastEnv, feast_repo: Path, second_repo: Path
+) -> None:
+    """Each Ray read task records its part of the pull; the job then carries on from Feast's end
+    (no reload) and the online values are a local job's."""
+    feast_env.set_mode("dwh")  # DWH pulls: cut into parts, each recorded by its own task
+    use_ray(second_repo)
+    FeatureStore(repo_path=str(second_repo)).materialize_incremental(END)
+    project = FeatureStore(repo_path=str(second_repo)).project
+    client = redis.Redis.from_url(REDIS_URL)
+    recorded: list[bytes] = client.hkeys(f"xiva_source:materialize:state:{project}")  # type: ignore[assignment]
+    client.close()
+    assert len([k for k in recorded if k.startswith(b"feast:customer_features:")]) == 3
+
+    after = run_materialization(second_repo, end_date=END + timedelta(seconds=1), progress=False)
+
+    assert after.status == "ok" and after.reload == "no", after.line()
+    assert {v.name: v.starts for v in after.views} == {
+        "customer_dwh_features": {"dwh": END},
+        "customer_features": {"dwh": END},
+    }
+    local = run_materialization(feast_repo, end_date=END, progress=False)
+    assert local.status == "ok"
+    assert_same_online(feast_repo, second_repo, all_ids(feast_env))
+
+
 # --------------------------------------------------------------------------------------------
 # the cron job
 

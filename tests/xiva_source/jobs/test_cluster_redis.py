@@ -13,8 +13,8 @@ from redis.cluster import RedisCluster
 from tests.support.redis_cluster import RedisClusterNodes
 from xiva_source.feast_plugin.redis_format import RedisLayout
 from xiva_source.feast_plugin.redis_scan import scan_entity_keys
+from xiva_source.feast_plugin.run_state import RedisRunState
 from xiva_source.jobs.expiry import extend_online_expiry
-from xiva_source.jobs.state import RedisRunState
 from xiva_source.redis_client import connect_redis
 
 
@@ -32,13 +32,14 @@ def test_the_run_state_lives_on_the_cluster(cluster: RedisCluster, cluster_ns: s
     state.save_view("customer_profile", {"xiva": mark, "dwh": None}, "auto")
     state.save_run({"status": "ok"}, {"customer_profile": {"rows": 3}})
     state.set_marker(60)
-    fields = state.load()
-    assert RedisRunState.watermark(fields, "customer_profile", "xiva") == mark
-    assert RedisRunState.mode(fields, "customer_profile") == "auto"
-    assert RedisRunState.last_run(fields) == {"status": "ok"}
+    stored = state.load()
+    assert stored.watermark("customer_profile", "xiva") == mark
+    assert stored.mode("customer_profile") == "auto"
+    assert stored.last_run() == {"status": "ok"}
     assert state.marker() is not None
+    assert "redis-cli -c " in state.delete_command("mode:customer_profile")
     state.forget_view("customer_profile")
-    assert RedisRunState.watermark(state.load(), "customer_profile", "xiva") is None
+    assert state.load().watermark("customer_profile", "xiva") is None
 
 
 def test_every_primary_is_scanned_and_every_key_gets_the_expiry(

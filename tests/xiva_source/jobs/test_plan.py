@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
+from xiva_source.feast_plugin.run_state import StateSnapshot
 from xiva_source.jobs.plan import feast_watermark, plan_view, watermarks_after
 from xiva_source.pipeline.report import PullReport
 
@@ -17,10 +18,10 @@ def _view(kind: str = "customer") -> SimpleNamespace:
     return SimpleNamespace(name="v", batch_source=SimpleNamespace(source_kind=kind))
 
 
-def _fields(**marks: datetime) -> dict[str, str]:
+def _fields(**marks: datetime) -> StateSnapshot:
     out = {f"wm:v:{s}": m.isoformat() for s, m in marks.items()}
     out["mode:v"] = "auto"
-    return out
+    return StateSnapshot(out)
 
 
 def test_each_source_starts_at_its_own_watermark() -> None:
@@ -50,7 +51,7 @@ def test_a_mode_switch_reloads_and_forgets_old_watermarks() -> None:
 
 
 def test_an_empty_pull_from_the_beginning_does_not_move_and_warns() -> None:
-    plan = plan_view(_view("dwh"), "auto", {}, END, reload=None)
+    plan = plan_view(_view("dwh"), "auto", StateSnapshot({}), END, reload=None)
     marks, warnings = watermarks_after(plan, PullReport(), END)
     assert marks == {"dwh": None} and "returned no rows" in warnings[0]
     assert feast_watermark(marks) is None
@@ -58,7 +59,11 @@ def test_an_empty_pull_from_the_beginning_does_not_move_and_warns() -> None:
 
 def test_a_watermark_in_the_future_is_ignored_and_reported() -> None:
     plan = plan_view(
-        _view("xiva"), "dwh", {"wm:v:xiva": "2030-01-01T00:00:00+00:00"}, END, reload=None
+        _view("xiva"),
+        "dwh",
+        StateSnapshot({"wm:v:xiva": "2030-01-01T00:00:00+00:00"}),
+        END,
+        reload=None,
     )
     assert plan.starts == {"xiva": None} and "after the run's end" in plan.warnings[0]
 

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -24,6 +24,9 @@ from xiva_source.pipeline.context import PullOptions, feature_arrow_types
 from xiva_source.pipeline.report import PullReport
 from xiva_source.pipeline.tables import empty_table, to_source_names
 from xiva_source.settings import Settings
+
+if TYPE_CHECKING:
+    from xiva_source.feast_plugin.feast_runs import FeastPullRecord
 
 __all__ = ["PullSpec", "ReadPart", "empty_part", "plan_parts", "read_part"]
 
@@ -49,6 +52,8 @@ class PullSpec:
             schema metadata dropped, timestamps renamed to ``timestamp_field`` and
             ``created_timestamp_column``.
         latest: Keep each customer's latest row (``pull_latest_from_table_or_query``).
+        record: Feast's path: each part records what it merged in the shared state when it
+            ends (:class:`~xiva_source.feast_plugin.feast_runs.FeastPullRecord`).
     """
 
     source: Any
@@ -63,6 +68,7 @@ class PullSpec:
     created_timestamp_column: str = ""
     for_feast: bool = False
     latest: bool = False
+    record: FeastPullRecord | None = None
 
 
 @dataclass(frozen=True)
