@@ -20,8 +20,12 @@ install: $(BIN)/python ## Create .venv and install the project (editable, with d
 test: ## Run the whole test suite (needs Redis and PostgreSQL on 127.0.0.1)
 	$(BIN)/pytest -q
 
-test-unit: ## Run only the unit tests (pure logic, no service needed; seconds)
-	$(BIN)/pytest -q -m unit
+# The unit tier (tests/conftest.py): every test using no service fixture. Run with the services
+# pointed at dead ports, so a test wrongly in it fails here rather than passing by luck.
+DEAD_SERVICES := TEST_REDIS_URL=redis://127.0.0.1:1/0 TEST_PG_URL=postgresql+psycopg://root@127.0.0.1:1/test
+
+test-unit: ## Run the unit tier (tests with no service fixture), services pointed at dead ports
+	$(DEAD_SERVICES) $(BIN)/pytest -q -m unit
 
 lint: ## Run ruff, mypy and the import contracts (.importlinter)
 	$(BIN)/lint-imports
@@ -59,7 +63,10 @@ bench-ray: ## The Ray engine beside the in-process engine (needs PostgreSQL and 
 bench-xiva-pull: ## Peak memory of a streamed Xiva pull, 20,000 vs 2,000 simulator customers
 	$(BIN)/python bench/xiva_pull.py
 
-bench: bench-materialize bench-segmentation bench-dwh-read bench-ray bench-xiva-pull ## Run every benchmark (prints ratios)
+bench-serving: ## Online reads p50/p99: ml_features beside plain views, raw HGETALL, feast serve (needs Redis)
+	$(BIN)/python bench/serving.py --customers 10000 --single 2000 --batches 300
+
+bench: bench-materialize bench-segmentation bench-dwh-read bench-ray bench-xiva-pull bench-serving ## Run every benchmark (prints ratios)
 
 .PHONY: apply materialize demo bench bench-materialize bench-segmentation bench-dwh-read bench-ray \
-	bench-xiva-pull
+	bench-xiva-pull bench-serving

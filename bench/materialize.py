@@ -171,7 +171,8 @@ def worker_ceiling(args: argparse.Namespace) -> dict[str, Any]:
     """Pipelined HSET + EXPIRE of the job's own hashes (read back untimed) under another project."""
     import redis
 
-    from xiva_source.feast_plugin.redis_layout import RedisLayout, scan_entity_keys
+    from xiva_source.feast_plugin.redis_format import RedisLayout
+    from xiva_source.feast_plugin.redis_scan import scan_entity_keys
 
     client = redis.Redis.from_url(REDIS_URL)
     source = RedisLayout(args.source_project, ("customer_id",))
@@ -503,7 +504,7 @@ def redis_memory(customers: int, work: Path) -> dict[str, Any]:
     from feast.value_type import ValueType
 
     from xiva_source.feast_plugin.bulk_writer import BulkWriter
-    from xiva_source.feast_plugin.redis_layout import RedisLayout
+    from xiva_source.feast_plugin.redis_format import RedisLayout
     from xiva_source.pipeline.context import feature_arrow_types
 
     with socket.socket() as sock:

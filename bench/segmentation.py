@@ -1,7 +1,7 @@
 """Benchmark: segments over the whole population, streamed, beside the stock path.
 
 Fills Redis with ``--customers`` customers in Feast's exact online layout (keys and fields from
-:mod:`xiva_source.feast_plugin.redis_layout`, values as Feast serializes them; pipelined ``HSET``)
+:mod:`xiva_source.feast_plugin.redis_format`, values as Feast serializes them; pipelined ``HSET``)
 for a temporary repository and project of its own, in its own Redis database, then measures in
 the same run:
 
@@ -44,11 +44,14 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from segmentation import Segment, SegmentEngine, evaluate_frame
-from xiva_source.feast_plugin.redis_layout import (
+from xiva_source.feast_plugin.redis_format import (
     RedisLayout,
+    encode_column,
+    encode_timestamp,
     field_name,
     timestamp_field,
 )
+from xiva_source.feast_plugin.redis_scan import primary_clients
 
 CITIES = ["Paris", "Lyon", "Marseille", "Toulouse", "Lille", "Nantes", "Nice", None]
 STATUSES = ["active", "inactive", "churned", None]
@@ -177,49 +180,25 @@ def generate(start: int, n: int, seed: int = 42) -> dict[str, list[Any]]:
     }
 
 
-class Encoder:
-    """Values serialized as Feast's ``online_write_batch`` does (protobuf ``Value``), cached."""
-
-    def __init__(self) -> None:
-        from feast.protos.feast.types.Value_pb2 import Value
-
-        self.value = Value
-        self.cache: dict[tuple[str, Any], bytes] = {}
-
-    def __call__(self, kind: str, v: Any) -> bytes:
-        hit = self.cache.get((kind, v))
-        if hit is not None:
-            return hit
-        if v is None:
-            raw = self.value().SerializeToString()
-        elif kind == "string":
-            raw = self.value(string_val=v).SerializeToString()
-        elif kind == "double":
-            raw = self.value(double_val=v).SerializeToString()
-        else:
-            raw = self.value(int64_val=int(v)).SerializeToString()
-        if kind != "double":  # doubles hardly repeat
-            self.cache[(kind, v)] = raw
-        return bytes(raw)
-
-
 def populate(client: Any, layout: RedisLayout, n: int, chunk: int = 20_000) -> float:
     """Write ``n`` customers in Feast's layout with pipelined HSET; returns the seconds taken."""
-    from google.protobuf.timestamp_pb2 import Timestamp
+    import pyarrow as pa
+    from feast.value_type import ValueType
 
-    encode = Encoder()
+    arrow = {"string": pa.string(), "double": pa.float64(), "int64": pa.int64()}
+    value_types = {"string": ValueType.STRING, "double": ValueType.DOUBLE, "int64": ValueType.INT64}
     fields = {name: field_name(VIEW, name) for name in FEATURES}
-    ts = Timestamp(seconds=int(time.time())).SerializeToString()
+    ts = encode_timestamp(int(time.time()))
     ts_field = timestamp_field(VIEW)
     cluster = _is_cluster(client)
     t0 = time.perf_counter()
     for start in range(0, n, chunk):
         size = min(chunk, n - start)
         columns = generate(start, size)
-        cells = {
-            fields[name]: [encode(kind, v) for v in columns[name]]
-            for name, kind in FEATURES.items()
-        }
+        cells: dict[bytes, list[bytes]] = {}
+        for name, kind in FEATURES.items():
+            column = pa.array(columns[name], arrow[kind])
+            cells[fields[name]] = encode_column(column, value_types[kind])[0].tolist()
         keys = [layout.key(customer_id(start + i)) for i in range(size)]
         by_node: dict[str, tuple[Any, list[int]]] = {}
         if cluster:
@@ -245,12 +224,6 @@ def _is_cluster(client: Any) -> bool:
     return isinstance(client, RedisCluster)
 
 
-def _primaries(client: Any) -> list[Any]:
-    if _is_cluster(client):
-        return [client.get_redis_connection(n) for n in client.get_primaries()]
-    return [client]
-
-
 def bytes_per_customer(client: Any, layout: RedisLayout, n: int, sample: int = 2_000) -> float:
     """Mean ``MEMORY USAGE`` of a sample of the customers' hashes (the key and its fields)."""
     picked = random.Random(3).sample(range(n), min(sample, n))
@@ -260,7 +233,7 @@ def bytes_per_customer(client: Any, layout: RedisLayout, n: int, sample: int = 2
 
 def cleanup(client: Any, project: str) -> None:
     """Delete every key of the benchmark's project (Feast hashes and memberships)."""
-    for node in _primaries(client):
+    for node in primary_clients(client):
         batch: list[bytes] = []
         for key in node.scan_iter(match=f"*{project}*", count=10_000):
             batch.append(key)
@@ -338,7 +311,7 @@ def pct(values: list[float], q: int) -> float:
 
 
 def start_cluster(workdir: Path) -> Any:
-    from tests.redis_cluster import start_cluster as start
+    from tests.support.redis_cluster import start_cluster as start
 
     return start(workdir)
 
@@ -383,7 +356,7 @@ def main() -> int:
             cleanup(client, project)
     finally:
         if nodes is not None:
-            from tests.redis_cluster import stop_cluster
+            from tests.support.redis_cluster import stop_cluster
 
             stop_cluster(nodes)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -15,7 +15,8 @@ below can span them; ``<g>`` = a generation id):
   ``target`` (:mod:`segmentation.groups`). Written with the members, switched with them.
 * ``<p>:history:<segment>``: a LIST of JSON entries ``{"timestamp", "size", "joined", "left"}``,
   newest first, trimmed to ``history_limit``.
-* ``<p>:refresh-lock``: the refresh lock (:mod:`segmentation.refresh_lock`).
+* ``<p>:refresh-lock``: the refresh lock (the house's one lock,
+  :class:`xiva_source.locking.RedisLock`; see :meth:`MembershipStore.refresh_lock`).
 * ``<p>:events``: the membership event stream (:mod:`segmentation.events`): each ``joined`` /
   ``left`` is added in the transaction that stores it (the switch below, or a real-time update).
 
@@ -31,23 +32,27 @@ that has no generation yet, and deleted by its first refresh.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
+import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from segmentation.errors import SegmentationError
 from segmentation.events import queue_delta_events
 from segmentation.groups import UNTARGETED_GROUPS
-from segmentation.refresh_lock import DEFAULT_LOCK_TTL, RefreshLock
+from xiva_source.locking import DEFAULT_TTL_SECONDS, RedisLock
 from xiva_source.redis_client import is_cluster
 
 if TYPE_CHECKING:
     from xiva_source.redis_client import RedisClient
 
 __all__ = ["HistoryEntry", "MembershipStore", "RefreshResult", "membership_prefix"]
+
+_log = logging.getLogger(__name__)
 
 
 def membership_prefix(project: str, *, cluster: bool = False) -> str:
@@ -121,7 +126,7 @@ class MembershipStore:
         *,
         history_limit: int = 1000,
         chunk: int = 10_000,
-        lock_ttl: float = DEFAULT_LOCK_TTL,
+        lock_ttl: float = DEFAULT_TTL_SECONDS,
         lock_wait: float = 600.0,
     ) -> None:
         self.client = client
@@ -143,6 +148,33 @@ class MembershipStore:
     def lock_key(self) -> str:
         """The refresh lock's key."""
         return f"{self.prefix}:refresh-lock"
+
+    @contextlib.contextmanager
+    def refresh_lock(self) -> Iterator[RedisLock]:
+        """Hold the project's refresh lock: one membership refresh per project at a time.
+
+        A dead refresh's lock is taken over at once on its host, within ``lock_ttl`` from another
+        (:mod:`xiva_source.locking`); a live one is waited for up to ``lock_wait`` seconds.
+
+        Raises:
+            SegmentationError: A live refresh held it for longer than ``lock_wait`` seconds.
+        """
+        lock = RedisLock(
+            self.client, self.lock_key, ttl=self.lock_ttl, purpose="membership refresh", log=_log
+        )
+        holder = lock.acquire(timeout=self.lock_wait)
+        if holder is not None:
+            raise SegmentationError(
+                f"another membership refresh (process {holder.pid} on {holder.host}, since "
+                f"{holder.since}) held the lock {self.lock_key!r} for more than "
+                f"{self.lock_wait:.0f} s",
+                "Let it finish, or stop it; a dead refresh's lock is taken over by itself "
+                f"within {self.lock_ttl:.0f} s",
+            )
+        try:
+            yield lock
+        finally:
+            lock.release()
 
     def events_key(self) -> str:
         """The membership event stream's key (:mod:`segmentation.events`)."""
@@ -199,7 +231,7 @@ class MembershipStore:
         moment = now or _dt.datetime.now(_dt.UTC)
         stamp = moment.isoformat()
         gen = f"{moment.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
-        with RefreshLock(r, self.lock_key, ttl=self.lock_ttl, wait=self.lock_wait) as lock:
+        with self.refresh_lock() as lock:
             names = list(memberships)
             mark = self._events_mark(r)  # a real-time change after it: the deltas are redone
             current = self._pointers("current", names)
@@ -274,7 +306,7 @@ class MembershipStore:
 
     def _switch(
         self,
-        lock: RefreshLock,
+        lock: RedisLock,
         gen: str,
         entries: Mapping[str, HistoryEntry],
         current: Mapping[str, str | None],
@@ -290,7 +322,7 @@ class MembershipStore:
                 try:
                     # The stream too: a real-time change before EXEC makes the deltas stale.
                     tx.watch(lock.key, self.events_key())
-                    if _text(tx.get(lock.key)) != lock.owner:
+                    if _text(tx.get(lock.key)) != lock.value:
                         raise SegmentationError(
                             "the membership refresh lost its lock before switching (another "
                             "refresh took it over); nothing was switched",

@@ -1,33 +1,28 @@
 """A fast reader of Feast's Redis online store, column-wise, streamed over the whole population.
 
-Feast (0.67) stores one Redis hash per entity key: the key is Feast's serialized entity key followed
-by the project name; each field is the 4-byte murmur3 of ``"<view>:<feature>"`` holding a serialized
-protobuf ``Value``, plus ``_ts:<view>`` holding the view's event timestamp (protobuf ``Timestamp``).
-
-The layout (keys, field names, the SCAN pattern and the exact key check, value decoding) is
-:mod:`xiva_source.feast_plugin.redis_layout`, the one module that knows it; the Redis client is the
+Feast's storage format (keys, field names, ``_ts:<view>`` timestamps, value decoding) is
+:mod:`xiva_source.feast_plugin.redis_format`, the one place that knows it; the project's keys are
+found by the one ``SCAN`` (:mod:`xiva_source.feast_plugin.redis_scan`); the Redis client is the
 online store's (:func:`xiva_source.feast_plugin.online_store.online_redis_client`): a single Redis,
 a sentinel's master, or a Redis Cluster.
 
 The population is streamed (:meth:`OnlineReader.iter_population`): a ``SCAN`` cursor walks the
-project's keys, every ``chunk`` keys are read with pipelined ``HMGET`` (``batch_size`` keys per
-round trip) and decoded column by column into one DataFrame, which is yielded before the next
-chunk is read. The whole key list is never held: memory is one chunk (per primary on a cluster)
-plus 8 bytes per key for dropping the keys ``SCAN`` may return twice. On a Redis Cluster every
-primary is scanned and read at the same time, one thread per primary on that node's own
-connection, and the chunks are yielded as they come.
+project's keys, every ``chunk`` keys are read with packed ``HMGET``s (``batch_size`` keys per
+round trip, :mod:`segmentation.hmget`) and decoded column by column into one DataFrame, which is
+yielded before the next chunk is read. The whole key list is never held: memory is one chunk (per
+primary on a cluster) plus 8 bytes per key for dropping the keys ``SCAN`` may return twice. On a
+Redis Cluster every primary is scanned and read at the same time, one thread per primary on that
+node's own connection (:mod:`segmentation.parallel`), and the chunks are yielded as they come.
 
 The features that age (``last_purchase_days_ago``, ``age``) are not stored: the store holds their
 facts (``last_payment_date``, ``birth_date``), and the reader derives them as of ``now`` with the
-one derivation (:func:`xiva_source.features.derived.derive_frame`), exactly as Feast's on-demand
-view ``customer_time_features`` does for ``get_online_features``.
+one derivation (:func:`xiva_source.features.derived.derive_frame`, whose rules the on-demand view
+``customer_time_features`` applies for ``get_online_features`` through ``derive_columns``).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import queue
-import threading
 import time
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,20 +32,29 @@ import numpy as np
 import pandas as pd
 
 from segmentation.errors import OnlineStoreError, SegmentationError
+from segmentation.hmget import hmget_many, hmget_on
+from segmentation.parallel import parallel_chunks
 from segmentation.served import SEGMENTS_VIEW
-from xiva_source.feast_plugin.redis_layout import (
+from xiva_source.feast_plugin.redis_format import (
     RedisLayout,
-    decode_timestamp,
-    decode_value,
-    fast_double,
+    decode_cells,
+    decode_timestamps,
     field_name,
     timestamp_field,
     view_name,
+)
+from xiva_source.feast_plugin.redis_scan import (
+    SeenKeys,
+    primary_clients,
+    scan_entity_keys,
+    scan_key_chunks,
 )
 from xiva_source.features.catalogue import DERIVED_FEATURES
 from xiva_source.features.derived import derive_frame, derive_row
 
 if TYPE_CHECKING:
+    import threading
+
     import redis
     from feast import FeatureStore
     from redis.cluster import RedisCluster
@@ -65,7 +69,6 @@ MaxAge = _dt.timedelta | Mapping[str, _dt.timedelta | None] | Literal["ttl"] | N
 
 _INT_TYPES = {"INT32", "INT64"}
 _FLOAT_TYPES = {"FLOAT", "DOUBLE"}
-_PUT_POLL = 0.1  # seconds a scanning thread waits for room before checking whether to stop
 
 
 @dataclass(frozen=True)
@@ -87,47 +90,6 @@ class ServedFeature:
     value_type: str
     field: bytes
     fact: str | None = None
-
-
-class _SeenKeys:
-    """The keys one ``SCAN`` already returned, in 8 bytes per key (a sorted array of hashes).
-
-    ``SCAN`` may return a key twice while the keyspace is rehashed; a set of the keys themselves
-    would cost about 100 bytes per customer. Two different keys with the same 64-bit hash (about
-    one chance in 10^7 at 1,000,000 keys) would drop the second one.
-    """
-
-    def __init__(self) -> None:
-        self._sorted = np.empty(0, dtype=np.int64)
-
-    def __len__(self) -> int:
-        return int(self._sorted.size)
-
-    def fresh(self, keys: list[bytes]) -> list[bytes]:
-        """The keys of ``keys`` not seen before (first occurrence kept, order kept)."""
-        if not keys:
-            return keys
-        hashes = np.fromiter((hash(k) for k in keys), dtype=np.int64, count=len(keys))
-        unique, first = np.unique(hashes, return_index=True)
-        pos = np.searchsorted(self._sorted, unique)
-        known = np.zeros(unique.size, dtype=bool)
-        inside = pos < self._sorted.size
-        known[inside] = self._sorted[pos[inside]] == unique[inside]
-        new = ~known
-        self._sorted = np.insert(self._sorted, pos[new], unique[new])
-        if new.all() and unique.size == len(keys):
-            return keys
-        return [keys[i] for i in np.sort(first[new])]
-
-
-class _Failure:
-    """An exception raised in a scanning thread, handed to the consumer."""
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-_DONE = object()
 
 
 class OnlineReader:
@@ -271,48 +233,16 @@ class OnlineReader:
 
     def node_clients(self) -> list[redis.Redis]:
         """The Redis to scan: every primary's own client on a cluster, else the one client."""
-        if not self.is_cluster:
-            return [self.client]
-        return [self.client.get_redis_connection(n) for n in self.client.get_primaries()]
+        return primary_clients(self.client)
 
     # --- population -----------------------------------------------------------------------
-    def _key_chunks(
-        self, node: redis.Redis, chunk: int, stop: threading.Event | None = None
-    ) -> Iterator[list[bytes]]:
-        """This project's keys on ``node`` in lists of up to ``chunk``, as the cursor walks.
-
-        ``SCAN MATCH <serialized entity key prefix>*<project>``, then an exact check of each key
-        (a project whose name ends with this one's is not read); keys seen before are dropped.
-        """
-        if chunk < 1:
-            raise SegmentationError(f"chunk {chunk} must be at least 1")
-        layout = self.layout
-        pattern = layout.scan_pattern()
-        seen = _SeenKeys()
-        batch: list[bytes] = []
-        cursor: int = 0
-        while True:
-            reply: Any = node.scan(cursor=cursor, match=pattern, count=self.scan_count)
-            cursor, found = reply
-            batch.extend(seen.fresh([k for k in found if layout.is_key(k)]))
-            while len(batch) >= chunk:
-                yield batch[:chunk]
-                del batch[:chunk]
-            if int(cursor) == 0 or (stop is not None and stop.is_set()):
-                break
-        if batch and (stop is None or not stop.is_set()):
-            yield batch
-
     def scan_keys(self, count: int | None = None) -> Iterator[bytes]:
         """Every Redis key of this project's customers (every primary of a cluster, in turn).
 
         Args:
             count: ``SCAN COUNT`` hint; default ``scan_count``.
         """
-        step = count or self.scan_count
-        for node in self.node_clients():
-            for keys in self._key_chunks(node, step):
-                yield from keys
+        return scan_entity_keys(self.client, self.layout, count=count or self.scan_count)
 
     def customer_ids(self) -> list[str]:
         """Every customer with online values in this project, sorted (the whole list: for tests
@@ -349,64 +279,22 @@ class OnlineReader:
         if chunk < 1:
             raise SegmentationError(f"chunk {chunk} must be at least 1")
         nodes = self.node_clients()
+
+        def frames(
+            node: redis.Redis, stop: threading.Event | None = None
+        ) -> Iterator[pd.DataFrame]:
+            # Keys a node's SCAN returned before are dropped (SCAN may repeat while rehashing).
+            seen = SeenKeys()
+            for keys in scan_key_chunks(
+                node, self.layout, chunk=chunk, count=self.scan_count, seen=seen, stop=stop
+            ):
+                yield self._keys_frame(keys, features, now, node)
+
         if len(nodes) == 1 or not parallel:
             for node in nodes:
-                for keys in self._key_chunks(node, chunk):
-                    yield self._keys_frame(keys, features, now, node)
+                yield from frames(node)
             return
-        yield from self._parallel_population(nodes, features, chunk, now)
-
-    def _parallel_population(
-        self,
-        nodes: list[redis.Redis],
-        features: Sequence[str],
-        chunk: int,
-        now: _dt.datetime | None,
-    ) -> Generator[pd.DataFrame, None, None]:
-        # Bounded: a thread waits (polling ``stop``) while its finished chunk has no room, so at
-        # most len(nodes) chunks wait, plus one being built per thread.
-        out: queue.Queue[Any] = queue.Queue(maxsize=len(nodes))
-        stop = threading.Event()
-
-        def put(item: Any) -> bool:
-            while not stop.is_set():
-                try:
-                    out.put(item, timeout=_PUT_POLL)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        def work(node: redis.Redis) -> None:
-            try:
-                for keys in self._key_chunks(node, chunk, stop):
-                    if not put(self._keys_frame(keys, features, now, node)):
-                        return
-            except BaseException as e:  # handed to the consumer, raised there
-                put(_Failure(e))
-            finally:
-                put(_DONE)
-
-        threads = [
-            threading.Thread(target=work, args=(n,), name=f"segmentation-scan-{i}", daemon=True)
-            for i, n in enumerate(nodes)
-        ]
-        for t in threads:
-            t.start()
-        try:
-            running = len(threads)
-            while running:
-                item = out.get()
-                if item is _DONE:
-                    running -= 1
-                elif isinstance(item, _Failure):
-                    raise item.error
-                else:
-                    yield item
-        finally:
-            stop.set()
-            for t in threads:
-                t.join()
+        yield from parallel_chunks(nodes, frames, thread_name="segmentation-scan")
 
     # --- reading --------------------------------------------------------------------------
     def _stored(self, names: Sequence[str]) -> list[str]:
@@ -419,47 +307,13 @@ class OnlineReader:
         fields = [f.field for f in feats] + [timestamp_field(v) for v in views]
         return feats, views, fields
 
-    @staticmethod
-    def _hmget_on(
-        node: redis.Redis, keys: Sequence[bytes], fields: list[bytes]
-    ) -> list[list[bytes | None]]:
-        """Pipelined HMGETs of ``keys`` on one Redis, in one round trip.
-
-        The commands are packed and the replies read on one pooled connection directly: redis-py's
-        ``Pipeline`` adds per-command bookkeeping that costs about 40% of the read time here (no
-        callbacks apply to HMGET, so the replies are the same). A failed batch drops the
-        connection instead of returning it to the pool with unread replies.
-        """
-        commands = [("HMGET", k, *fields) for k in keys]
-        pool = node.connection_pool
-        conn = pool.get_connection()
-        try:
-            conn.send_packed_command(conn.pack_commands(commands))
-            return [conn.read_response() for _ in commands]
-        except BaseException:
-            conn.disconnect()
-            raise
-        finally:
-            pool.release(conn)
-
     def _hmget(
         self, keys: Sequence[bytes], fields: list[bytes], node: redis.Redis | None = None
     ) -> list[list[bytes | None]]:
         """HMGETs of ``keys`` (one batch): on ``node``, or each key on its cluster primary."""
-        if node is not None or not self.is_cluster:
-            return self._hmget_on(node if node is not None else self.client, keys, fields)
-        by_node: dict[str, tuple[Any, list[int]]] = {}
-        for i, k in enumerate(keys):
-            primary = self.client.get_node_from_key(k)
-            by_node.setdefault(primary.name, (primary, []))[1].append(i)
-        out: list[list[bytes | None]] = [[] for _ in keys]
-        for primary, where in by_node.values():
-            replies = self._hmget_on(
-                self.client.get_redis_connection(primary), [keys[i] for i in where], fields
-            )
-            for i, reply in zip(where, replies, strict=True):
-                out[i] = reply
-        return out
+        if node is not None:
+            return hmget_on(node, keys, fields)
+        return hmget_many(self.client, keys, fields)
 
     def read(
         self,
@@ -507,8 +361,7 @@ class OnlineReader:
         n = len(feats)
         fresh = self._fresh_views(views, [[c] for c in cells[n:]], now)
         stored = {
-            f.name: (self._decode(f, cells[i]) if fresh[f.view][0] else None)
-            for i, f in enumerate(feats)
+            f.name: (self._values(f, [cells[i]], fresh[f.view])[0]) for i, f in enumerate(feats)
         }
         if any(self.feature(n).fact for n in features):
             stored.update(derive_row(stored, as_of=now))
@@ -524,21 +377,9 @@ class OnlineReader:
             if limit is None:
                 out[view] = np.ones(len(col), dtype=bool)
                 continue
-            seconds = np.array([decode_timestamp(c) for c in col], dtype="float64")
+            seconds = decode_timestamps(col)
             out[view] = ~np.isnan(seconds) & (seconds >= now_s - limit)
         return out
-
-    def _decode(self, feature: ServedFeature, cell: bytes | None) -> Any:
-        if not cell:
-            return None
-        cache = self._decode_cache.setdefault(feature.name, {})
-        try:
-            return cache[cell]
-        except KeyError:
-            value = decode_value(cell)
-            if len(cache) < 100_000:
-                cache[cell] = value
-            return value
 
     def _frame(
         self,
@@ -574,13 +415,8 @@ class OnlineReader:
     def _values(
         self, f: ServedFeature, cells: Sequence[bytes | None], fresh: np.ndarray
     ) -> list[Any]:
-        if f.value_type == "DOUBLE":
-            values: list[Any] = [
-                d if (d := fast_double(c)) is not None else self._decode(f, c) for c in cells
-            ]
-        else:
-            decode = self._decode
-            values = [decode(f, c) for c in cells]
+        cache = self._decode_cache.setdefault(f.name, {})
+        values = decode_cells(cells, f.value_type, cache)
         if not fresh.all():
             values = [v if ok else None for v, ok in zip(values, fresh, strict=True)]
         return values

@@ -9,7 +9,7 @@ batch source: nothing materializes it) with two features per customer:
   is eligible for, held-out ones included (``gold_vip:holdout``, ``spring_promo:B``).
 
 This module writes them into Feast's own Redis layout (keys, fields and encodings from
-:mod:`xiva_source.feast_plugin.redis_layout`), beside the customer's other features, so one call
+:mod:`xiva_source.feast_plugin.redis_format`), beside the customer's other features, so one call
 serves both::
 
     store.get_online_features(
@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from segmentation.groups import UNTARGETED_GROUPS
-from xiva_source.feast_plugin.redis_layout import (
+from xiva_source.feast_plugin.redis_format import (
     encode_string_list,
     encode_timestamp,
     field_name,
@@ -43,7 +43,7 @@ from xiva_source.feast_plugin.redis_layout import (
 if TYPE_CHECKING:
     from segmentation.engine import SegmentEngine
     from segmentation.memberships import MembershipStore
-    from xiva_source.feast_plugin.redis_layout import RedisLayout
+    from xiva_source.feast_plugin.redis_format import RedisLayout
 
 __all__ = [
     "GROUPS_FEATURE",

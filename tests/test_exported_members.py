@@ -18,8 +18,6 @@ import pytest
 import segmentation
 import xiva_source
 
-pytestmark = pytest.mark.unit
-
 
 def _packages() -> list[str]:
     found = [xiva_source.__name__, segmentation.__name__]

@@ -16,7 +16,7 @@ import pytest
 import segmentation
 import xiva_source
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.usefixtures("subprocesses")
 
 HEAVY = ("pandas", "numpy", "feast", "sqlalchemy", "redis")
 

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         MaterializationConfigError,
         MaterializationError,
         MaterializationFailedError,
+        MaterializationStateError,
     )
     from xiva_source.jobs.materialize import RunSummary, run_materialization
     from xiva_source.jobs.refresh import refresh_customer

@@ -14,6 +14,7 @@ none of those modules imports a job or a service client::
     │   └── XivaBadResponseError, XivaConnectionError, XivaRetryBudgetError
     ├── OnlineStoreError              Redis, the online store        xiva_source.feast_plugin.errors
     ├── RepositoryError               the Feast repository           xiva_source.feast_plugin.errors
+    ├── FeatureNameCollisionError     two training-set columns alike xiva_source.feast_plugin.errors
     ├── MaterializationError          the cron job                     xiva_source.jobs.errors
     │   └── MaterializationConfigError (exit 2), MaterializationFailedError, LockLostError
     ├── LiveRefreshError              live refresh of one customer     xiva_source.jobs.errors

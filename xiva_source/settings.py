@@ -11,6 +11,12 @@ above ``repo_path`` when one is given (a notebook anywhere opening ``FeatureStor
 else the first found from the working directory upward (``cd feature_repo && feast ...`` finds the
 project root's ``.env``). The upward search stops at the project boundary: the first directory
 holding ``pyproject.toml`` or ``.git``.
+
+Secrets from files (the Docker and Kubernetes convention): every setting in
+:attr:`Settings.file_fields` (``XIVA_API_PASSWORD``, ``REDIS_URL``, ``DWH_URL``,
+``XIVA_API_BASE_URL``) can instead be read from the file ``<SETTING>_FILE`` names, in the
+environment or the ``.env`` file (:func:`read_secret_file`). The file's content is the value (one
+trailing newline dropped) and is masked like the setting itself.
 """
 
 from __future__ import annotations
@@ -29,23 +35,28 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from xiva_source.errors import ConfigurationError
 from xiva_source.redaction import redact_url, register_secret, register_url_secret
 
 __all__ = [
     "ENV_FILE_VARIABLE",
+    "FILE_SUFFIX",
     "DataSourceMode",
     "MergeStrategy",
     "RedisType",
     "Settings",
     "find_env_file",
     "load_settings",
+    "read_secret_file",
 ]
 
 ENV_FILE_VARIABLE: Final = "FEATURE_STORE_ENV_FILE"
 """Environment variable naming the ``.env`` file to read (``none``: read no file; empty: search)."""
+
+FILE_SUFFIX: Final = "_FILE"
+"""``<SETTING>_FILE`` names a file holding the setting's value (``REDIS_URL_FILE``)."""
 
 _PROJECT_MARKERS: Final = ("pyproject.toml", ".git")
 _MASK: Final = "**********"
@@ -102,6 +113,8 @@ class Settings(BaseSettings):
 
     secret_fields: ClassVar[frozenset[str]] = frozenset({"xiva_api_password"})
     url_fields: ClassVar[frozenset[str]] = frozenset({"xiva_api_base_url", "dwh_url", "redis_url"})
+    file_fields: ClassVar[frozenset[str]] = secret_fields | url_fields
+    """Settings that may come from the file ``<SETTING>_FILE`` names (Docker/Kubernetes secrets)."""
 
     xiva_api_base_url: str = "http://127.0.0.1:8765/api"
     """Base URL of the Xiva API, without trailing slash (``XIVA_API_BASE_URL``)."""
@@ -143,6 +156,13 @@ class Settings(BaseSettings):
     """``redis`` | ``redis_cluster`` | ``redis_sentinel`` (``REDIS_TYPE``), as Feast's."""
     redis_sentinel_master: str = "mymaster"
     """Name of the primary the sentinels watch, with ``REDIS_TYPE=redis_sentinel``."""
+    redis_tls_ca_file: Path | None = None
+    """PEM file of the CA(s) that signed Redis's certificate, with ``rediss://``
+    (``REDIS_TLS_CA_FILE``); ``None``: the system's trust store."""
+    redis_tls_cert_file: Path | None = None
+    """Client certificate (PEM) for mutual TLS with Redis (``REDIS_TLS_CERT_FILE``)."""
+    redis_tls_key_file: Path | None = None
+    """The client certificate's private key (PEM) (``REDIS_TLS_KEY_FILE``)."""
     segments_global_control: float = Field(default=0.0, ge=0, lt=1)
     """Share of all customers kept out of every segment's target (``SEGMENTS_GLOBAL_CONTROL``)."""
     feature_store_data_source: DataSourceMode = DataSourceMode.AUTO
@@ -173,11 +193,35 @@ class Settings(BaseSettings):
         return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator(
-        "xiva_api_username", "xiva_api_password", "redis_url", "segments_dir", mode="before"
+        "xiva_api_username",
+        "xiva_api_password",
+        "redis_url",
+        "segments_dir",
+        "redis_tls_ca_file",
+        "redis_tls_cert_file",
+        "redis_tls_key_file",
+        mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments > environment > ``.env`` > defaults; each of the two layers also
+        reads the ``<SETTING>_FILE`` variables it holds (:class:`_WithSecretFiles`)."""
+        return (
+            init_settings,
+            _WithSecretFiles(settings_cls, env_settings, "the environment"),
+            _WithSecretFiles(settings_cls, dotenv_settings, "the .env file"),
+        )
 
     @model_validator(mode="after")
     def _register_secrets(self) -> Settings:
@@ -228,6 +272,91 @@ class Settings(BaseSettings):
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict safe to print: secrets and URL passwords masked."""
         return self.model_dump(mode="json")
+
+
+class _WithSecretFiles(PydanticBaseSettingsSource):
+    """One settings layer (the environment, or the ``.env`` file) plus the files its
+    ``<SETTING>_FILE`` variables name, for the fields in :attr:`Settings.file_fields`.
+
+    Setting both ``REDIS_URL`` and ``REDIS_URL_FILE`` in the same layer is an error (which one
+    was meant?); a higher layer still wins over a lower one, whichever form each uses.
+    """
+
+    def __init__(
+        self, settings_cls: type[BaseSettings], inner: PydanticBaseSettingsSource, where: str
+    ) -> None:
+        super().__init__(settings_cls)
+        self._inner = inner
+        self._where = where
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        """Unused: :meth:`__call__` asks the wrapped layer (the base class requires it)."""
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        data: dict[str, Any] = self._inner()
+        variables: dict[str, Any] = getattr(self._inner, "env_vars", {})
+        file_fields: frozenset[str] = getattr(self.settings_cls, "file_fields", frozenset())
+        for name in sorted(file_fields):
+            path = variables.get(f"{name}{FILE_SUFFIX}".lower())
+            if not path or not str(path).strip():
+                continue
+            variable = name.upper()
+            if str(data.get(name) or "").strip():
+                raise ConfigurationError(
+                    f"both {variable} and {variable}{FILE_SUFFIX} are set in {self._where}",
+                    f"Set only one of them: {variable}{FILE_SUFFIX} names a file holding the "
+                    f"value, {variable} is the value itself.",
+                    setting=f"{variable}{FILE_SUFFIX}",
+                )
+            data[name] = read_secret_file(variable, str(path).strip())
+        return data
+
+
+def read_secret_file(variable: str, path: str | os.PathLike[str]) -> str:
+    """The value of ``variable`` read from the file ``<variable>_FILE`` names.
+
+    The content is the value, one trailing newline (``\\n`` or ``\\r\\n``) dropped, as
+    ``echo secret > file`` and Kubernetes secrets write it. Permissions are not checked: Docker
+    secrets are mode 0444 and Kubernetes mounts them 0644 by default, readable only inside the
+    container; restrict the file on a shared host yourself.
+
+    Args:
+        variable: The setting's environment variable (``REDIS_URL``), for the error.
+        path: The file.
+
+    Returns:
+        The value (its registration for masking is the settings' job: like the setting itself).
+
+    Raises:
+        ConfigurationError: The file is missing, unreadable, not UTF-8 or empty; the message
+            names the variable and the path, never the content.
+    """
+    file = Path(path).expanduser()
+    name = f"{variable}{FILE_SUFFIX}"
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise ConfigurationError(
+            f"{name} names {str(file)!r}, which does not exist",
+            f"Mount the secret at that path or set {name} to the file that holds {variable}.",
+            setting=name,
+        ) from e
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
+        raise ConfigurationError(
+            f"{name} names {str(file)!r}, which cannot be read ({reason})",
+            f"Make the file a readable UTF-8 text file for this user, or point {name} at one.",
+            setting=name,
+        ) from e
+    value = text.removesuffix("\n").removesuffix("\r")
+    if not value.strip():
+        raise ConfigurationError(
+            f"{name} names {str(file)!r}, which is empty",
+            f"Write {variable}'s value into the file, or unset {name}.",
+            setting=name,
+        )
+    return value
 
 
 def find_env_file(repo_path: str | os.PathLike[str] | None = None) -> Path | None:

@@ -1,5 +1,9 @@
 """What the report shows: sizes and overlaps, the stored size history, and each segment's members
 per group against the fractions it asks for (:func:`build_report`, one pass over the population).
+
+Bounded whatever the number of segments: a card (definition, history, groups) for at most
+:data:`MAX_CARDS` segments, the others as one line each; the ``top`` most overlapping pairs
+(at most :data:`~segmentation.pairs.MAX_LISTED_PAIRS`), not every pair.
 """
 
 from __future__ import annotations
@@ -14,13 +18,19 @@ import numpy as np
 import pandas as pd
 
 from segmentation.memberships import HistoryEntry
-from segmentation.overlap import Overlap, overlap
+from segmentation.overlap import Overlap, PairOverlap, overlap
+from segmentation.pairs import DEFAULT_TOP_PAIRS, check_pair_listing
 
 if TYPE_CHECKING:
     from segmentation.engine import SegmentEngine
     from segmentation.segment import Segment
 
-__all__ = ["GroupBalance", "ReportData", "build_report"]
+__all__ = ["HISTORY_LIMIT", "MAX_CARDS", "GroupBalance", "ReportData", "build_report"]
+
+MAX_CARDS = 200
+"""Segments shown as a card (definition, size history, groups); the others get one line each."""
+HISTORY_LIMIT = 500
+"""Refreshes read per carded segment (the newest)."""
 
 
 @dataclass(frozen=True)
@@ -52,10 +62,14 @@ class ReportData:
     Attributes:
         project: The Feast project.
         generated: When the data was computed (UTC, ISO 8601).
-        overlap: Sizes, population and pairwise overlaps (one pass).
-        history: Segment -> its stored refresh history, newest first.
-        balance: Per segment, eligible members per group.
+        overlap: Sizes, population and pairwise overlaps (one pass), of every segment.
+        history: Segment -> its stored refresh history, newest first (carded segments).
+        balance: Per carded segment, eligible members per group: the segments that get a card,
+            in order (the others are listed by size only).
         notes: Remarks shown at the top (e.g. how groups were computed).
+        definitions: Segment name -> its definition (description, rules, holdout, splits).
+        top: How many of the most overlapping pairs the report lists.
+        global_control: The global control fraction the groups were computed with.
     """
 
     project: str
@@ -64,6 +78,13 @@ class ReportData:
     history: dict[str, list[HistoryEntry]]
     balance: list[GroupBalance]
     notes: list[str] = field(default_factory=list)
+    definitions: dict[str, Segment] = field(default_factory=dict)
+    top: int = DEFAULT_TOP_PAIRS
+    global_control: float = 0.0
+
+    def top_pairs(self) -> list[PairOverlap]:
+        """The :attr:`top` most overlapping pairs (see :meth:`Overlap.top_pairs`)."""
+        return self.overlap.top_pairs(self.top)
 
 
 def _expected(seg: Segment, global_control: float) -> dict[str, float]:
@@ -89,7 +110,9 @@ def build_report(
     segments: Sequence[str] | None = None,
     *,
     global_control: float = 0.0,
-    history_limit: int = 500,
+    history_limit: int = HISTORY_LIMIT,
+    top: int = DEFAULT_TOP_PAIRS,
+    cards: int = MAX_CARDS,
     now: _dt.datetime | None = None,
 ) -> ReportData:
     """Compute what the report shows, in one pass over the population.
@@ -98,15 +121,25 @@ def build_report(
         engine: The engine.
         segments: Segment names (default: all).
         global_control: The global control fraction (``SEGMENTS_GLOBAL_CONTROL``).
-        history_limit: Refresh history entries per segment (newest).
+        history_limit: Refresh history entries per carded segment (newest).
+        top: The most overlapping pairs to list (at most
+            :data:`~segmentation.pairs.MAX_LISTED_PAIRS`).
+        cards: Segments shown as a card (the first ones, in the order given); groups and history
+            are read for these only.
         now: Reference time for staleness, and the report's time.
 
     Returns:
         The report's data (see :func:`~segmentation.report.render.render_report`).
+
+    Raises:
+        SegmentationError: ``top`` is over the cap.
+        UnknownSegmentError: A name is not a loaded segment.
     """
+    check_pair_listing(0, top)
     names = list(segments or list(engine.segments))
-    chosen = [engine.segment(n) for n in names]
-    counters = {n: Counter[str]() for n in names}
+    definitions = {n: engine.segment(n) for n in names}
+    chosen = [definitions[n] for n in names[: max(0, cards)]]
+    counters = {s.name: Counter[str]() for s in chosen}
 
     def count_groups(ids: pd.Index, m: np.ndarray) -> None:
         for j, seg in enumerate(chosen):
@@ -120,6 +153,12 @@ def build_report(
 
     result = overlap(engine, names, now=now, on_chunk=count_groups)
     notes = []
+    if len(chosen) < len(names):
+        notes.append(
+            f"{len(names):,} segments: the first {len(chosen):,} are shown as cards (definition, "
+            f"size over time, groups), the other {len(names) - len(chosen):,} by size only. Name "
+            "the segments to see as cards: segmentation report FILE.html SEGMENT ..."
+        )
     if global_control > 0:
         notes.append(
             f"Global control group: {100 * global_control:g}% of all customers "
@@ -128,8 +167,16 @@ def build_report(
     balance = [
         GroupBalance(s.name, dict(counters[s.name]), _expected(s, global_control)) for s in chosen
     ]
-    history = {n: engine.history(n, history_limit) for n in names}
+    history = {s.name: engine.history(s.name, history_limit) for s in chosen}
     moment = (now or _dt.datetime.now(_dt.UTC)).astimezone(_dt.UTC)
     return ReportData(
-        engine.project, moment.isoformat(timespec="seconds"), result, history, balance, notes
+        engine.project,
+        moment.isoformat(timespec="seconds"),
+        result,
+        history,
+        balance,
+        notes,
+        definitions,
+        top,
+        global_control,
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.segmentation.conftest import FeastRepo
+from tests.support.segmentation.repo import FeastRepo
 from xiva_source.cli import segmentation_main as main
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.segmentation import look
-from tests.segmentation.conftest import FeastRepo
+from tests.support.segmentation import look
+from tests.support.segmentation.repo import FeastRepo
 from xiva_source.cli import segmentation_main as main
 
 
@@ -130,3 +130,56 @@ def test_usage_errors(
     assert code == 1 and "unknown segment 'nope'" in err
     code, _, err = _run(capsys, *base, "report", "out.pdf")
     assert code == 1 and "*.html" in err and "Traceback" not in err
+
+
+def test_overlap_lists_the_top_pairs_and_every_pair_up_to_a_cap(
+    seg_repo: FeastRepo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = tmp_path / "segments"
+    d.mkdir()
+    (d / "a.yaml").write_text(
+        "- {name: ov_lyon, rules: [{'==': [{'var': 'city'}, 'Lyon']}]}\n"
+        "- {name: ov_paris, rules: [{'==': [{'var': 'city'}, 'Paris']}]}\n"
+        "- name: ov_rich_paris\n  rules: [{'==': [{'var': 'city'}, 'Paris']}, "
+        "{'>': [{'var': 'total_revenue'}, 1000]}]\n"
+    )
+    base = ["--repo", str(seg_repo.path), "--segments-dir", str(d)]
+    code, out, _ = _run(capsys, *base, "overlap", "--top", "1")
+    lines = out.splitlines()
+    assert code == 0 and lines[0] == "segment_a\tsegment_b\tin_both\tjaccard"
+    assert lines[1].startswith("ov_paris\tov_rich_paris\t")  # the most overlapping pair
+    assert lines[2].startswith("population: 603")
+    assert lines[3] == (
+        "shown: the 1 most overlapping of 3 pair(s); --top K for more, --all for every pair"
+    )
+    code, out, _ = _run(capsys, *base, "overlap", "--all")
+    lines = out.splitlines()
+    assert [line.split("\t")[:2] for line in lines[1:4]] == [
+        ["ov_lyon", "ov_paris"],  # every pair, in the segments' order
+        ["ov_lyon", "ov_rich_paris"],
+        ["ov_paris", "ov_rich_paris"],
+    ]
+    assert lines[-1].startswith("population")
+    doc = _json(capsys, *base, "overlap", "--top", "2")
+    assert doc["pair_count"] == 3 and doc["top"] == 2 and len(doc["pairs"]) == 2
+    assert doc["pairs"][0]["a"] == "ov_paris" and len(doc["matrix"]) == 3
+    doc = _json(capsys, *base, "overlap", "--all")
+    assert doc["top"] is None and len(doc["pairs"]) == 3
+    code, _, err = _run(capsys, *base, "overlap", "--top", "1", "--all")
+    assert code == 2 and "not allowed with" in err
+
+    # 451 segments make 101,475 pairs: every pair is refused before the population is read.
+    (d / "b.yaml").write_text(
+        "".join(
+            f"- {{name: ov_{i:03d}, rules: [{{'>': [{{'var': 'total_revenue'}}, {i}]}}]}}\n"
+            for i in range(448)
+        )
+    )
+    code, out, err = _run(capsys, *base, "overlap", "--all")
+    assert code == 1 and out == ""
+    assert "451 segments make 101,475 pairs, more than the 100,000" in err
+    assert "fix: list the most overlapping ones with --top K" in err
+    code, _, err = _run(capsys, *base, "overlap", "--top", "100001")
+    assert code == 2 and "at most 100,000 pairs" in err
+    doc = _json(capsys, *base, "overlap")
+    assert doc["pair_count"] == 101_475 and len(doc["pairs"]) == 20 and doc["matrix"] is None

@@ -24,7 +24,7 @@ from segmentation import (
     evaluation_order,
     load_segments,
 )
-from tests.segmentation.conftest import FeastRepo
+from tests.support.segmentation.repo import FeastRepo
 from xiva_source.cli import segmentation_main
 
 FEATURES = {"x", "city"}
@@ -51,7 +51,6 @@ def _frame() -> pd.DataFrame:
     return pd.DataFrame({"x": x, "city": city}, index=[f"C{i:04d}" for i in range(n)])
 
 
-@pytest.mark.unit
 def test_order_puts_references_first_and_keeps_the_given_order() -> None:
     given = [EITHER, NOT_PARIS_ADULT, PARIS_ADULT, ADULT]
     order = [s.name for s in evaluation_order(given)]
@@ -60,7 +59,6 @@ def test_order_puts_references_first_and_keeps_the_given_order() -> None:
     assert [s.name for s in evaluation_order(plain)] == ["b", "a"]
 
 
-@pytest.mark.unit
 def test_chains_evaluate_like_the_per_row_path() -> None:
     frame = _frame()
     table = evaluate_frame([NOT_PARIS_ADULT, EITHER, PARIS_ADULT, ADULT], frame)
@@ -81,7 +79,6 @@ def test_chains_evaluate_like_the_per_row_path() -> None:
     assert list(frame.columns) == ["x", "city"]  # the caller's frame is left alone
 
 
-@pytest.mark.unit
 def test_per_row_fallback_sees_references() -> None:
     # `cat` has no column implementation: the `or` runs per row and must read the reference.
     seg = _seg(
@@ -94,7 +91,6 @@ def test_per_row_fallback_sees_references() -> None:
     assert table["odd"].tolist() == expected.tolist()
 
 
-@pytest.mark.unit
 def test_a_reference_is_eligibility_whatever_the_group() -> None:
     held = _seg("held", {">=": [{"var": "x"}, 18]}, holdout=0.9)
     ref = _seg("ref", {"segment": "held"})
@@ -102,7 +98,6 @@ def test_a_reference_is_eligibility_whatever_the_group() -> None:
     assert table["ref"].tolist() == table["held"].tolist()  # 90% held out, all referenced
 
 
-@pytest.mark.unit
 def test_reference_rules_are_checked() -> None:
     with pytest.raises(RuleError, match="literal, non-empty string"):
         _seg("s", {"segment": {"var": "x"}})
@@ -118,7 +113,6 @@ def test_reference_rules_are_checked() -> None:
     assert Segment.from_dict(EITHER.to_dict()) == EITHER
 
 
-@pytest.mark.unit
 def test_cycles_and_unknown_references_name_the_segments() -> None:
     a = _seg("a", {"segment": "b"})
     b = _seg("b", {"and": [{"var": "x"}, {"segment": "a"}]})

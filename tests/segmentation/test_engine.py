@@ -19,7 +19,7 @@ from segmentation import (
     UnknownSegmentError,
     load_segments,
 )
-from tests.segmentation.conftest import FeastRepo
+from tests.support.segmentation.repo import FeastRepo, stored_rows
 
 SEGMENTS = [
     Segment("paris_adults", [{">=": [{"var": "age"}, 30]}, {"==": [{"var": "city"}, "Paris"]}]),
@@ -63,7 +63,9 @@ def test_fast_reader_equals_get_online_features(seg_repo: FeastRepo) -> None:
     ids = [*list(seg_repo.frame.index[:150]), "S00001", "NOBODY"]
     features = sorted(reader.features)
     ours = reader.read(ids, features)
-    refs = [f"{reader.features[f].view}:{f}" for f in features]
+    # A derived feature is served by the on-demand view (as of now, as the reader derives it).
+    views = {f: "customer_time_features" if reader.features[f].fact else None for f in features}
+    refs = [f"{views[f] or reader.features[f].view}:{f}" for f in features]
     stock = seg_repo.store.get_online_features(
         features=refs, entity_rows=[{"customer_id": c} for c in ids]
     ).to_dict()
@@ -159,7 +161,7 @@ def test_refresh_memberships_deltas_history(seg_repo: FeastRepo) -> None:
     assert engine.is_member(seg, members[0]) and not engine.is_member(seg, "C00000")
     # change two customers, refresh, and check who joined and left
     leaver, joiner = members[0], "C00001"
-    changed = seg_repo.frame.loc[[leaver, joiner]].reset_index()
+    changed = stored_rows(seg_repo.frame.loc[[leaver, joiner]])
     changed["total_revenue"] = [1.0, 9999.0]
     changed["event_timestamp"] = seg_repo.now
     seg_repo.store.write_to_online_store("customer_features", changed)
@@ -175,7 +177,7 @@ def test_refresh_memberships_deltas_history(seg_repo: FeastRepo) -> None:
         assert history[0].size == second.size and history[0].joined == 0
         assert engine.history(seg, limit=1) == history[:1]
     finally:
-        original = seg_repo.frame.loc[[leaver, joiner]].reset_index()
+        original = stored_rows(seg_repo.frame.loc[[leaver, joiner]])
         original["event_timestamp"] = seg_repo.now + dt.timedelta(seconds=1)
         seg_repo.store.write_to_online_store("customer_features", original)
     assert engine.refresh([seg])[seg].left == [joiner]

@@ -16,9 +16,9 @@ import redis
 from segmentation import MembershipEvent, MembershipStore, Segment, read_events
 from segmentation.errors import SegmentationError
 from segmentation.events import stream_id
-from tests.conftest import REDIS_URL
-from tests.segmentation.conftest import FeastRepo
-from tests.segmentation.rt_helpers import engine_for, ids_of, own_namespace, own_repo
+from tests.support.segmentation.realtime import engine_for, ids_of, own_namespace, own_repo
+from tests.support.segmentation.repo import FeastRepo
+from tests.support.services import REDIS_URL
 from xiva_source.cli import segmentation_main as segmentation_cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,13 +30,13 @@ def big(threshold: float, **kwargs: Any) -> Segment:
 
 
 @pytest.fixture(scope="module")
-def ev_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeastRepo]:
-    yield from own_repo(tmp_path_factory, "ev")
+def ev_repo(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[FeastRepo]:
+    yield from own_repo(tmp_path_factory, "ev", redis_url)
 
 
 @pytest.fixture
-def namespace() -> Iterator[str]:
-    yield from own_namespace()
+def namespace(redis_url: str) -> Iterator[str]:
+    yield from own_namespace(redis_url)
 
 
 def _events(store: MembershipStore, since: str | None = None) -> list[MembershipEvent]:
@@ -56,7 +56,6 @@ def _replay(events: list[MembershipEvent]) -> dict[str, set[str]]:
     return state
 
 
-@pytest.mark.unit
 def test_event_fields_and_stream_positions() -> None:
     event = MembershipEvent.at("joined", "big", "C1", None, dt.datetime(2026, 1, 2, 3, 4, 5))
     assert event.fields() == {

@@ -12,7 +12,7 @@ from pathlib import Path
 from feast import FeatureStore
 
 from segmentation import DEFAULT_SEGMENTS_DIR, SegmentEngine, load_segments
-from tests.feast_fixtures import FeastEnv
+from tests.support.feast import FeastEnv
 from xiva_source.cli import segmentation_main as segmentation_cli
 from xiva_source.jobs.materialize import run_materialization
 

@@ -34,7 +34,6 @@ def _within(observed: int, n: int, p: float, sigmas: float = 4.0) -> bool:
     return abs(observed / n - p) < sigmas * math.sqrt(p * (1 - p) / n)
 
 
-@pytest.mark.unit
 def test_unit_hash_is_the_pinned_formula() -> None:
     # Fixed values: sha256("gold_vip:C00042") starts with these 13 hex digits.
     digest = hashlib.sha256(b"gold_vip:C00042").hexdigest()
@@ -51,7 +50,6 @@ def test_unit_hash_is_the_pinned_formula() -> None:
     ]
 
 
-@pytest.mark.unit
 def test_unit_hash_is_uniform_and_52_bits() -> None:
     u = unit_hashes("seg", IDS)
     assert ((u >= 0) & (u < 1)).all()
@@ -60,7 +58,6 @@ def test_unit_hash_is_uniform_and_52_bits() -> None:
         assert _within(int((u < q).sum()), len(u), q)
 
 
-@pytest.mark.unit
 def test_holdout_and_splits_follow_the_pinned_rule() -> None:
     spec = GroupSpec("seg", 0.2, (("A", 0.5), ("B", 0.3), ("C", 0.2)))
     groups = spec.groups(IDS)
@@ -79,7 +76,6 @@ def test_holdout_and_splits_follow_the_pinned_rule() -> None:
         assert _within(counts[arm], n, share), arm
 
 
-@pytest.mark.unit
 def test_holdout_fraction_within_tolerance_and_target_otherwise() -> None:
     groups = groups_of(IDS, salt="lapsed_high_value", holdout=0.1)
     counts = Counter(groups)
@@ -88,7 +84,6 @@ def test_holdout_fraction_within_tolerance_and_target_otherwise() -> None:
     assert Counter(groups_of(IDS, salt="x"))[TARGET] == len(IDS)  # no holdout: all targeted
 
 
-@pytest.mark.unit
 def test_groups_are_independent_of_who_else_is_there() -> None:
     every = groups_of(IDS, salt="s", holdout=0.3, splits={"A": 0.5, "B": 0.5})
     full = dict(zip(IDS, every, strict=True))
@@ -98,7 +93,6 @@ def test_groups_are_independent_of_who_else_is_there() -> None:
     assert group_of("C05000", salt="s", holdout=0.3, splits={"A": 0.5, "B": 0.5}) == full["C05000"]
 
 
-@pytest.mark.unit
 def test_salt_changes_the_assignment() -> None:
     a = groups_of(IDS, salt="one", holdout=0.5)
     b = groups_of(IDS, salt="two", holdout=0.5)
@@ -106,7 +100,6 @@ def test_salt_changes_the_assignment() -> None:
     assert _within(agree, len(IDS), 0.5)  # independent hashes agree half of the time
 
 
-@pytest.mark.unit
 def test_global_control_overrides_every_segment() -> None:
     control = in_global_control(IDS, 0.05)
     assert _within(int(control.sum()), len(IDS), 0.05)

@@ -28,8 +28,6 @@ from segmentation import (
 )
 from segmentation.loader import MAX_SEGMENT_FILE_BYTES
 
-pytestmark = pytest.mark.unit
-
 MB = 2**20
 
 

@@ -24,7 +24,7 @@ import redis
 
 from segmentation.errors import SegmentationError
 from segmentation.memberships import MembershipStore
-from tests.segmentation.conftest import FeastRepo
+from tests.support.segmentation.repo import FeastRepo
 
 SEGMENTS = ("alpha", "beta", "gamma")
 

@@ -11,7 +11,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from segmentation.memberships import MembershipStore, membership_prefix
-from tests.redis_cluster import RedisClusterNodes
+from tests.support.redis_cluster import RedisClusterNodes
 from xiva_source.redis_client import connect_redis
 
 
@@ -27,7 +27,6 @@ def cluster(redis_cluster: RedisClusterNodes) -> Iterator[RedisCluster]:
     client.close()
 
 
-@pytest.mark.unit
 def test_the_prefix_is_a_hash_tag_only_on_a_cluster() -> None:
     assert membership_prefix("shop") == "segmentation:shop"  # single Redis: names unchanged
     assert membership_prefix("shop", cluster=True) == "segmentation:{shop}"

@@ -8,10 +8,17 @@ import random
 import numpy as np
 import pytest
 
-from segmentation import Segment, SegmentEngine
-from segmentation.overlap import jaccard_matrix, overlap, overlap_counts, population_sizes
-from tests.segmentation import look
-from tests.segmentation.conftest import FeastRepo
+from segmentation import Segment, SegmentationError, SegmentEngine
+from segmentation.overlap import (
+    Overlap,
+    jaccard_matrix,
+    overlap,
+    overlap_counts,
+    population_sizes,
+)
+from segmentation.pairs import MAX_LISTED_PAIRS, check_pair_listing, pair_count
+from tests.support.segmentation import look
+from tests.support.segmentation.repo import FeastRepo
 
 SEGMENTS = [
     Segment("ov_rich", [{">": [{"var": "total_revenue"}, 1000]}]),
@@ -31,7 +38,6 @@ def _reference(repo: FeastRepo) -> dict[str, set[str]]:
     }
 
 
-@pytest.mark.unit
 def test_overlap_counts_equal_python_sets_whatever_the_chunks() -> None:
     rng = random.Random(7)
     n_rows, n_seg = 1000, 5
@@ -53,7 +59,39 @@ def test_overlap_counts_equal_python_sets_whatever_the_chunks() -> None:
             assert np.isnan(jac[a, b])  # both empty: undefined
 
 
-@pytest.mark.unit
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 60])
+@pytest.mark.parametrize("density", [0.02, 0.5])
+def test_top_pairs_equal_a_full_sort_of_every_pair(n: int, density: float) -> None:
+    rng = np.random.default_rng(n)
+    matrix = rng.random((400, n)) < rng.random(n) * density  # sparse: many ties at 0
+    counts, rows = overlap_counts([matrix], n)
+    result = Overlap(tuple(f"s{i}" for i in range(n)), rows, counts)
+    assert result.pair_count == pair_count(n) == len(list(result.pairs()))
+    ranked = sorted(
+        result.pairs(),
+        key=lambda p: (-(p[3] if p[3] is not None else -1.0), -p[2], result.segments.index(p[0]),
+                       result.segments.index(p[1])),
+    )  # fmt: skip
+    for k in (0, 1, 5, 10**6):
+        top = result.top_pairs(k)
+        assert [(p.a, p.b, p.both, p.jaccard) for p in top] == ranked[:k]
+        for p in top:
+            assert (p.size_a, p.size_b) == (result.sizes[p.a], result.sizes[p.b])
+
+
+def test_a_listing_of_pairs_is_bounded() -> None:
+    check_pair_listing(447, None)  # 99,681 pairs: every one may be listed
+    with pytest.raises(SegmentationError) as caught:
+        check_pair_listing(448, None)
+    assert caught.value.problem == (
+        "448 segments make 100,128 pairs, more than the 100,000 that one listing holds"
+    )
+    assert "--top K" in caught.value.fix
+    check_pair_listing(10_000, MAX_LISTED_PAIRS)  # the top K of any number of segments
+    with pytest.raises(SegmentationError, match="outside 0 to 100,000"):
+        check_pair_listing(3, MAX_LISTED_PAIRS + 1)
+
+
 def test_no_rows_gives_zero_counts() -> None:
     counts, seen = overlap_counts(iter([np.zeros((0, 3), dtype=bool)]), 3)
     assert seen == 0 and counts.tolist() == [[0] * 3] * 3

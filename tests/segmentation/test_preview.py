@@ -6,8 +6,8 @@ import pytest
 
 from segmentation import Segment, SegmentEngine, UnknownSegmentError
 from segmentation.preview import preview
-from tests.segmentation import look
-from tests.segmentation.conftest import FeastRepo
+from tests.support.segmentation import look
+from tests.support.segmentation.repo import FeastRepo
 
 RICH = {">": [{"var": "total_revenue"}, 1000]}
 PARIS = {"==": [{"var": "city"}, "Paris"]}

@@ -20,8 +20,13 @@ import pandas as pd
 import pytest
 
 from segmentation import OnlineReader, Segment, SegmentEngine
-from tests.redis_cluster import RedisClusterNodes
-from tests.segmentation.conftest import FeastRepo, build_repo, delete_project_keys
+from tests.support.redis_cluster import RedisClusterNodes
+from tests.support.segmentation.repo import (
+    FeastRepo,
+    build_repo,
+    delete_project_keys,
+    stored_rows,
+)
 
 N = 2000
 
@@ -42,12 +47,12 @@ class TwinRepos:
 
 @pytest.fixture(scope="module")
 def twins(
-    tmp_path_factory: pytest.TempPathFactory, redis_cluster: RedisClusterNodes
+    tmp_path_factory: pytest.TempPathFactory, redis_cluster: RedisClusterNodes, redis_url: str
 ) -> Iterator[TwinRepos]:
     from feast import FeatureStore
 
     project = f"segcluster_{uuid.uuid4().hex[:10]}"
-    single = build_repo(tmp_path_factory.mktemp("seg_single"), project, N)
+    single = build_repo(tmp_path_factory.mktemp("seg_single"), project, N, redis_url)
     path = tmp_path_factory.mktemp("seg_cluster") / "repo"
     shutil.copytree(single.path, path)
     nodes = ",".join(f"127.0.0.1:{p}" for p in redis_cluster.ports)
@@ -56,12 +61,12 @@ def twins(
     yaml = yaml.replace(conn, f'  redis_type: redis_cluster\n  connection_string: "{nodes}"')
     (path / "feature_store.yaml").write_text(yaml)
     store = FeatureStore(repo_path=str(path))
-    store.write_to_online_store("customer_features", single.frame.reset_index())
+    store.write_to_online_store("customer_features", stored_rows(single.frame))
     store.write_to_online_store("customer_dwh_features", single.dwh.reset_index())
     try:
         yield TwinRepos(single, store, redis_cluster)
     finally:
-        delete_project_keys(project)
+        delete_project_keys(project, redis_url)
         redis_cluster.delete_matching(f"*{project}")
 
 

@@ -18,8 +18,7 @@ import pytest
 
 from segmentation import OnlineReader, Segment, SegmentEngine
 from segmentation.errors import SegmentationError
-from segmentation.reader import _SeenKeys
-from tests.segmentation.conftest import FeastRepo, build_repo, delete_project_keys
+from tests.support.segmentation.repo import FeastRepo, build_repo, delete_project_keys
 
 N = 3000
 
@@ -38,11 +37,11 @@ WHOLE = (10**7, 10_000, 10_000)
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeastRepo]:
+def repo(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[FeastRepo]:
     project = f"segstream_{uuid.uuid4().hex[:10]}"
-    built = build_repo(tmp_path_factory.mktemp("seg_stream"), project, N)
+    built = build_repo(tmp_path_factory.mktemp("seg_stream"), project, N, redis_url)
     yield built
-    delete_project_keys(project)
+    delete_project_keys(project, redis_url)
 
 
 def _engine(repo: FeastRepo, chunk: int, batch: int, scan: int) -> SegmentEngine:
@@ -162,10 +161,12 @@ def test_keys_of_other_projects_and_entities_are_ignored(repo: FeastRepo) -> Non
         client.delete(*foreign)
 
 
-def test_empty_population(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+def test_empty_population(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, redis_url: str
+) -> None:
     project = f"segempty_{uuid.uuid4().hex[:10]}"
-    built = build_repo(tmp_path_factory.mktemp("seg_empty"), project, 1)
-    delete_project_keys(project)  # applied, nothing online
+    built = build_repo(tmp_path_factory.mktemp("seg_empty"), project, 1, redis_url)
+    delete_project_keys(project, redis_url)  # applied, nothing online
     engine = SegmentEngine(built.store, SEGMENTS, chunk=5)
     try:
         assert list(engine.reader.iter_population(["city"], chunk=5)) == []
@@ -182,7 +183,7 @@ def test_empty_population(tmp_path_factory: pytest.TempPathFactory, tmp_path: Pa
         results = engine.refresh(now=built.now)
         assert {n: r.size for n, r in results.items()} == dict.fromkeys(results, 0)
     finally:
-        delete_project_keys(project)
+        delete_project_keys(project, redis_url)
 
 
 def test_chunk_below_one_is_refused(whole: SegmentEngine) -> None:
@@ -197,14 +198,3 @@ def test_a_single_redis_is_read_without_threads(repo: FeastRepo) -> None:
     assert len(next(population)) == 10
     assert not any(t.name.startswith("segmentation-scan") for t in threading.enumerate())
     population.close()
-
-
-@pytest.mark.unit
-def test_seen_keys_drop_repeats_and_keep_order() -> None:
-    seen = _SeenKeys()
-    assert seen.fresh([b"a", b"b", b"a", b"c"]) == [b"a", b"b", b"c"]
-    assert seen.fresh([b"d", b"b", b"e", b"d"]) == [b"d", b"e"]
-    assert seen.fresh([]) == [] and len(seen) == 5
-    many = [f"k{i}".encode() for i in range(10_000)]
-    assert seen.fresh(many) == many
-    assert seen.fresh(many[::-1]) == [] and len(seen) == 10_005

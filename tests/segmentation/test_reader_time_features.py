@@ -14,7 +14,7 @@ from feast import FeatureStore
 from segmentation.engine import SegmentEngine
 from segmentation.reader import OnlineReader
 from segmentation.segment import Segment
-from tests.feast_fixtures import FeastEnv
+from tests.support.feast import FeastEnv
 
 NAMES = ["last_purchase_days_ago", "age"]
 

@@ -23,9 +23,8 @@ from segmentation import (
     update_customer,
     update_customers,
 )
-from tests.redis_cluster import RedisClusterNodes
-from tests.segmentation.conftest import FeastRepo
-from tests.segmentation.rt_helpers import (
+from tests.support.redis_cluster import RedisClusterNodes
+from tests.support.segmentation.realtime import (
     engine_for,
     ids_of,
     own_namespace,
@@ -33,6 +32,7 @@ from tests.segmentation.rt_helpers import (
     restore,
     set_revenue,
 )
+from tests.support.segmentation.repo import FeastRepo, stored_rows
 
 T0 = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
@@ -42,13 +42,13 @@ def big(threshold: float = 1500, **kwargs: Any) -> Segment:
 
 
 @pytest.fixture(scope="module")
-def rt_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeastRepo]:
-    yield from own_repo(tmp_path_factory, "rt")
+def rt_repo(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[FeastRepo]:
+    yield from own_repo(tmp_path_factory, "rt", redis_url)
 
 
 @pytest.fixture
-def namespace() -> Iterator[str]:
-    yield from own_namespace()
+def namespace(redis_url: str) -> Iterator[str]:
+    yield from own_namespace(redis_url)
 
 
 @pytest.fixture
@@ -256,7 +256,7 @@ def test_realtime_updates_and_batch_events_on_a_redis_cluster(
     yaml = yaml.replace(conn, f'  redis_type: redis_cluster\n  connection_string: "{nodes}"')
     (path / "feature_store.yaml").write_text(yaml)
     store = FeatureStore(repo_path=str(path))
-    frame = rt_repo.frame.drop(rt_repo.stale_ids).reset_index()
+    frame = stored_rows(rt_repo.frame.drop(rt_repo.stale_ids))
     store.write_to_online_store("customer_features", frame)
     try:
         engine = SegmentEngine(store, [big()])

@@ -23,11 +23,13 @@ from segmentation import (
     load_segments,
     unit_hash,
 )
-from tests.segmentation.conftest import (
+from tests.support.segmentation.repo import (
     FeastRepo,
     _customer_rows,
     build_repo,
     delete_project_keys,
+    stored_rows,
+    with_counts,
 )
 from xiva_source.settings import load_settings
 
@@ -50,7 +52,6 @@ def _within(observed: int, n: int, p: float, sigmas: float = 4.0) -> bool:
 # --- the segment file -----------------------------------------------------------------------
 
 
-@pytest.mark.unit
 def test_holdout_splits_and_salt_round_trip() -> None:
     data = {
         "name": "ab",
@@ -69,7 +70,6 @@ def test_holdout_splits_and_salt_round_trip() -> None:
     assert Segment("s", [KNOWN_AGE], splits={"A": 0.1, "B": 0.2, "C": 0.7}).splits["C"] == 0.7
 
 
-@pytest.mark.unit
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -99,7 +99,6 @@ def test_invalid_holdout_splits_salt_name_segment_problem_fix(
     assert "segment 'bad_one'" in str(info.value) and "Fix: " in str(info.value)
 
 
-@pytest.mark.unit
 def test_splits_sum_tolerates_float_rounding() -> None:
     fractions = {"A": 0.7, "B": 0.1, "C": 0.1, "D": 0.1}
     assert sum(fractions.values()) != 1.0  # 0.9999999999999999: within 1e-9 of 1, accepted
@@ -129,11 +128,11 @@ def test_loader_names_the_file_of_a_bad_holdout(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def big_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeastRepo]:
+def big_repo(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[FeastRepo]:
     project = f"segsplit_{uuid.uuid4().hex[:10]}"
-    repo = build_repo(tmp_path_factory.mktemp("split_repo"), project, N)
+    repo = build_repo(tmp_path_factory.mktemp("split_repo"), project, N, redis_url)
     yield repo
-    delete_project_keys(project)
+    delete_project_keys(project, redis_url)
 
 
 @pytest.fixture(scope="module")
@@ -146,10 +145,10 @@ def _rewrite(repo: FeastRepo, ids: list[str], *, age: int | None, minutes: int) 
     """Write ``ids`` again with ``age`` (None: unknown, so out of every segment here)."""
     rows = _customer_rows(len(ids), repo.now)
     rows["customer_id"] = ids
-    rows["age"] = pd.array([age] * len(ids), dtype="Int64")
+    with_counts(rows, repo.now, age=[age] * len(ids))  # stored as its fact, birth_date
     rows["city"] = "Paris"
     rows["event_timestamp"] = repo.now - dt.timedelta(minutes=60 - minutes)
-    repo.store.write_to_online_store("customer_features", rows)
+    repo.store.write_to_online_store("customer_features", stored_rows(rows))
 
 
 def test_holdout_and_split_fractions_within_tolerance(engine: SegmentEngine) -> None:

@@ -12,7 +12,7 @@ import pytest
 from feast import FeatureStore
 
 from segmentation import MembershipStore, SegmentEngine, read_events
-from tests.feast_fixtures import FeastEnv
+from tests.support.feast import FeastEnv
 from xiva_source.cli import main as xiva_cli
 from xiva_source.cli import segmentation_main as segmentation_cli
 from xiva_source.jobs.materialize import run_materialization

@@ -18,8 +18,6 @@ from xiva_source.xiva_api.breaker import REDIS_RETRY_SECONDS, RedisBreaker
 from xiva_source.xiva_api.circuit import CircuitBreaker
 from xiva_source.xiva_api.errors import XivaCircuitOpenError
 
-pytestmark = pytest.mark.unit
-
 CLIENT_LOGGER = "xiva_source.xiva_api.client"
 
 

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.feast_fixtures import FeastEnv
-from tests.redis_cluster import RedisClusterNodes
+from tests.support.feast import FeastEnv
+from tests.support.flow import online, seg
+from tests.support.redis_cluster import RedisClusterNodes
 from xiva_source.cli import main as xiva_main
-from xiva_source.cli import segmentation_main
-from xiva_source.feast_plugin.redis_layout import RedisLayout, scan_entity_keys
+from xiva_source.feast_plugin.redis_format import RedisLayout
+from xiva_source.feast_plugin.redis_scan import scan_entity_keys
 from xiva_source.jobs.materialize import run_materialization
 from xiva_source.jobs.refresh import refresh_customer
 
@@ -25,24 +25,6 @@ SEGMENTS = (
     "- name: big\n  description: big spenders\n  rules:\n"
     "    - {'>': [{'var': 'total_revenue'}, 1000]}\n"
 )
-
-
-def _online(repo: Path, ids: list[str], refs: list[str]) -> dict[str, list[Any]]:
-    from feast import FeatureStore
-
-    rows: dict[str, list[Any]] = (
-        FeatureStore(repo_path=str(repo))
-        .get_online_features(features=refs, entity_rows=[{"customer_id": c} for c in ids])
-        .to_dict()
-    )
-    return rows
-
-
-def _seg(capsys: pytest.CaptureFixture[str], repo: Path, segdir: Path, *argv: str) -> str:
-    code = segmentation_main(["--repo", str(repo), "--segments-dir", str(segdir), *argv])
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    return out
 
 
 def test_the_whole_flow_on_a_redis_cluster(
@@ -77,10 +59,10 @@ def test_the_whole_flow_on_a_redis_cluster(
     # 2. Stock get_online_features reads what the job wrote, Xiva's values where only Xiva has
     # the customer.
     xiva_only = dwh.xiva_only_ids[:5]
-    online = _online(repo, xiva_only, ["customer_features:total_revenue"])
-    for cid, revenue in zip(xiva_only, online["total_revenue"], strict=True):
+    revenues = online(repo, xiva_only, ["customer_features:total_revenue"])
+    for cid, revenue in zip(xiva_only, revenues["total_revenue"], strict=True):
         assert revenue == pytest.approx(float(sim.view_360(cid)["financial"]["total_bills"]))
-    cities = _online(repo, everyone, ["customer_features:city"])["city"]
+    cities = online(repo, everyone, ["customer_features:city"])["city"]
     assert sum(c is not None for c in cities) > len(everyone) // 2
 
     # 3. Live refresh of one customer.
@@ -89,31 +71,31 @@ def test_the_whole_flow_on_a_redis_cluster(
     financial = sim.view_360(customer_id)["financial"]
     features = refresh_customer(customer_id, repo_path=repo)
     assert features["total_revenue"] == pytest.approx(float(financial["total_bills"]))
-    now = _online(repo, [customer_id], ["customer_features:total_revenue"])
+    now = online(repo, [customer_id], ["customer_features:total_revenue"])
     assert now["total_revenue"][0] == pytest.approx(float(financial["total_bills"]))
 
     # 4. Segmentation over the whole population, on every primary.
     segdir = tmp_path / "segments"
     segdir.mkdir()
     (segdir / "s.yaml").write_text(SEGMENTS)
-    cities = _online(repo, everyone, ["customer_features:city"])["city"]
+    cities = online(repo, everyone, ["customer_features:city"])["city"]
     toronto = sorted(c for c, city in zip(everyone, cities, strict=True) if city == "Toronto")
     assert toronto, "the data has Toronto customers"
-    out = _seg(capsys, repo, segdir, "sizes")
+    out = seg(capsys, repo, segdir, "sizes")
     assert f"population: {len(everyone)} customer(s)" in out
     assert out.splitlines()[0].startswith(f"toronto\t{len(toronto)}\t")
 
     target = tmp_path / "toronto.csv"
-    out = _seg(capsys, repo, segdir, "export", "toronto", str(target), "--with-features")
+    out = seg(capsys, repo, segdir, "export", "toronto", str(target), "--with-features")
     assert f"{len(toronto)} member(s) of toronto written to" in out
     with target.open() as f:
         rows = list(csv.DictReader(f))
     assert sorted(r["customer_id"] for r in rows) == toronto
     assert {r["city"] for r in rows} == {"Toronto"}
 
-    out = _seg(capsys, repo, segdir, "refresh")
+    out = seg(capsys, repo, segdir, "refresh")
     assert f"toronto\tsize={len(toronto)}\tjoined={len(toronto)}\tleft=0" in out
-    stored = _seg(capsys, repo, segdir, "members", "toronto", "--stored").split()
+    stored = seg(capsys, repo, segdir, "members", "toronto", "--stored").split()
     assert stored == toronto
 
 

@@ -25,6 +25,7 @@ def _project_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(prefixes)}
 
 
+@pytest.mark.usefixtures("local_servers")
 def test_demo_runs_end_to_end_and_shows_features_and_segments(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -53,6 +54,7 @@ def test_demo_runs_end_to_end_and_shows_features_and_segments(
     assert "REDIS_URL" not in os.environ
 
 
+@pytest.mark.usefixtures("local_servers")
 def test_run_demo_result(tmp_path: Path) -> None:
     narration = io.StringIO()
     result = run_demo(200, repo_path=REPO, workdir=tmp_path / "work", out=narration)

@@ -12,8 +12,6 @@ from types import ModuleType
 
 import pytest
 
-pytestmark = pytest.mark.unit
-
 _HEADER = """\
 from __future__ import annotations
 

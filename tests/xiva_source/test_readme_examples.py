@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tests.feast_fixtures import FeastEnv
+from tests.support.feast import FeastEnv
 from xiva_source.jobs.materialize import run_materialization
 
 README = Path(__file__).resolve().parents[2] / "README.md"

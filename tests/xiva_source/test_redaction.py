@@ -6,8 +6,6 @@ import json
 import pickle
 from urllib.parse import quote, quote_plus
 
-import pytest
-
 from xiva_source.dwh.errors import DwhError
 from xiva_source.pipeline.errors import AllSourcesFailedError
 from xiva_source.redaction import (
@@ -18,8 +16,6 @@ from xiva_source.redaction import (
     register_url_secret,
 )
 from xiva_source.xiva_api.errors import XivaError, XivaRateLimitError
-
-pytestmark = pytest.mark.unit
 
 
 def test_redaction_of_bodies_urls_and_headers() -> None:

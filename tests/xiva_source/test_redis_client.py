@@ -9,7 +9,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from tests.redis_cluster import RedisClusterNodes, RedisSentinelNodes
+from tests.support.redis_cluster import RedisClusterNodes, RedisSentinelNodes
 from xiva_source.errors import ConfigurationError
 from xiva_source.feast_plugin.errors import OnlineStoreError
 from xiva_source.feast_plugin.foreign_errors import project_error_for
@@ -18,7 +18,6 @@ from xiva_source.redis_client import connect_redis, is_cluster, parse_redis_node
 from xiva_source.settings import RedisType
 
 
-@pytest.mark.unit
 def test_a_url_names_several_nodes_sharing_the_first_credentials() -> None:
     nodes = parse_redis_nodes("rediss://app:p%40ss@a:7000,b:7001,[::1]:7002/0?socket_timeout=3")
     assert nodes.nodes == (("a", 7000), ("b", 7001), ("::1", 7002))
@@ -28,7 +27,6 @@ def test_a_url_names_several_nodes_sharing_the_first_credentials() -> None:
     assert parse_redis_nodes("redis://h").nodes == (("h", 6379),)
 
 
-@pytest.mark.unit
 @pytest.mark.parametrize(
     ("url", "kind", "needle"),
     [
@@ -52,7 +50,6 @@ def test_a_bad_url_or_type_is_a_configuration_error_without_the_password(
     assert info.value.exit_code == 2
 
 
-@pytest.mark.unit
 def test_multi_node_urls_are_redacted_node_by_node() -> None:
     assert redact_url("redis://:pw12@a:1,b:2/0") == "redis://:***@a:1,b:2/0"
     assert redact_url("redis://u:pw12@a:1,u:pw34@b:2") == "redis://u:***@a:1,u:***@b:2"

@@ -17,8 +17,6 @@ from xiva_source.settings import (
     load_settings,
 )
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

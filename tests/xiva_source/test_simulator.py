@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import SIM_PASSWORD, SIM_USER
+from tests.support.services import SIM_PASSWORD, SIM_USER
 from xiva_source.simulator import (
     ENDPOINTS,
     FaultConfig,
@@ -206,6 +206,7 @@ def test_expired_access_token_is_rejected_then_refresh_recovers(sim: XivaSimulat
     assert response.status_code == 200
 
 
+@pytest.mark.usefixtures("local_servers")
 def test_rotating_refresh_tokens(http: requests.Session) -> None:
     config = SimulatorConfig(customers=5, users={"u": "p"}, rotate_refresh_tokens=True)
     with XivaSimulator(config) as sim:
@@ -761,6 +762,7 @@ def test_not_running_and_secrets_stay_hidden() -> None:
     assert sim.config.passwords() == {"u": "hunter2-secret"}
 
 
+@pytest.mark.usefixtures("local_servers")
 def test_hundred_thousand_customers_start_quickly() -> None:
     started = time.monotonic()
     with XivaSimulator(SimulatorConfig(customers=100_000, seed=3)) as big:
@@ -777,6 +779,7 @@ def test_hundred_thousand_customers_start_quickly() -> None:
 # -- command line ----------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("subprocesses")
 @pytest.mark.parametrize("module", [["xiva_source.simulator"], ["xiva_source", "simulator"]])
 def test_cli_starts_serves_and_stops_on_sigint(module: list[str]) -> None:
     command = [sys.executable, "-m", *module, "--port", "0", "--customers", "30", "--seed", "1"]

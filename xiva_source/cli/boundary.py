@@ -1,7 +1,8 @@
 """The one error boundary of every command.
 
 - Any :class:`~xiva_source.errors.LoyaltyError` prints its ``problem`` and ``fix`` (two lines, no
-  traceback) and exits with its ``exit_code`` (1 failure, 2 configuration).
+  traceback) and exits with its ``exit_code`` (1 failure, 2 configuration, 4 a corrupted run
+  state).
 - A few third-party failures that are expected in operation (Redis unreachable, the warehouse
   unreachable, a Feast repository not applied) are first translated into the project's error of
   that domain, so they print the same way.

@@ -37,10 +37,17 @@ def _usage_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _tls_fix(error: BaseException) -> str | None:
+    from xiva_source.redis_client import tls_hint
+
+    hint = tls_hint(error)
+    return hint[1] if hint is not None else None
+
+
 def _usage(args: argparse.Namespace, context: CommandContext) -> int:
     from xiva_source.feast_plugin.errors import OnlineStoreError
     from xiva_source.redaction import redact_url
-    from xiva_source.redis_client import connect_redis
+    from xiva_source.redis_client import redis_for_settings
     from xiva_source.xiva_api.usage import RedisUsageStore, usage_prefix_for
 
     settings = context.require_settings()
@@ -56,13 +63,12 @@ def _usage(args: argparse.Namespace, context: CommandContext) -> int:
     import redis
 
     try:
-        client = connect_redis(
-            url, redis_type=settings.redis_type, sentinel_master=settings.redis_sentinel_master
-        )
+        client = redis_for_settings(settings, url=url)
     except redis.RedisError as e:
         raise OnlineStoreError(
             f"Cannot reach Redis at {redact_url(url)}: {type(e).__name__}: {e}",
-            "Check that Redis is running and that REDIS_URL / REDIS_TYPE (or --redis-url) "
+            _tls_fix(e)
+            or "Check that Redis is running and that REDIS_URL / REDIS_TYPE (or --redis-url) "
             "are right.",
         ) from e
     try:
@@ -73,7 +79,8 @@ def _usage(args: argparse.Namespace, context: CommandContext) -> int:
         raise OnlineStoreError(
             f"Cannot read the usage counters from Redis at {redact_url(url)}: "
             f"{type(e).__name__}: {e}",
-            "Check that Redis is running and that REDIS_URL (or --redis-url) is right.",
+            _tls_fix(e)
+            or "Check that Redis is running and that REDIS_URL (or --redis-url) is right.",
         ) from e
     finally:
         client.close()
@@ -404,7 +411,8 @@ TREE = CommandTree(
             "online store, incrementally from Feast's watermark, under a lock; prints one summary "
             "line. Exit status: 0 success or skipped (another run holds the lock), 1 failure (or "
             "a fallback with --fail-on-fallback), 2 usage or configuration error, 3 completed but "
-            "degraded (a fallback to one source, or customers pending a retry).",
+            "degraded (a fallback to one source, or customers pending a retry), 4 the run state "
+            "is corrupted (the line names the field and its repair; nothing was read).",
             configure=_materialize_options,
             run=_materialize,
         ),

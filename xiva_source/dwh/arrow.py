@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from xiva_source.dwh.tables import PULLED_AT
-from xiva_source.features.catalogue import ENTITY, EVENT_TIMESTAMP
+from xiva_source.features.catalogue import CREATED_TIMESTAMP, ENTITY, EVENT_TIMESTAMP
 
 __all__ = [
     "UnsupportedColumnError",
@@ -200,12 +200,22 @@ def _uuid_text(storage: pa.FixedSizeBinaryArray) -> pa.Array:
     return pc.if_else(storage.is_valid(), strings, pa.scalar(None, pa.string()))
 
 
-def latest_per_customer(table: pa.Table, timestamp_field: str = EVENT_TIMESTAMP) -> pa.Table:
-    """Keep each customer's row with the latest ``timestamp_field`` (then latest ``pulled_at``).
+def latest_per_customer(
+    table: pa.Table,
+    timestamp_field: str = EVENT_TIMESTAMP,
+    created_timestamp_column: str = CREATED_TIMESTAMP,
+) -> pa.Table:
+    """Keep each customer's latest row: latest ``timestamp_field``, then latest created.
+
+    A tie on ``timestamp_field`` goes to the latest ``created_timestamp_column`` (a row without
+    one loses), then to the latest ``pulled_at`` (Xiva snapshots), as a DWH read decides it
+    (:meth:`~xiva_source.dwh.reads.TableSpec.from_clause`).
 
     Args:
-        table: Rows with the entity column and ``timestamp_field`` (and perhaps ``pulled_at``).
+        table: Rows with the entity column and ``timestamp_field`` (and perhaps the created
+            timestamp column, ``pulled_at``).
         timestamp_field: The column ordering a customer's rows.
+        created_timestamp_column: The column deciding ties, when the table has it.
 
     Returns:
         One row per customer, sorted by customer id.
@@ -213,8 +223,9 @@ def latest_per_customer(table: pa.Table, timestamp_field: str = EVENT_TIMESTAMP)
     if table.num_rows == 0:
         return table
     sort = [(ENTITY, "ascending"), (timestamp_field, "descending")]
-    if PULLED_AT in table.column_names:
-        sort.append((PULLED_AT, "descending"))
+    for tie_breaker in (created_timestamp_column, PULLED_AT):
+        if tie_breaker and tie_breaker in table.column_names:
+            sort.append((tie_breaker, "descending"))  # nulls sort last: they lose
     table = table.sort_by(sort)
     ids = table.column(ENTITY).to_pylist()
     keep = [i for i in range(len(ids)) if i == 0 or ids[i] != ids[i - 1]]

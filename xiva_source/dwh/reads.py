@@ -69,6 +69,8 @@ logger = logging.getLogger(__name__)
 # smaller keeps a chunk's peak memory near the row path's.
 _ADBC_BATCH_BYTES = 4 * 1024 * 1024
 
+_TIE_RANK = "_xiva_tie_rank"
+
 
 @dataclass(frozen=True)
 class TableSpec:
@@ -77,6 +79,8 @@ class TableSpec:
     Attributes:
         table: Table or view name.
         query: A ``SELECT`` whose result has the entity, feature and timestamp columns.
+        created_timestamp_column: The row-creation column deciding rows tied on the event
+            timestamp (Feast's ``created_timestamp_column``); empty: none.
 
     Raises:
         ValueError: Neither or both of ``table`` and ``query`` given.
@@ -84,6 +88,7 @@ class TableSpec:
 
     table: str | None = None
     query: str | None = None
+    created_timestamp_column: str = ""
 
     def __post_init__(self) -> None:
         if bool(self.table) == bool(self.query):
@@ -93,15 +98,42 @@ class TableSpec:
             )
 
     def from_clause(self, columns: Sequence[str], timestamp_field: str) -> sa.FromClause:
-        """A selectable exposing ``columns``; the timestamp column is typed ``DateTime``."""
+        """A selectable exposing ``columns``; the timestamp column is typed ``DateTime``.
+
+        With a :attr:`created_timestamp_column`, a customer's rows tied on ``timestamp_field``
+        are one row, the latest created (a row without a created timestamp loses a tie; which
+        of rows tied on both is kept is unspecified), as Feast's stores decide a tie. Every read
+        (streams, customer ranges, lookups, historical retrieval) sees that one row. A filter on
+        the customer or the timestamp still reaches the table: both are partition keys, so
+        PostgreSQL pushes it below the window.
+        """
+        created = self.created_timestamp_column
+        wanted = list(columns)
+        if created:
+            wanted = list(dict.fromkeys([*wanted, ENTITY, timestamp_field, created]))
         cols = [
-            sa.column(c, sa.DateTime()) if c == timestamp_field else sa.column(c) for c in columns
+            sa.column(c, sa.DateTime()) if c in (timestamp_field, created) else sa.column(c)
+            for c in wanted
         ]
+        src: sa.FromClause
         if self.table:
             schema, _, name = self.table.rpartition(".")
-            return sa.table(name, *cols, schema=schema or None)
-        assert self.query is not None
-        return sa.text(self.query).columns(*cols).subquery("dwh_source")
+            src = sa.table(name, *cols, schema=schema or None)
+        else:
+            assert self.query is not None
+            src = sa.text(self.query).columns(*cols).subquery("dwh_source")
+        if not created:
+            return src
+        rank = sa.func.row_number().over(
+            partition_by=[src.c[ENTITY], src.c[timestamp_field]],
+            order_by=src.c[created].desc().nulls_last(),
+        )
+        ranked = sa.select(*src.c, rank.label(_TIE_RANK)).subquery("dwh_ranked")
+        return (
+            sa.select(*(ranked.c[c] for c in columns))
+            .where(ranked.c[_TIE_RANK] == 1)
+            .subquery("dwh_latest")
+        )
 
 
 def stream_rows(
@@ -122,8 +154,9 @@ def stream_rows(
 
     Args:
         url: SQLAlchemy URL of the DWH.
-        spec: The table or query.
-        columns: Columns to read (the timestamp column is added if missing).
+        spec: The table or query (its ties on the timestamp decided: :meth:`TableSpec.from_clause`).
+        columns: Columns to read (the timestamp column, and the spec's created timestamp column
+            if it names one, are added if missing).
         timestamp_field: The event-timestamp column.
         start_date: Inclusive lower bound, or ``None`` for no lower bound.
         end_date: Inclusive upper bound, or ``None`` for no upper bound.
@@ -137,12 +170,14 @@ def stream_rows(
         path: How rows reach Arrow (:data:`ReadPath`); the result is the same either way.
 
     Yields:
-        Arrow tables of at most ``chunk_size`` rows, ``timestamp_field`` as UTC timestamps.
+        Arrow tables of at most ``chunk_size`` rows, ``timestamp_field`` (and the created
+        timestamp column) as UTC timestamps.
 
     Raises:
         DwhError: Connection or SQL failure (the message names the URL without its password).
     """
-    cols = list(dict.fromkeys([*columns, timestamp_field]))
+    stamps = tuple(c for c in (timestamp_field, spec.created_timestamp_column) if c)
+    cols = list(dict.fromkeys([*columns, *stamps]))
     engine = get_engine(url)
     src = spec.from_clause(cols, timestamp_field)
     ts = src.c[timestamp_field]
@@ -157,9 +192,7 @@ def stream_rows(
         stmt = stmt.where(customer_range_condition(key, lower=lower, upper=upper))
     if order_by_timestamp:
         stmt = stmt.order_by(ts)
-    yield from stream_statement(
-        engine, url, stmt, cols, chunk_size, types, (timestamp_field,), path=path
-    )
+    yield from stream_statement(engine, url, stmt, cols, chunk_size, types, stamps, path=path)
 
 
 def customer_range_condition(

@@ -8,14 +8,23 @@ Modules, one concern each:
 - :mod:`~xiva_source.feast_plugin.point_in_time`: the point-in-time engine of historical retrieval
 - :mod:`~xiva_source.feast_plugin.online_store`: ``LoyaltyRedisOnlineStore`` bound to the
   repository's settings, and the online store's Redis client (:func:`online_redis_client`)
-- :mod:`~xiva_source.feast_plugin.redis_layout`: Feast's Redis key layout, the ONLY module that
-  knows it or touches Feast's private helpers for it
+- :mod:`~xiva_source.feast_plugin.on_demand`: python-mode on-demand views without Feast's
+  generic overhead, online (the store's read) and in training sets (the retrieval job)
+- :mod:`~xiva_source.feast_plugin.redis_format`: Feast's Redis storage format (keys, fields,
+  value codec, the newer-wins write script), the ONLY package that knows it or touches Feast's
+  private helpers for it; :mod:`~xiva_source.feast_plugin.redis_scan`: the one ``SCAN`` of its keys
 - :mod:`~xiva_source.feast_plugin.online_rows`: Arrow chunks -> Feast's online rows, column-wise
 - :mod:`~xiva_source.feast_plugin.bulk_writer`: ``BulkWriter``, Arrow tables straight into
-  Feast's Redis layout (newer-write-wins in one Lua script, single Redis or cluster)
+  Feast's Redis layout (newer-write-wins in one Lua script), sent by
+  :mod:`~xiva_source.feast_plugin.bulk_send` (single Redis or cluster)
 - :mod:`~xiva_source.feast_plugin.repo_settings`: where the entry points Feast calls load the
   settings of the repository (the only ``load_settings`` of the plugin)
-- :mod:`~xiva_source.feast_plugin.errors`: ``OnlineStoreError``, ``RepositoryError``
+- :mod:`~xiva_source.feast_plugin.run_state`: the shared run state (watermarks per source, modes,
+  the marker, Feast's pull records), below the job and the plugin, which both write it
+- :mod:`~xiva_source.feast_plugin.feast_runs`: what Feast's own materialization records in it,
+  and how the job carries on from it (``carry_on``)
+- :mod:`~xiva_source.feast_plugin.errors`: ``OnlineStoreError``, ``RepositoryError``,
+  ``CorruptedStateError``, ``FeatureNameCollisionError``
 
 Every name loads on first use (:mod:`xiva_source.lazy`), so
 ``import xiva_source.feast_plugin.errors`` does not import Feast. Registries and
@@ -31,7 +40,13 @@ from xiva_source import lazy
 
 if TYPE_CHECKING:
     from xiva_source.feast_plugin.bulk_writer import BulkWriter
-    from xiva_source.feast_plugin.errors import OnlineStoreError, RepositoryError
+    from xiva_source.feast_plugin.errors import (
+        CorruptedStateError,
+        FeatureNameCollisionError,
+        OnlineStoreError,
+        RepositoryError,
+    )
+    from xiva_source.feast_plugin.feast_runs import carry_on
     from xiva_source.feast_plugin.offline_store import (
         LoyaltyOfflineStore,
         LoyaltyOfflineStoreConfig,
@@ -45,8 +60,16 @@ if TYPE_CHECKING:
         online_redis_client,
         redis_url_to_feast,
     )
-    from xiva_source.feast_plugin.redis_layout import RedisLayout, scan_entity_keys
+    from xiva_source.feast_plugin.redis_format import RedisLayout
+    from xiva_source.feast_plugin.redis_scan import scan_entity_keys
     from xiva_source.feast_plugin.repo_settings import repo_settings
+    from xiva_source.feast_plugin.run_state import (
+        FileRunState,
+        RedisRunState,
+        RunState,
+        StateSnapshot,
+        state_for_config,
+    )
     from xiva_source.feast_plugin.sources import (
         CustomerSource,
         DwhSource,

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from xiva_source.errors import LoyaltyError
 from xiva_source.feast_plugin.errors import OnlineStoreError, RepositoryError
 from xiva_source.redaction import redact
-from xiva_source.redis_client import cluster_hint, describe_redis_error
+from xiva_source.redis_client import cluster_hint, describe_redis_error, tls_hint
 
 __all__ = ["exception_chain", "project_error_for"]
 
@@ -62,6 +62,9 @@ def _translate(error: BaseException) -> LoyaltyError | None:
     ):
         # A plain client against a cluster node (MOVED, CLUSTERDOWN) or the reverse: the fix is
         # REDIS_TYPE, not "is Redis running?".
+        tls = tls_hint(error)
+        if tls is not None:  # a TLS failure: CA, client certificate, redis:// at a TLS port
+            return OnlineStoreError(f"the online store (Redis) failed: {tls[0]}", tls[1])
         hint = cluster_hint(error)
         if hint is not None:
             return OnlineStoreError(

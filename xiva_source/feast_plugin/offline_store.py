@@ -48,6 +48,8 @@ from pydantic import Field, StrictStr
 
 from xiva_source import dwh
 from xiva_source.dwh.tables import SNAPSHOT_TABLE
+from xiva_source.feast_plugin.feast_runs import begin_feast_pull
+from xiva_source.feast_plugin.on_demand import declared_inputs_only
 from xiva_source.feast_plugin.repo_settings import repo_settings
 from xiva_source.feast_plugin.sources import (
     CustomerSource,
@@ -60,7 +62,7 @@ from xiva_source.pipeline.auto import is_partial
 from xiva_source.pipeline.context import PullOptions
 from xiva_source.pipeline.pull import pull_batches
 from xiva_source.pipeline.report import PullReport
-from xiva_source.pipeline.tables import empty_table
+from xiva_source.pipeline.tables import empty_table, to_source_names
 from xiva_source.settings import Settings
 from xiva_source.timeutil import utc_now
 
@@ -113,6 +115,9 @@ class LoyaltyOfflineStore(OfflineStore):
     ) -> RetrievalJob:
         """The latest row per customer in ``[start_date, end_date]`` (see ``pull_all``).
 
+        Latest: the latest ``timestamp_field``, then the latest ``created_timestamp_column``
+        (a row without one loses the tie), as Feast's stores decide it.
+
         Raises:
             ConfigurationError: A setting is invalid.
         """
@@ -127,7 +132,9 @@ class LoyaltyOfflineStore(OfflineStore):
             end_date,
         )
         return LoyaltyRetrievalJob(
-            lambda: dwh.latest_per_customer(every_row._to_arrow_internal(), timestamp_field),
+            lambda: dwh.latest_per_customer(
+                every_row._to_arrow_internal(), timestamp_field, created_timestamp_column or ""
+            ),
             config=config,
             pull_spec=every_row.latest_pull_spec()
             if isinstance(every_row, LoyaltyRetrievalJob)
@@ -151,6 +158,10 @@ class LoyaltyOfflineStore(OfflineStore):
         and everything is read: Feast's first ``materialize-incremental`` starts at
         ``now - ttl``, which would silently drop customers unchanged for longer than the ttl.
 
+        A ``DwhSource`` with a ``created_timestamp_column`` gives one row per customer and
+        timestamp, the latest created, and that column (Feast reads it): so whichever of tied
+        rows an online store would keep, it keeps the right one.
+
         Raises:
             ConfigurationError: A setting is invalid.
         """
@@ -163,6 +174,7 @@ class LoyaltyOfflineStore(OfflineStore):
             timestamp_field,
             start_date,
             end_date,
+            created_timestamp_column=created_timestamp_column or "",
         )
         spec = _pull_spec(
             config,
@@ -172,6 +184,7 @@ class LoyaltyOfflineStore(OfflineStore):
             timestamp_field,
             start_date,
             end_date,
+            created_timestamp_column=created_timestamp_column or "",
         )
         return LoyaltyRetrievalJob(pull, config=config, pull_spec=spec)
 
@@ -192,10 +205,15 @@ class LoyaltyOfflineStore(OfflineStore):
         ``event_timestamp <= the row's timestamp`` and not older than the view's ttl is joined
         (:mod:`~xiva_source.feast_plugin.point_in_time`). DWH sources read the DWH; Xiva
         features read the snapshot table; ``CustomerSource`` follows the mode, and in ``auto``
-        merges the two sides per feature with the same rule as materialization.
+        merges the two sides per feature with the same rule as materialization. A tie on the
+        event timestamp goes to the latest created timestamp; the ttl is inclusive; duplicate
+        entity rows each get their row: as in Feast's PostgreSQL store
+        (``tests/xiva_source/feast_plugin/test_historical_vs_feast.py`` compares them).
 
         Raises:
             ValueError: ``entity_df`` is not a DataFrame, or lacks the join key / timestamp.
+            FeatureNameCollisionError: Without ``full_feature_names``, two views serve a
+                feature of one name (or a feature is named like an ``entity_df`` column).
             ConfigurationError: A setting is invalid.
         """
         assert isinstance(config.offline_store, LoyaltyOfflineStoreConfig)
@@ -209,16 +227,16 @@ class LoyaltyOfflineStore(OfflineStore):
             _check_source(fv.batch_source)
         schema = dict(zip(entity_df.columns, entity_df.dtypes, strict=True))
         ts_col = offline_utils.infer_event_timestamp_from_entity_df(schema)
-        offline_utils.assert_expected_columns_in_entity_df(
-            schema, offline_utils.get_expected_join_keys(project, feature_views, registry), ts_col
-        )
+        join_keys = offline_utils.get_expected_join_keys(project, feature_views, registry)
+        offline_utils.assert_expected_columns_in_entity_df(schema, join_keys, ts_col)
+        from xiva_source.feast_plugin.point_in_time import check_columns, point_in_time
+
+        check_columns(feature_views, feature_refs, entity_df.columns, full_feature_names)
         stamps = pd.to_datetime(entity_df[ts_col], utc=True)
         settings = repo_settings(config)
         options = PullOptions.from_repo_config(config)
 
         def run() -> pa.Table:
-            from xiva_source.feast_plugin.point_in_time import point_in_time
-
             frame = point_in_time(
                 feature_views,
                 feature_refs,
@@ -234,8 +252,9 @@ class LoyaltyOfflineStore(OfflineStore):
             run,
             config=config,
             full_feature_names=full_feature_names,
-            on_demand_feature_views=OnDemandFeatureView.get_requested_odfvs(
-                feature_refs, project, registry
+            # Python-mode views get their inputs, not the whole table (feast_plugin.on_demand).
+            on_demand_feature_views=declared_inputs_only(
+                OnDemandFeatureView.get_requested_odfvs(feature_refs, project, registry), join_keys
             ),
             metadata=RetrievalMetadata(
                 features=feature_refs,
@@ -414,8 +433,14 @@ def _pull_all(
     timestamp_field: str,
     start_date: datetime | None,
     end_date: datetime | None,
+    *,
+    created_timestamp_column: str,
 ) -> Callable[[], pa.Table]:
-    """The pull behind ``pull_all_from_table_or_query``, run when the job is converted."""
+    """The pull behind ``pull_all_from_table_or_query``, run when the job is converted.
+
+    The table's timestamps carry the names Feast asked for (``created_timestamp_column`` "":
+    none).
+    """
     assert isinstance(config.offline_store, LoyaltyOfflineStoreConfig)
     _check_source(data_source)
     source: XivaSource | DwhSource | CustomerSource = data_source  # type: ignore[assignment]
@@ -424,15 +449,8 @@ def _pull_all(
     chunk_size = config.offline_store.chunk_size
 
     def run() -> pa.Table:
-        start = start_date
-        if start is not None and _never_materialized(config, source):
-            logger.info(
-                "no feature view of source %r was ever materialized: reading everything "
-                "(ignoring the start %s Feast derived from the ttl)",
-                source.name,
-                start,
-            )
-            start = None
+        # Feast's materialization: where it starts, and what it merged, in the shared state.
+        start, record = begin_feast_pull(config, settings, source, start_date, end)
         report = PullReport()
         tables: list[pa.Table] = []
         partial = 0
@@ -461,15 +479,13 @@ def _pull_all(
                 source.name,
             )
         _log_report(source.name, report)
+        if record is not None:
+            record.save(report)
         if not tables:
             table = empty_table(feature_arrow_types(), feats)
         else:
             table = pa.concat_tables(tables, promote_options="default")
-        if timestamp_field != EVENT_TIMESTAMP:
-            table = table.rename_columns(
-                [timestamp_field if c == EVENT_TIMESTAMP else c for c in table.column_names]
-            )
-        return table
+        return to_source_names(table, timestamp_field, created_timestamp_column)
 
     return run
 
@@ -482,6 +498,8 @@ def _pull_spec(
     timestamp_field: str,
     start_date: datetime | None,
     end_date: datetime | None,
+    *,
+    created_timestamp_column: str,
 ) -> Callable[[], PullSpec]:
     """The same pull as :func:`_pull_all`, as a spec for Ray (built when the job runs)."""
     from xiva_source.feast_plugin.ray_support import PullSpec
@@ -492,13 +510,7 @@ def _pull_spec(
     chunk_size = config.offline_store.chunk_size
 
     def build() -> PullSpec:
-        start = start_date
-        if start is not None and _never_materialized(config, data_source):
-            logger.info(
-                "no feature view of source %r was ever materialized: reading everything",
-                data_source.name,
-            )
-            start = None
+        start, record = begin_feast_pull(config, settings, data_source, start_date, end)
         return PullSpec(
             source=data_source,
             settings=settings,
@@ -508,7 +520,9 @@ def _pull_spec(
             options=PullOptions.from_repo_config(config),
             chunk_size=chunk_size,
             timestamp_field=timestamp_field,
+            created_timestamp_column=created_timestamp_column,
             for_feast=True,
+            record=record,
         )
 
     return build
@@ -524,23 +538,3 @@ def _log_report(name: str, report: PullReport) -> None:
         report.failed_customers,
         f", fallbacks: {report.fallbacks}" if report.fallbacks else "",
     )
-
-
-def _never_materialized(config: RepoConfig, source: DataSource) -> bool:
-    """True when no feature view whose batch source is ``source`` has a materialized interval."""
-    offline = config.offline_store
-    if not getattr(offline, "full_pull_when_never_materialized", True):
-        return False
-    try:
-        from feast.infra.registry.registry import Registry
-
-        registry = Registry(config.project, config.registry, config.repo_path)
-        views = [
-            fv
-            for fv in registry.list_feature_views(config.project, allow_cache=False)
-            if fv.batch_source is not None and fv.batch_source.name == source.name
-        ]
-    except Exception as e:  # an unreadable registry must not block materialization
-        logger.warning("cannot tell whether %r was materialized before: %s", source.name, e)
-        return False
-    return bool(views) and not any(fv.materialization_intervals for fv in views)

@@ -21,6 +21,12 @@ config (:func:`bind_online_config`): the settings are loaded once with
 ``load_settings(repo_path=config.repo_path)`` and ``connection_string`` / ``key_ttl_seconds`` are
 filled in before Feast builds its client. Code reading the config directly binds it first.
 
+TLS: with a ``rediss://`` URL the bound connection string carries ``ssl=true`` and the
+``REDIS_TLS_*`` files (``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``, verification
+required), so even Feast's own client builder verifies the server; the store's clients
+(:meth:`LoyaltyRedisOnlineStore._get_client`, its async twin, :func:`online_redis_client`) are
+built by :mod:`xiva_source.redis_client` from the bound URL and files (TLS sentinels included).
+
 The connection string holds the password: it is excluded from the config's ``repr`` and never
 logged.
 """
@@ -35,8 +41,14 @@ from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreCo
 from pydantic import Field, PrivateAttr, StrictStr
 
 from xiva_source.errors import ConfigurationError
+from xiva_source.feast_plugin.on_demand import OnlineRead, precomputed
 from xiva_source.feast_plugin.repo_settings import repo_settings
-from xiva_source.redis_client import connect_redis, parse_redis_nodes
+from xiva_source.redis_client import (
+    RedisTls,
+    connect_redis,
+    connect_redis_async,
+    parse_redis_nodes,
+)
 from xiva_source.settings import DEFAULT_REDIS_URL, Settings
 
 if TYPE_CHECKING:
@@ -54,7 +66,7 @@ __all__ = [
 ]
 
 
-def redis_url_to_feast(url: str, redis_type: str = "redis") -> str:
+def redis_url_to_feast(url: str, redis_type: str = "redis", tls: RedisTls | None = None) -> str:
     """Translate a ``redis://`` URL into Feast's ``host:port,db=N,password=...`` form.
 
     Args:
@@ -63,14 +75,17 @@ def redis_url_to_feast(url: str, redis_type: str = "redis") -> str:
             node's credentials applying to all.
         redis_type: ``REDIS_TYPE``: ``redis_cluster`` leaves the database out (a cluster has
             only database 0, and Feast's cluster client refuses ``db``).
+        tls: The ``REDIS_TLS_*`` files; with ``rediss://`` they become ``ssl_ca_certs``,
+            ``ssl_certfile``, ``ssl_keyfile`` (redis-py's names, which Feast passes through).
 
     Returns:
         The Feast connection string (every node first, then the parameters).
 
     Raises:
-        ValueError: Not a redis URL, or a password/user containing ``,`` (which Feast's format
-            cannot carry). The message never includes the password.
-        ConfigurationError: A node or the database is malformed.
+        ValueError: Not a redis URL, or a password/user/path containing ``,`` (which Feast's
+            format cannot carry). The message never includes the password.
+        ConfigurationError: A node, the database or the TLS files are not usable (TLS files
+            with ``redis://`` included).
 
     Example:
         >>> redis_url_to_feast("redis://:pw@cache:6380/2")
@@ -92,8 +107,13 @@ def redis_url_to_feast(url: str, redis_type: str = "redis") -> str:
         items.append(f"username={_safe(parts.username, 'user name')}")
     if parts.password:
         items.append(f"password={_safe(parts.password, 'password')}")
-    if parts.scheme == "rediss":
-        items.append("ssl=true")
+    for key, value in (tls or RedisTls()).options(url, parts).items():
+        if key == "ssl":
+            items.append("ssl=true")
+        elif key == "ssl_check_hostname":
+            items.append("ssl_check_hostname=true")
+        else:
+            items.append(f"{key}={_safe(str(value), key)}")
     return ",".join(items)
 
 
@@ -109,10 +129,16 @@ def _safe(value: str, what: str) -> str:
 def _feast_to_url(connection_string: str) -> str | None:
     """The ``redis://`` URL of a single-node Feast connection string; None if it cannot say it.
 
-    Only ``host:port`` with ``db``, ``username``, ``password`` and ``ssl`` translate; other
-    parameters (timeouts, several nodes) are left to Feast's own client builder.
+    Only ``host:port`` with ``db``, ``username``, ``password``, ``ssl`` (and verification left
+    strict) translate; other parameters (timeouts, TLS files, several nodes) are left to Feast's
+    own client builder.
     """
     nodes, params = RedisOnlineStore._parse_connection_string(connection_string)
+    # Strict verification is what connect_redis always does: those two say nothing more.
+    strict = {"ssl_cert_reqs": "required", "ssl_check_hostname": "true"}
+    for key, value in strict.items():
+        if key in params and str(params.pop(key)).lower() != value:
+            return None
     if len(nodes) != 1 or not set(params) <= {"db", "username", "password", "ssl"}:
         return None
     host, port = nodes[0].get("host") or "127.0.0.1", nodes[0].get("port") or 6379
@@ -148,6 +174,7 @@ class LoyaltyRedisOnlineStoreConfig(RedisOnlineStoreConfig):
 
     _explicit: frozenset[str] = PrivateAttr(default_factory=frozenset)
     _bound_url: str | None = PrivateAttr(default=None)
+    _bound_tls: RedisTls = PrivateAttr(default_factory=RedisTls)
     _bound: bool = PrivateAttr(default=False)
 
     def model_post_init(self, context: Any, /) -> None:
@@ -178,8 +205,9 @@ class LoyaltyRedisOnlineStoreConfig(RedisOnlineStoreConfig):
             self.sentinel_master = settings.redis_sentinel_master
         if "connection_string" not in self._explicit:
             url = settings.redis_url or DEFAULT_REDIS_URL
+            tls = RedisTls.from_settings(settings)
             try:
-                self.connection_string = redis_url_to_feast(url, self.redis_type.value)
+                self.connection_string = redis_url_to_feast(url, self.redis_type.value, tls)
             except ValueError as e:
                 raise ConfigurationError(
                     str(e),
@@ -188,6 +216,7 @@ class LoyaltyRedisOnlineStoreConfig(RedisOnlineStoreConfig):
                     setting="REDIS_URL",
                 ) from e
             self._bound_url = url
+            self._bound_tls = tls
         if "key_ttl_seconds" not in self._explicit:
             self.key_ttl_seconds = settings.online_ttl_seconds or None
         self._bound = True
@@ -197,6 +226,11 @@ class LoyaltyRedisOnlineStoreConfig(RedisOnlineStoreConfig):
         if self._bound_url is not None:
             return self._bound_url
         return _feast_to_url(self.connection_string) if self.connection_string else None
+
+    @property
+    def tls(self) -> RedisTls:
+        """The ``REDIS_TLS_*`` files this store was bound with (none for a yaml string)."""
+        return self._bound_tls
 
 
 _BIND_LOCK = threading.Lock()
@@ -276,23 +310,70 @@ def online_redis_client(
     )
     if url is not None:
         return connect_redis(
-            url, redis_type=online.redis_type.value, sentinel_master=online.sentinel_master
+            url,
+            redis_type=online.redis_type.value,
+            sentinel_master=online.sentinel_master,
+            tls=online.tls if isinstance(online, LoyaltyRedisOnlineStoreConfig) else None,
         )
     store = online_store if isinstance(online_store, RedisOnlineStore) else RedisOnlineStore()
     client: RedisClient = store._get_client(online)
     return client
 
 
+def _bound_client_args(config: RedisOnlineStoreConfig) -> dict[str, Any] | None:
+    """:func:`connect_redis`'s arguments for a bound store config; None for a yaml
+    ``connection_string`` (Feast's own builder reads that)."""
+    if not isinstance(config, LoyaltyRedisOnlineStoreConfig) or not config.bound:
+        return None
+    url = config.redis_url()
+    if url is None:
+        return None
+    return {
+        "url": url,
+        "redis_type": config.redis_type.value,
+        "sentinel_master": config.sentinel_master,
+        "tls": config.tls,
+    }
+
+
 class LoyaltyRedisOnlineStore(RedisOnlineStore):
     """Feast's :class:`RedisOnlineStore`, bound to the repository's settings (see the module doc).
 
     Every method Feast calls with the ``RepoConfig`` binds the config first, so the client Feast
-    builds talks to the Redis the repository's ``.env`` / environment names.
+    builds talks to the Redis the repository's ``.env`` / environment names; that client (sync
+    and async) is built by :mod:`xiva_source.redis_client` from the bound URL and TLS files.
     """
 
+    def _get_client(self, online_store_config: RedisOnlineStoreConfig) -> Any:
+        args = _bound_client_args(online_store_config)
+        if args is None or self._client:
+            return super()._get_client(online_store_config)
+        self._client = connect_redis(**args)  # type: ignore[assignment]
+        return self._client
+
+    async def _get_client_async(self, online_store_config: RedisOnlineStoreConfig) -> Any:
+        args = _bound_client_args(online_store_config)
+        if args is None or self._client_async:
+            return await super()._get_client_async(online_store_config)
+        self._client_async = connect_redis_async(**args)  # type: ignore[assignment]
+        return self._client_async
+
     def online_write_batch(self, config: RepoConfig, *args: Any, **kwargs: Any) -> None:
+        """Feast's write; a failure is noted in the shared run state, then raised.
+
+        Feast's Ray engine only logs a failed write and records the interval anyway: the note
+        keeps the job from carrying on from that pull (:mod:`~xiva_source.feast_plugin.
+        feast_runs`).
+        """
         bind_online_config(config)
-        super().online_write_batch(config, *args, **kwargs)
+        try:
+            super().online_write_batch(config, *args, **kwargs)
+        except Exception:
+            from xiva_source.feast_plugin.feast_runs import note_write_failure
+
+            table = kwargs.get("table", args[0] if args else None)
+            note_write_failure(config, str(getattr(table, "name", table)))
+            raise
 
     async def online_write_batch_async(self, config: RepoConfig, *args: Any, **kwargs: Any) -> None:
         bind_online_config(config)
@@ -306,13 +387,51 @@ class LoyaltyRedisOnlineStore(RedisOnlineStore):
         bind_online_config(config)
         return await super().online_read_async(config, *args, **kwargs)
 
-    def get_online_features(self, config: RepoConfig, *args: Any, **kwargs: Any) -> Any:
-        bind_online_config(config)
-        return super().get_online_features(config, *args, **kwargs)
+    def get_online_features(
+        self,
+        config: RepoConfig,
+        features: Any,
+        entity_rows: Any,
+        registry: Any,
+        project: str,
+        full_feature_names: bool = False,
+        include_feature_view_version_metadata: bool = False,
+    ) -> Any:
+        """Feast's read; python-mode on-demand views run without Feast's generic overhead.
 
-    async def get_online_features_async(self, config: RepoConfig, *args: Any, **kwargs: Any) -> Any:
+        The steps are Feast's (:class:`~xiva_source.feast_plugin.on_demand.OnlineRead`); the
+        on-demand step of python-mode views is
+        :func:`~xiva_source.feast_plugin.on_demand.augment_online_response`, value for value
+        Feast's at a fraction of the cost (docs/feature-repo.md, "Serving").
+        """
         bind_online_config(config)
-        return await super().get_online_features_async(config, *args, **kwargs)
+        args = (features, entity_rows, registry, project, full_feature_names)
+        if precomputed(features):
+            return super().get_online_features(config, *args, include_feature_view_version_metadata)
+        read = OnlineRead.prepare(self, *args, include_feature_view_version_metadata)
+        self._read_features_per_fv(config, *read.read_args())
+        return read.finish(self)
+
+    async def get_online_features_async(
+        self,
+        config: RepoConfig,
+        features: Any,
+        entity_rows: Any,
+        registry: Any,
+        project: str,
+        full_feature_names: bool = False,
+        include_feature_view_version_metadata: bool = False,
+    ) -> Any:
+        """:meth:`get_online_features`, async (``feast serve`` reads Redis this way)."""
+        bind_online_config(config)
+        args = (features, entity_rows, registry, project, full_feature_names)
+        if precomputed(features):
+            return await super().get_online_features_async(
+                config, *args, include_feature_view_version_metadata
+            )
+        read = OnlineRead.prepare(self, *args, include_feature_view_version_metadata)
+        await self._read_features_per_fv_async(config, *read.read_args())
+        return read.finish(self)
 
     def update(self, config: RepoConfig, *args: Any, **kwargs: Any) -> None:
         bind_online_config(config)

@@ -11,6 +11,11 @@ Honesty rules (docs/feature-repo.md, "Training sets"):
 - a Xiva snapshot is valid from the customer's ``lastUpdate`` (its event timestamp: nothing
   changed since), so a label before a customer's first observed ``lastUpdate`` gets null Xiva
   features, never values from a later pull; a DWH row is valid from its ``updated_at``;
+- ties: of a customer's DWH rows with the same timestamp, the read keeps the latest created
+  (the source's ``created_timestamp_column``; :meth:`~xiva_source.dwh.reads.TableSpec.from_clause`),
+  as Feast's stores do; of Xiva snapshots with the same ``lastUpdate``, the latest pull;
+- the ttl is whole seconds, inclusive (a row exactly ttl old is served), as Feast's stores have it;
+- two columns of one name are refused (:func:`check_columns`), never silently one of them;
 - the stored values are facts (``last_payment_date``, ``birth_date``); the DWH's counts are turned
   into the same facts when read (:mod:`xiva_source.dwh.facts`); the features that age
   (``last_purchase_days_ago``, ``age``) are derived by the on-demand view as of each label's
@@ -20,7 +25,8 @@ Honesty rules (docs/feature-repo.md, "Training sets"):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -29,6 +35,7 @@ import pyarrow as pa
 
 from xiva_source import dwh
 from xiva_source.dwh.facts import counts_to_facts, source_columns
+from xiva_source.feast_plugin.errors import FeatureNameCollisionError
 from xiva_source.feast_plugin.sources import CustomerSource, DwhSource, XivaSource
 from xiva_source.features.catalogue import DWH_ONLY_FEATURES, ENTITY, EVENT_TIMESTAMP
 from xiva_source.features.derived import AS_OF
@@ -41,7 +48,9 @@ if TYPE_CHECKING:
     from feast.data_source import DataSource
     from feast.feature_view import FeatureView
 
-__all__ = ["point_in_time"]
+__all__ = ["check_columns", "point_in_time"]
+
+logger = logging.getLogger(__name__)
 
 _FTS = "__feature_ts"
 _ROW = "__entity_row"
@@ -93,7 +102,7 @@ def point_in_time(
     types = feature_arrow_types()
     for fv in feature_views:
         view_name = fv.projection.name_to_use()
-        features = [r.split(":", 1)[1] for r in feature_refs if r.split(":", 1)[0] == view_name]
+        features = _requested(fv, feature_refs)
         if not features:
             continue
         keys = [c.name for c in fv.entity_columns]
@@ -106,7 +115,7 @@ def point_in_time(
             entities=entities,
             key=fv.projection.join_key_map.get(keys[0], keys[0]),
             ts_col=ts_col,
-            ttl=fv.ttl if fv.ttl and fv.ttl.total_seconds() > 0 else None,
+            ttl=_ttl(fv),
             end=hi,
         )
         values = _view_values(fv.batch_source, features, window, lo, types, settings, options)
@@ -115,6 +124,52 @@ def point_in_time(
             result[column] = values[name].reindex(range(len(result))).to_numpy()
     result[AS_OF] = entities[ts_col].to_numpy()
     return result
+
+
+def check_columns(
+    feature_views: Sequence[FeatureView],
+    feature_refs: Sequence[str],
+    entity_columns: Iterable[str],
+    full_feature_names: bool,
+) -> None:
+    """Refuse a retrieval whose result would have two columns of one name.
+
+    Without full feature names a column is named after its feature: a feature two views serve
+    (one of them perhaps only an on-demand view's input, which Feast adds to the references
+    after its own check) or a feature named like an ``entity_df`` column would silently hold
+    one of the values. Feast's PostgreSQL store fails on such a request (an ambiguous column).
+
+    Args:
+        feature_views: The views of the retrieval.
+        feature_refs: ``"<view>:<feature>"`` references, as the offline store receives them.
+        entity_columns: The columns of ``entity_df``.
+        full_feature_names: Columns named ``<view>__<feature>``.
+
+    Raises:
+        FeatureNameCollisionError: Two owners for one column (naming both, and the fix).
+    """
+    owners: dict[str, list[str]] = {c: ["the entity_df column"] for c in entity_columns}
+    for fv in feature_views:
+        view_name = fv.projection.name_to_use()
+        for name in _requested(fv, feature_refs):
+            column = f"{view_name}__{name}" if full_feature_names else name
+            owners.setdefault(column, []).append(f"view {view_name!r}")
+    for column, claims in owners.items():
+        if len(claims) > 1:
+            raise FeatureNameCollisionError(column, claims)
+
+
+def _requested(fv: FeatureView, feature_refs: Sequence[str]) -> list[str]:
+    """The features of ``fv`` that ``feature_refs`` ask for, each once, in order."""
+    view_name = fv.projection.name_to_use()
+    refs = (r.split(":", 1) for r in feature_refs)
+    return list(dict.fromkeys(name for view, name in refs if view == view_name))
+
+
+def _ttl(fv: FeatureView) -> timedelta | None:
+    """The view's lookback in whole seconds, as Feast's stores use it (0 or none: no bound)."""
+    seconds = int(fv.ttl.total_seconds()) if fv.ttl else 0
+    return timedelta(seconds=seconds) if seconds > 0 else None
 
 
 class _Window:
@@ -206,6 +261,16 @@ def _history(
             )
         ]
         cols = [ENTITY, *[f for f in features if source_columns([f], available)], ts]
+        tied = _ties(tables, ts) if not source.created_timestamp_column else 0
+        if tied:
+            logger.warning(
+                "source %r: %d rows share a customer and %s with another row and it names no "
+                "created_timestamp_column, so which of them a training row gets is unspecified; "
+                "give the DwhSource created_timestamp_column= (the row's load time)",
+                source.name,
+                tied,
+                ts,
+            )
     else:
         present = [f for f in features if f not in DWH_ONLY_FEATURES]
         tables = list(
@@ -232,6 +297,14 @@ def _history(
     order = [_FTS, dwh.PULLED_AT] if dwh.PULLED_AT in frame.columns else [_FTS]
     frame = frame.sort_values(order, kind="stable")
     return frame.drop(columns=[dwh.PULLED_AT], errors="ignore")
+
+
+def _ties(tables: Sequence[pa.Table], ts: str) -> int:
+    """How many rows of ``tables`` repeat an earlier row's customer and ``ts``."""
+    if not tables:
+        return 0
+    keys = pa.concat_tables([t.select([ENTITY, ts]) for t in tables]).to_pandas()
+    return int(keys.duplicated().sum())
 
 
 def _asof(window: _Window, rows: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:

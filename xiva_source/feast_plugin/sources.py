@@ -201,7 +201,10 @@ class DwhSource(_OptionsSource):
         table: Table or view name (``schema.table`` allowed); exactly one of table/query.
         query: A ``SELECT`` returning ``customer_id``, the features and the timestamp column.
         timestamp_field: The event-timestamp column (``updated_at``).
-        created_timestamp_column: Optional row-creation column (tie-breaker).
+        created_timestamp_column: Optional row-creation column: of a customer's rows with the
+            same ``timestamp_field``, the latest created is the one every read serves
+            (historical retrieval, materialization; a row without one loses the tie), as in
+            Feast's own stores. Without it, which of tied rows is served is unspecified.
         dwh_url: SQLAlchemy URL; ``None`` (recommended) reads ``DWH_URL`` at run time so no
             password is stored in the registry.
         description: Human-readable description.
@@ -229,7 +232,11 @@ class DwhSource(_OptionsSource):
         tags: dict[str, str] | None = None,
         owner: str = "",
     ) -> None:
-        self.spec = TableSpec(table=table or None, query=query or None)
+        self.spec = TableSpec(
+            table=table or None,
+            query=query or None,
+            created_timestamp_column=created_timestamp_column or "",
+        )
         if dwh_url and redact_url(dwh_url) != dwh_url:
             raise ValueError(
                 f"DwhSource {name!r}: dwh_url contains a password, which would be stored in the "

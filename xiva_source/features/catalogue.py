@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = [
+    "CREATED_TIMESTAMP",
     "DERIVED_FEATURES",
     "DWH_ONLY_FEATURES",
     "DWH_ONLY_FEATURE_TYPES",
@@ -35,6 +36,9 @@ ENTITY = "customer_id"
 """The entity key column (a UUID string) in every table and online row."""
 EVENT_TIMESTAMP = "event_timestamp"
 """The event-timestamp column of pulled tables (UTC)."""
+CREATED_TIMESTAMP = "created_timestamp"
+"""A DWH row's creation time in pulled tables (UTC), when its source names a
+``created_timestamp_column``: it decides a customer's rows tied on the event timestamp."""
 
 FeatureType = Literal["string", "float", "int", "timestamp"]
 """Feast type names a feature can have (``String``, ``Float64``, ``Int64``, ``UnixTimestamp``).

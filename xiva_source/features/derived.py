@@ -5,14 +5,22 @@ The store keeps facts that stay true until the customer changes (``last_payment_
 is computed when it is read, as of the moment the read describes:
 
 - online (stock ``get_online_features``, ``feast serve``, the segmentation reader, the live
-  refresh's output): now;
+  refresh's output): now (the derivation's clock, :func:`derivation_clock`);
 - in a training set (``get_historical_features``): each label's own timestamp, which the offline
   store hands over in the :data:`AS_OF` column.
 
-:func:`derive_frame` is THE derivation; every reader calls it (the on-demand feature view
+This module is THE derivation; every reader calls it (the on-demand feature view
 ``customer_time_features`` of ``feature_repo/features.py``,
 :class:`segmentation.reader.OnlineReader`, :func:`xiva_source.jobs.refresh.refresh_customer`),
-so they cannot disagree. The rules:
+so they cannot disagree. It has two forms of the same rules, tested against each other value for
+value (``tests/xiva_source/features/test_derived.py``):
+
+- :func:`derive_frame`, vectorized (pandas), for many rows: the segmentation reader's chunks;
+- :func:`derive_columns` / :func:`derive_row`, plain Python on lists, for a few rows at a time:
+  the on-demand view (Feast's ``mode="python"``: an online read of one customer costs
+  microseconds, where building DataFrames cost milliseconds; docs/feature-repo.md, "Serving").
+
+The rules:
 
 - ``last_purchase_days_ago``: whole days from the payment date to the as-of date (UTC dates);
 - ``age``: completed years from the birth date to the as-of date; someone born on 29 February
@@ -26,22 +34,60 @@ so they cannot disagree. The rules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import date, datetime
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pandas as pd
 
 from xiva_source.features.catalogue import DERIVED_FEATURES, DerivedFeature
-from xiva_source.timeutil import as_utc, utc_now
+from xiva_source.timeutil import Clock, as_utc, utc_now
 
-__all__ = ["AS_OF", "derive_frame", "derive_row", "facts_from_counts", "to_dates"]
+__all__ = [
+    "AS_OF",
+    "derivation_clock",
+    "derivation_now",
+    "derive_columns",
+    "derive_frame",
+    "derive_row",
+    "facts_from_counts",
+    "to_dates",
+    "utc_date",
+]
 
 AS_OF = "__as_of"
 """Column of a retrieval table holding each row's as-of moment (the label's timestamp).
 
 The project's offline store adds it to ``get_historical_features`` results before Feast runs the
 on-demand views, and drops it afterwards; a frame without it is derived as of now."""
+
+
+_clock: Clock = utc_now
+
+
+def derivation_now() -> datetime:
+    """The moment an online read derives as of: the derivation's clock (default: now, UTC)."""
+    return as_utc(_clock())
+
+
+@contextmanager
+def derivation_clock(clock: Clock) -> Iterator[None]:
+    """Derive "now" from ``clock`` inside the block, in every thread of the process.
+
+    Feast runs the on-demand view with no parameter but the features read, so the moment it
+    derives as of can only come from here: a test (or ``feast serve`` started by a launcher that
+    enters this block first) fixes the day the ages are computed for.
+
+    Args:
+        clock: Returns the current moment (aware; a naive one is taken as UTC).
+    """
+    global _clock
+    previous, _clock = _clock, clock
+    try:
+        yield
+    finally:
+        _clock = previous
 
 
 def to_dates(values: Any) -> pd.Series:
@@ -74,7 +120,7 @@ def _plain(value: Any) -> Any:
 def _as_of_dates(frame: pd.DataFrame, as_of: datetime | None) -> pd.Series:
     if AS_OF in frame.columns:
         return to_dates(frame[AS_OF]).set_axis(frame.index)
-    moment = utc_now() if as_of is None else as_utc(as_of)
+    moment = derivation_now() if as_of is None else as_utc(as_of)
     day = pd.Timestamp(moment).normalize()
     return pd.Series(day, index=frame.index, dtype="datetime64[ns, UTC]")
 
@@ -96,7 +142,7 @@ def derive_frame(frame: pd.DataFrame, as_of: datetime | None = None) -> pd.DataF
         frame: Rows holding the facts (``last_payment_date``, ``birth_date``; a fact column that
             is absent gives missing values) and, for training sets, the :data:`AS_OF` column.
         as_of: The moment when ``frame`` has no :data:`AS_OF` column (default: now, UTC; a naive
-            datetime is taken as UTC).
+            datetime is taken as UTC; :func:`derivation_now`).
 
     Returns:
         One nullable ``Int64`` column per derived feature (``last_purchase_days_ago``, ``age``),
@@ -114,20 +160,99 @@ def derive_frame(frame: pd.DataFrame, as_of: datetime | None = None) -> pd.DataF
     return pd.DataFrame(out, index=frame.index)
 
 
+# The scalar form of to_dates' range: pandas holds nanosecond timestamps, so a date it cannot hold
+# is missing in derive_frame and must be missing here too.
+_FIRST_DAY = pd.Timestamp.min.ceil("D").date()
+_LAST_DAY = pd.Timestamp.max.floor("D").date()
+
+
+def utc_date(value: Any) -> date | None:
+    """The UTC date of one date-like value: :func:`to_dates` for a scalar (None when missing).
+
+    ``datetime`` (naive = UTC; ``pd.Timestamp`` too) and ``date`` take the fast path; anything
+    else (ISO text, ``numpy.datetime64``, NaN) goes through :func:`to_dates` itself.
+    """
+    if value is None or value is pd.NaT:
+        return None
+    if isinstance(value, datetime):
+        # The UTC date; an offset subtracted is cheaper than astimezone (pytz's UTC included).
+        offset = None if value.tzinfo is None or value.tzinfo is UTC else value.utcoffset()
+        day = (value - offset if offset else value).date()
+    elif isinstance(value, date):
+        day = value
+    else:
+        stamp = to_dates(pd.Series([value], dtype=object)).iloc[0]
+        return None if pd.isna(stamp) else stamp.date()
+    return day if _FIRST_DAY <= day <= _LAST_DAY else None
+
+
+def _days(fact: date | None, as_of: date | None) -> int | None:
+    if fact is None or as_of is None or fact > as_of:
+        return None
+    return (as_of - fact).days
+
+
+def _years(fact: date | None, as_of: date | None) -> int | None:
+    if fact is None or as_of is None or fact > as_of:
+        return None
+    return as_of.year - fact.year - ((as_of.month, as_of.day) < (fact.month, fact.day))
+
+
+_RULES: Mapping[str, Callable[[date | None, date | None], int | None]] = {
+    "days": _days,
+    "years": _years,
+}
+
+
+def derive_columns(
+    columns: Mapping[str, Sequence[Any]], as_of: datetime | None = None
+) -> dict[str, list[int | None]]:
+    """:func:`derive_frame` for columns held as Python lists: the on-demand view's form.
+
+    What Feast's ``mode="python"`` on-demand views receive: online, the features read, one list
+    per feature (``datetime`` or None per customer); in a training set, the retrieval table's
+    columns, :data:`AS_OF` among them.
+
+    Args:
+        columns: Equal-length columns holding the facts (``last_payment_date``, ``birth_date``;
+            an absent fact gives missing values) and optionally :data:`AS_OF`; other columns
+            are ignored.
+        as_of: The moment when ``columns`` has no :data:`AS_OF` (default:
+            :func:`derivation_now`; a naive datetime is taken as UTC).
+
+    Returns:
+        One list per derived feature (``last_purchase_days_ago``, ``age``): ``int`` or None.
+    """
+    rows = len(next(iter(columns.values()), ()))
+    stamps = columns.get(AS_OF)
+    days: Sequence[date | None]
+    if stamps is not None:
+        days = [utc_date(v) for v in stamps]
+    else:
+        days = [as_utc(derivation_now() if as_of is None else as_of).date()] * rows
+    out: dict[str, list[int | None]] = {}
+    for feature in DERIVED_FEATURES.values():
+        facts = columns.get(feature.fact)
+        if facts is None:
+            out[feature.name] = [None] * rows
+            continue
+        rule = _RULES[feature.unit]
+        out[feature.name] = [rule(utc_date(f), d) for f, d in zip(facts, days, strict=True)]
+    return out
+
+
 def derive_row(row: Mapping[str, Any], as_of: datetime | None = None) -> dict[str, int | None]:
-    """:func:`derive_frame` for one row (a live refresh, a single customer's features).
+    """:func:`derive_columns` for one row (a live refresh, a single customer's features).
 
     Args:
         row: The facts (``last_payment_date``, ``birth_date``: ``datetime``, ``date`` or ISO text).
-        as_of: The moment described (default: now, UTC).
+        as_of: The moment described (default: :func:`derivation_now`).
 
     Returns:
         ``{"last_purchase_days_ago": int | None, "age": int | None}``.
     """
     facts = {f.fact: [row.get(f.fact)] for f in DERIVED_FEATURES.values()}
-    frame = pd.DataFrame(facts, dtype=object)
-    derived = derive_frame(frame, as_of=as_of).iloc[0]
-    return {str(name): (None if pd.isna(v) else int(v)) for name, v in derived.items()}
+    return {name: values[0] for name, values in derive_columns(facts, as_of=as_of).items()}
 
 
 def facts_from_counts(feature: str, counts: Any, stamps: Any) -> pd.Series:

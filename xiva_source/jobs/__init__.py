@@ -6,7 +6,9 @@ module             concern
 ``materialize``    :func:`run_materialization`: one run over every feature view (window, writes,
                    watermark)
 ``summary``        :class:`RunSummary` / :class:`ViewRun`: what a run did, its one summary line
-``locks``          the run's mutual exclusion: Redis or file lock, :class:`LockHolder`
+``locks``          the run's mutual exclusion: the one lock (:mod:`xiva_source.locking`) per store
+``plan``           per view: its sources, where each starts and where its watermark goes
+``state``          the job's use of the shared run state (:mod:`xiva_source.feast_plugin.run_state`)
 ``expiry``         online expiry measured from the last successful run
 ``failures``       a failure's ``problem`` and ``fix`` (the one mapping of foreign exceptions)
 ``refresh``        :func:`refresh_customer`: Xiva now -> the online store, for one customer
@@ -29,12 +31,11 @@ if TYPE_CHECKING:
         MaterializationConfigError,
         MaterializationError,
         MaterializationFailedError,
+        MaterializationStateError,
     )
     from xiva_source.jobs.expiry import extend_online_expiry, extend_store_expiry
     from xiva_source.jobs.locks import (
         FileMaterializationLock,
-        LockHolder,
-        MaterializationLock,
         RedisMaterializationLock,
         lock_for_store,
     )

@@ -4,6 +4,7 @@
     ├── MaterializationError
     │   ├── MaterializationConfigError   the job cannot start: settings, repository, view (exit 2)
     │   ├── MaterializationFailedError   a run failed (exit 1); carries the run's summary
+    │   │   └── MaterializationStateError a run stopped on a corrupted run state (exit 4)
     │   └── LockLostError                the run lost its lock (cause of a failed run)
     └── LiveRefreshError                 a live refresh cannot run in this configuration (exit 2)
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from xiva_source.errors import LoyaltyError
+from xiva_source.feast_plugin.errors import EXIT_CORRUPTED_STATE
 
 __all__ = [
     "LiveRefreshError",
@@ -26,6 +28,7 @@ __all__ = [
     "MaterializationConfigError",
     "MaterializationError",
     "MaterializationFailedError",
+    "MaterializationStateError",
 ]
 
 
@@ -61,6 +64,16 @@ class MaterializationFailedError(MaterializationError):
         self.summary = summary
         self.cause = cause
         super().__init__(cause, fix)
+
+
+class MaterializationStateError(MaterializationFailedError):
+    """A run stopped before reading anything: a field of the run state it needs is corrupted.
+
+    Exit 4, distinct from a failure (1): rerunning does not help, the fix (the exact repair of
+    the field, :class:`~xiva_source.feast_plugin.errors.CorruptedStateError`) does.
+    """
+
+    exit_code: ClassVar[int] = EXIT_CORRUPTED_STATE
 
 
 class LockLostError(MaterializationError):

@@ -7,8 +7,8 @@ successful incremental run the job resets the expiry of every entity key of the 
 (:func:`extend_online_expiry`): values disappear only when the job has been failing (or not running)
 for ``ttl``.
 
-Which keys belong to the project is Feast's layout, known only to
-:mod:`xiva_source.feast_plugin.redis_layout`.
+Which keys belong to the project is Feast's layout (:mod:`xiva_source.feast_plugin.redis_format`),
+found by the house's one ``SCAN`` (:mod:`xiva_source.feast_plugin.redis_scan`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from xiva_source.feast_plugin.errors import OnlineStoreError
 if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView
 
-    from xiva_source.feast_plugin.redis_layout import RedisLayout
+    from xiva_source.feast_plugin.redis_format import RedisLayout
     from xiva_source.redis_client import RedisClient
 
 __all__ = ["EXPIRY_PIPELINE_SIZE", "extend_online_expiry", "extend_store_expiry"]
@@ -57,7 +57,7 @@ def extend_online_expiry(client: RedisClient, layout: RedisLayout, ttl_seconds: 
     """
     from redis.exceptions import RedisError
 
-    from xiva_source.feast_plugin.redis_layout import scan_entity_keys
+    from xiva_source.feast_plugin.redis_scan import scan_entity_keys
 
     if ttl_seconds <= 0:
         return 0
@@ -100,7 +100,7 @@ def extend_store_expiry(
     Raises:
         OnlineStoreError: Redis could not be reached or refused a command.
     """
-    from xiva_source.feast_plugin.redis_layout import RedisLayout
+    from xiva_source.feast_plugin.redis_format import RedisLayout
 
     if client is None or not ttl_seconds:
         return 0

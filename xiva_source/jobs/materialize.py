@@ -27,7 +27,13 @@ incrementally:
    extended (:mod:`xiva_source.jobs.expiry`): online expiry measures the time since the last
    *successful run*. A run that read every online view in full skips it: its writes reset the
    expiry of every customer still in a source, and the others should expire. The marker is
-   written last, with the same expiry.
+   written last, expiring when the keys whose expiry the run reset do (from when the extension
+   began, or the run's start after a full run); not at all when the extension failed.
+
+Per view and source the window starts where the job's watermark is, or where a
+``feast materialize[-incremental]`` since then left the source once Feast's registry confirms it
+(:mod:`xiva_source.feast_plugin.feast_runs`): the state is shared. A watermark or mode the run
+needs that does not parse stops it before anything is read (exit 4, the fix names the repair).
 
 An ``--end-date`` more than :data:`END_DATE_SKEW` in the future is refused (exit 2): its
 watermark would make every later run read nothing.
@@ -40,7 +46,8 @@ success, 1 failure (:class:`~xiva_source.jobs.errors.MaterializationFailedError`
 the cause and the fix; also a fallback with ``fail_on_fallback``), 2 configuration error
 (:class:`~xiva_source.jobs.errors.MaterializationConfigError`,
 :class:`~xiva_source.errors.ConfigurationError`), 3 completed but degraded (``auto`` mode fell back
-to one source, or customers are pending a retry: the line says which). Everything else the run
+to one source, or customers are pending a retry: the line says which), 4 a corrupted run state
+(:class:`~xiva_source.jobs.errors.MaterializationStateError`). Everything else the run
 has to say goes to the log at INFO (the line is the one thing printed at the default level).
 
 At its end a run (failed ones too) stores its result beside the watermarks
@@ -55,21 +62,29 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from xiva_source.errors import DataSourceError
-from xiva_source.feast_plugin.errors import OnlineStoreError, RepositoryError
+from xiva_source.feast_plugin.errors import CorruptedStateError, OnlineStoreError, RepositoryError
+from xiva_source.feast_plugin.foreign_errors import exception_chain
+from xiva_source.feast_plugin.run_state import FileRunState, RunState, StateSnapshot
 from xiva_source.jobs.errors import (
     LockLostError,
     MaterializationConfigError,
     MaterializationError,
     MaterializationFailedError,
+    MaterializationStateError,
 )
 from xiva_source.jobs.expiry import extend_store_expiry
 from xiva_source.jobs.failures import explain_failure
-from xiva_source.jobs.locks import LockHolder, MaterializationLock, lock_for_store
+from xiva_source.jobs.locks import (
+    LockHolder,
+    MaterializationLock,
+    lock_for_store,
+    takeover_message,
+)
 from xiva_source.jobs.plan import (
     ViewPlan,
     feast_watermark,
@@ -78,7 +93,7 @@ from xiva_source.jobs.plan import (
     watermarks_after,
 )
 from xiva_source.jobs.repository import load_store, new_online_store, select_views
-from xiva_source.jobs.state import RunState, state_for_store
+from xiva_source.jobs.state import needed_fields, state_for_store
 from xiva_source.jobs.summary import RunSummary, ViewRun
 from xiva_source.jobs.writes import OnlineWriter
 from xiva_source.pipeline.auto import is_partial
@@ -150,6 +165,8 @@ def run_materialization(
             Views finished before the failure keep their new watermark; the failing view and
             those after it keep their old one, so the next run repeats them. Its ``problem`` and
             ``fix`` come from the cause's.
+        MaterializationStateError: A watermark or mode the run needs is corrupted in the run
+            state (exit 4); nothing was read or written; the fix names the repair.
 
     Example:
         >>> summary = run_materialization("feature_repo")  # doctest: +SKIP
@@ -182,6 +199,7 @@ def run_materialization(
         full=full,
         show_progress=sys.stderr.isatty() if progress is None else progress,
         started=started,
+        began=now,
         summary=RunSummary(
             status="ok",
             mode=settings.feature_store_data_source.value,
@@ -209,7 +227,7 @@ def run_materialization(
             duration=time.monotonic() - started,
         )
     if lock.took_over is not None:  # a dead run's lock (docs/operations.md, runbook)
-        run.summary.warnings.append(lock.took_over.takeover_message())
+        run.summary.warnings.append(takeover_message(lock.took_over))
     try:
         try:
             run.state = state_for_store(store, client)
@@ -237,8 +255,14 @@ class _Run:
     full: bool
     show_progress: bool
     started: float
+    began: datetime
+    """When the run started (wall clock)."""
     summary: RunSummary
     state: RunState | None = None
+    loaded_at: datetime | None = None
+    """From when every online key's expiry counts after this run (``None``: not all reset)."""
+    consumed: dict[str, list[str]] = field(default_factory=dict)
+    """Per view, the state's records of Feast's pulls to delete once the view is recorded."""
 
     def materialize_views(
         self, feature_views: Sequence[FeatureView], lock: MaterializationLock
@@ -251,14 +275,14 @@ class _Run:
         summary = self.summary
         last_error: DataSourceError | None = None
         try:
-            fields, reload = self._reload(feature_views)
-        except Exception as e:  # the state lives in the online store: it failed
+            state, reload = self._reload(feature_views)
+        except Exception as e:  # the state lives in the online store: it failed, or is corrupted
             raise self.failed(e, "the run state") from e
         for selected in feature_views:
             where = f"view {selected.name}"
             try:
                 fv = self._registry_view(selected.name)  # again under the lock: it may have moved
-                view_run = self._view(fv, fields, reload)
+                view_run = self._view(fv, state, reload)
                 if not lock.owned():
                     raise LockLostError()
                 # The watermarks move only now, after every chunk of the view is online.
@@ -290,13 +314,16 @@ class _Run:
                 # Every customer still in a source was just written (which resets its expiry);
                 # a key not rewritten belongs to a customer gone from every source: let it expire.
                 logger.info("full run: online expiry reset by the writes themselves")
+                self.loaded_at = self.began  # no key was written before the run began
                 return
             ttl = getattr(
                 bind_online_config(self.store.config, self.settings), "key_ttl_seconds", None
             )
+            at = utc_now()
             self.summary.expiry_extended = extend_store_expiry(
                 self.store, self.client, ttl, feature_views
             )
+            self.loaded_at = at  # every key now expires ttl after `at` or later
         except Exception as e:  # the values are online and current; only their expiry is old
             self.summary.expiry_error = redact(str(e))
             logger.info("online expiry not extended: %s", self.summary.expiry_error)
@@ -307,20 +334,30 @@ class _Run:
         self.summary.duration = time.monotonic() - self.started
         if where.startswith("view "):
             self.summary.failed_view = where[len("view ") :]
-        cause, fix = explain_failure(error, where)
+        corrupted = next(
+            (e for e in exception_chain(error) if isinstance(e, CorruptedStateError)), None
+        )
+        if corrupted is not None:  # exit 4: the fix is a repair, not a rerun
+            self.summary.state_corrupted = True
+            cause = corrupted.problem
+            fix = f"{corrupted.fix} Nothing was read or written."
+        else:
+            cause, fix = explain_failure(error, where)
         self.summary.error = f"{cause} Fix: {fix}"
         # The summary line says it (once); the log keeps the raw error at INFO.
         logger.info("materialization of %s failed: %s", where, redact(str(error)))
+        if corrupted is not None:
+            return MaterializationStateError(self.summary, cause, fix)
         return MaterializationFailedError(self.summary, cause, fix)
 
     def finish(self, feature_views: Sequence[FeatureView]) -> None:
         """Store the run's result and write the metrics textfile (each failure only a warning)."""
         now = utc_now()
-        fields: dict[str, str] = {}
+        stored = StateSnapshot.empty()
         try:
             state = self.state or state_for_store(self.store, self.client)
             state.save_run(self.summary.record(now), self.summary.view_records(now))
-            fields = state.load()
+            stored = state.load()
         except Exception as e:  # e.g. Redis down: the run's line says what happened anyway
             logger.info("run result not recorded: %s", redact(str(e)))
         path = self.settings.metrics_textfile
@@ -329,47 +366,69 @@ class _Run:
         from xiva_source.jobs.metrics import write_run_metrics
 
         try:
-            write_run_metrics(path, self.summary, self.store, RunState.watermarks(fields), now)
+            write_run_metrics(path, self.summary, self.store, stored.watermarks(), now)
         except Exception as e:  # e.g. a directory not writable: the run's outcome stands
             self.summary.warnings.append(redact(f"metrics not written to {path}: {e}"))
             logger.info("%s", self.summary.warnings[-1])
 
     def mark_loaded(self) -> None:
-        """After a run that served every view: the marker says the online store is loaded."""
+        """After a run that served every view: the marker says the online store is loaded.
+
+        It expires when the keys whose expiry the run reset do (``loaded_at`` + the online
+        expiry), never later; when the expiry could not be reset the old marker stays.
+        """
         from xiva_source.feast_plugin.online_store import bind_online_config
 
-        if self.state is None or self.summary.kept_views:
+        if self.state is None or self.summary.kept_views or self.loaded_at is None:
             return
         ttl = getattr(bind_online_config(self.store.config, self.settings), "key_ttl_seconds", None)
         try:
-            self.state.set_marker(ttl)
+            self.state.set_marker(ttl, at=self.loaded_at)
         except Exception as e:  # the next run reloads everything: slow, never wrong
             self.summary.warnings.append(redact(f"online store marker not written: {e}"))
             logger.info("%s", self.summary.warnings[-1])
 
-    def _reload(self, feature_views: Sequence[FeatureView]) -> tuple[dict[str, str], str | None]:
+    def _reload(self, feature_views: Sequence[FeatureView]) -> tuple[StateSnapshot, str | None]:
         """The stored state, and why this run reads everything (``full``, ``wiped``) if it does.
 
         A missing marker while Feast's registry has a watermark: the online store was wiped
-        (restarted empty, flushed, every key expired) or never loaded by this job: reload all.
+        (restarted empty, flushed, every key expired): reload all. An incremental run stops
+        when a field it needs is corrupted (exit 4); a reload rewrites them.
+
+        Raises:
+            CorruptedStateError: A watermark or mode the run needs does not parse.
         """
         assert self.state is not None
-        fields = self.state.load()
+        state = self.state.load()
         if self.full:
             self.summary.reload = "full"
-            return fields, "full"
+            return self._past_corruptions(state).readable(), "full"
         if self.state.marker() is None and any(fv.most_recent_end_time for fv in feature_views):
             self.summary.reload = "wiped"
             self.summary.reload_reason = (
                 "the online store's marker is missing although the registry has watermarks "
-                "(store wiped, restarted empty or expired, or first run of this job version): "
-                "full reload"
+                "(Redis restarted empty or flushed, or keys expired after ONLINE_TTL_SECONDS "
+                "without a successful run): full reload"
             )
             logger.info("%s", self.summary.reload_reason)
-            return {}, "wiped"
-        return fields, None
+            self._past_corruptions(state)
+            return StateSnapshot.empty(), "wiped"
+        state.check(needed_fields(feature_views, self.summary.mode))
+        return self._past_corruptions(state), None
 
-    def _view(self, fv: FeatureView, fields: dict[str, str], reload: str | None) -> ViewRun:
+    def _past_corruptions(self, state: StateSnapshot) -> StateSnapshot:
+        """Corrupted fields this run does not need: each a warning (a reload rewrites them)."""
+        assert self.state is not None
+        if state.unreadable is not None and isinstance(self.state, FileRunState):
+            aside = self.state.move_aside()  # a reload starts a new file; the old one is kept
+            self.summary.warnings.append(f"{state.unreadable.problem} Moved to {aside}.")
+            return StateSnapshot.empty()
+        for error in state.corruptions():
+            warning = f"{error.problem} (not used by this run). Fix: {error.fix}"
+            self.summary.warnings.append(warning)
+        return state
+
+    def _view(self, fv: FeatureView, state: StateSnapshot, reload: str | None) -> ViewRun:
         """Stream one view's sources into the online store; returns what was done."""
         from tqdm import tqdm
 
@@ -377,10 +436,15 @@ class _Run:
         from xiva_source.pipeline.report import PullReport
 
         view_started = time.monotonic()
-        plan = plan_view(fv, self.summary.mode, fields, self.end, reload=reload)
+        plan = plan_view(fv, self.summary.mode, state, self.end, reload=reload, now=self.began)
         if plan.reload == "mode" and self.summary.reload == "no":
             self.summary.reload = "mode"
         self.summary.warnings.extend(plan.warnings)
+        self.consumed[fv.name] = plan.consumed
+        for source, mark in sorted(plan.carried.items()):
+            logger.info(
+                "%s: %s carried on from `feast materialize` up to %s", fv.name, source, mark
+            )
         starts = plan.starts
         known = [m for m in starts.values() if m is not None]
         start = min(known) if len(known) == len(starts) and known else None
@@ -457,6 +521,8 @@ class _Run:
         assert self.state is not None
         try:
             self.state.save_view(fv.name, view_run.marks, view_run.mode, view_run.rereads)
+            # Feast's pulls now behind the view's watermarks (or void): their records go.
+            self.state.forget(self.consumed.get(fv.name, ()))
         except Exception as e:
             raise OnlineStoreError(f"the run state could not be stored: {e}") from e
         mark = feast_watermark(view_run.marks)

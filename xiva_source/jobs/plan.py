@@ -8,6 +8,12 @@ The rules (docs/operations.md, "Watermarks per source"):
   or one later than the run's end (a run once given a future ``--end-date``): the beginning.
   A source whose rows of an earlier run were not *settled* is read again from its re-read mark
   (below) as soon as the parts that settle it answer.
+- Its watermark is the job's own, or where a ``feast materialize[-incremental]`` since then left
+  the source, once Feast's registry confirms that pull
+  (:func:`~xiva_source.feast_plugin.feast_runs.carry_on`); a Feast pull made in another mode
+  reloads the view (``reload=mode``). A Feast pull never touches a re-read mark: it records
+  none (its unsettled Xiva rows are not carried on from, so the job reads them again), and a
+  watermark it moved leaves the job's mark where it was.
 - After the run a source's watermark moves to the run's end, unless it failed (or, for the DWH
   in ``auto``, its changes could not be merged because Xiva's last known values were
   unreadable), or it read from the beginning and found nothing (an empty first or full pull
@@ -38,19 +44,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from xiva_source.pipeline.auto import DWH_UNMERGED, LAST_KNOWN, XIVA_UNMERGED
+from xiva_source.feast_plugin.feast_runs import carry_on, unmerged, unsettled, view_mode
+from xiva_source.feast_plugin.run_state import MODE_SOURCES, StateSnapshot
 from xiva_source.pipeline.report import PullReport
-from xiva_source.pipeline.sources import source_kind
-from xiva_source.pipeline.xiva_pull import SNAPSHOT
 from xiva_source.timeutil import as_utc, to_iso
 
 __all__ = ["ViewPlan", "feast_watermark", "plan_view", "rereads_after", "watermarks_after"]
-
-_MODE_SOURCES: dict[str, tuple[str, ...]] = {
-    "xiva": ("xiva",),
-    "dwh": ("dwh",),
-    "auto": ("xiva", "dwh"),
-}
 
 
 @dataclass
@@ -73,6 +72,10 @@ class ViewPlan:
     """The stored re-read marks of the view's sources (``None``: the beginning): those sources'
     rows since then are not settled (the module docstring); the pull reads them again from
     there once it can settle them (``pull_batches(rereads=)``)."""
+    carried: dict[str, datetime] = field(default_factory=dict)
+    """The sources whose watermark a ``feast materialize`` moved since the job's last run."""
+    consumed: list[str] = field(default_factory=list)
+    """The state's records of Feast's pulls to delete once the view's run is recorded."""
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -83,42 +86,62 @@ class ViewPlan:
 def plan_view(
     fv: Any,
     mode: str,
-    fields: Mapping[str, str],
+    state: StateSnapshot,
     end: datetime,
     *,
     reload: str | None,
+    now: datetime | None = None,
 ) -> ViewPlan:
     """The plan of ``fv`` for a run ending at ``end``.
 
     Args:
-        fv: The feature view (its ``name`` and ``batch_source``).
+        fv: The feature view (its ``name``, ``batch_source``, ``materialization_intervals``).
         mode: ``FEATURE_STORE_DATA_SOURCE`` of the run.
-        fields: The stored state (:meth:`~xiva_source.jobs.state.RunState.load`).
+        state: The stored state (:meth:`~xiva_source.feast_plugin.run_state.RunState.load`).
         end: The run's end.
         reload: Read everything, and why (``full``, ``wiped``); ``None`` for incremental.
-    """
-    from xiva_source.jobs.state import RunState
+        now: The run's start (the age of Feast's pull records); default ``end``.
 
-    kind = source_kind(fv.batch_source)
-    view_mode = kind if kind in ("xiva", "dwh") else mode  # (a foreign source fails in the pull)
-    assert view_mode is not None
-    sources = _MODE_SOURCES[view_mode]
-    stored_mode = RunState.mode(fields, fv.name)
-    if reload is None and stored_mode is not None and stored_mode != view_mode:
+    Raises:
+        CorruptedStateError: A watermark or the mode of the view does not parse.
+    """
+    own_mode = view_mode(fv.batch_source, mode)
+    sources = MODE_SOURCES[own_mode]  # (a foreign source fails in the pull)
+    stored_mode = state.mode(fv.name)
+    if reload is None and stored_mode is not None and stored_mode != own_mode:
         reload = "mode"
-    previous = {s: RunState.watermark(fields, fv.name, s) for s in sources}
-    stored = RunState.rereads(fields, fv.name)
-    plan = ViewPlan(fv.name, view_mode, {}, previous, reload)
-    plan.rereads = {s: stored[s] for s in sources if s in stored}
+    stored = {s: state.watermark(fv.name, s) for s in sources}
+    intervals = getattr(fv, "materialization_intervals", None) or []
+    carried = carry_on(state, fv.name, own_mode, stored, intervals, now or end)
+    plan = ViewPlan(fv.name, own_mode, {}, stored, reload, consumed=carried.consumed)
+    if carried.other_mode is not None:
+        if plan.reload is None:
+            plan.reload = "mode"
+        plan.warnings.append(
+            f"{fv.name}: `feast materialize` loaded it in mode {carried.other_mode}, the job "
+            f"reads it in mode {own_mode}: the view is reloaded"
+        )
+    else:
+        plan.previous = carried.marks
+        plan.carried = carried.carried
+    # The job's re-read marks, whatever Feast's pulls moved (they never settle the job's rows).
+    rereads = state.rereads(fv.name)
+    plan.rereads = {s: rereads[s] for s in sources if s in rereads}
+    for source, raw in sorted(state.unreadable_rereads(fv.name).items()):
+        if source in plan.rereads and plan.reload is None:  # a reload reads it all anyway
+            plan.warnings.append(
+                f"{fv.name}: the {source} re-read mark {raw!r} is not a time: read as the "
+                "beginning (re-reading costs calls, never data; the run rewrites it)"
+            )
     for source in sources:
-        mark = previous[source]
+        mark = plan.previous[source]
         if mark is not None and mark > end:
             plan.warnings.append(
                 f"{fv.name}: the {source} watermark {mark.isoformat()} is after the run's end "
                 "(a run was given a future --end-date?): read from the beginning"
             )
             mark = None
-        plan.starts[source] = None if reload is not None else mark
+        plan.starts[source] = None if plan.reload is not None else mark
     return plan
 
 
@@ -135,9 +158,7 @@ def watermarks_after(
     marks: dict[str, datetime | None] = {}
     warnings: list[str] = []
     for source in plan.sources:
-        failed = source in report.errors or (
-            source == "dwh" and (LAST_KNOWN in report.errors or DWH_UNMERGED in report.errors)
-        )
+        failed = unmerged(report, source)
         empty = plan.starts[source] is None and not report.rows_by_source.get(source, 0)
         # A failed source keeps its watermark; after a wipe or a mode switch there is none.
         kept = plan.previous[source] if plan.reload in (None, "full") else None
@@ -175,7 +196,7 @@ def rereads_after(
         return {}, []
     kept = plan.rereads if plan.reload in (None, "full") else {}
     start = plan.starts["xiva"]
-    why = _unsettled(report)
+    why = unsettled(report)
     if why is not None:
         if "xiva" in kept:
             older = kept["xiva"]
@@ -189,16 +210,6 @@ def rereads_after(
     if "xiva" in kept and (not reread or "xiva" in report.errors):
         return {"xiva": kept["xiva"]}, []
     return {}, []
-
-
-def _unsettled(report: PullReport) -> str | None:
-    """Why this pull's Xiva rows are not settled, ``None`` when they are."""
-    reasons = []
-    if XIVA_UNMERGED in report.errors:
-        reasons.append("written partially, the DWH being unavailable")
-    if SNAPSHOT in report.errors:
-        reasons.append("not recorded in the snapshot table")
-    return " and ".join(reasons) or None
 
 
 def feast_watermark(marks: Mapping[str, datetime | None]) -> datetime | None:

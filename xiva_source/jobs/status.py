@@ -4,7 +4,7 @@ Read-only and cheap to run every minute from a health check: the job's state (wa
 source, the last run's result: :mod:`xiva_source.jobs.state`), Feast's registry (each view's
 watermark), the pending-retry table (:mod:`xiva_source.dwh.pending`), the Xiva usage counters of
 the current UTC hour (:mod:`xiva_source.xiva_api.usage`) and a count of the project's online keys
-(a ``SCAN`` of its key pattern, :mod:`xiva_source.feast_plugin.redis_layout`; never ``DBSIZE``,
+(a ``SCAN`` of its key pattern, :mod:`xiva_source.feast_plugin.redis_scan`; never ``DBSIZE``,
 which counts every project). A part that cannot be read is shown as unknown with the reason; the
 others are still shown.
 """
@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from xiva_source.jobs.state import RunState, state_for_store
+from xiva_source.feast_plugin.feast_runs import carry_on, view_mode
+from xiva_source.feast_plugin.run_state import MODE_SOURCES, StateSnapshot
+from xiva_source.jobs.state import state_for_store
 from xiva_source.redaction import redact
 from xiva_source.timeutil import as_utc, to_iso
 
@@ -38,6 +40,8 @@ class SourceFreshness:
     source: str
     watermark: datetime | None
     age_seconds: float | None
+    carried: bool = False
+    """The watermark is where a ``feast materialize`` left the source (the next run's start)."""
 
 
 @dataclass
@@ -89,6 +93,7 @@ class StoreStatus:
                         s.source: {
                             "watermark": _iso(s.watermark),
                             "age_seconds": _round(s.age_seconds),
+                            "carried_from_feast": s.carried,
                         }
                         for s in view.sources
                     },
@@ -126,6 +131,7 @@ class StoreStatus:
                 out.append(
                     f"  source {s.source}: watermark {_iso(s.watermark) or 'none'} "
                     f"(age {_age(s.age_seconds)})"
+                    + (" carried on from feast materialize" if s.carried else "")
                 )
         last = self.last_run
         if last:
@@ -172,13 +178,16 @@ def collect_status(
         now: The moment ages are measured from.
     """
     status = StoreStatus(project=store.project, now=now)
-    fields: dict[str, str] = {}
+    state = StateSnapshot.empty()
     try:
-        fields = state_for_store(store, client).load()
+        state = state_for_store(store, client).load()
     except Exception as e:
         status.problems["state"] = _short(e)
-    marks = RunState.watermarks(fields)
-    status.last_run = RunState.last_run(fields)
+    corrupted = state.corruptions()
+    if corrupted:  # each with its repair; the readable fields are still shown
+        status.problems["state"] = " ".join(str(e) for e in corrupted)
+    marks = state.watermarks()
+    status.last_run = state.last_run()
     for fv in sorted(store.list_feature_views(), key=lambda v: v.name):
         if fv.batch_source is None:  # customer_segments: segmentation writes it, never materialized
             continue
@@ -187,11 +196,20 @@ def collect_status(
             name=fv.name,
             watermark=end,
             age_seconds=(now - end).total_seconds() if end else None,
-            last_run=RunState.last_run(fields, fv.name),
+            last_run=state.last_run(fv.name),
         )
-        for (name, source), mark in sorted(marks.items()):
-            if name == fv.name:
-                view.sources.append(SourceFreshness(source, mark, (now - mark).total_seconds()))
+        # Where the next run starts: the job's watermarks, moved by Feast's confirmed pulls.
+        mode = view_mode(fv.batch_source, settings.feature_store_data_source.value)
+        stored = {s: marks.get((fv.name, s)) for s in MODE_SOURCES.get(mode, ())}
+        intervals = fv.materialization_intervals or []
+        carried = carry_on(state, fv.name, mode, stored, intervals, now)
+        shown = dict(stored if carried.other_mode else carried.marks)
+        shown.update({s: m for (name, s), m in marks.items() if name == fv.name and s not in shown})
+        for source, mark in sorted(shown.items()):
+            if mark is not None:
+                age = (now - mark).total_seconds()
+                moved = source in carried.carried and carried.other_mode is None
+                view.sources.append(SourceFreshness(source, mark, age, moved))
         status.views.append(view)
     _pending(status, store, settings)
     _usage(status, settings, now)
@@ -219,15 +237,11 @@ def _usage(status: StoreStatus, settings: Settings, now: datetime) -> None:
     if not settings.redis_url:
         status.problems["usage"] = "no REDIS_URL: usage counters are kept per process"
         return
-    from xiva_source.redis_client import connect_redis
+    from xiva_source.redis_client import redis_for_settings
     from xiva_source.xiva_api.usage import RedisUsageStore, usage_prefix_for
 
     try:
-        client = connect_redis(
-            settings.redis_url,
-            redis_type=settings.redis_type,
-            sentinel_master=settings.redis_sentinel_master,
-        )
+        client = redis_for_settings(settings)
     except Exception as e:  # a cluster's nodes unreachable: this part is unknown, not the rest
         status.problems["usage"] = _short(e)
         return
@@ -245,7 +259,8 @@ def _online_keys(status: StoreStatus, store: FeatureStore, client: RedisClient |
     if client is None:
         status.problems["online_keys"] = "the online store is not Redis"
         return
-    from xiva_source.feast_plugin.redis_layout import RedisLayout, scan_entity_keys
+    from xiva_source.feast_plugin.redis_format import RedisLayout
+    from xiva_source.feast_plugin.redis_scan import scan_entity_keys
 
     try:
         total = 0

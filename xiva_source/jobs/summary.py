@@ -5,8 +5,8 @@ contract (docs/operations.md: cron logs are grepped for it), so change it only w
 
 The exit status (:attr:`RunSummary.exit_code`): 0 ok (or skipped), 1 failed, 3 completed but
 degraded (:attr:`RunSummary.degraded_reasons`: a fallback was used, or customers are pending a
-retry); with ``fail_on_fallback`` a fallback is a failure (1). Exit 2 (usage, configuration) is
-raised before a run exists.
+retry), 4 stopped on a corrupted run state; with ``fail_on_fallback`` a fallback is a failure
+(1). Exit 2 (usage, configuration) is raised before a run exists.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from xiva_source.feast_plugin.errors import EXIT_CORRUPTED_STATE
 from xiva_source.pipeline.report import PullReport
 from xiva_source.redaction import redact
 from xiva_source.timeutil import to_iso
@@ -127,6 +128,8 @@ class RunSummary:
     """A fallback makes the run fail (exit 1) instead of degraded (exit 3)."""
     failed_view: str | None = None
     """For a failed run: the view it failed on (``None``: before or after the views)."""
+    state_corrupted: bool = False
+    """The run stopped on a corrupted field of the run state (exit 4)."""
     engine: str = "local"
     """Where the views were read: ``local`` (this process) or ``ray`` (``batch_engine:
     ray.engine`` in ``feature_store.yaml``: parts of each pull read by Ray tasks)."""
@@ -163,10 +166,11 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        """0 ok or skipped, 1 failed (also a fallback with ``fail_on_fallback``), 3 degraded."""
+        """0 ok or skipped, 1 failed (also a fallback with ``fail_on_fallback``), 3 degraded,
+        4 stopped on a corrupted run state."""
         outcome = self.outcome
         if outcome == "failed":
-            return EXIT_FAILED
+            return EXIT_CORRUPTED_STATE if self.state_corrupted else EXIT_FAILED
         return EXIT_DEGRADED if outcome == "degraded" else EXIT_OK
 
     def record(self, finished_at: datetime) -> dict[str, Any]:

@@ -52,7 +52,10 @@ def stream_dwh(
     late (stamped before the previous run's end, committed after it) are read by the next runs
     until they fall out of the lookback. Rows come oldest first, so a writer whose last write
     wins keeps each customer's latest row; a row read again is written again with the same
-    values and timestamp (idempotent). Only ``ctx.customer_range`` when it is set.
+    values and timestamp (idempotent). Only ``ctx.customer_range`` when it is set. A source with a
+    created timestamp column yields one row per customer and timestamp, the latest created (a tie
+    on the timestamp decided as Feast decides it;
+    :meth:`~xiva_source.dwh.reads.TableSpec.from_clause`), with its ``created_timestamp``.
 
     Raises:
         DwhError: The DWH failed (when the first chunk is read).
@@ -70,7 +73,7 @@ def stream_dwh(
         customer_range=ctx.customer_range,
     ):
         table = counts_to_facts(table, source.timestamp_field, keep=ctx.feature_names)
-        yield rename_timestamp(table, source.timestamp_field)
+        yield rename_timestamp(table, source.timestamp_field, source.spec.created_timestamp_column)
 
 
 def dwh_boundaries(source: DwhSourceSpec, ctx: PullContext, parts: int) -> list[str]:
@@ -133,7 +136,8 @@ def pull_dwh(source: DwhSourceSpec, ctx: PullContext) -> Iterator[pa.Table]:
 
     Yields:
         ``customer_id``, ``ctx.feature_names`` (the ones the table lacks null),
-        ``event_timestamp``.
+        ``event_timestamp`` (and ``created_timestamp`` when the source names a created
+        timestamp column).
 
     Raises:
         DwhError: The DWH failed.

@@ -119,7 +119,8 @@ def merge_tables(
     sides = tuple(t for t in (xiva, dwh) if t is not None)
     types = _resolve_types(feature_names, feature_types, sides)
     x = conform(xiva, feature_names, types)
-    d = conform(dwh, feature_names, types)
+    # A merged row has no one created timestamp: the DWH side's is dropped.
+    d = conform(dwh, feature_names, types).select([ENTITY, *feature_names, EVENT_TIMESTAMP])
     if d.num_rows == 0:
         return x
     if x.num_rows == 0:

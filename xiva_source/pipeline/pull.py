@@ -95,7 +95,9 @@ def pull_batches(
 
     Yields:
         Tables with ``customer_id``, ``feature_names`` and ``event_timestamp`` (UTC). Xiva and
-        merged pulls have one row per customer; DWH pulls return the source's rows as they are.
+        merged pulls have one row per customer; DWH pulls return the source's rows as they are,
+        except that a source with a created timestamp column gives one row per customer and
+        timestamp (the latest created) and its ``created_timestamp`` column.
 
     Raises:
         DataSourceError: The source failed (``DwhError`` for the DWH).

@@ -7,7 +7,7 @@ from collections.abc import Generator, Iterator, Mapping, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from xiva_source.features.catalogue import ENTITY, EVENT_TIMESTAMP
+from xiva_source.features.catalogue import CREATED_TIMESTAMP, ENTITY, EVENT_TIMESTAMP
 
 __all__ = [
     "TIMESTAMP_TYPE",
@@ -18,6 +18,7 @@ __all__ = [
     "prepend",
     "rename_timestamp",
     "take_ids",
+    "to_source_names",
 ]
 
 TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
@@ -53,7 +54,8 @@ def conform(
         feature_types: Arrow type per feature; a feature without one keeps its column's type.
 
     Returns:
-        ``customer_id``, ``feature_names``, ``event_timestamp`` (UTC).
+        ``customer_id``, ``feature_names``, ``event_timestamp`` (UTC), and ``created_timestamp``
+        (UTC) when ``table`` has it (a DWH source naming a created timestamp column).
     """
     if table is None:
         return empty_table(feature_types, feature_names)
@@ -67,17 +69,62 @@ def conform(
             columns.append(col.cast(dtype) if col.type != dtype else col)
         else:
             columns.append(pa.nulls(table.num_rows, type=dtype or pa.null()))
+    names = [ENTITY, *feature_names, EVENT_TIMESTAMP]
     columns.append(table.column(EVENT_TIMESTAMP).cast(TIMESTAMP_TYPE))
-    return pa.Table.from_arrays(columns, names=[ENTITY, *feature_names, EVENT_TIMESTAMP])
+    if CREATED_TIMESTAMP in table.column_names:
+        names.append(CREATED_TIMESTAMP)
+        columns.append(table.column(CREATED_TIMESTAMP).cast(TIMESTAMP_TYPE))
+    return pa.Table.from_arrays(columns, names=names)
 
 
-def rename_timestamp(table: pa.Table, timestamp_field: str) -> pa.Table:
-    """``table`` with its ``timestamp_field`` column named ``event_timestamp``."""
-    if timestamp_field == EVENT_TIMESTAMP:
-        return table
-    return table.rename_columns(
-        [EVENT_TIMESTAMP if c == timestamp_field else c for c in table.column_names]
-    )
+def rename_timestamp(
+    table: pa.Table, timestamp_field: str, created_timestamp_column: str = ""
+) -> pa.Table:
+    """``table`` with the source's timestamp columns named as the pipeline names them.
+
+    Args:
+        table: Rows as the source has them.
+        timestamp_field: The source's event-timestamp column (-> ``event_timestamp``).
+        created_timestamp_column: The source's created timestamp column, if it names one
+            (-> ``created_timestamp``).
+
+    Returns:
+        The table renamed.
+    """
+    names = {timestamp_field: EVENT_TIMESTAMP}
+    if created_timestamp_column:
+        names[created_timestamp_column] = CREATED_TIMESTAMP
+    return table.rename_columns([names.get(c, c) for c in table.column_names])
+
+
+def to_source_names(
+    table: pa.Table, timestamp_field: str, created_timestamp_column: str | None = None
+) -> pa.Table:
+    """A pulled table with the source's timestamp names (the shape of Feast's pulls).
+
+    The inverse of :func:`rename_timestamp`: ``event_timestamp`` -> ``timestamp_field``,
+    ``created_timestamp`` -> ``created_timestamp_column`` (a null column when the table has no
+    created timestamps: Feast reads the column whenever the source names one). Without a
+    ``created_timestamp_column`` the created timestamps are dropped.
+
+    Args:
+        table: A table the pipeline yielded.
+        timestamp_field: The name Feast expects for the event timestamp.
+        created_timestamp_column: The name Feast expects for the created timestamp, if any.
+
+    Returns:
+        The renamed table.
+    """
+    if CREATED_TIMESTAMP in table.column_names and not created_timestamp_column:
+        table = table.drop_columns([CREATED_TIMESTAMP])
+    elif created_timestamp_column and CREATED_TIMESTAMP not in table.column_names:
+        table = table.append_column(
+            CREATED_TIMESTAMP, pa.nulls(table.num_rows, type=TIMESTAMP_TYPE)
+        )
+    names = {EVENT_TIMESTAMP: timestamp_field}
+    if created_timestamp_column:
+        names[CREATED_TIMESTAMP] = created_timestamp_column
+    return table.rename_columns([names.get(c, c) for c in table.column_names])
 
 
 def take_ids(table: pa.Table | None, ids: Sequence[str]) -> pa.Table | None:

@@ -41,7 +41,7 @@ import requests
 from pydantic import SecretStr
 
 from xiva_source.redaction import redact_url
-from xiva_source.redis_client import connect_redis
+from xiva_source.redis_client import redis_for_settings
 from xiva_source.settings import Settings, load_settings
 from xiva_source.timeutil import Clock, to_iso, utc_now
 from xiva_source.xiva_api.auth import Credentials, TokenManager
@@ -517,12 +517,7 @@ def _shared_redis(settings: Settings) -> RedisClient | None:
     from redis.exceptions import RedisError
 
     try:
-        return connect_redis(
-            settings.redis_url,
-            redis_type=settings.redis_type,
-            sentinel_master=settings.redis_sentinel_master,
-            fail_fast=True,
-        )
+        return redis_for_settings(settings, fail_fast=True)
     except RedisError as e:
         logger.warning(
             "Redis for the shared rate and usage counters is unavailable (%s); pacing and "

@@ -15,6 +15,7 @@ from xiva_source.dwh.schema import CONTRACT_TABLES
 CREATED = "created: " + ", ".join(CONTRACT_TABLES)
 
 
+@pytest.mark.usefixtures("pg_base_url")
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_dwh_init_twice_creates_once(
     backend: str,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.feast_fixtures import ROOT, FeastEnv
+from tests.support.feast import ROOT, FeastEnv
 from xiva_source.cli import main, segmentation_main
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"
@@ -96,6 +96,7 @@ def unapplied_repo(tmp_path: Path) -> Path:
     return target
 
 
+@pytest.mark.usefixtures("subprocesses")
 @pytest.mark.parametrize(
     ("variable", "value"), [("FEATURE_STORE_DATA_SOURCE", "foo"), ("XIVA_TIMEOUT", "abc")]
 )
@@ -111,6 +112,7 @@ def test_bad_setting(
     assert_short(proc, 2, variable, repr(value), "fix:", max_lines=2)
 
 
+@pytest.mark.usefixtures("subprocesses")
 def test_bad_setting_in_the_env_file_found_from_a_subdirectory(tmp_path: Path) -> None:
     root = tmp_path / "project"
     (root / "feature_repo").mkdir(parents=True)
@@ -122,6 +124,7 @@ def test_bad_setting_in_the_env_file_found_from_a_subdirectory(tmp_path: Path) -
     assert_short(proc, 2, "XIVA_TIMEOUT='abc'", str(root / ".env"), max_lines=2)
 
 
+@pytest.mark.usefixtures("subprocesses")
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     proc = run("xiva_source", "--debug", "usage", cwd=tmp_path, env={"XIVA_TIMEOUT": "abc"})
     assert proc.returncode == 2 and "Traceback" in proc.stderr and "XIVA_TIMEOUT" in proc.stderr
@@ -150,6 +153,7 @@ def test_dead_redis(
     assert_short(proc, 1, *needles)
 
 
+@pytest.mark.usefixtures("subprocesses")
 def test_dead_redis_subprocess(applied_feast_repo: Path, tmp_path: Path) -> None:
     repo = ["--repo", str(applied_feast_repo)]
     proc = run("segmentation", "sizes", *repo, cwd=tmp_path, env={"REDIS_URL": DEAD_REDIS})
@@ -191,6 +195,7 @@ def test_unapplied_repository(
     assert_short(proc, 2, "apply", max_lines=2)
 
 
+@pytest.mark.usefixtures("subprocesses")
 def test_unapplied_repository_subprocess(unapplied_repo: Path, tmp_path: Path) -> None:
     proc = run("xiva_source", "refresh", "C00001", "--repo", str(unapplied_repo), cwd=tmp_path)
     assert_short(proc, 2, "not applied", "make apply", max_lines=2)
@@ -215,6 +220,7 @@ def test_unknown_customer(
     assert_short(proc, 1, "No online features for customer 'no-such-customer'", max_lines=2)
 
 
+@pytest.mark.usefixtures("subprocesses")
 def test_options_after_the_command_and_console_prog(tmp_path: Path) -> None:
     proc = run("segmentation", "sizes", "--repo", str(tmp_path / "nowhere"), cwd=tmp_path)
     assert_short(proc, 2, "python -m segmentation sizes: error:", "nowhere", max_lines=2)

@@ -13,8 +13,6 @@ from xiva_source.cli.segmentation import TREE as SEGMENTATION
 from xiva_source.cli.xiva import TREE as XIVA
 from xiva_source.errors import ConfigurationError, LoyaltyError
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize(
     "argv",

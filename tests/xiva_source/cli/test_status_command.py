@@ -11,8 +11,6 @@ import pytest
 from xiva_source.cli import main
 from xiva_source.cli.status import parse_duration
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize(
     ("text", "seconds"),

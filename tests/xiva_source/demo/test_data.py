@@ -60,6 +60,7 @@ def test_a_naive_reference_time_is_utc_and_a_simulator_gives_its_customers(tmp_p
     )
 
 
+@pytest.mark.usefixtures("subprocesses")
 def test_the_dwh_package_does_not_import_the_demo() -> None:
     import subprocess
     import sys

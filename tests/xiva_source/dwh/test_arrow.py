@@ -17,8 +17,6 @@ from xiva_source import dwh
 from xiva_source.dwh.arrow import table_records
 from xiva_source.dwh.engine import bind_timestamp
 
-pytestmark = pytest.mark.unit
-
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 UTC_TS = pa.timestamp("us", tz="UTC")
 
@@ -77,6 +75,22 @@ def test_latest_per_customer_keeps_the_latest_row_then_the_latest_pull() -> None
     assert dwh.latest_per_customer(table.slice(0, 0)).num_rows == 0
 
 
+def test_latest_per_customer_breaks_a_tie_by_the_created_timestamp() -> None:
+    t1 = T0 + timedelta(days=1)
+    table = pa.table(
+        {
+            "customer_id": ["a", "a", "a", "b", "b"],
+            "v": [1, 2, 3, 4, 5],
+            "updated_at": pa.array([T0, T0, T0, t1, t1], UTC_TS),
+            "loaded_at": pa.array([t1, None, T0, None, T0], UTC_TS),
+        }
+    )
+    latest = dwh.latest_per_customer(table, "updated_at", "loaded_at")
+    assert latest.column("v").to_pylist() == [1, 5]  # latest created; none loses
+    pulled = table.rename_columns(["customer_id", "v", "event_timestamp", "created_timestamp"])
+    assert dwh.latest_per_customer(pulled).column("v").to_pylist() == [1, 5]
+
+
 def test_table_records_hand_the_driver_plain_datetimes() -> None:
     table = pa.table({"a": [1], "ts": pa.array([T0], UTC_TS)})
     (record,) = table_records(table)
@@ -117,6 +131,7 @@ def test_bad_urls_fail_with_the_fix_and_never_the_password() -> None:
     assert caught.value.fix and "DWH_URL" in caught.value.fix
 
 
+@pytest.mark.usefixtures("subprocesses")
 def test_the_package_loads_its_modules_on_first_use() -> None:
     code = (
         "import sys, xiva_source.dwh, xiva_source.dwh.errors, xiva_source.dwh.tables; "

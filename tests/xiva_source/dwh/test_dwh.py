@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+import sqlalchemy as sa
 
 from xiva_source import dwh
 from xiva_source.demo.data import create_demo_dwh
 from xiva_source.dwh.errors import DwhError
+from xiva_source.dwh.reads import ReadPath, customer_boundaries
 
 IDS = [f"00000000-0000-4000-8000-{i:012d}" for i in range(60)]
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -67,6 +69,90 @@ def test_streamed_reads_are_chunked_typed_and_window_filtered(
         )
     )
     assert adults.num_rows > 0 and min(adults.column("age").to_pylist()) > 40
+
+
+@pytest.mark.parametrize(
+    ("backend", "path"), [("sqlite", "rows"), ("postgresql", "rows"), ("postgresql", "adbc")]
+)
+def test_every_read_keeps_the_latest_created_of_rows_tied_on_the_timestamp(
+    backend: str, path: ReadPath, tmp_path: Path, pg_url: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'dwh.sqlite'}" if backend == "sqlite" else pg_url
+    t1, t2 = NOW, NOW + timedelta(hours=1)
+    rows = [  # (customer, v, updated_at, loaded_at) in storage order
+        ("a", 1, t1, t1 + timedelta(minutes=5)),
+        ("a", 2, t1, t1 + timedelta(minutes=9)),  # a at t1
+        ("a", 3, t1, None),
+        ("a", 4, t2, None),  # a at t2: alone, kept
+        ("b", 5, t1, None),
+        ("b", 6, t1, t1),  # b at t1
+    ]
+    engine = sa.create_engine(url)
+    naive = backend == "sqlite"  # SQLite keeps naive UTC, as the warehouse's rule reads it
+    hist = sa.Table(
+        "hist",
+        sa.MetaData(),
+        sa.Column("customer_id", sa.Text),
+        sa.Column("v", sa.BigInteger),
+        sa.Column("updated_at", sa.DateTime(timezone=not naive)),
+        sa.Column("loaded_at", sa.DateTime(timezone=not naive)),
+    )
+    with engine.begin() as conn:
+        hist.create(conn)
+        conn.execute(
+            sa.insert(hist),
+            [
+                {
+                    "customer_id": c,
+                    "v": v,
+                    "updated_at": u.replace(tzinfo=None) if naive else u,
+                    "loaded_at": (at.replace(tzinfo=None) if naive else at) if at else None,
+                }
+                for c, v, u, at in rows
+            ],
+        )
+    engine.dispose()
+    want = [("a", 2, t1), ("b", 6, t1), ("a", 4, t2)]
+    specs = [
+        dwh.TableSpec(table="hist", created_timestamp_column="loaded_at"),
+        dwh.TableSpec(query="SELECT * FROM hist", created_timestamp_column="loaded_at"),
+    ]
+    for spec in specs:
+        table = pa.concat_tables(
+            dwh.stream_rows(
+                url,
+                spec,
+                columns=["customer_id", "v"],
+                timestamp_field="updated_at",
+                start_date=None,
+                end_date=None,
+                order_by_timestamp=True,
+                path=path,
+            )
+        )
+        assert table.column_names == ["customer_id", "v", "updated_at", "loaded_at"]
+        got = list(zip(*table.select(["customer_id", "v", "updated_at"]).columns, strict=True))
+        got = [tuple(x.as_py() for x in row) for row in got]
+        assert sorted(got[:2]) == want[:2] and got[2] == want[2]  # oldest first
+        assert table.column("loaded_at").type == pa.timestamp("us", tz="UTC")
+    spec = specs[0]
+    window = dwh.stream_rows(
+        url,
+        spec,
+        columns=["customer_id", "v"],
+        timestamp_field="updated_at",
+        start_date=t1,
+        end_date=t1,
+        customer_range=("b", None),
+        path=path,
+    )
+    assert pa.concat_tables(window).column("v").to_pylist() == [6]
+    looked_up = dwh.lookup_rows(
+        url, spec, ["a", "b"], columns=["v"], timestamp_field="updated_at", end_date=t1
+    )
+    assert looked_up.column("v").to_pylist() == [2, 6]
+    bounds = customer_boundaries(url, spec, "updated_at", start_date=None, end_date=None, parts=2)
+    assert bounds == ["b"]  # halves of the three rows read (a, a | b), not of the six stored
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])

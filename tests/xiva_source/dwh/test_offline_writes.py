@@ -58,7 +58,7 @@ def test_push_writes_offline_to_the_dwh_table(
 ) -> None:
     from feast import FeatureStore
 
-    from tests.feast_fixtures import make_repo
+    from tests.support.feast import make_repo
 
     monkeypatch.setenv("DWH_URL", pg_url)
     create_demo_dwh(pg_url, IDS, seed=3, reference_time=NOW)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from tests.support.tiers import service
 from xiva_source import dwh
 from xiva_source.demo.data import create_demo_dwh
 from xiva_source.dwh.errors import DwhError
@@ -17,6 +18,7 @@ IDS = [f"00000000-0000-4000-8000-{i:012d}" for i in range(20)]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
+@service("postgresql")  # its postgresql case reaches pg_url through getfixturevalue
 def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty warehouse: a new SQLite file, or a new PostgreSQL schema."""
     if request.param == "sqlite":

@@ -18,8 +18,6 @@ from xiva_source.dwh.schema import (
 from xiva_source.dwh.tables import CUSTOMER_FEATURES_TABLE, HISTORY_TABLES
 from xiva_source.features.catalogue import DWH_ONLY_FEATURE_TYPES, ENTITY
 
-pytestmark = pytest.mark.unit
-
 
 def test_the_contract_names_the_dwh_tables_and_the_dwh_only_features() -> None:
     metadata = contract_metadata()

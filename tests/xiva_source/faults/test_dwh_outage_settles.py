@@ -17,14 +17,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.feast_fixtures import FeastEnv
-from tests.xiva_source.faults.conftest import DwhProxy, Job
-from tests.xiva_source.faults.helpers import (
+from tests.support.feast import FeastEnv
+from tests.support.xiva_source.faults import (
+    DwhProxy,
+    Job,
     assert_every_customer_equals_the_source,
     customer_360_calls,
     wait_until,
 )
-from tests.xiva_source.jobs.fallback_helpers import Truth
+from tests.support.xiva_source.jobs import Truth
 
 
 def _line(out: str) -> str:

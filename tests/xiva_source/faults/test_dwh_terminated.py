@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from tests.feast_fixtures import FeastEnv
-from tests.xiva_source.faults.conftest import Job
-from tests.xiva_source.faults.helpers import (
+from tests.support.feast import FeastEnv
+from tests.support.xiva_source.faults import (
+    Job,
     assert_every_customer_equals_the_source,
     wait_until,
     watermarks,
 )
-from tests.xiva_source.jobs.fallback_helpers import Truth
+from tests.support.xiva_source.jobs import Truth
 from xiva_source.dwh.tables import CUSTOMER_FEATURES_TABLE
 
 BLOCKED_BY_ME = sa.text("SELECT pid FROM pg_stat_activity WHERE :me = ANY(pg_blocking_pids(pid))")

@@ -6,15 +6,15 @@ from __future__ import annotations
 import signal
 import time
 
-from tests.feast_fixtures import FeastEnv
-from tests.xiva_source.faults.conftest import Job
-from tests.xiva_source.faults.helpers import (
+from tests.support.feast import FeastEnv
+from tests.support.xiva_source.faults import (
+    Job,
     assert_every_customer_equals_the_source,
     customer_360_calls,
     wait_until,
     watermarks,
 )
-from tests.xiva_source.jobs.fallback_helpers import Truth
+from tests.support.xiva_source.jobs import Truth
 from xiva_source.jobs.locks import LOCK_TTL_SECONDS, LockHolder, redis_lock_name
 
 
@@ -23,7 +23,7 @@ def test_a_run_killed_mid_pull_is_taken_over_at_once_and_loses_nothing(
 ) -> None:
     import redis
 
-    from tests.xiva_source.jobs.fallback_helpers import store_of
+    from tests.support.xiva_source.jobs import store_of
 
     project = store_of(job.repo).project
     before = watermarks(job.repo)

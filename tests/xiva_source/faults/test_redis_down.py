@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from tests.conftest import SIM_PASSWORD, SIM_USER
-from tests.xiva_source.faults.conftest import PrivateRedis
+from tests.support.services import SIM_PASSWORD, SIM_USER
+from tests.support.xiva_source.faults import PrivateRedis
 from xiva_source.redis_client import connect_redis
 from xiva_source.simulator import XivaSimulator
 from xiva_source.xiva_api.breaker import REDIS_RETRY_SECONDS, RedisBreaker

@@ -4,15 +4,16 @@ every customer equals the source."""
 
 from __future__ import annotations
 
-from tests.feast_fixtures import FeastEnv
-from tests.xiva_source.faults.conftest import Job, PrivateRedis
-from tests.xiva_source.faults.helpers import (
+from tests.support.feast import FeastEnv
+from tests.support.xiva_source.faults import (
+    Job,
+    PrivateRedis,
     assert_every_customer_equals_the_source,
     customer_360_calls,
     wait_until,
     watermarks,
 )
-from tests.xiva_source.jobs.fallback_helpers import Truth
+from tests.support.xiva_source.jobs import Truth
 
 
 def test_redis_killed_mid_run_fails_the_run_and_the_rerun_restores_everything(

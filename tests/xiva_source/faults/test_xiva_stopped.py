@@ -15,15 +15,16 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.conftest import SIM_PASSWORD, SIM_USER
-from tests.feast_fixtures import FEAST_SIM_CUSTOMERS, FeastEnv
-from tests.xiva_source.faults.conftest import Job, free_port
-from tests.xiva_source.faults.helpers import (
+from tests.support.feast import FEAST_SIM_CUSTOMERS, FeastEnv
+from tests.support.services import SIM_PASSWORD, SIM_USER
+from tests.support.xiva_source.faults import (
+    Job,
     assert_every_customer_equals_the_source,
+    free_port,
     wait_until,
     watermarks,
 )
-from tests.xiva_source.jobs.fallback_helpers import Truth
+from tests.support.xiva_source.jobs import Truth
 
 
 @dataclass

@@ -25,15 +25,14 @@ from feast.types import Array, Bool, Float32, Float64, Int32, Int64, String, Uni
 from feast.utils import _convert_arrow_to_proto
 from feast.value_type import ValueType
 
-from tests.conftest import REDIS_URL
-from tests.feast_fixtures import make_repo
+from tests.support.feast import make_repo
 from xiva_source.feast_plugin.bulk_writer import BulkWriter
-from xiva_source.feast_plugin.redis_layout import RedisLayout, decode_timestamp
+from xiva_source.feast_plugin.redis_format import RedisLayout, decode_timestamp
 
 if TYPE_CHECKING:
     from feast import FeatureStore
 
-    from tests.redis_cluster import RedisClusterNodes
+    from tests.support.redis_cluster import RedisClusterNodes
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
 TTL = 5000
@@ -124,8 +123,8 @@ def _ids(table: pa.Table) -> list[str]:
 
 
 @pytest.fixture
-def client() -> Iterator[Any]:
-    r = redis.Redis.from_url(REDIS_URL)
+def client(redis_url: str) -> Iterator[Any]:
+    r = redis.Redis.from_url(redis_url)
     yield r
     r.close()
 
@@ -153,12 +152,12 @@ def test_every_type_is_written_cell_for_cell_as_feasts_writer(client: Any, redis
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def repo(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Path]:
     """The project's repository applied under a project of this module's own."""
     project = f"bw_{uuid.uuid4().hex[:10]}"
     path = make_repo(tmp_path_factory.mktemp("bulk") / "repo", project)
     yield path
-    r = redis.Redis.from_url(REDIS_URL)
+    r = redis.Redis.from_url(redis_url)
     keys = list(r.scan_iter(match=f"*{project}*", count=1000))
     if keys:
         r.delete(*keys)
@@ -285,7 +284,7 @@ def _one_row(ns: str, city: str, at: datetime, cid: str = "c1") -> tuple[Feature
 
 
 def _city(client: Any, config: RepoConfig, ns: str, cid: str = "c1") -> Any:
-    from xiva_source.feast_plugin.redis_layout import decode_value, field_name
+    from xiva_source.feast_plugin.redis_format import decode_value, field_name
 
     cell = client.hget(
         RedisLayout.of(config, ["customer_id"]).key(f"{ns}-{cid}"), field_name("small", "city")
@@ -359,7 +358,7 @@ def test_newer_wins_is_decided_row_by_row_in_a_batch(client: Any, redis_ns: str)
 
 
 def test_partial_rows_write_only_their_known_cells(client: Any, redis_ns: str) -> None:
-    from xiva_source.feast_plugin.redis_layout import decode_value, field_name
+    from xiva_source.feast_plugin.redis_format import decode_value, field_name
 
     fv = _mixed_view()
     table = _mixed_table(12, redis_ns)
@@ -447,7 +446,7 @@ def test_on_a_redis_cluster_cells_equal_feasts_cluster_writer(
             )
         assert forced.write(fv, partial, JOIN, partial=True).written == 300
         after = _hashes(cluster, RedisLayout.of(ours, ["customer_id"]), ids)
-        from xiva_source.feast_plugin.redis_layout import decode_value, field_name
+        from xiva_source.feast_plugin.redis_format import decode_value, field_name
 
         assert {decode_value(h[field_name("mixed", "status")]) for h in after} == {"p"}
         assert all(
@@ -459,11 +458,28 @@ def test_on_a_redis_cluster_cells_equal_feasts_cluster_writer(
         redis_cluster.delete_matching(f"*{ns}*")
 
 
-@pytest.mark.unit
-def test_keys_column_wise_equal_feasts_keys() -> None:
-    layout = RedisLayout("p", ("customer_id",))
-    ids = ["a", "ü-1", "", "x" * 300]
-    assert layout.keys(ids) == [layout.key(i) for i in ids]
+def test_on_a_redis_cluster_a_stale_slot_map_is_learnt_again(
+    redis_cluster: RedisClusterNodes,
+) -> None:
+    """Slots moved since the client learnt the map (``MOVED``): the table is written again."""
+    ns = f"bwm{uuid.uuid4().hex[:8]}"
+    cluster = redis_cluster.client()
+    config = _config(f"{ns}_bulk")
+    try:
+        fv = _mixed_view()
+        table = _mixed_table(120, ns)
+        manager = cluster.nodes_manager
+        first = cluster.get_primaries()[0]
+        for slot in list(manager.slots_cache):  # as if every slot had moved to one primary
+            manager.slots_cache[slot] = [first]
+        writer = BulkWriter(cluster, config, ttl_seconds=TTL, rows_per_call=25)
+        assert writer.write(fv, table, JOIN).written == 120
+        assert len({manager.get_node_from_slot(s).name for s in range(16384)}) == 3  # relearnt
+        layout = RedisLayout.of(config, ["customer_id"])
+        assert all(len(h) == 9 for h in _hashes(cluster, layout, _ids(table)))
+    finally:
+        cluster.close()
+        redis_cluster.delete_matching(f"*{ns}*")
 
 
 def test_submitted_tables_are_stored_after_flush(client: Any, redis_ns: str) -> None:

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from feast import FeatureStore
 
-from tests.feast_fixtures import FeastEnv
+from tests.support.feast import FeastEnv, feast_cli
 from xiva_source.dwh import get_engine
 from xiva_source.errors import DataSourceError
 from xiva_source.features.extractor import features_from_360
@@ -162,20 +162,10 @@ def test_registry_round_trip_from_a_second_process(feast_env: FeastEnv, feast_re
 
 
 def test_feast_cli_apply_and_materialize_incremental(feast_env: FeastEnv, feast_repo: Path) -> None:
-    feast = Path(sys.executable).parent / "feast"
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(feast), "-c", str(feast_repo), *args],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-
-    applied = cli("apply")
+    applied = feast_cli(feast_repo, "apply")
     assert applied.returncode == 0, applied.stderr
-    run = cli("materialize-incremental", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    run = feast_cli(feast_repo, "materialize-incremental", stamp)
     assert run.returncode == 0, run.stderr
     assert "customer_features" in run.stdout
     store = FeatureStore(repo_path=str(feast_repo))

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from feast import FeatureStore, FeatureView, Field
 from feast.types import Float64
 
-from tests.feast_fixtures import FeastEnv
+from tests.support.feast import FeastEnv
 from xiva_source.dwh import get_engine
 from xiva_source.features.derived import derive_row
 from xiva_source.features.extractor import features_from_360

@@ -5,15 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
-import pytest
 from feast import Entity, FeatureView, Field, FileSource
 from feast.types import Array, Bool, Float32, Float64, Int32, Int64, String
 from feast.utils import _convert_arrow_to_proto
 from feast.value_type import ValueType
 
 from xiva_source.feast_plugin.online_rows import to_online_rows
-
-pytestmark = pytest.mark.unit
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 

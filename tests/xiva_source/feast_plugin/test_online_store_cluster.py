@@ -7,28 +7,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 import redis
 from feast.infra.online_stores.redis import RedisOnlineStore, RedisType
 from redis.cluster import RedisCluster
 
-from tests.feast_fixtures import FeastEnv
-from tests.redis_cluster import RedisClusterNodes, RedisSentinelNodes
+from tests.support.feast import FeastEnv
+from tests.support.redis_cluster import RedisClusterNodes, RedisSentinelNodes
 from xiva_source.feast_plugin.online_store import (
     LoyaltyRedisOnlineStoreConfig,
     online_redis_client,
     redis_url_to_feast,
 )
-from xiva_source.feast_plugin.redis_layout import RedisLayout, scan_entity_keys
+from xiva_source.feast_plugin.redis_format import RedisLayout
+from xiva_source.feast_plugin.redis_scan import scan_entity_keys
 from xiva_source.settings import RedisType as SettingsRedisType
 from xiva_source.settings import Settings
 
 
-@pytest.mark.unit
 def test_several_nodes_become_feast_s_connection_string() -> None:
     url = "rediss://app:Pw-1234@a:7000,b:7001,c:7002"
     assert redis_url_to_feast(url, "redis_cluster") == (
-        "a:7000,b:7001,c:7002,username=app,password=Pw-1234,ssl=true"
+        "a:7000,b:7001,c:7002,username=app,password=Pw-1234,ssl=true,ssl_cert_reqs=required,"
+        "ssl_check_hostname=true"
     )
     assert redis_url_to_feast("redis://:Pw-1234@s1:26379,s2:26379/2", "redis_sentinel") == (
         "s1:26379,s2:26379,db=2,password=Pw-1234"
@@ -43,7 +43,6 @@ def test_several_nodes_become_feast_s_connection_string() -> None:
     assert "Pw-1234" not in repr(config) and "Pw-1234" not in str(config)
 
 
-@pytest.mark.unit
 def test_the_yaml_s_redis_type_wins_over_the_setting() -> None:
     config = LoyaltyRedisOnlineStoreConfig(
         redis_type=RedisType.redis_sentinel, sentinel_master="yaml"

@@ -18,8 +18,6 @@ from xiva_source.feast_plugin.online_store import (
 )
 from xiva_source.settings import load_settings
 
-pytestmark = pytest.mark.unit
-
 _TYPE = "xiva_source.feast_plugin.online_store.LoyaltyRedisOnlineStore"
 
 
@@ -38,8 +36,10 @@ def _repo_config(tmp_path: Path, **online: object) -> RepoConfig:
 def test_redis_url_translation() -> None:
     assert redis_url_to_feast("redis://127.0.0.1:6379") == "127.0.0.1:6379"
     assert redis_url_to_feast("redis://:p%40ss@cache:6380/2") == "cache:6380,db=2,password=p@ss"
-    assert (
-        redis_url_to_feast("rediss://bob:pw@h/0") == "h:6379,db=0,username=bob,password=pw,ssl=true"
+    # TLS: verification stated, not left to redis-py's defaults.
+    assert redis_url_to_feast("rediss://bob:pw@h/0") == (
+        "h:6379,db=0,username=bob,password=pw,ssl=true,ssl_cert_reqs=required,"
+        "ssl_check_hostname=true"
     )
     with pytest.raises(ValueError, match="redis://"):
         redis_url_to_feast("http://h:6379")

@@ -24,8 +24,9 @@ import sqlalchemy as sa
 import yaml
 from feast import FeatureStore
 
-from tests.conftest import REDIS_URL, SIM_PASSWORD, SIM_USER
-from tests.feast_fixtures import FeastEnv, make_repo
+from tests.support.feast import FeastEnv, make_repo
+from tests.support.services import REDIS_URL, SIM_PASSWORD, SIM_USER
+from tests.support.tiers import service
 from xiva_source import dwh
 from xiva_source.dwh.reads import customer_boundaries
 from xiva_source.feast_plugin.offline_store import LoyaltyRetrievalJob
@@ -54,6 +55,7 @@ END = datetime.now(UTC).replace(microsecond=0)
 
 
 @pytest.fixture(scope="session")
+@service("ray")
 def local_ray(feast_sim: Any, feast_dwh_url: str) -> Iterator[str]:
     """Ray on this machine, started once (2 CPUs, no dashboard); returns its address.
 
@@ -182,6 +184,32 @@ def test_feast_cli_materialize_on_a_ray_address(
         timeout=240,
     )
     assert run.returncode == 0, run.stderr[-3000:]
+    assert_same_online(feast_repo, second_repo, all_ids(feast_env))
+
+
+def test_the_job_carries_on_after_feast_materialize_on_ray(
+    local_ray: str, feast_env: FeastEnv, feast_repo: Path, second_repo: Path
+) -> None:
+    """Each Ray read task records its part of the pull; the job then carries on from Feast's end
+    (no reload) and the online values are a local job's."""
+    feast_env.set_mode("dwh")  # DWH pulls: cut into parts, each recorded by its own task
+    use_ray(second_repo)
+    FeatureStore(repo_path=str(second_repo)).materialize_incremental(END)
+    project = FeatureStore(repo_path=str(second_repo)).project
+    client = redis.Redis.from_url(REDIS_URL)
+    recorded: list[bytes] = client.hkeys(f"xiva_source:materialize:state:{project}")  # type: ignore[assignment]
+    client.close()
+    assert len([k for k in recorded if k.startswith(b"feast:customer_features:")]) == 3
+
+    after = run_materialization(second_repo, end_date=END + timedelta(seconds=1), progress=False)
+
+    assert after.status == "ok" and after.reload == "no", after.line()
+    assert {v.name: v.starts for v in after.views} == {
+        "customer_dwh_features": {"dwh": END},
+        "customer_features": {"dwh": END},
+    }
+    local = run_materialization(feast_repo, end_date=END, progress=False)
+    assert local.status == "ok"
     assert_same_online(feast_repo, second_repo, all_ids(feast_env))
 
 
@@ -371,7 +399,7 @@ def test_parts_of_a_dwh_pull_are_the_in_process_pull(feast_env: FeastEnv, feast_
     assert plan_parts(auto, 5) == [ReadPart(whole=True)]
 
 
-@pytest.mark.unit
+@pytest.mark.usefixtures("subprocesses")
 def test_the_package_imports_without_ray() -> None:
     code = (
         "import sys; sys.modules['ray'] = None\n"

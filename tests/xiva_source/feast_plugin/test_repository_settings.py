@@ -27,10 +27,11 @@ import sqlalchemy as sa
 import yaml
 from feast import FeatureStore
 
-from tests.conftest import REDIS_URL, SIM_PASSWORD, SIM_USER, _settings_variables
-from tests.feast_fixtures import FeastEnv
+from tests.support.feast import FeastEnv
+from tests.support.services import REDIS_URL, SIM_PASSWORD, SIM_USER, settings_variables
 from xiva_source.dwh import get_engine
-from xiva_source.feast_plugin.redis_layout import RedisLayout, scan_entity_keys
+from xiva_source.feast_plugin.redis_format import RedisLayout
+from xiva_source.feast_plugin.redis_scan import scan_entity_keys
 
 ROOT = Path(__file__).resolve().parents[3]
 V0_1 = ROOT / "tests" / "data" / "registry_v0_1"
@@ -62,7 +63,7 @@ def _drop_table(dwh_url: str, table: str) -> None:
 
 def _clean_env() -> dict[str, str]:
     """The process environment without any project setting (nor the .env switch)."""
-    names = _settings_variables()
+    names = settings_variables()
     return {k: v for k, v in os.environ.items() if k.upper() not in names}
 
 

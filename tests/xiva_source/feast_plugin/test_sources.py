@@ -15,8 +15,6 @@ from xiva_source.feast_plugin.sources import (
     feature_arrow_types,
 )
 
-pytestmark = pytest.mark.unit
-
 
 def _sources() -> tuple[XivaSource, DwhSource, CustomerSource]:
     xiva = XivaSource("xiva_customers", tags={"team": "loyalty"})

@@ -18,7 +18,8 @@ import pytest
 import sqlalchemy as sa
 from feast import FeatureStore
 
-from tests.feast_fixtures import FeastEnv
+from tests.support.ageing import days_since, years_between
+from tests.support.feast import FeastEnv
 from xiva_source import dwh
 from xiva_source.dwh import get_engine
 from xiva_source.features.extractor import features_from_360
@@ -33,16 +34,6 @@ def _date(value: Any) -> date | None:
     if len(value) == 10:
         return date.fromisoformat(value)
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC).date()
-
-
-def _years(born: date | None, on: date) -> int | None:
-    if born is None or born > on:
-        return None
-    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
-
-
-def _days(paid: date | None, on: date) -> int | None:
-    return None if paid is None or paid > on else (on - paid).days
 
 
 def _minus_years(day: date, years: int) -> date:
@@ -85,7 +76,10 @@ def test_customers_pulled_three_days_ago_read_todays_day_counts_and_ages_online(
     aged = 0
     for i, cid in enumerate(pulled):
         paid, born = _facts(views[cid])
-        want = {"last_purchase_days_ago": _days(paid, today), "age": _years(born, today)}
+        want = {
+            "last_purchase_days_ago": days_since(paid, today),
+            "age": years_between(born, today),
+        }
         got = {name: online[name][i] for name in want}
         assert got == want, cid
         assert {name: service[name][i] for name in want} == want, cid
@@ -131,8 +125,8 @@ def test_training_sets_get_each_labels_values_and_nulls_before_the_first_last_up
             assert pd.isna(row["age"]) and pd.isna(row["last_purchase_days_ago"]), (cid, at)
             assert pd.isna(row["city"]) and pd.isna(row["birth_date"])
             continue
-        assert row["age"] == _years(born, at.date()), (cid, at)
-        want_days = _days(paid, at.date())
+        assert row["age"] == years_between(born, at.date()), (cid, at)
+        want_days = days_since(paid, at.date())
         assert (pd.isna(row["last_purchase_days_ago"]) and want_days is None) or row[
             "last_purchase_days_ago"
         ] == want_days, (cid, at)
@@ -170,7 +164,7 @@ def test_the_dwhs_counts_age_like_xivas_facts(feast_env: FeastEnv, feast_repo: P
         assert online["last_purchase_days_ago"][i] == days, cid
         # the latest birth date consistent with the row: updated_at's date minus the age
         born = _minus_years(updated, rows[cid]["age"])
-        assert online["age"][i] == _years(born, today), cid
+        assert online["age"][i] == years_between(born, today), cid
 
     # The same facts in a training set: as of updated_at the DWH's own counts come back.
     entity_df = pd.DataFrame(
@@ -215,7 +209,7 @@ def test_a_store_with_the_old_stored_counts_serves_nulls_until_reloaded(
     from feast.protos.feast.types.Value_pb2 import Value
 
     from segmentation.reader import OnlineReader
-    from xiva_source.feast_plugin.redis_layout import field_name
+    from xiva_source.feast_plugin.redis_format import field_name
 
     reader = OnlineReader(store)
     reader.client.hset(
@@ -240,7 +234,7 @@ def test_a_store_with_the_old_stored_counts_serves_nulls_until_reloaded(
     _, born = _facts(sim.view_360(cid))
     today = datetime.now(UTC).date()
     online = store.get_online_features(features=DERIVED, entity_rows=[{"customer_id": cid}])
-    assert online.to_dict()["age"] == [_years(born, today)]
+    assert online.to_dict()["age"] == [years_between(born, today)]
     training = store.get_historical_features(
         entity_df=pd.DataFrame(
             {"customer_id": [cid], "event_timestamp": [pd.Timestamp("2020-06-01", tz="UTC")]}
@@ -271,6 +265,8 @@ def test_auto_mode_merges_facts_and_serves_derived_values(
     for i, cid in enumerate(dwh_only):
         updated = rows[cid]["updated_at"].date()
         born = _minus_years(updated, rows[cid]["age"])
-        assert online["age"][i] == _years(born, today), cid
+        assert online["age"][i] == years_between(born, today), cid
     for i, cid in enumerate(shared, start=len(dwh_only)):
-        assert online["age"][i] == _years(_facts(sim.view_360(cid))[1], today), cid  # xiva_first
+        assert online["age"][i] == years_between(_facts(sim.view_360(cid))[1], today), (
+            cid
+        )  # xiva_first

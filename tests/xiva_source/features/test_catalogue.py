@@ -11,8 +11,6 @@ import pytest
 from xiva_source import features
 from xiva_source.features import catalogue, extractor
 
-pytestmark = pytest.mark.unit
-
 
 def test_the_catalogue_lists_the_contracts_features() -> None:
     assert (catalogue.ENTITY, catalogue.EVENT_TIMESTAMP) == ("customer_id", "event_timestamp")
@@ -52,6 +50,7 @@ def test_the_extractor_and_the_package_re_export_the_catalogue() -> None:
         features.NO_SUCH_NAME  # type: ignore[attr-defined]  # noqa: B018
 
 
+@pytest.mark.usefixtures("subprocesses")
 def test_importing_features_loads_no_arrow_until_the_arrow_types_are_asked_for() -> None:
     code = (
         "import sys, xiva_source.features as f; a = 'pyarrow' in sys.modules; "

@@ -10,13 +10,15 @@ import pytest
 
 from xiva_source.features.derived import (
     AS_OF,
+    derivation_clock,
+    derivation_now,
+    derive_columns,
     derive_frame,
     derive_row,
     facts_from_counts,
     to_dates,
+    utc_date,
 )
-
-pytestmark = pytest.mark.unit
 
 
 def _ts(day: str) -> pd.Timestamp:
@@ -153,3 +155,72 @@ def test_to_dates_reads_arrow_and_pandas_timestamps() -> None:
     naive = pd.Series(pd.to_datetime(["2020-05-05 13:00"]))
     assert to_dates(naive).tolist() == [pd.Timestamp("2020-05-05", tz="UTC")]
     assert pd.isna(to_dates(["not a date"]).iloc[0])
+
+
+def _date_like_values() -> list[object]:
+    """Facts of every form and edge: leap days, month ends, bounds, zones, text, missing."""
+    import random
+
+    rng = random.Random(5)
+    days = [date(1900, 1, 1) + timedelta(days=rng.randrange(0, 200 * 365)) for _ in range(300)]
+    days += [date(y, m, d) for y in (1996, 2000, 2023, 2024) for m, d in ((2, 28), (2, 29), (3, 1))
+             if not (m == 2 and d == 29 and y % 4)]  # fmt: skip
+    values: list[object] = []
+    for i, day in enumerate(days):
+        moment = datetime(day.year, day.month, day.day, (i * 7) % 24, tzinfo=UTC)
+        values += [
+            day,
+            moment,
+            moment.replace(tzinfo=None),  # naive: UTC
+            moment.astimezone(timezone(timedelta(hours=-5))),  # its UTC date is the day
+            pd.Timestamp(moment),
+            day.isoformat(),
+        ]
+    return [*values, None, pd.NaT, float("nan"), "not a date", date(1600, 1, 1), date(2300, 1, 1)]
+
+
+def test_the_list_form_gives_the_frame_forms_values() -> None:
+    """derive_columns (the on-demand view's) and derive_frame (the reader's) agree everywhere."""
+    facts = _date_like_values()
+    n = len(facts)
+    as_of = [_at(2024, 2, 29), _at(2025, 2, 28, 23), _at(2025, 3, 1), _at(2100, 12, 31), None]
+    stamps = [as_of[i % len(as_of)] for i in range(n)]
+    columns: dict[str, list[object]] = {
+        "birth_date": facts,
+        "last_payment_date": facts[::-1],
+        AS_OF: list(stamps),
+    }
+    listed = derive_columns(columns)
+    framed = derive_frame(pd.DataFrame(columns, dtype=object))
+    for name, values in listed.items():
+        assert values == [None if pd.isna(v) else int(v) for v in framed[name]], name
+    assert sum(v is not None for v in listed["age"]) > n // 2
+    # one moment for every row (online): as_of, then the clock
+    one = derive_columns({"birth_date": facts}, as_of=_at(2026, 6, 15))
+    frame = derive_frame(pd.DataFrame({"birth_date": facts}, dtype=object), as_of=_at(2026, 6, 15))
+    assert one["age"] == [None if pd.isna(v) else int(v) for v in frame["age"]]
+    assert one["last_purchase_days_ago"] == [None] * n  # no payment date column
+
+
+def test_utc_date_is_to_dates_for_one_value() -> None:
+    for value in _date_like_values():
+        stamp = to_dates(pd.Series([value], dtype=object)).iloc[0]
+        assert utc_date(value) == (None if pd.isna(stamp) else stamp.date()), value
+
+
+def test_the_derivation_clock_sets_now_for_every_form() -> None:
+    fixed = _at(2031, 3, 1, 10)
+    row = {"birth_date": date(2000, 3, 2), "last_payment_date": date(2031, 2, 1)}
+    with derivation_clock(lambda: fixed):
+        assert derivation_now() == fixed
+        assert derive_row(row) == {"last_purchase_days_ago": 28, "age": 30}
+        assert derive_columns({k: [v] for k, v in row.items()}) == {
+            "last_purchase_days_ago": [28],
+            "age": [30],
+        }
+        frame = derive_frame(pd.DataFrame({k: [v] for k, v in row.items()}, dtype=object))
+        assert frame["age"].tolist() == [30]
+        with derivation_clock(lambda: datetime(2031, 3, 2)):  # naive: UTC; nested
+            assert derive_row(row)["age"] == 31
+        assert derive_row(row)["age"] == 30
+    assert derivation_now().year == datetime.now(UTC).year  # the real clock again

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.conftest import SIM_PASSWORD, SIM_USER
+from tests.support.services import SIM_PASSWORD, SIM_USER
 from xiva_source.features.extractor import extract_customer_features, features_from_360
 from xiva_source.settings import load_settings
 from xiva_source.simulator import XivaSimulator

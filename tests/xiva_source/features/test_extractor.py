@@ -24,8 +24,6 @@ from xiva_source.features.extractor import (
 )
 from xiva_source.simulator import SimulatorConfig, XivaSimulator
 
-pytestmark = pytest.mark.unit
-
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 PY_TYPES = {"string": str, "float": float, "int": int, "timestamp": datetime}
 

@@ -1,5 +1,6 @@
-"""Fixtures of the operations tests (materialization job, live refresh), on top of
-``tests/feast_fixtures.py``: a repository copy applied under a project of the test's own."""
+"""Fixtures of the operations tests (materialization job, live refresh), on top of the Feast
+fixtures (tests/conftest.py, tests/support/feast.py): a repository copy applied under a project
+of the test's own."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import yaml
 
 if TYPE_CHECKING:
-    from tests.feast_fixtures import FeastEnv
+    from tests.support.feast import FeastEnv
     from xiva_source.simulator import XivaSimulator
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.feast_fixtures import FeastEnv
-from tests.xiva_source.jobs.fallback_helpers import Truth, all_ids, differences, online
+from tests.support.feast import FeastEnv
+from tests.support.xiva_source.jobs import Truth, all_ids, differences, online
 from xiva_source.jobs.materialize import run_materialization
 
 

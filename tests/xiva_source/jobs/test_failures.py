@@ -3,7 +3,6 @@ to their failure domain in one place. Pure logic, no service."""
 
 from __future__ import annotations
 
-import pytest
 import redis.exceptions
 import sqlalchemy.exc
 
@@ -13,8 +12,6 @@ from xiva_source.feast_plugin.errors import OnlineStoreError, RepositoryError
 from xiva_source.jobs.errors import LockLostError, MaterializationFailedError
 from xiva_source.jobs.failures import RERUN_NOTE, as_project_error, explain_failure
 from xiva_source.jobs.summary import RunSummary
-
-pytestmark = pytest.mark.unit
 
 
 def test_a_data_source_error_gives_its_own_problem_and_hint() -> None:

@@ -2,8 +2,8 @@
 
 Issue 8, items 3, 4 and 8: watermarks per source, late DWH rows, fallbacks. Every scenario
 ends with every customer equal to the merged truth (a fresh full run with every source up,
-``fallback_helpers.Truth``). Everything is real: the session's Xiva simulator, a PostgreSQL DWH
-of the test's own (``pg_url``), Redis.
+``Truth`` of tests/support/xiva_source/jobs.py). Everything is real: the session's Xiva
+simulator, a PostgreSQL DWH of the test's own (``pg_url``), Redis.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 import pytest
 import yaml
 
-from tests.conftest import SIM_PASSWORD
-from tests.feast_fixtures import FeastEnv
-from tests.xiva_source.jobs.fallback_helpers import (
+from tests.support.feast import FeastEnv
+from tests.support.services import SIM_PASSWORD
+from tests.support.xiva_source.jobs import (
     Truth,
     all_ids,
     differences,
@@ -222,7 +222,7 @@ def test_full_rewrites_a_row_stamped_in_the_far_future(
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import Value
 
-    from tests.xiva_source.jobs.fallback_helpers import store_of
+    from tests.support.xiva_source.jobs import store_of
 
     _run(feast_repo)
     victim = own_dwh.shared_ids[0]

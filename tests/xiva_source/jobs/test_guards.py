@@ -1,5 +1,6 @@
 """Guards against runs that freeze the store (issue 8, item 9): a future --end-date, an empty
-pull, an online store that was wiped. Real Xiva simulator, PostgreSQL and Redis."""
+pull, an online store that was wiped, a corrupted run state. Real Xiva simulator, PostgreSQL and
+Redis."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.feast_fixtures import FeastEnv
-from tests.xiva_source.jobs.fallback_helpers import all_ids, iter_project_keys, online, store_of
+from tests.support.feast import FeastEnv
+from tests.support.xiva_source.jobs import all_ids, iter_project_keys, online, store_of
 from xiva_source.cli import main
-from xiva_source.jobs.errors import MaterializationConfigError
+from xiva_source.jobs.errors import MaterializationConfigError, MaterializationStateError
 from xiva_source.jobs.materialize import run_materialization
 from xiva_source.timeutil import utc_now
 
@@ -74,7 +75,7 @@ def test_a_wiped_online_store_is_noticed_and_reloaded(
 ) -> None:
     import redis
 
-    from tests.conftest import REDIS_URL
+    from tests.support.services import REDIS_URL
 
     feast_env.set_mode("dwh")
     first = run_materialization(feast_repo, progress=False)
@@ -93,3 +94,34 @@ def test_a_wiped_online_store_is_noticed_and_reloaded(
     assert online(feast_repo, ids) == before
     third = run_materialization(feast_repo, progress=False)
     assert "reload=no" in third.line()
+
+
+def test_a_corrupted_mode_stops_incremental_runs_and_a_full_run_rewrites_it(
+    feast_repo: Path, feast_env: FeastEnv
+) -> None:
+    import redis
+
+    from tests.support.services import REDIS_URL
+
+    feast_env.set_mode("dwh")
+    assert run_materialization(feast_repo, progress=False).status == "ok"
+    state = f"xiva_source:materialize:state:{store_of(feast_repo).project}"
+    client = redis.Redis.from_url(REDIS_URL)
+    client.hset(state, "mode:customer_dwh_features", "sideways")
+    before = _watermark(feast_repo, "customer_dwh_features")
+
+    with pytest.raises(MaterializationStateError) as info:
+        run_materialization(feast_repo, progress=False)
+
+    assert info.value.exit_code == info.value.summary.exit_code == 4
+    assert "'mode:customer_dwh_features'" in str(info.value) and "'sideways'" in str(info.value)
+    assert "xiva-source materialize --full --view customer_dwh_features" in info.value.fix
+    assert _watermark(feast_repo, "customer_dwh_features") == before
+    full = run_materialization(
+        feast_repo, progress=False, full=True, views=["customer_dwh_features"]
+    )
+    assert full.status == "ok" and "'mode:customer_dwh_features'" in full.line()
+    assert client.hget(state, "mode:customer_dwh_features") == b"dwh"
+    client.close()
+    again = run_materialization(feast_repo, progress=False)
+    assert again.status == "ok" and again.reload == "no" and "corrupted" not in again.line()

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import redis
 
-from tests.conftest import SIM_PASSWORD
-from tests.feast_fixtures import FeastEnv
+from tests.support.feast import FeastEnv
+from tests.support.services import SIM_PASSWORD
 from xiva_source.cli import main
 from xiva_source.feast_plugin.online_store import online_redis_client
-from xiva_source.feast_plugin.redis_layout import RedisLayout
+from xiva_source.feast_plugin.redis_format import RedisLayout
 from xiva_source.jobs.errors import MaterializationConfigError, MaterializationFailedError
 from xiva_source.jobs.expiry import extend_online_expiry
 from xiva_source.jobs.locks import LockHolder, RedisMaterializationLock, lock_for_store

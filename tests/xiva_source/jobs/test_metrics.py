@@ -5,13 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 from xiva_source.jobs.metrics import render, run_metrics, write_textfile
 from xiva_source.jobs.summary import RunSummary, ViewRun
 from xiva_source.pipeline.report import PullReport
-
-pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 1, 31, 12, tzinfo=UTC)
 

@@ -5,12 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
-import pytest
-
+from xiva_source.feast_plugin.run_state import FeastPart, StateSnapshot
 from xiva_source.jobs.plan import feast_watermark, plan_view, rereads_after, watermarks_after
 from xiva_source.pipeline.report import PullReport
-
-pytestmark = pytest.mark.unit
 
 END = datetime(2026, 5, 1, 12, tzinfo=UTC)
 T1 = END - timedelta(hours=1)
@@ -21,10 +18,12 @@ def _view(kind: str = "customer") -> SimpleNamespace:
     return SimpleNamespace(name="v", batch_source=SimpleNamespace(source_kind=kind))
 
 
-def _fields(**marks: datetime) -> dict[str, str]:
+def _fields(reread: str | None = None, **marks: datetime) -> StateSnapshot:
     out = {f"wm:v:{s}": m.isoformat() for s, m in marks.items()}
     out["mode:v"] = "auto"
-    return out
+    if reread is not None:
+        out["reread:v:xiva"] = reread
+    return StateSnapshot(out)
 
 
 def test_each_source_starts_at_its_own_watermark() -> None:
@@ -54,7 +53,7 @@ def test_a_mode_switch_reloads_and_forgets_old_watermarks() -> None:
 
 
 def test_an_empty_pull_from_the_beginning_does_not_move_and_warns() -> None:
-    plan = plan_view(_view("dwh"), "auto", {}, END, reload=None)
+    plan = plan_view(_view("dwh"), "auto", StateSnapshot({}), END, reload=None)
     marks, warnings = watermarks_after(plan, PullReport(), END)
     assert marks == {"dwh": None} and "returned no rows" in warnings[0]
     assert feast_watermark(marks) is None
@@ -62,7 +61,11 @@ def test_an_empty_pull_from_the_beginning_does_not_move_and_warns() -> None:
 
 def test_a_watermark_in_the_future_is_ignored_and_reported() -> None:
     plan = plan_view(
-        _view("xiva"), "dwh", {"wm:v:xiva": "2030-01-01T00:00:00+00:00"}, END, reload=None
+        _view("xiva"),
+        "dwh",
+        StateSnapshot({"wm:v:xiva": "2030-01-01T00:00:00+00:00"}),
+        END,
+        reload=None,
     )
     assert plan.starts == {"xiva": None} and "after the run's end" in plan.warnings[0]
 
@@ -84,7 +87,7 @@ def test_unsettled_xiva_rows_leave_a_reread_mark_at_the_pulls_start() -> None:
 
 
 def test_a_first_run_not_recorded_rereads_xiva_from_the_beginning() -> None:
-    plan = plan_view(_view(), "auto", {}, END, reload=None)
+    plan = plan_view(_view(), "auto", StateSnapshot({}), END, reload=None)
     report = PullReport(rows_by_source={"xiva": 3}, errors={"snapshot": "down"})
     assert rereads_after(plan, report) == (
         {"xiva": None},
@@ -96,7 +99,7 @@ def test_a_first_run_not_recorded_rereads_xiva_from_the_beginning() -> None:
 
 
 def test_a_reread_mark_stays_until_a_run_reads_xiva_again_and_settles_it() -> None:
-    fields = {**_fields(xiva=T1, dwh=T1), "reread:v:xiva": T2.isoformat()}
+    fields = _fields(T2.isoformat(), xiva=T1, dwh=T1)
     plan = plan_view(_view(), "auto", fields, END, reload=None)
     assert plan.starts == {"xiva": T1, "dwh": T1} and plan.rereads == {"xiva": T2}
     # The DWH still down: the pull read from the watermark, nothing (or more) settled.
@@ -111,17 +114,30 @@ def test_a_reread_mark_stays_until_a_run_reads_xiva_again_and_settles_it() -> No
 
 
 def test_unreadable_or_beginning_marks_read_everything_again() -> None:
-    fields = _fields(xiva=T1, dwh=T1)
-    beginning = plan_view(
-        _view(), "auto", {**fields, "reread:v:xiva": "beginning"}, END, reload=None
-    )
-    assert beginning.rereads == {"xiva": None}
-    unreadable = plan_view(
-        _view(), "auto", {**fields, "reread:v:xiva": "garbage"}, END, reload=None
-    )
+    beginning = plan_view(_view(), "auto", _fields("beginning", xiva=T1, dwh=T1), END, reload=None)
+    assert beginning.rereads == {"xiva": None} and not beginning.warnings
+    state = _fields("garbage", xiva=T1, dwh=T1)
+    assert not state.corruptions()  # never a CorruptedStateError: the run goes on
+    unreadable = plan_view(_view(), "auto", state, END, reload=None)
     assert unreadable.rereads == {"xiva": None}  # costs calls, never data
-    full = plan_view(_view(), "auto", {**fields, "reread:v:xiva": "beginning"}, END, reload="full")
+    assert unreadable.warnings == [
+        "v: the xiva re-read mark 'garbage' is not a time: read as the beginning (re-reading "
+        "costs calls, never data; the run rewrites it)"
+    ]
+    full = plan_view(_view(), "auto", _fields("beginning", xiva=T1, dwh=T1), END, reload="full")
     assert rereads_after(full, PullReport()) == ({}, [])  # a full read settles everything
+
+
+def test_a_watermark_feast_moved_keeps_the_jobs_reread_mark() -> None:
+    fields = dict(_fields(T2.isoformat(), xiva=T2, dwh=T2).fields)
+    pull = FeastPart("v", "p1", 0, 1, T2, T1, T1, "auto", {"xiva": 3, "dwh": 3}, ("xiva", "dwh"))
+    fields[pull.field] = pull.to_json()
+    view = SimpleNamespace(**vars(_view()), materialization_intervals=[(T2, T1)])
+    plan = plan_view(view, "auto", StateSnapshot(fields), END, reload=None, now=T1)
+    assert plan.carried == {"xiva": T1, "dwh": T1} and plan.starts == {"xiva": T1, "dwh": T1}
+    assert plan.rereads == {"xiva": T2}  # Feast's pull settled nothing of the job's
+    # The DWH still down: the job read Xiva from the adopted watermark only; the mark stays.
+    assert rereads_after(plan, PullReport(errors={"dwh": "down"})) == ({"xiva": T2}, [])
 
 
 def test_a_dwh_only_view_has_no_reread_mark() -> None:

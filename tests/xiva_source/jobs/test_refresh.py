@@ -11,7 +11,7 @@ import redis
 import sqlalchemy as sa
 import yaml
 
-from tests.feast_fixtures import FeastEnv
+from tests.support.feast import FeastEnv
 from xiva_source.cli import main
 from xiva_source.dwh import get_engine
 from xiva_source.feast_plugin.errors import RepositoryError

@@ -5,13 +5,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-import pytest
-
 from xiva_source.jobs.locks import LockHolder
 from xiva_source.jobs.summary import RunSummary, ViewRun
 from xiva_source.pipeline.report import PullReport
-
-pytestmark = pytest.mark.unit
 
 END = datetime(2026, 1, 31, tzinfo=UTC)
 SUMMARY_RE = re.compile(

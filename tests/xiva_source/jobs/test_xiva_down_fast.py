@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.feast_fixtures import FeastEnv
+from tests.support.feast import FeastEnv
 from xiva_source.cli import main
 from xiva_source.jobs.materialize import run_materialization
 

@@ -23,8 +23,6 @@ from xiva_source.pipeline.merge import (
 )
 from xiva_source.settings import MergeStrategy
 
-pytestmark = pytest.mark.unit
-
 XIVA_FIRST, DWH_FIRST = MergeStrategy.XIVA_FIRST, MergeStrategy.DWH_FIRST
 TS = pa.timestamp("us", tz="UTC")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -16,10 +16,15 @@ from xiva_source.features.catalogue import DWH_ONLY_FEATURES, STANDARD_FEATURES
 from xiva_source.pipeline import PullOptions, PullReport, feature_arrow_types, pull_batches
 from xiva_source.pipeline.pull import customer_ranges, dwh_read
 from xiva_source.pipeline.report import FAILED_IDS_KEPT, record_fallback
-from xiva_source.pipeline.tables import chunks, concat, conform, rename_timestamp, take_ids
+from xiva_source.pipeline.tables import (
+    chunks,
+    concat,
+    conform,
+    rename_timestamp,
+    take_ids,
+    to_source_names,
+)
 from xiva_source.settings import load_settings
-
-pytestmark = pytest.mark.unit
 
 TS = pa.timestamp("us", tz="UTC")
 
@@ -174,6 +179,30 @@ def test_conform_gives_the_output_shape() -> None:
     assert conform(None, ["age"], {"age": pa.int64()}).num_rows == 0
 
 
+def test_a_created_timestamp_is_kept_and_named_back_as_the_source_names_it() -> None:
+    stamp = datetime(2026, 1, 1, tzinfo=UTC)
+    table = pa.table(
+        {
+            "customer_id": ["a"],
+            "v": [1.0],
+            "updated_at": pa.array([stamp], TS),
+            "loaded_at": pa.array([stamp], TS),
+        }
+    )
+    pulled = conform(rename_timestamp(table, "updated_at", "loaded_at"), ["v"], {})
+    assert pulled.column_names == ["customer_id", "v", "event_timestamp", "created_timestamp"]
+    assert to_source_names(pulled, "updated_at", "loaded_at").column_names == [
+        "customer_id",
+        "v",
+        "updated_at",
+        "loaded_at",
+    ]
+    assert to_source_names(pulled, "ts").column_names == ["customer_id", "v", "ts"]
+    bare = to_source_names(pulled.drop_columns(["created_timestamp"]), "ts", "made")
+    assert bare.column_names == ["customer_id", "v", "ts", "made"]
+    assert bare.column("made").null_count == 1 and bare.schema.field("made").type == TS
+
+
 def test_chunks_take_ids_and_concat() -> None:
     table = pa.table({"customer_id": [f"c{i}" for i in range(5)], "v": list(range(5))})
     assert [t.num_rows for t in chunks(table, 2)] == [2, 2, 1]
@@ -198,6 +227,7 @@ def test_an_unknown_source_is_a_type_error() -> None:
         next(pull)
 
 
+@pytest.mark.usefixtures("subprocesses")
 def test_the_pipeline_imports_no_feast_and_no_feast_plugin() -> None:
     code = (
         "import sys, xiva_source.pipeline as p\n"

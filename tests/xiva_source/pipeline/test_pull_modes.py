@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from tests.feast_fixtures import FeastEnv
+from tests.support.feast import FeastEnv
 from xiva_source.dwh import TableSpec, get_engine
 from xiva_source.dwh.errors import DwhError
 from xiva_source.errors import DataSourceError

@@ -11,7 +11,7 @@ from typing import Any, cast
 import pyarrow as pa
 import pytest
 
-from tests.conftest import REDIS_URL, SIM_PASSWORD, SIM_USER
+from tests.support.services import REDIS_URL, SIM_PASSWORD, SIM_USER
 from xiva_source.dwh import pending
 from xiva_source.feast_plugin.sources import XivaSource
 from xiva_source.features.extractor import feature_schema, features_from_360

@@ -11,7 +11,8 @@ from datetime import timedelta
 import pyarrow as pa
 import pytest
 
-from tests.conftest import SIM_PASSWORD, SIM_USER
+from tests.support.services import SIM_PASSWORD, SIM_USER
+from tests.support.tiers import service
 from xiva_source.dwh import pending
 from xiva_source.errors import DataSourceError
 from xiva_source.feast_plugin.sources import XivaSource
@@ -40,6 +41,7 @@ def _stream(settings: Settings, pg_url: str, report: PullReport) -> Iterator[pa.
 
 
 @pytest.fixture
+@service("http")
 def own_sim() -> Iterator[XivaSimulator]:
     sim = XivaSimulator(SimulatorConfig(customers=400, seed=3, users={SIM_USER: SIM_PASSWORD}))
     sim.start()

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SIM_PASSWORD, SIM_USER
+from tests.support.services import SIM_PASSWORD, SIM_USER
 from xiva_source.errors import ConfigurationError
 from xiva_source.simulator import FaultConfig, XivaSimulator
 from xiva_source.xiva_api.client import XivaClient

@@ -16,7 +16,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.conftest import SIM_PASSWORD, SIM_USER
+from tests.support.services import SIM_PASSWORD, SIM_USER
+from tests.support.tiers import service
 from xiva_source.simulator import XivaSimulator
 from xiva_source.xiva_api.client import PAGE_SIZE, XivaClient
 from xiva_source.xiva_api.errors import XivaBadResponseError
@@ -163,6 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
+@service("http")
 def broken() -> Iterator[_Broken]:
     server = _Broken("repeat")
     thread = threading.Thread(target=server.serve_forever, daemon=True)

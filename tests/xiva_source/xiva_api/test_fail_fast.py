@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SIM_PASSWORD, SIM_USER
+from tests.support.services import SIM_PASSWORD, SIM_USER
+from tests.support.tiers import service
 from xiva_source.settings import load_settings
 from xiva_source.simulator import FaultConfig, XivaSimulator
 from xiva_source.xiva_api.circuit import CircuitBreaker
@@ -51,7 +52,6 @@ def _client(base_url: str, **settings: Any) -> XivaClient:
     )
 
 
-@pytest.mark.unit
 def test_connection_failures_get_a_few_quick_attempts_throttling_keeps_its_budget() -> None:
     state = RetryPolicy(connect_attempts=3).start()
     refused = XivaConnectionError("refused")
@@ -159,6 +159,7 @@ class DripServer:
 
 
 @pytest.fixture(params=["body", "headers"])
+@service("http")
 def drip(request: pytest.FixtureRequest) -> Iterator[DripServer]:
     server = DripServer(headers_too=request.param == "headers")
     yield server

@@ -17,8 +17,6 @@ from xiva_source.timeutil import parse_iso, to_iso
 from xiva_source.xiva_api.errors import XivaBadResponseError
 from xiva_source.xiva_api.paging import CustomerCursor, RawPage, parse_customer_page
 
-pytestmark = pytest.mark.unit
-
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 Customer = dict[str, Any]
 

@@ -14,8 +14,6 @@ from xiva_source.xiva_api.ratelimit import (
     make_rate_limiter,
 )
 
-pytestmark = pytest.mark.unit
-
 
 def test_local_reservations_are_evenly_spaced() -> None:
     now = [10.0]

@@ -15,7 +15,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tests.conftest import SIM_PASSWORD, SIM_USER
+from tests.support.services import SIM_PASSWORD, SIM_USER
 from xiva_source.simulator import XivaSimulator
 from xiva_source.xiva_api.ratelimit import RedisRateLimiter
 

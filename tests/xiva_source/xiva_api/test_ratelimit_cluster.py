@@ -8,7 +8,7 @@ import time
 import pytest
 from redis.cluster import RedisCluster
 
-from tests.redis_cluster import RedisClusterNodes
+from tests.support.redis_cluster import RedisClusterNodes
 from xiva_source.redis_client import connect_redis
 from xiva_source.simulator import XivaSimulator
 from xiva_source.xiva_api.client import XivaClient

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.conftest import SIM_PASSWORD, SIM_USER
+from tests.support.services import SIM_PASSWORD, SIM_USER
 from xiva_source.simulator import FaultConfig
 from xiva_source.xiva_api.client import XivaClient
 from xiva_source.xiva_api.counts import RequestCounts, RequestRecorder
@@ -47,7 +47,6 @@ def test_the_memory_usage_counters_bucket_by_the_injected_clock() -> None:
     assert store.report(hours=2, now=at + timedelta(minutes=1)).totals.requests == 2
 
 
-@pytest.mark.unit
 def test_the_recorder_adds_each_event_once_to_the_clients_counts_and_the_usage_counters() -> None:
     at = datetime(2026, 1, 1, 10, 30, tzinfo=UTC)
     usage = MemoryUsageStore(clock=lambda: at)

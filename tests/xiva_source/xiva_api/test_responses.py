@@ -25,8 +25,6 @@ from xiva_source.xiva_api.responses import (
     json_object,
 )
 
-pytestmark = pytest.mark.unit
-
 URL = "http://xiva.test/api/customerManagement/v4/customer/"
 
 

@@ -11,8 +11,6 @@ import pytest
 from xiva_source.xiva_api.errors import XivaRateLimitError, XivaRetryBudgetError, XivaServerError
 from xiva_source.xiva_api.retry import RETRY_AFTER_MARGIN, RetryPolicy, parse_retry_after
 
-pytestmark = pytest.mark.unit
-
 
 class FakeClock:
     """A monotonic clock the test advances by hand."""

@@ -21,7 +21,8 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from tests.feast_fixtures import FeastEnv
+from tests.support.feast import FeastEnv
+from tests.support.tiers import service
 from xiva_source.cli import main
 from xiva_source.redaction import redact
 from xiva_source.xiva_api.auth import TokenPair
@@ -60,6 +61,7 @@ class _EchoHandler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
+@service("http")
 def echo_url() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -171,7 +173,6 @@ def test_any_logger_s_records_print_masked_on_the_cli_s_stderr(
     assert "connecting with" in err and "RuntimeError" in err and CORE not in err, err
 
 
-@pytest.mark.unit
 def test_issued_tokens_are_masked_by_value_in_free_text() -> None:
     access, refresh = "opaque-access-" + "x" * 20, "opaque-refresh-" + "y" * 20
     TokenPair.from_tokens(access, refresh)  # issued: registered

@@ -8,8 +8,6 @@ import pytest
 
 from xiva_source.xiva_api.server_clock import ServerClock
 
-pytestmark = pytest.mark.unit
-
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z on this host's clock
 
 

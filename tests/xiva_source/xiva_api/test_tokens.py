@@ -18,8 +18,6 @@ from xiva_source.xiva_api.auth import (
 )
 from xiva_source.xiva_api.errors import XivaAuthenticationError, XivaBadResponseError
 
-pytestmark = pytest.mark.unit
-
 
 def _jwt(claims: dict[str, object]) -> str:
     def enc(data: dict[str, object]) -> str:

@@ -7,7 +7,7 @@ import logging
 import pytest
 import redis
 
-from tests.conftest import SIM_PASSWORD, SIM_USER
+from tests.support.services import SIM_PASSWORD, SIM_USER
 from xiva_source.simulator import FaultConfig, XivaSimulator
 from xiva_source.xiva_api.client import XivaClient
 from xiva_source.xiva_api.errors import XivaNotFoundError

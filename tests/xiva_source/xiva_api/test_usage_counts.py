@@ -8,8 +8,6 @@ import pytest
 
 from xiva_source.xiva_api.usage import MemoryUsageStore, UsageCounts, UsageReport, hour_bucket
 
-pytestmark = pytest.mark.unit
-
 
 def test_memory_store_aggregates_per_endpoint_and_hour() -> None:
     store = MemoryUsageStore()

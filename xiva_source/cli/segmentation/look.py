@@ -51,28 +51,78 @@ def _preview(args: argparse.Namespace, context: CommandContext) -> int:
     return EXIT_OK
 
 
+def _pair_limit(value: str) -> int:
+    from segmentation.pairs import MAX_LISTED_PAIRS
+
+    number = _non_negative(value)
+    if number > MAX_LISTED_PAIRS:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: at most {MAX_LISTED_PAIRS:,} pairs are listed (or name fewer segments)"
+        )
+    return number
+
+
 def _overlap_options(parser: argparse.ArgumentParser) -> None:
+    from segmentation.pairs import DEFAULT_TOP_PAIRS, MAX_LISTED_PAIRS
+
     parser.add_argument("segments", nargs="*", help="segment names (default: all)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
+        "--top",
+        type=_pair_limit,
+        default=DEFAULT_TOP_PAIRS,
+        metavar="K",
+        help=f"list the K most overlapping pairs, by Jaccard (default {DEFAULT_TOP_PAIRS})",
+    )
+    which.add_argument(
+        "--all",
+        action="store_true",
+        help=f"list every pair, in the segments' order (up to {MAX_LISTED_PAIRS:,} pairs)",
+    )
     _json_option(parser)
 
 
 def _overlap(args: argparse.Namespace, context: CommandContext) -> int:
     from segmentation.overlap import overlap
+    from segmentation.pairs import check_pair_listing
 
-    result = overlap(_engine(args, context), args.segments or None)
+    top = None if args.all else args.top
+    engine = _engine(args, context)
+    # Refused before the population is read: the names alone tell how many pairs there are.
+    check_pair_listing(len(args.segments or engine.segments), top)
+    result = overlap(engine, args.segments or None)
     if args.json:
-        _print_json(result.to_dict())
+        _print_json(result.to_dict(top))
         return _status(args)
     print("segment_a\tsegment_b\tin_both\tjaccard")
-    for a, b, both, jac in result.pairs():
+    rows = (
+        result.pairs()
+        if top is None
+        else ((p.a, p.b, p.both, p.jaccard) for p in result.top_pairs(top))
+    )
+    for a, b, both, jac in rows:
         print(f"{a}\t{b}\t{both}\t{'-' if jac is None else f'{jac:.4f}'}")
     print(f"population: {result.population} customer(s)")
+    if top is not None and top < result.pair_count:
+        print(
+            f"shown: the {top:,} most overlapping of {result.pair_count:,} pair(s); --top K for "
+            "more, --all for every pair"
+        )
     return _status(args)
 
 
 def _report_options(parser: argparse.ArgumentParser) -> None:
+    from segmentation.pairs import DEFAULT_TOP_PAIRS
+
     parser.add_argument("output", help="the HTML file to write (*.html)")
     parser.add_argument("segments", nargs="*", help="segment names (default: all)")
+    parser.add_argument(
+        "--top",
+        type=_pair_limit,
+        default=DEFAULT_TOP_PAIRS,
+        metavar="K",
+        help=f"the K most overlapping pairs shown in words (default {DEFAULT_TOP_PAIRS})",
+    )
 
 
 def _report(args: argparse.Namespace, context: CommandContext) -> int:
@@ -90,6 +140,7 @@ def _report(args: argparse.Namespace, context: CommandContext) -> int:
         args.output,
         args.segments or None,
         global_control=float(settings.segments_global_control),
+        top=args.top,
     )
     print(
         f"report of {len(data.overlap.segments)} segment(s) over {data.overlap.population} "

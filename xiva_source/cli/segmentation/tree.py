@@ -129,19 +129,19 @@ TREE = CommandTree(
         ),
         Command(
             "overlap",
-            help="pairwise overlap of segments (counts and Jaccard)",
+            help="the most overlapping pairs of segments (counts and Jaccard)",
             description="Evaluate the named segments (default: all) over the whole population "
-            "in one pass and print, for every pair, the customers in both and the Jaccard index "
-            "|A & B| / |A | B|.",
+            "in one pass and print the most overlapping pairs (--top K, default 20; --all: every "
+            "pair, up to 100,000): the customers in both and the Jaccard index |A & B| / |A | B|.",
             configure=_overlap_options,
             run=_overlap,
         ),
         Command(
             "report",
             help="write one self-contained HTML report of the segments",
-            description="Write one HTML page (no network needed to open it): sizes, size "
-            "history, the overlap matrix as a heat map, and the holdout/split balance of each "
-            "segment.",
+            description="Write one HTML page (no network needed to open it, printable): a card "
+            "per segment (description, rules in words, size and its trend, groups), the sizes "
+            "at a glance, the size history, and the most overlapping pairs in words (--top K).",
             configure=_report_options,
             run=_report,
         ),

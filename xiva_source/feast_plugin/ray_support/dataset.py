@@ -2,7 +2,9 @@
 
 Feast's read node calls the retrieval job's ``to_ray_dataset()`` (:func:`ray_dataset`), then
 filters, dedups and writes the online store in Ray workers. Rows are those of
-``pull_all_from_table_or_query`` in-process: partial rows left out, timestamp renamed.
+``pull_all_from_table_or_query`` in-process: partial rows left out, timestamp renamed. Each task
+records its part in the shared state when it ends (``spec.record``): the job carries on from a
+pull whose every part is recorded (:mod:`~xiva_source.feast_plugin.feast_runs`).
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ def _datasource(spec: PullSpec, parts: list[ReadPart]) -> Any:
                         yield table
                     if n == 0 and index == 0:
                         yield empty_part(spec)  # the dataset keeps its schema when nothing is read
+                    if spec.record is not None:
+                        spec.record.save(report, part=index, parts=len(parts))
                     logger.info(
                         "pulled %s part %d/%d: rows %s%s",
                         spec.source.name,

@@ -14,16 +14,19 @@ import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from xiva_source.features.catalogue import EVENT_TIMESTAMP
+from xiva_source.features.catalogue import CREATED_TIMESTAMP, EVENT_TIMESTAMP
 from xiva_source.pipeline.auto import is_partial
 from xiva_source.pipeline.context import PullOptions, feature_arrow_types
 from xiva_source.pipeline.report import PullReport
-from xiva_source.pipeline.tables import empty_table
+from xiva_source.pipeline.tables import empty_table, to_source_names
 from xiva_source.settings import Settings
+
+if TYPE_CHECKING:
+    from xiva_source.feast_plugin.feast_runs import FeastPullRecord
 
 __all__ = ["PullSpec", "ReadPart", "empty_part", "plan_parts", "read_part"]
 
@@ -45,9 +48,13 @@ class PullSpec:
         source_starts: Start per source (the job's watermarks), overriding ``start``.
         rereads: The job's re-read marks (``pull_batches(rereads=)``).
         timestamp_field: The name Feast expects for the event timestamp (Feast's path).
+        created_timestamp_column: The name Feast expects for the created timestamp ("": none).
         for_feast: Shape rows as ``pull_all_from_table_or_query`` does: partial rows left out,
-            schema metadata dropped, timestamp renamed to ``timestamp_field``.
+            schema metadata dropped, timestamps renamed to ``timestamp_field`` and
+            ``created_timestamp_column``.
         latest: Keep each customer's latest row (``pull_latest_from_table_or_query``).
+        record: Feast's path: each part records what it merged in the shared state when it
+            ends (:class:`~xiva_source.feast_plugin.feast_runs.FeastPullRecord`).
     """
 
     source: Any
@@ -60,8 +67,10 @@ class PullSpec:
     source_starts: Mapping[str, datetime | None] | None = None
     rereads: Mapping[str, datetime | None] | None = None
     timestamp_field: str = EVENT_TIMESTAMP
+    created_timestamp_column: str = ""
     for_feast: bool = False
     latest: bool = False
+    record: FeastPullRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -115,7 +124,7 @@ def read_part(spec: PullSpec, part: ReadPart, report: PullReport) -> Iterator[pa
         every = list(tables)
         if every:
             table = pa.concat_tables(every, promote_options="default")
-            yield latest_per_customer(table, _ts_name(spec))
+            yield latest_per_customer(table, *_ts_names(spec))
         return
     yield from tables
 
@@ -148,8 +157,11 @@ def _pull(spec: PullSpec, part: ReadPart, report: PullReport) -> Iterator[pa.Tab
             yield shaped
 
 
-def _ts_name(spec: PullSpec) -> str:
-    return spec.timestamp_field if spec.for_feast else EVENT_TIMESTAMP
+def _ts_names(spec: PullSpec) -> tuple[str, str]:
+    """The event and created timestamp columns of the part's tables."""
+    if spec.for_feast:
+        return spec.timestamp_field, spec.created_timestamp_column
+    return EVENT_TIMESTAMP, CREATED_TIMESTAMP
 
 
 def _for_feast(spec: PullSpec, table: pa.Table) -> pa.Table | None:
@@ -163,9 +175,6 @@ def _for_feast(spec: PullSpec, table: pa.Table) -> pa.Table | None:
             spec.source.name,
         )
         return None
-    table = table.replace_schema_metadata(None)
-    if spec.timestamp_field != EVENT_TIMESTAMP:
-        table = table.rename_columns(
-            [spec.timestamp_field if c == EVENT_TIMESTAMP else c for c in table.column_names]
-        )
-    return table
+    return to_source_names(
+        table.replace_schema_metadata(None), spec.timestamp_field, spec.created_timestamp_column
+    )

@@ -1,0 +1,1 @@
+"""Helpers of the platform tests (tests/xiva_source/)."""
