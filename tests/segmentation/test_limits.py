@@ -4,7 +4,6 @@ within a second or two and a few hundred MB (measured here: wall time and tracem
 from __future__ import annotations
 
 import json
-import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,21 +31,19 @@ MB = 2**20
 
 
 @contextmanager
-def bounded(seconds: float = 3.0, megabytes: int = 300) -> Iterator[None]:
-    """The block finishes within ``seconds`` and allocates at most ``megabytes`` at its peak.
+def bounded(megabytes: int = 300) -> Iterator[None]:
+    """The block allocates at most ``megabytes`` at its peak (tracemalloc).
 
-    (Timed under tracemalloc, which slows Python code 2-5x: the probes take well under 1 s
-    without it; the margin is for a shared 2-core machine.)
+    Work is bounded by counting, not by a clock: the evaluator refuses past ``max_steps``
+    operations and the size limits (each probe asserts the refusal it gets), so no wall time is
+    asserted here (machines are shared and noisy; timings belong in bench/).
     """
     tracemalloc.start()
-    start = time.perf_counter()
     try:
         yield
     finally:
-        elapsed = time.perf_counter() - start
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-    assert elapsed < seconds, f"took {elapsed:.2f} s"
     assert peak < megabytes * MB, f"peaked at {peak / MB:.0f} MB"
 
 
@@ -193,12 +190,12 @@ def test_vectorized_memory_is_bounded_for_big_rules() -> None:
     frame = pd.DataFrame({"x": np.arange(n, dtype="float64"), "city": ["Paris"] * n})
     wide = Segment("wide", [{">": [{"+": [{"var": "x"}] + [1] * 999}, 50_000]}])
     assert wide.rules[0].compiled.slice_rows(frame) < n
-    with bounded(seconds=10, megabytes=300):
+    with bounded(megabytes=300):
         mask = wide.mask(frame)
     assert int(mask.sum()) == 998  # x + 999 > 50,000
     cat = Segment("cat", [{"==": [{"cat": ["y" * 9000, {"var": "city"}]}, "z"]}])
     assert cat.rules[0].compiled.slice_rows(frame) < n
-    with bounded(seconds=10, megabytes=300):
+    with bounded(megabytes=300):
         assert not evaluate_frame([cat], frame)["cat"].any()
 
 
