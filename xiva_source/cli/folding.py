@@ -2,9 +2,9 @@
 
 At the default log level (``WARNING``, no ``--debug``) every warning or error a logger emits while
 a run goes (the Xiva client's rate limiter and usage counters losing Redis, the lock's renewal,
-Feast's or a driver's own) is kept off stderr and handed to the run's summary line as
-``; warning: ...`` clauses instead: each distinct message once, at most :data:`MAX_FOLDED`, then a
-count. With ``--log-level INFO``/``DEBUG`` or ``--debug`` nothing is folded: the records print as
+Feast's or a driver's own, a Python ``warnings.warn``) is kept off stderr and handed to the run's
+summary line as ``; warning: ...`` clauses instead: each distinct message once, at most
+:data:`MAX_FOLDED`, then a count. With ``--log-level INFO``/``DEBUG`` or ``--debug`` nothing is folded: the records print as
 they happen. When the command ends without a line to fold them into (another error), the kept
 records are printed after all, so nothing is lost.
 """
@@ -78,9 +78,13 @@ def folded_warnings(enabled: bool) -> Iterator[FoldedWarnings]:
     handlers = list(logging.getLogger().handlers) if enabled else []
     for handler in handlers:
         handler.addFilter(kept)
+    if enabled:  # Python warnings (a library's RuntimeWarning) too, as records of py.warnings
+        logging.captureWarnings(True)
     try:
         yield kept
     finally:
+        if enabled:
+            logging.captureWarnings(False)
         for handler in handlers:
             handler.removeFilter(kept)
         if not kept.folded:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 import pytest
 
@@ -27,13 +28,15 @@ def test_warnings_are_kept_off_stderr_and_folded_distinct_and_masked(
             log.warning("Redis rate limiter unavailable (%s)", "ConnectionError")
         log.error("lost the lock\nsecond line with Fold-secret-42")
         log.warning("password was Fold-secret-42")
+        warnings.warn("an experimental feature", RuntimeWarning, stacklevel=1)
         clauses = folded.clauses()
     assert capsys.readouterr().err == ""
-    assert clauses == [
+    assert clauses[:3] == [
         "Redis rate limiter unavailable (ConnectionError)",
         "lost the lock",
         "password was ***",
     ]
+    assert clauses[-1].startswith("1 more logged warnings")  # the RuntimeWarning, 4th distinct
 
 
 def test_more_than_the_cap_are_counted(capsys: pytest.CaptureFixture[str]) -> None:
