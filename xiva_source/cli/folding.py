@@ -1,12 +1,12 @@
 """Log warnings folded into a job's one line (``materialize`` promises one line per run).
 
-At the default log level (``WARNING``, no ``--debug``) every warning or error a logger emits while
-a run goes (the Xiva client's rate limiter and usage counters losing Redis, the lock's renewal,
-Feast's or a driver's own, a Python ``warnings.warn``) is kept off stderr and handed to the run's
-summary line as ``; warning: ...`` clauses instead: each distinct message once, at most
-:data:`MAX_FOLDED`, then a count. With ``--log-level INFO``/``DEBUG`` or ``--debug`` nothing is
-folded: the records print as they happen. When the command ends without a line to fold them into (another error), the kept
-records are printed after all, so nothing is lost.
+At the default log level (``WARNING``, no ``--debug``) every warning or error a logger emits
+while a run goes (the Xiva client's rate limiter and usage counters losing Redis, the lock's
+renewal, Feast's or a driver's own, a Python ``warnings.warn``) is kept off stderr and handed to
+the run's summary line as ``; warning: ...`` clauses instead: each distinct message once, at
+most :data:`MAX_FOLDED`, then a count. With ``--log-level INFO``/``DEBUG`` or ``--debug``
+nothing is folded: the records print as they happen. When the command ends without a line to
+fold them into (another error), the kept records are printed after all, so nothing is lost.
 """
 
 from __future__ import annotations
