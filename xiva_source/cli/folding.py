@@ -68,14 +68,18 @@ def _one_line(record: logging.LogRecord) -> str:
 
 @contextmanager
 def folded_warnings(enabled: bool) -> Iterator[FoldedWarnings]:
-    """Keep warnings off the root logger's handlers while the block runs (``enabled``).
+    """Keep warnings off the command line's stderr while the block runs (``enabled``).
 
     Yields:
         The kept records; call :meth:`FoldedWarnings.clauses` to fold them into the line. Those
         not folded by the end are handed back to the handlers then.
     """
+    from xiva_source.cli.app import stderr_handlers
+
     kept = FoldedWarnings()
-    handlers = list(logging.getLogger().handlers) if enabled else []
+    # The command line's stderr handlers only: another handler (a file, a test's capture) still
+    # gets every record.
+    handlers = stderr_handlers() if enabled else []
     for handler in handlers:
         handler.addFilter(kept)
     if enabled:  # Python warnings (a library's RuntimeWarning) too, as records of py.warnings

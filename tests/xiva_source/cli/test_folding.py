@@ -61,3 +61,13 @@ def test_records_not_folded_are_printed_at_the_end_and_nothing_is_kept_when_disa
         logging.getLogger("x").warning("printed at once")
         assert "printed at once" in capsys.readouterr().err
     assert folded.records == []
+
+
+def test_other_handlers_still_get_every_record(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with folded_warnings(True) as folded:
+        logging.getLogger("x").warning("for the file handler too")
+        folded.clauses()
+    assert capsys.readouterr().err == ""
+    assert [r.getMessage() for r in caplog.records] == ["for the file handler too"]
