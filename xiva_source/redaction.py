@@ -3,8 +3,9 @@
 Two layers: patterns (JWTs, ``Bearer`` values, ``"password"``-style fields, also as escaped JSON,
 URL passwords) and a process-wide registry of known secret values (:func:`register_secret`: the
 settings register the password and URL passwords, the Xiva client its credentials and every token
-it is issued), matched raw, JSON-escaped, ``repr``'d and URL-encoded, so a server that echoes a
-secret in free text cannot make it print.
+it is issued), matched raw, JSON-escaped, ``repr``'d, URL-encoded, HTML-escaped, base64 (also
+inside a longer base64 text), base32 and hex, so a server that echoes a secret in free text or
+encoded cannot make it print.
 
 Used by every error message, the HTTP client's logging filter, the command line's log formatter
 (:class:`RedactingFormatter`) and the settings' reprs.
@@ -12,6 +13,7 @@ Used by every error message, the HTTP client's logging filter, the command line'
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import logging
@@ -23,6 +25,7 @@ from urllib.parse import quote, quote_plus, unquote
 __all__ = [
     "EXCERPT_LIMIT",
     "MAX_TRANSIENT_SECRETS",
+    "MIN_EMBEDDED_BASE64",
     "MIN_SECRET_LENGTH",
     "REDACTED",
     "RedactingFormatter",
@@ -72,22 +75,54 @@ _secret_re: re.Pattern[str] | None = None
 
 
 def _forms(value: str) -> set[str]:
-    """``value`` as text can carry it: raw, JSON-escaped (once and twice), repr'd, URL-encoded."""
+    """``value`` as text can carry it: raw, JSON-escaped (once and twice), repr'd, URL-encoded
+    (also every byte percent-encoded), HTML-escaped (also as numeric character references),
+    base64 (standard and URL-safe, with and without padding), base32 and hex (either case)."""
     forms = {value}
     for _ in range(2):  # escaped JSON inside a JSON string: "detail": "{\\"password\\": ...}"
         forms |= {json.dumps(f)[1:-1] for f in forms}
         forms |= {json.dumps(f, ensure_ascii=False)[1:-1] for f in forms}
         forms |= {repr(f)[1:-1] for f in forms}
     forms |= {quote(value, safe=""), quote_plus(value, safe=""), quote(value)}
+    raw = value.encode()
+    every_byte = "".join(f"%{b:02X}" for b in raw)
+    forms |= {every_byte, every_byte.lower(), html.escape(value), html.escape(value, quote=False)}
+    forms |= {"".join(f"&#{ord(c)};" for c in value), "".join(f"&#x{ord(c):x};" for c in value)}
+    forms |= {raw.hex(), raw.hex().upper()}
+    for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw), base64.b32encode(raw)):
+        text = encoded.decode("ascii")
+        forms |= {text, text.rstrip("=")}
     return {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
+
+
+MIN_EMBEDDED_BASE64 = 8
+"""Shortest base64 fragment of a secret masked inside a longer base64 text (shorter ones would
+match random base64 by chance)."""
+
+
+def _embedded_base64_forms(value: str) -> set[str]:
+    """The parts of any base64 text that carry ``value`` wherever it sits in the encoded bytes
+    (``base64("user:" + password)``, a Basic ``Authorization`` header echoed back): per alignment
+    (0, 1 or 2 bytes before it), the characters that depend on ``value``'s bytes alone, in the
+    standard and URL-safe alphabets. Decoding the rest yields no more than a byte or two of it."""
+    raw = value.encode()
+    forms: set[str] = set()
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + raw).decode("ascii")
+        whole_groups = (offset + len(raw)) // 3  # the last, partial group depends on what follows
+        core = encoded[(4 if offset else 0) : 4 * whole_groups]
+        forms |= {core, core.replace("+", "-").replace("/", "_")}
+    return {f for f in forms if len(f) >= MIN_EMBEDDED_BASE64}
 
 
 def register_secret(value: str | None, *, transient: bool = False) -> None:
     """Mask ``value`` from now on in everything :func:`redact` cleans, whatever surrounds it.
 
     For values the patterns cannot recognize: the configured password (a server may echo it in
-    free text), tokens as they are issued, URL passwords from settings. The JSON-escaped,
-    ``repr`` and URL-encoded forms are masked too. The registry is process-wide; values shorter
+    free text), tokens as they are issued, URL passwords from settings. Its reversible forms are
+    masked too: JSON-escaped, ``repr``, URL- and HTML-encoded, base64 (standard and URL-safe, with
+    or without padding, whole or inside a longer base64 text such as ``user:password``), base32,
+    hex. The registry is process-wide; values shorter
     than :data:`MIN_SECRET_LENGTH` are ignored.
 
     Args:
@@ -109,9 +144,15 @@ def register_secret(value: str | None, *, transient: bool = False) -> None:
         else:
             _permanent.add(value)
             _transient.pop(value, None)
-        forms = set().union(*(_forms(v) for v in (*_permanent, *_transient)))
-        ordered = sorted(forms, key=len, reverse=True)  # longest first: no partial masks
-        _secret_re = re.compile("|".join(_alternative(f) for f in ordered)) if ordered else None
+        values = (*_permanent, *_transient)
+        whole = set().union(*(_forms(v) for v in values))
+        # A fragment inside a longer base64 text touches other letters: no word boundary there.
+        embedded = set().union(*(_embedded_base64_forms(v) for v in values))
+        alternatives = [(f, _alternative(f)) for f in whole - embedded]
+        alternatives += [(f, re.escape(f)) for f in embedded]
+        alternatives.sort(key=lambda pair: len(pair[0]), reverse=True)  # longest first
+        pattern = "|".join(a for _, a in alternatives)
+        _secret_re = re.compile(pattern) if pattern else None
 
 
 def _alternative(form: str) -> str:

@@ -41,12 +41,14 @@ from xiva_source.errors import ConfigurationError
 from xiva_source.redaction import redact_url, register_secret, register_url_secret
 
 __all__ = [
+    "DEFAULT_DWH_STATEMENT_TIMEOUT",
     "ENV_FILE_VARIABLE",
     "FILE_SUFFIX",
     "DataSourceMode",
     "MergeStrategy",
     "RedisType",
     "Settings",
+    "dwh_statement_timeout",
     "find_env_file",
     "load_settings",
     "read_secret_file",
@@ -57,6 +59,18 @@ ENV_FILE_VARIABLE: Final = "FEATURE_STORE_ENV_FILE"
 
 FILE_SUFFIX: Final = "_FILE"
 """``<SETTING>_FILE`` names a file holding the setting's value (``REDIS_URL_FILE``)."""
+
+DEFAULT_DWH_STATEMENT_TIMEOUT: Final = 60.0
+"""``DWH_STATEMENT_TIMEOUT_SECONDS`` unless set."""
+
+_dwh_statement_timeout = DEFAULT_DWH_STATEMENT_TIMEOUT
+
+
+def dwh_statement_timeout() -> float:
+    """``DWH_STATEMENT_TIMEOUT_SECONDS`` of the settings this process loaded last (the default
+    before any): what every new DWH connection applies (0: no limit)."""
+    return _dwh_statement_timeout
+
 
 _PROJECT_MARKERS: Final = ("pyproject.toml", ".git")
 _MASK: Final = "**********"
@@ -150,6 +164,10 @@ class Settings(BaseSettings):
     """Prefix of the client's Redis keys: shared rate and usage counters (``XIVA_REDIS_PREFIX``)."""
     dwh_url: str = DEFAULT_DWH_URL
     """SQLAlchemy URL of the data warehouse (``DWH_URL``)."""
+    dwh_statement_timeout_seconds: float = Field(default=DEFAULT_DWH_STATEMENT_TIMEOUT, ge=0)
+    """Longest a DWH statement (or a wait for a table's lock) may take; 0: no limit
+    (``DWH_STATEMENT_TIMEOUT_SECONDS``). Applied to every PostgreSQL connection of the process
+    (:func:`dwh_statement_timeout`)."""
     redis_url: str | None = None
     """Redis URL: online store, shared request rate and usage counters (``REDIS_URL``)."""
     redis_type: RedisType = RedisType.REDIS
@@ -222,6 +240,14 @@ class Settings(BaseSettings):
             _WithSecretFiles(settings_cls, env_settings, "the environment"),
             _WithSecretFiles(settings_cls, dotenv_settings, "the .env file"),
         )
+
+    @model_validator(mode="after")
+    def _publish_statement_timeout(self) -> Settings:
+        # Connections opened from now on (xiva_source.dwh.engine) take it: the engines are per
+        # URL and process, not per Settings.
+        global _dwh_statement_timeout
+        _dwh_statement_timeout = self.dwh_statement_timeout_seconds
+        return self
 
     @model_validator(mode="after")
     def _register_secrets(self) -> Settings:

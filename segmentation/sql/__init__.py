@@ -26,6 +26,6 @@ if TYPE_CHECKING:
         compile_segment_sql,
         feature_columns,
     )
-    from segmentation.sql.warehouse import DwhSegments, segment_groups
+    from segmentation.sql.warehouse import DwhSegments, SegmentCounts, segment_groups
 
 __all__ = lazy.attach(__name__, __file__)

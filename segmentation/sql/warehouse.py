@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -23,6 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeEngine
 
 from segmentation.errors import (
+    RuleError,
     UnknownSegmentError,
 )
 from segmentation.segment import Segment
@@ -47,7 +49,7 @@ from segmentation.sql.compiler import (
     feature_columns,
 )
 
-__all__ = ["DwhSegments", "segment_groups"]
+__all__ = ["DwhSegments", "SegmentCounts", "segment_groups"]
 
 
 def segment_groups(
@@ -62,6 +64,40 @@ def segment_groups(
         global_control: ``SEGMENTS_GLOBAL_CONTROL``.
     """
     return [str(g) for g in segment.groups(list(ids), global_control=global_control)]
+
+
+@dataclass(frozen=True)
+class SegmentCounts:
+    """What :meth:`DwhSegments.counts_each` found: the population, the size of every segment
+    that ran, and why each other one could not (its problem and fix), in the segments' order."""
+
+    population: int
+    sizes: dict[str, int]
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+# What the warehouse says when one segment's SQL cannot run, and what to do about it.
+_SEGMENT_FIXES = (
+    (
+        ("out of range", "overflow", "dataerror"),
+        "A rule's arithmetic gives a number too large for the warehouse (a float overflow): "
+        "bound it (min/max), or run the segment without --in-dwh, where such a value counts as "
+        "missing.",
+    ),
+    (
+        ("number of parameters", "stack depth limit", "too many", "too complex", "too deeply"),
+        "The segment is too large to run as one SQL statement (its rules and the segments it "
+        "references, inlined): shorten its lists, split it, or run it without --in-dwh.",
+    ),
+)
+
+
+def _segment_fix(text: str) -> str | None:
+    lowered = text.lower()
+    for markers, fix in _SEGMENT_FIXES:
+        if any(marker in lowered for marker in markers):
+            return fix
+    return None
 
 
 class DwhSegments:
@@ -125,9 +161,11 @@ class DwhSegments:
         return cls(settings.dwh_url, segments, now=now)
 
     def _fail(self, e: Exception, doing: str) -> DwhError:
+        text = sql_error_text(e)
         return DwhError(
-            f"{doing} in {redact_url(self.url)!r} failed: {sql_error_text(e)}",
-            hint=f"Check DWH_URL and that the table {self.table!r} exists with the columns of "
+            f"{doing} in {redact_url(self.url)!r} failed: {text}",
+            hint=_segment_fix(text)
+            or f"Check DWH_URL and that the table {self.table!r} exists with the columns of "
             "docs/dwh.md (`xiva-source dwh init --dry-run`).",
         )
 
@@ -215,15 +253,57 @@ class DwhSegments:
             SqlCompileError: A segment cannot run in SQL.
             DwhError: The query failed.
         """
-        chosen = list(self.segments if names is None else names)
+        return self._counts(list(self.segments if names is None else names))
+
+    def _counts(
+        self, chosen: list[str], doing: str = "counting the segments"
+    ) -> tuple[int, dict[str, int]]:
         conds = [self.where(n) for n in chosen]
         counts = [
             sa.func.coalesce(sa.func.sum(sa.case((c, 1), else_=0)), 0).label(f"s{i}")
             for i, c in enumerate(conds)
         ]
         stmt = sa.select(sa.func.count().label("population"), *counts).select_from(self.rows)
-        row = self._run(stmt, "counting the segments")[0]
+        row = self._run(stmt, doing)[0]
         return int(row[0]), {n: int(row[i + 1]) for i, n in enumerate(chosen)}
+
+    def counts_each(self, names: Sequence[str] | None = None) -> SegmentCounts:
+        """As :meth:`counts`, but one segment that cannot run does not stop the others.
+
+        A segment that does not compile to SQL, or whose SQL the warehouse refuses (a float
+        overflow, a statement too large: more than 65,535 parameters once its references are
+        inlined), is left out and named in :attr:`SegmentCounts.failed` with its reason. The
+        others are counted in one pass; when that pass fails, each is counted on its own.
+
+        Raises:
+            DwhError: The warehouse itself cannot be read (the population cannot be counted).
+        """
+        chosen = list(self.segments if names is None else names)
+        failed: dict[str, str] = {}
+        runnable: list[str] = []
+        for name in chosen:
+            try:
+                self.where(name)
+            except RuleError as e:
+                failed[name] = str(e)
+            else:
+                runnable.append(name)
+        try:
+            population, sizes = self.counts(runnable)
+            return SegmentCounts(population, sizes, failed)
+        except (DwhError, RuleError):  # one segment's SQL, or all of them at once: each alone
+            pass
+        population = self.population()
+        sizes = {}
+        for name in runnable:
+            try:
+                sizes[name] = self._counts([name], f"counting segment {name!r}")[1][name]
+            except (DwhError, RuleError) as e:
+                failed[name] = str(e)
+        order = {name: i for i, name in enumerate(chosen)}
+        return SegmentCounts(
+            population, sizes, dict(sorted(failed.items(), key=lambda kv: order[kv[0]]))
+        )
 
     def population(self) -> int:
         """How many customers the warehouse has (one latest row each)."""

@@ -452,6 +452,39 @@ def test_cli_in_dwh_names_the_operator(cli_dwh: Path, capsys: pytest.CaptureFixt
     ]
 
 
+def test_cli_sizes_in_dwh_runs_every_segment_but_the_bad_ones_and_names_them(
+    cli_dwh: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A float overflow in the warehouse (in memory: a missing value), and a segment whose SQL,
+    # its references inlined, has more than 65,535 parameters: each alone is refused by the
+    # warehouse; together with the good ones they used to stop every count.
+    overflow = {">": [{"*": [{"var": "total_revenue"}, 1e308, 10]}, 1]}
+    values = [f"v{i}" for i in range(999)]
+    segments = [
+        {"name": "overflow", "rules": [overflow]},
+        {"name": "cities", "rules": [{"in": [{"var": "city"}, values]}]},
+        {"name": "huge", "rules": [{"or": [{"segment": "cities"}] * 70}]},
+    ]
+    (cli_dwh / "bad.json").write_text(json.dumps(segments))
+    expected = {
+        "not_paris": len(_in_memory(Segment("not_paris", CASES["not_paris"]))),
+        "cities": 0,
+    }
+
+    code, out, err = _cli(capsys, "--segments-dir", str(cli_dwh), "sizes", "--in-dwh", "--json")
+
+    assert code == 1 and "Traceback" not in err
+    doc = json.loads(out)
+    sizes = {s["name"]: s["size"] for s in doc["segments"]}
+    assert set(sizes) == {"not_paris", "adults", "cities"} and doc["population"] == len(ROWS)
+    assert {n: sizes[n] for n in expected} == expected
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 2, err
+    assert "counting segment 'overflow'" in errors[0] and "value out of range" in errors[0]
+    assert "float overflow" in errors[0] and "without --in-dwh" in errors[0]
+    assert "counting segment 'huge'" in errors[1] and "too large to run as one SQL" in errors[1]
+
+
 def test_infinities_and_nan_as_in_memory(dwh_urls: dict[str, str]) -> None:
     """NaN is missing (as pandas reads it); a computed non-finite value is missing; a stored
     infinity compares as one (as the vectorized path keeps it)."""

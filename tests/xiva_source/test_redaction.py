@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import pickle
 from urllib.parse import quote, quote_plus
 
+from tests.support.xiva_source.encodings import carries_base64
 from xiva_source.dwh.errors import DwhError
 from xiva_source.pipeline.errors import AllSourcesFailedError
 from xiva_source.redaction import (
@@ -75,3 +78,42 @@ def test_transient_secrets_are_bounded_and_permanent_ones_stay() -> None:
         register_secret(token, transient=True)
     assert redact(tokens[0]) == tokens[0]  # the oldest token was forgotten
     assert redact(tokens[-1]) == "***" and redact("Perm4nent-value") == "***"
+
+
+def _reversible_forms(secret: str) -> dict[str, str]:
+    raw = secret.encode()
+    forms = {
+        "base64": base64.b64encode(raw).decode(),
+        "base64 unpadded": base64.b64encode(raw).decode().rstrip("="),
+        "urlsafe base64": base64.urlsafe_b64encode(raw).decode(),
+        "urlsafe base64 unpadded": base64.urlsafe_b64encode(raw).decode().rstrip("="),
+        "base32": base64.b32encode(raw).decode(),
+        "hex": raw.hex(),
+        "HEX": raw.hex().upper(),
+        "every byte percent-encoded": "".join(f"%{b:02X}" for b in raw),
+        "html": html.escape(secret),
+        "html references": "".join(f"&#{ord(c)};" for c in secret),
+    }
+    for prefix in ("u:", "us:", "use:", '{"password": "'):
+        forms[f"base64 of {prefix!r} + secret"] = base64.b64encode(prefix.encode() + raw).decode()
+        forms[f"urlsafe base64 of {prefix!r} + secret"] = base64.urlsafe_b64encode(
+            prefix.encode() + raw + b'"}'
+        ).decode()
+    return forms
+
+
+def test_registered_secrets_are_masked_in_their_reversible_encodings() -> None:
+    secret = "B64sec/ret+pässw0rd?"
+    register_secret(secret)
+    for name, form in _reversible_forms(secret).items():
+        text = redact(f"login refused: {form}, try again")
+        assert form not in text, name
+        assert "***" in text and text.startswith("login refused: "), name
+        assert not carries_base64(text, secret), name
+
+
+def test_base64_masking_leaves_unrelated_base64_alone() -> None:
+    register_secret("An0ther-secret-value")
+    other = base64.b64encode(b"nothing secret in here, just some longer text").decode()
+    assert redact(f"payload {other} end") == f"payload {other} end"
+    assert redact("plain prose mentions nothing") == "plain prose mentions nothing"

@@ -38,6 +38,7 @@ __all__ = [
     "configure_logging",
     "execute",
     "single_command_main",
+    "stderr_handlers",
     "version_text",
 ]
 
@@ -240,6 +241,11 @@ def version_text(prog: str) -> str:
     except metadata.PackageNotFoundError:
         version = "unknown (not installed)"
     return f"{prog} {version}"
+
+
+def stderr_handlers() -> list[logging.Handler]:
+    """The root logger's handlers that :func:`configure_logging` installed (stderr)."""
+    return [h for h in logging.getLogger().handlers if isinstance(h, _StderrHandler)]
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -1,20 +1,22 @@
 """``xiva-source status``: freshness per feature view and source, the last run, a health check.
 
-Prints the report of :func:`xiva_source.jobs.status.collect_status` (or ``--json``) on stdout.
-Exit status 0, or 1 when ``--max-age`` is given and a view's watermark is older (or the view was
-never materialized): then one line on stderr names the stale views, so the command serves as a
-health check (docs/operations.md, "Status").
+Prints the report of :func:`xiva_source.jobs.status.collect_status` (or ``--json``) on stdout;
+exit status 0. With ``--max-age`` (or ``--check``) it is a health check: one line on stderr and
+a distinct exit status per trouble (:data:`~xiva_source.jobs.status.HEALTH_EXIT_CODES`): 1 a view
+older than ``--max-age`` (or never materialized), 4 the run state corrupted, 5 the online store
+down, 6 the DWH down; 2 stays a usage or configuration error (docs/operations.md, "Status").
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from datetime import timedelta
 
 from xiva_source.cli.app import Command, CommandContext
-from xiva_source.cli.boundary import EXIT_FAILURE, EXIT_OK
+from xiva_source.cli.boundary import EXIT_OK
 
 __all__ = ["STATUS_COMMAND", "parse_duration"]
 
@@ -32,9 +34,14 @@ def parse_duration(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a duration; use seconds or e.g. 30m, 2h, 1d"
         ) from e
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
-    return timedelta(seconds=value * _UNITS[unit])
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number more than 0")
+    try:
+        return timedelta(seconds=value * _UNITS[unit])
+    except OverflowError as e:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is too long a duration; use at most {timedelta.max.days} days"
+        ) from e
 
 
 def _status_options(parser: argparse.ArgumentParser) -> None:
@@ -44,20 +51,36 @@ def _status_options(parser: argparse.ArgumentParser) -> None:
         type=parse_duration,
         default=None,
         metavar="DURATION",
-        help="exit 1 when a feature view's watermark is older than this (e.g. 30m, 2h; "
-        "default: no check)",
+        help="health check: exit 1 when a feature view's watermark is older than this (e.g. "
+        "30m, 2h), 4 state corrupted, 5 online store down, 6 DWH down (default: no check)",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="health check without a freshness limit: exit 4 state corrupted, 5 online store "
+        "down, 6 DWH down",
     )
 
 
 def _status(args: argparse.Namespace, context: CommandContext) -> int:
     from xiva_source.cli.xiva import open_store
+    from xiva_source.errors import ConfigurationError
     from xiva_source.feast_plugin.online_store import online_redis_client
-    from xiva_source.jobs.status import collect_status
+    from xiva_source.jobs.status import collect_status, online_store_down
     from xiva_source.timeutil import utc_now
 
     settings = context.require_settings()
     store = open_store(args.repo, applied=True)
-    client = online_redis_client(store.config, settings)
+    check = args.check or args.max_age is not None
+    try:
+        client = online_redis_client(store.config, settings)
+    except ConfigurationError:
+        raise  # a bad REDIS_URL: exit 2 with its fix
+    except Exception as e:  # a cluster's or the sentinels' nodes unreachable
+        if not check:
+            raise
+        print(online_store_down(e).line("status"), file=sys.stderr)
+        return online_store_down(e).exit_code
     try:
         status = collect_status(store, settings, client, now=utc_now())
     finally:
@@ -70,14 +93,12 @@ def _status(args: argparse.Namespace, context: CommandContext) -> int:
         print(json.dumps(document, indent=2, sort_keys=True))
     else:
         print("\n".join(status.lines()))
-    if stale:
-        print(
-            f"status: stale: {', '.join(stale)} older than {args.max_age} (or never "
-            "materialized); check the last run above and the materialization cron job",
-            file=sys.stderr,
-        )
-        return EXIT_FAILURE
-    return EXIT_OK
+    if not check:
+        return EXIT_OK
+    verdict = status.verdict(args.max_age)
+    if verdict.exit_code != EXIT_OK:
+        print(verdict.line("status"), file=sys.stderr)
+    return verdict.exit_code
 
 
 STATUS_COMMAND = Command(
@@ -85,8 +106,9 @@ STATUS_COMMAND = Command(
     help="freshness per feature view and source, the last run, pending retries (health check)",
     description="Show, per feature view and source, the watermark and its age, the last run's "
     "result, rows and duration, the customers pending a retry, the Xiva usage of this UTC hour "
-    "and the project's online key count. Exit status 0; 1 when --max-age is given and a view "
-    "is older (a health check); 2 usage or configuration error.",
+    "and the project's online key count. Exit status 0; 2 usage or configuration error. With "
+    "--max-age or --check it is a health check: 1 a view older than --max-age (or never "
+    "materialized), 4 the run state corrupted, 5 the online store down, 6 the DWH down.",
     configure=_status_options,
     run=_status,
 )

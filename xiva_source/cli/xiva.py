@@ -134,23 +134,30 @@ def _materialize_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _materialize(args: argparse.Namespace, context: CommandContext) -> int:
+    from xiva_source.cli.folding import folded_warnings
     from xiva_source.jobs.errors import MaterializationFailedError
     from xiva_source.jobs.materialize import run_materialization
 
-    try:
-        summary = run_materialization(
-            args.repo,
-            end_date=args.end_date,
-            views=args.views,
-            settings=context.require_settings(),
-            progress=False if args.no_progress else None,
-            full=args.full,
-            fail_on_fallback=args.fail_on_fallback,
-        )
-    except MaterializationFailedError as e:
-        # The job's promised output: its one summary line (cause and fix included), on stderr.
-        print(e.summary.line(), file=sys.stderr)
-        return e.exit_code
+    # One line per run: at the default level, what loggers warn of meanwhile joins that line.
+    fold = args.log_level == "WARNING" and not args.debug
+    with folded_warnings(fold) as folded:
+        try:
+            summary = run_materialization(
+                args.repo,
+                end_date=args.end_date,
+                views=args.views,
+                settings=context.require_settings(),
+                progress=False if args.no_progress else None,
+                full=args.full,
+                fail_on_fallback=args.fail_on_fallback,
+            )
+        except MaterializationFailedError as e:
+            # The job's promised output: its one summary line (cause and fix included), stderr.
+            e.summary.warnings.extend(folded.clauses())
+            print(e.summary.line(), file=sys.stderr)
+            return e.exit_code
+        if summary.status != "skipped":  # a skipped run's line has no clauses: printed as logs
+            summary.warnings.extend(folded.clauses())
     code = int(summary.exit_code)
     # ok (or skipped): the line on stdout; degraded (3) or a fallback made a failure (1): stderr.
     print(summary.line(), file=sys.stdout if code == EXIT_OK else sys.stderr)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from xiva_source.errors import DataSourceError
 
-__all__ = ["DwhError", "tls_fix"]
+__all__ = ["DwhError", "timeout_fix", "tls_fix"]
 
 
 class DwhError(DataSourceError):
@@ -25,8 +25,9 @@ class DwhError(DataSourceError):
         super().__init__(
             "dwh",
             cause,
-            # A TLS failure's fix is more precise than any caller's general hint.
+            # A TLS failure's or a timeout's fix is more precise than any caller's general hint.
             hint=tls_fix(cause)
+            or timeout_fix(cause)
             or hint
             or "Check DWH_URL and that the warehouse tables exist and are readable.",
         )
@@ -70,3 +71,15 @@ def tls_fix(cause: str) -> str | None:
         if any(marker in lowered for marker in markers):
             return fix
     return None
+
+
+def timeout_fix(cause: str) -> str | None:
+    """The fix when ``cause`` says the DWH did not answer within
+    ``DWH_STATEMENT_TIMEOUT_SECONDS``; None for any other failure."""
+    if "DWH_STATEMENT_TIMEOUT_SECONDS" not in cause:
+        return None
+    return (
+        "Find what holds the table (an ETL transaction: pg_locks and pg_stat_activity on the "
+        "DWH) or what makes the query slow, and rerun; raise DWH_STATEMENT_TIMEOUT_SECONDS if "
+        "the DWH is just slow (0: no limit)."
+    )

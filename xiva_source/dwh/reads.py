@@ -33,7 +33,13 @@ from xiva_source.dwh.arrow import (
     rows_to_arrow,
     table_records,
 )
-from xiva_source.dwh.engine import bind_timestamp, get_engine, sql_error_text
+from xiva_source.dwh.engine import (
+    bind_timestamp,
+    get_engine,
+    session_settings,
+    sql_error_text,
+    timeout_text,
+)
 from xiva_source.dwh.errors import DwhError
 from xiva_source.features.catalogue import ENTITY
 from xiva_source.redaction import redact_url
@@ -353,8 +359,10 @@ def _stream_adbc(
     pending: pa.Table | None = None
     try:
         with adbc.connect(_libpq_uri(url)) as conn, conn.cursor() as cursor:
-            # As get_engine's sessions: expressions of the query see UTC.
-            cursor.execute("SET TIME ZONE 'UTC'")
+            # As get_engine's sessions: expressions of the query see UTC, a lock wait is bounded
+            # (the COPY itself lasts as long as its rows take to consume: not bounded).
+            for statement in session_settings(statement_timeout=False):
+                cursor.execute(statement)
             cursor.adbc_statement.set_options(
                 **{"adbc.postgresql.batch_size_hint_bytes": str(_ADBC_BATCH_BYTES)}
             )
@@ -400,8 +408,9 @@ def _libpq_uri(url: str) -> str:
 
 
 def _adbc_error_text(error: Any) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
+    text = str(error).strip()
+    lines = text.splitlines()
+    return timeout_text(text) or f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]
 
 
 def lookup_rows(

@@ -363,13 +363,13 @@ class _Run:
         path = self.settings.metrics_textfile
         if path is None:
             return
-        from xiva_source.jobs.metrics import write_run_metrics
+        from xiva_source.jobs.metrics import not_written, write_run_metrics
 
         try:
             write_run_metrics(path, self.summary, self.store, stored.watermarks(), now)
         except Exception as e:  # e.g. a directory not writable: the run's outcome stands
-            self.summary.warnings.append(redact(f"metrics not written to {path}: {e}"))
-            logger.info("%s", self.summary.warnings[-1])
+            self.summary.warnings.append(redact(not_written(path, e)))
+            logger.info("metrics not written: %s", redact(repr(e)))
 
     def mark_loaded(self) -> None:
         """After a run that served every view: the marker says the online store is loaded.

@@ -32,7 +32,14 @@ from xiva_source.timeutil import as_utc
 if TYPE_CHECKING:
     from feast import FeatureStore
 
-__all__ = ["MetricFamily", "render", "run_metrics", "write_run_metrics", "write_textfile"]
+__all__ = [
+    "MetricFamily",
+    "not_written",
+    "render",
+    "run_metrics",
+    "write_run_metrics",
+    "write_textfile",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -238,6 +245,17 @@ def write_textfile(path: str | os.PathLike[str], families: list[MetricFamily]) -
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def not_written(path: str | os.PathLike[str], error: BaseException) -> str:
+    """The run line's warning when ``METRICS_TEXTFILE`` could not be written: the path, why, and
+    the fix. The run's outcome and exit status stand (the metrics are a report, not the run)."""
+    reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+    return (
+        f"metrics not written to {path} (METRICS_TEXTFILE): {reason}; to fix it, make "
+        f"{Path(path).parent} a directory the job's user can write (the node exporter's textfile "
+        "directory) or point METRICS_TEXTFILE at a file in one (the run's outcome stands)"
+    )
 
 
 def render(families: list[MetricFamily]) -> str:

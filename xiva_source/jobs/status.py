@@ -28,7 +28,25 @@ if TYPE_CHECKING:
     from xiva_source.redis_client import RedisClient
     from xiva_source.settings import Settings
 
-__all__ = ["SourceFreshness", "StoreStatus", "ViewStatus", "collect_status"]
+__all__ = [
+    "HEALTH_EXIT_CODES",
+    "HealthVerdict",
+    "SourceFreshness",
+    "StoreStatus",
+    "ViewStatus",
+    "collect_status",
+    "online_store_down",
+]
+
+HEALTH_EXIT_CODES = {
+    "healthy": 0,
+    "stale": 1,
+    "state corrupted": 4,
+    "online store down": 5,
+    "dwh down": 6,
+}
+"""``xiva-source status`` as a health check (``--max-age`` or ``--check``): one distinct exit
+status per kind of trouble (2 stays a usage or configuration error; docs/operations.md)."""
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +78,35 @@ class ViewStatus:
         return self.age_seconds is None or self.age_seconds > max_age.total_seconds()
 
 
+@dataclass(frozen=True)
+class HealthVerdict:
+    """What the health check concludes: the kind (a key of :data:`HEALTH_EXIT_CODES`), why, and
+    what to do (both empty when healthy)."""
+
+    kind: str
+    problem: str = ""
+    fix: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        """The command's exit status for this verdict."""
+        return HEALTH_EXIT_CODES[self.kind]
+
+    def line(self, label: str) -> str:
+        """One line for stderr: ``<label>: <kind>: <problem>; fix: <fix>``."""
+        return f"{label}: {self.kind}: {self.problem}; fix: {self.fix}"
+
+
+def online_store_down(error: BaseException) -> HealthVerdict:
+    """The verdict when the online store (where the run state lives) cannot be reached."""
+    return HealthVerdict(
+        "online store down",
+        f"the online store (Redis, holding the run state) cannot be read: {_short(error)}",
+        "start Redis or check REDIS_URL (REDIS_TYPE, the sentinels); the features cannot be "
+        "served and no run can carry on meanwhile",
+    )
+
+
 @dataclass
 class StoreStatus:
     """Everything ``xiva-source status`` prints; ``None`` values are unknown (see ``problems``)."""
@@ -74,10 +121,46 @@ class StoreStatus:
     online_keys: int | None = None
     problems: dict[str, str] = field(default_factory=dict)
     """What could not be read (``state``, ``pending``, ``usage``, ``online_keys``): why."""
+    state_error: BaseException | None = None
+    """Why the run state could not be read at all (the online store down), if so."""
+    state_corrupted: bool = False
+    """A field of the run state (or all of it) does not parse: ``problems["state"]`` repairs it."""
+    dwh_error: BaseException | None = None
+    """Why the snapshot database (the DWH unless ``snapshot_url``) could not be read, if so."""
 
     def stale(self, max_age: timedelta) -> list[str]:
         """The views older than ``max_age`` (or never materialized)."""
         return [view.name for view in self.views if view.older_than(max_age)]
+
+    def verdict(self, max_age: timedelta | None) -> HealthVerdict:
+        """The health check's conclusion, the gravest first: the online store down (nothing
+        else can be trusted), the run state corrupted, the DWH down, then views older than
+        ``max_age`` (``None``: no freshness limit)."""
+        if self.state_error is not None:
+            return online_store_down(self.state_error)
+        if self.state_corrupted:
+            return HealthVerdict(
+                "state corrupted",
+                f"the run state is corrupted: {self.problems.get('state', '')}".rstrip(": "),
+                "run the repair the problem names (the next materialize run refuses to start "
+                "until then, exit 4)",
+            )
+        if self.dwh_error is not None:
+            return HealthVerdict(
+                "dwh down",
+                f"the DWH (the snapshot and pending-retry tables) cannot be read: "
+                f"{_short(self.dwh_error)}",
+                "start the warehouse or check DWH_URL (snapshot_url in feature_store.yaml if "
+                "set); runs in auto mode fall back to Xiva meanwhile (exit 3), dwh mode fails",
+            )
+        stale = self.stale(max_age) if max_age is not None else []
+        if stale:
+            return HealthVerdict(
+                "stale",
+                f"{', '.join(stale)} older than {max_age} (or never materialized)",
+                "check the last run above and the materialization cron job",
+            )
+        return HealthVerdict("healthy")
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (times ISO 8601 UTC, ages in seconds)."""
@@ -183,9 +266,11 @@ def collect_status(
         state = state_for_store(store, client).load()
     except Exception as e:
         status.problems["state"] = _short(e)
+        status.state_error = e
     corrupted = state.corruptions()
     if corrupted:  # each with its repair; the readable fields are still shown
         status.problems["state"] = " ".join(str(e) for e in corrupted)
+        status.state_corrupted = True
     marks = state.watermarks()
     status.last_run = state.last_run()
     for fv in sorted(store.list_feature_views(), key=lambda v: v.name):
@@ -231,6 +316,7 @@ def _pending(status: StoreStatus, store: FeatureStore, settings: Settings) -> No
         status.pending_retries = counts
     except Exception as e:
         status.problems["pending"] = _short(e)
+        status.dwh_error = e
 
 
 def _usage(status: StoreStatus, settings: Settings, now: datetime) -> None:

@@ -6,6 +6,7 @@ Transport-free: :meth:`SimulatorApp.handle` maps a :class:`~.wire.Request` to a
 
 from __future__ import annotations
 
+import base64
 import hmac
 import math
 import re
@@ -176,16 +177,18 @@ class SimulatorApp:
         )
         fault = self.faults.decide(endpoint, path)
         swapped = fault is not None and fault.swaps_customer
+        echo_login = fault is not None and fault.echoes_login
         if fault is not None and not swapped:
             fault_response = fault.response(self.time())
             if fault_response is not None:
                 return endpoint, user, fault_response
-            time.sleep(fault.config.slow_seconds)
+            if fault.kind == "slow":
+                time.sleep(fault.config.slow_seconds)
         if request.method != method:
             detail = {"detail": f'Method "{request.method}" not allowed.'}
             return endpoint, user, json_response(405, detail, {"Allow": f"{method}, OPTIONS"})
         if endpoint == "auth_create":
-            return self._auth_create(request)
+            return self._auth_create(request, echo=echo_login)
         if endpoint == "auth_refresh":
             return self._auth_refresh(request)
         if auth_error is not None:
@@ -238,11 +241,15 @@ class SimulatorApp:
             return None, json_response(400, {"non_field_errors": [detail]})
         return body, None
 
-    def _auth_create(self, request: Request) -> tuple[str, str | None, Response]:
+    def _auth_create(
+        self, request: Request, *, echo: bool = False
+    ) -> tuple[str, str | None, Response]:
         endpoint = "auth_create"
         body, error = self._json_body(request)
         if error is not None or body is None:
             return endpoint, None, error or json_response(400, {})
+        if echo:  # a login_echo fault: the password quoted back, base64-encoded
+            return endpoint, None, json_response(400, _login_echo(body))
         login_field = "email" if "email" in body and "username" not in body else "username"
         errors: dict[str, list[str]] = {}
         for name in (login_field, "password"):
@@ -315,6 +322,20 @@ class SimulatorApp:
             previous_url = _page_url(url, request, limit, max(0, offset - limit))
         payload = {"count": total, "next": next_url, "previous": previous_url, "results": customers}
         return json_response(200, payload)
+
+
+def _login_echo(body: dict[str, Any]) -> dict[str, Any]:
+    """The 400 body of a ``login_echo`` fault: the password base64-encoded, alone (standard and
+    URL-safe) and as a Basic header's ``username:password``."""
+    user = str(body.get("username", body.get("email", "")))
+    password = str(body.get("password", "")).encode()
+    basic = base64.b64encode(user.encode() + b":" + password).decode("ascii")
+    return {
+        "detail": "Invalid credentials encoding.",
+        "received": base64.b64encode(password).decode("ascii"),
+        "received_urlsafe": base64.urlsafe_b64encode(password).decode("ascii").rstrip("="),
+        "authorization": f"Basic {basic}",
+    }
 
 
 def _route(path: str) -> tuple[str, str, re.Match[str]] | None:

@@ -20,7 +20,9 @@ __all__ = [
 
 ListShape = Literal["array", "drf"]
 RetryAfterStyle = Literal["seconds", "http_date", "zero", "missing"]
-FaultKind = Literal["429", "500", "503", "502_html", "504_html", "slow", "drop", "swapped"]
+FaultKind = Literal[
+    "429", "500", "503", "502_html", "504_html", "slow", "drop", "swapped", "login_echo"
+]
 FAULT_KINDS: tuple[str, ...] = (
     "429",
     "500",
@@ -30,6 +32,7 @@ FAULT_KINDS: tuple[str, ...] = (
     "slow",
     "drop",
     "swapped",
+    "login_echo",
 )
 
 

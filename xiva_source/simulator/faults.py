@@ -59,15 +59,23 @@ class Fault:
         (a gateway cache or routing fault); other requests are answered normally."""
         return self.kind == "swapped"
 
+    @property
+    def echoes_login(self) -> bool:
+        """A ``login_echo`` fault: a login is refused ``400`` with a body that echoes the
+        password it was sent, base64-encoded (as ``username:password`` too, the way a
+        misconfigured gateway quotes a Basic header); other requests are answered normally."""
+        return self.kind == "login_echo"
+
     def response(self, now: float | None = None) -> Response | None:
-        """The failure response; None for ``slow`` (sleep, then answer normally) and ``swapped``
-        (answer with another customer's record: the app does it, :attr:`swaps_customer`).
+        """The failure response; None for ``slow`` (sleep, then answer normally), ``swapped``
+        (answer with another customer's record: the app does it, :attr:`swaps_customer`) and
+        ``login_echo`` (the app answers a login: :attr:`echoes_login`).
 
         Args:
             now: The server's clock (UNIX time) for ``Retry-After`` dates; default this host's.
         """
         config = self.config
-        if self.kind in ("slow", "swapped"):
+        if self.kind in ("slow", "swapped", "login_echo"):
             return None
         if self.kind == "drop":
             return Response(0, drop=True)

@@ -193,3 +193,34 @@ def test_xiva_at_a_closed_port_in_auto_mode_is_one_degraded_line_within_seconds(
     line = _one_line(capsys.readouterr().err)  # no retry or breaker log lines at WARNING
     assert code == 3 and line.startswith("materialize degraded mode=auto")
     assert "; fallback: xiva failed" in line
+
+
+@pytest.mark.parametrize("where", ["under a file", "a directory"])
+def test_an_unwritable_metrics_textfile_is_named_with_its_fix_and_never_fails_the_run(
+    repo: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    where: str,
+) -> None:
+    # Tests run as root, which file modes do not stop: a file as the parent directory, or a
+    # directory where the file should be, cannot be written by anyone.
+    (tmp_path / "not-a-dir").write_text("x")
+    (tmp_path / "a-dir.prom").mkdir()
+    metrics = tmp_path / ("not-a-dir/loyalty.prom" if where == "under a file" else "a-dir.prom")
+    monkeypatch.setenv("METRICS_TEXTFILE", str(metrics))
+    monkeypatch.setenv("FEATURE_STORE_DATA_SOURCE", "dwh")
+
+    assert _materialize(repo) == 0  # the run's own status
+
+    captured = capsys.readouterr()
+    line = _one_line(captured.out)
+    assert captured.err == "" and line.startswith("materialize ok mode=dwh")
+    assert f"; warning: metrics not written to {metrics} (METRICS_TEXTFILE): " in line
+    assert "point METRICS_TEXTFILE at a file" in line and str(metrics.parent) in line
+
+    monkeypatch.setenv("DWH_URL", "postgresql+psycopg://root@127.0.0.1:1/test")
+    assert _materialize(repo) == 1  # a failed run keeps its own status and its one Fix
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith("materialize failed") and line.count("Fix:") == 1
+    assert "metrics not written to" in line

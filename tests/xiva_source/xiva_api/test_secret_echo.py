@@ -23,8 +23,10 @@ import pytest
 
 from tests.support.feast import FeastEnv
 from tests.support.tiers import service
+from tests.support.xiva_source.encodings import carries_base64
 from xiva_source.cli import main
 from xiva_source.redaction import redact
+from xiva_source.simulator import XivaSimulator
 from xiva_source.xiva_api.auth import TokenPair
 from xiva_source.xiva_api.client import XivaClient
 from xiva_source.xiva_api.errors import XivaError
@@ -194,3 +196,47 @@ def test_stored_pending_reasons_mask_the_password(pg_url: str) -> None:
     stored = read_pending(pg_url, "pending_x3", "customer_source")
     assert set(stored) == {"a", "b"}
     assert all(CORE not in p.reason and "***" in p.reason for p in stored.values())
+
+
+ECHOED_PASSWORD = "Echo64/pass+wörd?"
+"""Its base64 forms hold '+' and '/' (the standard and URL-safe alphabets differ)."""
+
+
+@pytest.mark.usefixtures("subprocesses")
+@pytest.mark.parametrize("debug", [[], ["--debug"]])
+def test_a_login_400_echoing_the_password_base64_encoded_prints_none_of_it(
+    xiva_env: XivaSimulator, applied_feast_repo: Path, tmp_path: Path, debug: list[str]
+) -> None:
+    from xiva_source.simulator import FaultConfig
+
+    xiva_env.add_user("echo-user", ECHOED_PASSWORD)
+    xiva_env.set_faults(FaultConfig(kinds=("login_echo",), paths={"auth_create"}))
+    import requests
+
+    login = {"username": "echo-user", "password": ECHOED_PASSWORD}
+    answer = requests.post(f"{xiva_env.base_url}/auth/jwt/create/", json=login, timeout=5)
+    assert answer.status_code == 400 and carries_base64(answer.text, ECHOED_PASSWORD)
+
+    env = dict(os.environ, XIVA_API_USERNAME="echo-user", XIVA_API_PASSWORD=ECHOED_PASSWORD)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xiva_source",
+            *debug,
+            "refresh",
+            xiva_env.customer_ids()[0],
+            "--repo",
+            str(applied_feast_repo),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    output = proc.stderr + proc.stdout
+    assert proc.returncode != 0 and "400" in output, output
+    assert ("Traceback" in output) == bool(debug)
+    assert ECHOED_PASSWORD not in output and not carries_base64(output, ECHOED_PASSWORD), output

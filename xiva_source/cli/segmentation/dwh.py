@@ -43,20 +43,14 @@ def _dwh_segments(args: argparse.Namespace, context: CommandContext) -> Any:
 
 
 def _sizes_in_dwh(args: argparse.Namespace, context: CommandContext) -> int:
-    from segmentation.errors import RuleError
-
     dwh = _dwh_segments(args, context)
-    runnable = []
-    for name in dwh.segments:  # one segment that cannot run in SQL does not stop the others
-        try:
-            dwh.where(name)
-        except RuleError as e:
-            print(f"error: {e}", file=sys.stderr)
-            args.segment_errors += 1
-            continue
-        runnable.append(name)
-    population, sizes = dwh.counts(runnable)
-    _print_sizes(population, sizes, as_json=args.json)
+    # One segment that cannot run in SQL (or that the warehouse refuses: a float overflow, a
+    # statement too large) does not stop the others; each is named with its reason (exit 1).
+    counted = dwh.counts_each()
+    for reason in counted.failed.values():
+        print(f"error: {reason}", file=sys.stderr)
+    args.segment_errors += len(counted.failed)
+    _print_sizes(counted.population, counted.sizes, as_json=args.json)
     return _status(args)
 
 
