@@ -53,7 +53,7 @@ def _status(args: argparse.Namespace, context: CommandContext) -> int:
     from xiva_source.cli.xiva import open_store
     from xiva_source.feast_plugin.online_store import online_redis_client
     from xiva_source.jobs.status import collect_status
-    from xiva_source.timeutil import utc_now
+    from xiva_source.timeutil import human_duration, utc_now
 
     settings = context.require_settings()
     store = open_store(args.repo, applied=True)
@@ -72,7 +72,7 @@ def _status(args: argparse.Namespace, context: CommandContext) -> int:
         print("\n".join(status.lines()))
     if stale:
         print(
-            f"status: stale: {', '.join(stale)} older than {args.max_age} (or never "
+            f"status: stale: {', '.join(stale)} older than {human_duration(args.max_age)} (or never "
             "materialized); check the last run above and the materialization cron job",
             file=sys.stderr,
         )
