@@ -72,8 +72,8 @@ def _status(args: argparse.Namespace, context: CommandContext) -> int:
         print("\n".join(status.lines()))
     if stale:
         print(
-            f"status: stale: {', '.join(stale)} older than {human_duration(args.max_age)} (or never "
-            "materialized); check the last run above and the materialization cron job",
+            f"status: stale: {', '.join(stale)} older than {human_duration(args.max_age)} "
+            "(or never materialized); check the last run above and the materialization cron job",
             file=sys.stderr,
         )
         return EXIT_FAILURE

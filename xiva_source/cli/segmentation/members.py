@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from xiva_source.cli.app import CommandContext
 from xiva_source.cli.boundary import EXIT_FAILURE, EXIT_OK
 from xiva_source.cli.segmentation.common import (
-    _check_arguments,
     _applied_store,
+    _check_arguments,
     _engine,
     _json_option,
     _print_json,
