@@ -93,7 +93,7 @@ def _read(path: Path, max_bytes: int) -> list[Any]:
             data = yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader refusing aliases
     except (ValueError, yaml.YAMLError, RecursionError) as e:
         kind = "JSON" if path.suffix == ".json" else "YAML"
-        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        detail = _syntax_detail(e)
         raise SegmentFileError(
             str(path), f"invalid {kind}: {detail}", f"fix the {kind} syntax"
         ) from e
@@ -108,6 +108,20 @@ def _read(path: Path, max_bytes: int) -> list[Any]:
         f"expected a segment object or a list of them, got {type(data).__name__}",
         'write {"name": ..., "description": ..., "rules": [...]}',
     )
+
+
+def _syntax_detail(error: BaseException) -> str:
+    """The parser's complaint with its line and column (1-based), e.g. ``line 4, column 9:
+    expected ',' or ']', but got ':'``."""
+    mark = getattr(error, "problem_mark", None)  # yaml.MarkedYAMLError
+    if mark is not None:
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        context = getattr(error, "context", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}"
+        return f"{where}: {problem}" + (f" ({context})" if context else "")
+    if isinstance(error, json.JSONDecodeError):
+        return f"line {error.lineno}, column {error.colno}: {error.msg}"
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def _files(directory: Path) -> list[Path]:

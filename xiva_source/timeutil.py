@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-__all__ = ["Clock", "as_utc", "parse_iso", "to_iso", "utc_now"]
+__all__ = ["Clock", "as_utc", "human_duration", "parse_iso", "to_iso", "utc_now"]
 
 Clock = Callable[[], datetime]
 """A source of the current time (UTC, aware); injected so tests control time."""
@@ -36,3 +36,21 @@ def parse_iso(value: Any) -> datetime:
     if not isinstance(value, str):
         raise ValueError(f"not a timestamp: {value!r}")
     return as_utc(datetime.fromisoformat(value.strip().replace("Z", "+00:00")))
+
+
+def human_duration(duration: timedelta | float) -> str:
+    """A duration as people write it: ``1s``, ``30m``, ``2h``, ``1h 30m``, ``3d 4h``.
+
+    The two largest units, smaller ones dropped (``90061`` s is ``1d 1h``); under a second,
+    ``0s``. The form ``--max-age`` accepts, unit by unit.
+
+    Args:
+        duration: A ``timedelta`` or seconds.
+    """
+    seconds = int(duration.total_seconds() if isinstance(duration, timedelta) else duration)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return " ".join(parts[:2]) or "0s"

@@ -144,3 +144,30 @@ def test_module_entry_point(seg_repo: FeastRepo) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "0 error(s)" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (["preview", "pari"], "error: unknown segment 'pari'"),
+        (["export", "pari", "out.csv"], "error: unknown segment 'pari'"),
+        (["export", "paris", "out.xlsx"], "error: cannot export to 'out.xlsx': unknown format"),
+        (["members", "paris", "-o", "out.txt"], "error: cannot export to 'out.txt'"),
+    ],
+)
+def test_bad_arguments_are_refused_before_anything_is_loaded(
+    argv: list[str],
+    problem: str,
+    segdir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No repository and a dead Redis: the answer comes from the arguments and segment files."""
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    nowhere = str(tmp_path / "no-repository")
+    code, out, err = _run(capsys, "--repo", nowhere, "--segments-dir", str(segdir), *argv)
+    assert code == 1 and out == ""
+    assert problem in err and "fix: " in err
+    if "unknown segment" in problem:
+        assert "use one of paris, rich" in err

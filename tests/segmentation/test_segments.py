@@ -158,8 +158,13 @@ def test_segments_dir_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("a.json", "{not json", "invalid JSON"),
+        ("a.json", "{not json", "invalid JSON: line 1, column 2: Expecting property name"),
         ("b.yaml", "? [a, b]\n: 1\n", "invalid YAML"),  # an unhashable (list) key
+        (
+            "g.yaml",
+            "name: g\nrules:\n  - {'>': [{'var': 'age'}, 3]\n  - x\n",
+            "invalid YAML: line 4, column 3: expected ',' or '}', but got '-'",
+        ),
         ("c.yaml", "- 3\n", "segment definition is an object"),
         ("d.json", "42", "expected a segment object"),
         (

@@ -4,6 +4,8 @@
   applied in-process, as ``feast apply`` would;
 - :class:`FeastEnv`: what the ``feast_env`` fixture set up (the simulator, the DWH, Redis);
 - ``FEAST_SIM_CUSTOMERS``: the size of the Feast tests' simulator (``feast_sim``).
+- :func:`feast_cli` / :func:`feast_cli_on_terminal`: the Feast CLI in its own process (stderr
+  captured, or on a pseudo-terminal as in an interactive shell).
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ if TYPE_CHECKING:
     from xiva_source.demo.data import DemoDwh
     from xiva_source.simulator import XivaSimulator
 
-__all__ = ["FEAST_SIM_CUSTOMERS", "ROOT", "FeastEnv", "feast_cli", "make_repo"]
+__all__ = [
+    "FEAST_SIM_CUSTOMERS",
+    "ROOT",
+    "FeastEnv",
+    "feast_cli",
+    "feast_cli_on_terminal",
+    "make_repo",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 """The repository's root (``feature_repo/`` is below it)."""
@@ -104,3 +113,54 @@ def feast_cli(repo: Path, *args: str, timeout: float = 300) -> subprocess.Comple
         text=True,
         timeout=timeout,
     )
+
+
+def feast_cli_on_terminal(repo: Path, *args: str, timeout: float = 300) -> tuple[int, str, str]:
+    """``feast -c REPO ARGS`` with its stderr on a pseudo-terminal, as in an interactive shell.
+
+    Args:
+        repo: The repository (``feast -c``).
+        args: The command and its arguments.
+        timeout: Seconds before the process is killed.
+
+    Returns:
+        The return code, stdout, and everything written to the terminal (stderr).
+    """
+    import fcntl
+    import pty
+    import struct
+    import termios
+    import threading
+
+    feast = Path(sys.executable).parent / "feast"
+    master, slave = pty.openpty()
+    # A window of 24 x 120, as a terminal has (a pty starts at 0 x 0: tqdm would draw nothing).
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    chunks: list[bytes] = []
+
+    def drain() -> None:  # a full terminal buffer would block the child
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child closed its end
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        process = subprocess.run(
+            [str(feast), "-c", str(repo), *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            text=True,
+            timeout=timeout,
+        )
+    finally:
+        os.close(slave)
+        reader.join(timeout=10)
+        os.close(master)
+    return process.returncode, process.stdout, b"".join(chunks).decode(errors="replace")

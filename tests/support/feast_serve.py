@@ -26,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-__all__ = ["FeastServer", "free_port"]
+__all__ = ["FeastServer", "FeastUi", "free_port"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -151,6 +151,87 @@ class FeastServer:
         self._log.close()
 
     def __enter__(self) -> FeastServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class FeastUi:
+    """``feast -c <repo> ui`` on a free loopback port, waited for until its page answers.
+
+    Args:
+        repo: The applied repository.
+        timeout: Seconds to wait for the page.
+
+    Raises:
+        RuntimeError: The server exited or did not answer in time (its output in the message).
+    """
+
+    def __init__(self, repo: Path, *, timeout: float = 120.0) -> None:
+        self.port = free_port()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("feast")), "-c", str(repo), "ui",
+             "--host", "127.0.0.1", "--port", str(self.port)],
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                log = self.log()
+                self.close()
+                raise RuntimeError(f"feast ui exited: {log[-2000:]}")
+            try:
+                if self.get("/")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                log = self.log()
+                self.close()
+                raise RuntimeError(f"feast ui did not answer on port {self.port}: {log[-2000:]}")
+            time.sleep(0.2)
+
+    def log(self) -> str:
+        """What the server wrote so far."""
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")
+
+    def get(self, path: str) -> tuple[int, Any]:
+        """``GET path``: the status and the decoded JSON (or the text)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            data = response.read()
+        finally:
+            conn.close()
+        try:
+            return response.status, json.loads(data)
+        except ValueError:
+            return response.status, data.decode(errors="replace")
+
+    def close(self) -> None:
+        """Stop the server and wait for it."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self._log.close()
+
+    def __enter__(self) -> FeastUi:
         return self
 
     def __exit__(

@@ -46,6 +46,10 @@ def test_demo_runs_end_to_end_and_shows_features_and_segments(
     assert "customer_tier" in lines[at] and "churn_score" in lines[at]
     kinds = [line.strip().split("  ")[0] for line in lines[at + 1 : at + 5]]
     assert kinds == ["xiva+dwh", "xiva+dwh", "xiva only", "dwh only"]
+    # Whole ids, to paste into `segmentation evaluate` or `xiva-source refresh`.
+    uuid_text = r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"
+    assert all(re.search(uuid_text, line) for line in lines[at + 1 : at + 5])
+    assert "..." not in "".join(lines[at + 1 : at + 5])
     sizes = re.findall(r"^  (\w+)\s+(\d[\d,]*)$", out.split("Segments", 1)[1], flags=re.M)
     assert sizes and all(int(n.replace(",", "")) <= 330 for _, n in sizes)
     assert any(int(n.replace(",", "")) > 0 for _, n in sizes)

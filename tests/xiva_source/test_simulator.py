@@ -818,3 +818,19 @@ def test_cli_rejects_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert "teapot" in capsys.readouterr().err
     assert cli(["--customers", "-1", "--port", "0"]) == 2
     assert "customers" in capsys.readouterr().err
+
+
+def test_fault_kinds_help_and_docs_name_every_kind(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--fault-kinds``'s help and docs/simulator.md's table come from / agree with one list."""
+    from xiva_source.cli import simulator_main
+    from xiva_source.simulator.config import FAULT_KINDS
+
+    assert simulator_main(["--help"]) == 0
+    help_text = "".join(capsys.readouterr().out.split())  # argparse wraps lines at commas too
+    assert f"among{','.join(FAULT_KINDS)}" in help_text
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "simulator.md").read_text()
+    table = docs.split("| kind | response |", 1)[1].split("\n\n", 1)[0]
+    documented = set(
+        re.findall(r"`([\w]+)`", "\n".join(r.split("|")[1] for r in table.splitlines()[2:]))
+    )
+    assert documented == set(FAULT_KINDS)

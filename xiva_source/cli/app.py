@@ -8,6 +8,8 @@ One parser tree per console script, with the same conventions everywhere:
 - every subcommand has a one-line help and a description; defaults are shown in help;
 - one log format on stderr;
 - exit status 0 success, 1 failure, 2 usage or configuration error (also with no command);
+- a mistyped command or choice gets "did you mean" (:class:`SuggestingParser`: difflib, since
+  argparse's own ``suggest_on_error`` is Python 3.14's);
 - settings are loaded once per command, with the ``--repo`` path (the ``.env`` beside or above
   it), and handed to the command; any error goes through :func:`~xiva_source.cli.boundary.guard`.
 """
@@ -15,12 +17,14 @@ One parser tree per console script, with the same conventions everywhere:
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from xiva_source.cli.boundary import EXIT_USAGE, guard
 from xiva_source.redaction import RedactingFormatter
@@ -34,6 +38,7 @@ __all__ = [
     "Command",
     "CommandContext",
     "CommandTree",
+    "SuggestingParser",
     "add_global_options",
     "configure_logging",
     "execute",
@@ -51,6 +56,30 @@ _DISTRIBUTION = "loyalty-feature-store"
 
 OptionAdder = Callable[[Any, Callable[[object], object]], None]
 """Adds a tree's global options to a parser; the second argument wraps each default."""
+
+
+class SuggestingParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose "invalid choice" error names the closest choice.
+
+    ``xiva-source stauts`` -> ``argument COMMAND: invalid choice: 'stauts' (choose from ...);
+    did you mean 'status'?``. Subparsers are of this class too (argparse creates them with the
+    parent's class).
+    """
+
+    def error(self, message: str) -> NoReturn:
+        """Print the usage and ``message`` (with a suggestion when one is close), exit 2."""
+        found = re.search(r"invalid choice: '([^']*)'", message)
+        if found:
+            candidates = [
+                str(choice)
+                for action in self._actions
+                if action.choices is not None
+                for choice in action.choices
+            ]
+            close = difflib.get_close_matches(found.group(1), candidates, n=1, cutoff=0.6)
+            if close:
+                message = f"{message}; did you mean '{close[0]}'?"
+        super().error(message)
 
 
 @dataclass(frozen=True)
@@ -119,7 +148,7 @@ class CommandTree:
 
     def parser(self, prog: str | None = None) -> argparse.ArgumentParser:
         """The whole parser tree."""
-        parser = argparse.ArgumentParser(
+        parser = SuggestingParser(
             prog=prog or self.prog,
             description=self.description,
             epilog=self.epilog,
@@ -224,7 +253,7 @@ def single_command_main(command: Command, argv: Sequence[str] | None = None, *, 
     Returns:
         The exit status (0 ok, 1 failure, 2 usage or configuration error).
     """
-    parser = argparse.ArgumentParser(prog=prog, description=command.description)
+    parser = SuggestingParser(prog=prog, description=command.description)
     command.configure(parser)
     add_global_options(parser, keep_defaults=True)
     try:

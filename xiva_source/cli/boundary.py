@@ -8,10 +8,13 @@
   that domain, so they print the same way.
 - Anything else prints one line and ``run with --debug for the traceback``; exit 1.
 - ``--debug`` prints the traceback as well.
+- A reader that stops reading (``status | head``) ends the command quietly with status 141, as
+  a SIGPIPE would (``128 + 13``): nothing more is printed, no error.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -24,6 +27,7 @@ __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "guard", "report_error", "tr
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 
 def guard(run: Callable[[], int], *, label: str, debug: bool, stream: TextIO | None = None) -> int:
@@ -44,6 +48,9 @@ def guard(run: Callable[[], int], *, label: str, debug: bool, stream: TextIO | N
     except KeyboardInterrupt:
         print(f"{label}: interrupted", file=out)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except SystemExit:
         raise
     except Exception as e:
@@ -75,6 +82,17 @@ def translate(error: BaseException) -> LoyaltyError | None:
     from xiva_source.feast_plugin.foreign_errors import project_error_for
 
     return project_error_for(error)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null: the interpreter's last flush must not fail on the closed pipe
+    (the recipe of Python's ``signal`` documentation)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout is no file (a test's capture)
+        pass
 
 
 def _one_line(text: str) -> str:

@@ -252,28 +252,69 @@ def _demo(args: argparse.Namespace, context: CommandContext) -> int:
 def _dwh_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "action",
-        choices=("init",),
+        choices=("init", "seed"),
         help="init: create the DWH contract's missing tables (docs/dwh.md); existing ones are "
-        "checked, never altered",
+        "checked, never altered. seed: fill them with the demo population of the simulator's "
+        "customers (same --customers and --seed as `xiva-source simulator`)",
     )
     parser.add_argument(
         "--dry-run",
         action="store_true",
-        help="print the CREATE statements that would run, change nothing",
+        help="init: print the CREATE statements that would run, change nothing",
     )
     parser.add_argument("--dwh-url", help="warehouse URL (default: DWH_URL from the settings)")
+    parser.add_argument(
+        "--customers",
+        type=_positive_int,
+        default=1000,
+        help="seed: the simulator's number of customers (default: 1000, as the simulator's)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=42,
+        help="seed: the simulator's seed (default: 42, as the simulator's and `make demo`)",
+    )
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="seed: drop and refill the contract's tables even when they hold rows (they are "
+        "lost); without it a non-empty table is refused",
+    )
 
 
 def _dwh(args: argparse.Namespace, context: CommandContext) -> int:
+    url = args.dwh_url or context.require_settings().dwh_url
+    if args.action == "seed":
+        return _dwh_seed(args, url)
     from xiva_source.dwh.schema import init_dwh
 
-    report = init_dwh(args.dwh_url or context.require_settings().dwh_url, dry_run=args.dry_run)
+    report = init_dwh(url, dry_run=args.dry_run)
     if args.dry_run:
         for statement in report.ddl:
             print(f"{statement}\n")
     # Like materialize: the one line on stdout on success, on stderr on failure.
     print(report.line(), file=sys.stdout if report.ok else sys.stderr)
     return report.exit_code
+
+
+def _dwh_seed(args: argparse.Namespace, url: str) -> int:
+    from xiva_source.demo.data import seed_dwh
+    from xiva_source.redaction import redact_url
+
+    if args.dry_run:
+        raise ConfigurationError(
+            "--dry-run applies to `dwh init` only.", "Run `dwh seed` without --dry-run."
+        )
+    info = seed_dwh(url, args.customers, args.seed, replace=args.replace)
+    rows = ", ".join(f"{name}={count}" for name, count in info.rows.items())
+    print(
+        f"dwh seed ok customers={len(info.customer_ids)} shared_with_xiva={len(info.shared_ids)} "
+        f"dwh_only={len(info.dwh_only_ids)} xiva_only={len(info.xiva_only_ids)} "
+        f"url={redact_url(url)}; rows: {rows}; simulator: --customers {args.customers} "
+        f"--seed {args.seed}"
+    )
+    return EXIT_OK
 
 
 # -- pending ---------------------------------------------------------------------------------------
@@ -441,12 +482,16 @@ TREE = CommandTree(
         ),
         Command(
             "dwh",
-            help="set up the data warehouse: `dwh init` creates the contract's tables",
+            help="set up the data warehouse: `dwh init` creates the contract's tables, `dwh seed` "
+            "fills them with sample data",
             description="`dwh init` creates the DWH contract's tables (customer_features_view and "
             "the history tables, docs/dwh.md) that are missing in DWH_URL (SQLite or PostgreSQL) "
-            "and checks those that exist, never altering them; prints one summary line. Exit "
-            "status: 0 done (or nothing to do), 1 an existing table lacks contract columns or the "
-            "warehouse failed, 2 usage or configuration error.",
+            "and checks those that exist, never altering them. `dwh seed --customers N` fills them "
+            "with the demo population of the simulator's customers (`xiva-source simulator "
+            "--customers N`, same --seed), refusing tables that hold rows unless --replace. Each "
+            "prints one summary line. Exit status: 0 done (or nothing to do), 1 an existing table "
+            "lacks contract columns or holds rows (seed), or the warehouse failed, 2 usage or "
+            "configuration error.",
             configure=_dwh_options,
             run=_dwh,
         ),

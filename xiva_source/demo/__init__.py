@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from xiva_source import lazy
 
 if TYPE_CHECKING:
-    from xiva_source.demo.data import DemoDwh, create_demo_dwh
+    from xiva_source.demo.data import DemoDwh, create_demo_dwh, seed_dwh
     from xiva_source.demo.run import DemoResult, run_demo
 
 __all__ = lazy.attach(__name__, __file__)

@@ -2,7 +2,9 @@
 
 :func:`create_demo_dwh` writes ``customer_features_view`` and the three history tables of the
 contract (``docs/dwh.md``; the tables come from :mod:`xiva_source.dwh.schema`) for a list of
-customers (or a simulator's); the demo, the benchmark and the tests use it. It lives with the
+customers (or a simulator's); the demo, the benchmark and the tests use it. :func:`seed_dwh`
+(``xiva-source dwh seed``) fills a real warehouse with it, for the customers of the simulator that
+``xiva-source simulator`` runs with the same ``--customers`` and ``--seed``. It lives with the
 demo, not in :mod:`xiva_source.dwh`: the warehouse package reads a DWH, it does not invent one.
 """
 
@@ -26,7 +28,7 @@ from xiva_source.dwh.tables import CUSTOMER_FEATURES_TABLE
 from xiva_source.redaction import redact_url
 from xiva_source.timeutil import as_utc, utc_now
 
-__all__ = ["DemoDwh", "create_demo_dwh"]
+__all__ = ["DemoDwh", "create_demo_dwh", "seed_dwh"]
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +143,58 @@ def create_demo_dwh(
         xiva_only_ids=xiva_only,
         rows={name: len(records) for name, records in rows.items()},
     )
+
+
+def seed_dwh(url: str, customers: int, seed: int = 42, *, replace: bool = False) -> DemoDwh:
+    """Fill the warehouse at ``url`` with the demo population of a simulator's customers.
+
+    The customers are those of ``xiva-source simulator --customers <customers> --seed <seed>``
+    (computed, no server is started); the rows are :func:`create_demo_dwh`'s for them, with the
+    demo's seed. Tables that hold rows are never overwritten unless ``replace`` is set.
+
+    Args:
+        url: The warehouse's SQLAlchemy URL (``DWH_URL``; SQLite or PostgreSQL).
+        customers: The simulator's number of customers.
+        seed: The simulator's seed (``make demo`` and ``xiva-source simulator`` use 42).
+        replace: Drop and refill the contract's tables even when they hold rows.
+
+    Returns:
+        What was written (:class:`DemoDwh`).
+
+    Raises:
+        ConfigurationError: ``url`` is not a usable SQLAlchemy URL.
+        DwhError: A contract table already holds rows (and ``replace`` is not set), or the
+            warehouse cannot be read or written.
+    """
+    from xiva_source.dwh.schema import CONTRACT_TABLES, init_dwh
+    from xiva_source.simulator import SimulatorConfig, XivaSimulator
+
+    report = init_dwh(url, dry_run=True)  # checks the URL and the driver, reaches the warehouse
+    existing = [t.name for t in report.tables if t.status != "missing"]
+    if existing and not replace:
+        engine = get_engine(url)
+        try:
+            with engine.connect() as conn:
+                filled = {
+                    name: conn.execute(
+                        sa.select(sa.func.count()).select_from(sa.table(name))
+                    ).scalar_one()
+                    for name in existing
+                }
+        except sa.exc.SQLAlchemyError as e:
+            raise DwhError(
+                f"counting the rows of the DWH at {redact_url(url)!r} failed: {sql_error_text(e)}"
+            ) from e
+        filled = {name: rows for name, rows in filled.items() if rows}
+        if filled:
+            tables = ", ".join(f"{name} ({rows:,} rows)" for name, rows in filled.items())
+            raise DwhError(
+                f"the DWH at {redact_url(url)!r} already holds data: {tables}; nothing was written",
+                hint="Seed an empty database (or schema), or pass --replace to drop and refill "
+                f"the contract's tables ({', '.join(CONTRACT_TABLES)}): their rows are lost.",
+            )
+    sim = XivaSimulator(SimulatorConfig(customers=customers, seed=seed))  # never started
+    return create_demo_dwh(url, sim, seed=seed)
 
 
 def _demo_rows(

@@ -284,7 +284,7 @@ def _table(rows: Sequence[Mapping[str, Any]]) -> str:
         if value is None or pd.isna(value):
             return "-"
         if column == "customer_id":
-            return str(value)[:8] + "..."
+            return str(value)  # whole: it is pasted into `segmentation evaluate`, `refresh`
         return f"{value:.2f}" if isinstance(value, float) else str(value)
 
     cells = [[cell(row[c], c) for c in columns] for row in rows]

@@ -60,6 +60,7 @@ from xiva_source.feast_plugin.sources import (
 from xiva_source.features.catalogue import EVENT_TIMESTAMP
 from xiva_source.pipeline.auto import is_partial
 from xiva_source.pipeline.context import PullOptions
+from xiva_source.pipeline.progress import progress_bar
 from xiva_source.pipeline.pull import pull_batches
 from xiva_source.pipeline.report import PullReport
 from xiva_source.pipeline.tables import empty_table, to_source_names
@@ -454,23 +455,28 @@ def _pull_all(
         report = PullReport()
         tables: list[pa.Table] = []
         partial = 0
-        for table in pull_batches(
-            source,
-            settings=settings,
-            feature_names=feats,
-            start_date=start,
-            end_date=end,
-            options=PullOptions.from_repo_config(config),
-            chunk_size=chunk_size,
-            report=report,
-        ):
-            if is_partial(table):
-                # Feast writes whole rows: its null cells would erase online values. Left out;
-                # Feast's watermark moves, so run `xiva-source materialize` (which writes them
-                # cell by cell and catches up per source) after a fallback.
-                partial += table.num_rows
-                continue
-            tables.append(table.replace_schema_metadata(None))
+        # `feast materialize` in a terminal: the bar the job shows (customers, with an ETA).
+        with progress_bar(source.name) as progress:
+            report.progress = progress
+            for table in pull_batches(
+                source,
+                settings=settings,
+                feature_names=feats,
+                start_date=start,
+                end_date=end,
+                options=PullOptions.from_repo_config(config),
+                chunk_size=chunk_size,
+                report=report,
+            ):
+                progress.rows(table.num_rows)
+                if is_partial(table):
+                    # Feast writes whole rows: its null cells would erase online values. Left
+                    # out; Feast's watermark moves, so run `xiva-source materialize` (which
+                    # writes them cell by cell and catches up per source) after a fallback.
+                    partial += table.num_rows
+                    continue
+                tables.append(table.replace_schema_metadata(None))
+        report.progress = None
         if partial:
             logger.warning(
                 "%d rows of %s left out: a source failed and Feast cannot write partial rows; "

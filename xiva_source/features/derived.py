@@ -255,6 +255,10 @@ def derive_row(row: Mapping[str, Any], as_of: datetime | None = None) -> dict[st
     return {name: values[0] for name, values in derive_columns(facts, as_of=as_of).items()}
 
 
+_MAX_DAYS = 100_000
+"""The largest day count placed on the calendar (about 274 years)."""
+
+
 def facts_from_counts(feature: str, counts: Any, stamps: Any) -> pd.Series:
     """The fact behind counts that were true at ``stamps`` (the inverse of the derivation).
 
@@ -281,7 +285,15 @@ def facts_from_counts(feature: str, counts: Any, stamps: Any) -> pd.Series:
     number = pd.to_numeric(pd.Series(counts, dtype=object), errors="coerce").set_axis(days.index)
     number = number.where(number >= 0)
     if spec.unit == "days":
-        return (days - pd.to_timedelta(number, unit="D")).astype("datetime64[ns, UTC]")
+        # Whole days, as integers, and only where there is one: pandas converts a float series
+        # by rounding its fractions, whose numpy multiply warned "overflow encountered in
+        # multiply" now and then on chunks with missing counts (the job's --full, the Feast
+        # path). A count past the calendar's range (pandas' dates end in 2262) is no fact.
+        number = number.where(number <= _MAX_DAYS).round()
+        known = number.notna()
+        delta = pd.Series(pd.NaT, index=days.index, dtype="timedelta64[ns]")
+        delta[known] = pd.to_timedelta(number[known].astype("int64"), unit="D")
+        return (days - delta).astype("datetime64[ns, UTC]")
     year = days.dt.year - number
     month, day = days.dt.month, days.dt.day
     leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))

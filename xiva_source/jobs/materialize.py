@@ -430,9 +430,7 @@ class _Run:
 
     def _view(self, fv: FeatureView, state: StateSnapshot, reload: str | None) -> ViewRun:
         """Stream one view's sources into the online store; returns what was done."""
-        from tqdm import tqdm
-
-        from xiva_source.jobs.progress import BarProgress
+        from xiva_source.pipeline.progress import progress_bar
         from xiva_source.pipeline.report import PullReport
 
         view_started = time.monotonic()
@@ -456,10 +454,8 @@ class _Run:
         writer = OnlineWriter(
             self.store, self.online_store, client=self.client, force=plan.reload is not None
         )
-        with tqdm(
-            desc=fv.name, unit="rows", file=sys.stderr, disable=not self.show_progress, leave=False
-        ) as bar:
-            report.progress = progress = BarProgress(bar)  # the Xiva pull moves it per customer
+        with progress_bar(fv.name, show=self.show_progress) as progress:
+            report.progress = progress  # the Xiva pull moves it per customer
             try:
                 for table in self._pull(fv, start, plan, report):
                     written = writer.write(fv, table, join_keys)

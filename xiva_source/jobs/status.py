@@ -20,7 +20,7 @@ from xiva_source.feast_plugin.feast_runs import carry_on, view_mode
 from xiva_source.feast_plugin.run_state import MODE_SOURCES, StateSnapshot
 from xiva_source.jobs.state import state_for_store
 from xiva_source.redaction import redact
-from xiva_source.timeutil import as_utc, to_iso
+from xiva_source.timeutil import as_utc, human_duration, to_iso
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -154,10 +154,10 @@ class StoreStatus:
                 "set); runs in auto mode fall back to Xiva meanwhile (exit 3), dwh mode fails",
             )
         stale = self.stale(max_age) if max_age is not None else []
-        if stale:
+        if stale and max_age is not None:
             return HealthVerdict(
                 "stale",
-                f"{', '.join(stale)} older than {max_age} (or never materialized)",
+                f"{', '.join(stale)} older than {human_duration(max_age)} (or never materialized)",
                 "check the last run above and the materialization cron job",
             )
         return HealthVerdict("healthy")

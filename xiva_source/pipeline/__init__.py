@@ -14,6 +14,7 @@ module              concern
 ``auto``            both, merged per customer; fallbacks
 ``merge``           merge precedence: the one implementation
 ``report``          :class:`PullReport`, :func:`record_fallback`
+``progress``        :class:`BarProgress`, :func:`progress_bar`: the tqdm bar a pull drives
 ``tables``          Arrow helpers (output shape, chunks)
 ``sources``         the Protocols a source satisfies
 ``errors``          :class:`AllSourcesFailedError`

@@ -1,9 +1,11 @@
 """``xiva-source dwh init`` on an empty SQLite file and an empty PostgreSQL database, twice each;
-``--dry-run``; exit statuses and short errors (the schema itself: tests/xiva_source/dwh/)."""
+``--dry-run``; exit statuses and short errors (the schema itself: tests/xiva_source/dwh/);
+``dwh seed`` on both: the simulator's customers, a filled table refused, ``--replace``."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
@@ -11,6 +13,9 @@ import sqlalchemy as sa
 from xiva_source import dwh
 from xiva_source.cli import main
 from xiva_source.dwh.schema import CONTRACT_TABLES
+
+if TYPE_CHECKING:
+    from xiva_source.simulator import XivaSimulator
 
 CREATED = "created: " + ", ".join(CONTRACT_TABLES)
 
@@ -104,4 +109,66 @@ def test_a_bad_dwh_url_gives_the_short_error(
 
 def test_dwh_needs_an_action(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["dwh"]) == 2
-    assert "{init}" in capsys.readouterr().err
+    assert "{init,seed}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_dwh_seed_fills_the_contract_for_the_simulators_customers(
+    backend: str,
+    sim: XivaSimulator,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'dwh.sqlite'}"
+        if backend == "sqlite"
+        else str(request.getfixturevalue("pg_url"))
+    )
+    args = ["dwh", "seed", "--dwh-url", url, "--customers", str(sim.config.customers)]
+    assert main([*args, "--seed", str(sim.config.seed)]) == 0
+    out, err = capsys.readouterr()
+    assert err == "" and out.count("\n") == 1
+    assert out.startswith(f"dwh seed ok customers={sim.config.customers} ")
+    with dwh.get_engine(url).connect() as conn:
+        seeded = {
+            str(c)
+            for c in conn.execute(sa.text("SELECT customer_id FROM customer_features_view"))
+            .scalars()
+            .all()
+        }
+        churn = conn.execute(sa.text("SELECT COUNT(*) FROM customer_churn_history")).scalar_one()
+    xiva = set(sim.customer_ids())
+    # The demo population: 9 in 10 of the simulator's customers, plus 10% only in the DWH.
+    assert len(seeded & xiva) == len(xiva) * 9 // 10
+    assert len(seeded - xiva) == len(xiva) // 10
+    assert churn >= len(seeded)
+
+    # A second seed refuses the filled tables and writes nothing; --replace refills them.
+    assert main([*args, "--seed", str(sim.config.seed)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("xiva-source dwh: error: ")
+    assert f"customer_features_view ({len(seeded):,} rows)" in err and "nothing was written" in err
+    assert "fix: Seed an empty database (or schema), or pass --replace" in err
+    assert main([*args, "--seed", "1", "--replace", "--customers", "10"]) == 0
+    assert capsys.readouterr().out.startswith("dwh seed ok customers=10 ")
+
+
+def test_dwh_seed_fills_tables_dwh_init_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'dwh.sqlite'}"
+    assert main(["dwh", "init", "--dwh-url", url]) == 0
+    assert main(["dwh", "seed", "--dwh-url", url, "--customers", "20"]) == 0
+    assert (
+        capsys.readouterr()
+        .out.splitlines()[-1]
+        .startswith("dwh seed ok customers=20 shared_with_xiva=18 dwh_only=2 xiva_only=2 ")
+    )
+
+
+def test_dwh_seed_refuses_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'dwh.sqlite'}"
+    assert main(["dwh", "seed", "--dry-run", "--dwh-url", url]) == 2
+    assert "--dry-run applies to `dwh init` only" in capsys.readouterr().err
+    assert sa.inspect(dwh.get_engine(url)).get_table_names() == []

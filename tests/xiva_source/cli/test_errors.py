@@ -234,3 +234,24 @@ def test_options_after_the_command_and_console_prog(tmp_path: Path) -> None:
             [str(script)], capture_output=True, text=True, cwd=tmp_path, check=False
         )
         assert console.returncode == 2 and "usage: xiva-source" in console.stderr
+
+
+@pytest.mark.usefixtures("subprocesses")
+def test_a_closed_pipe_ends_the_command_quietly() -> None:
+    """``segmentation list | head``: the reader is gone before the first line; no error."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody reads: the first write fails with EPIPE
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "segmentation", "list", "--repo", str(ROOT / "feature_repo")],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141, done.stderr
+    assert done.stderr == ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,35 @@ def test_boundary_translates_redis_and_finds_causes() -> None:
         found = translate(outer)
     assert found is not None and found.problem == "inner"
     assert translate(ValueError("plain")) is None
+
+
+@pytest.mark.parametrize(
+    ("run", "argv", "suggestion"),
+    [
+        (main, ["stauts"], "did you mean 'status'?"),
+        (main, ["dwh", "int"], "did you mean 'init'?"),
+        (segmentation_main, ["valdate"], "did you mean 'validate'?"),
+    ],
+)
+def test_a_mistyped_command_gets_did_you_mean(
+    run: Callable[[list[str]], int],
+    argv: list[str],
+    suggestion: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run(argv) == 2
+    assert capsys.readouterr().err.rstrip().endswith(suggestion)
+
+
+def test_nothing_close_gets_no_suggestion(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["zzz"]) == 2
+    assert "did you mean" not in capsys.readouterr().err
+
+
+def test_a_closed_pipe_is_not_an_error() -> None:
+    def write() -> int:
+        raise BrokenPipeError(32, "Broken pipe")  # what print() raises when `head` has exited
+
+    err = io.StringIO()
+    assert guard(write, label="xiva-source status", debug=False, stream=err) == 141
+    assert err.getvalue() == ""

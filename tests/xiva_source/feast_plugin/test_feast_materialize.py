@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from feast import FeatureStore
 
-from tests.support.feast import FeastEnv, feast_cli
+from tests.support.feast import FeastEnv, feast_cli, feast_cli_on_terminal
 from xiva_source.dwh import get_engine
 from xiva_source.errors import DataSourceError
 from xiva_source.features.extractor import features_from_360
@@ -168,6 +169,7 @@ def test_feast_cli_apply_and_materialize_incremental(feast_env: FeastEnv, feast_
     run = feast_cli(feast_repo, "materialize-incremental", stamp)
     assert run.returncode == 0, run.stderr
     assert "customer_features" in run.stdout
+    assert "customers/s" not in run.stderr  # stderr is not a terminal: no progress bar
     store = FeatureStore(repo_path=str(feast_repo))
     assert _watermark(feast_repo, "customer_features") is not None
     ids = feast_env.sim.customer_ids()[:3]
@@ -175,6 +177,23 @@ def test_feast_cli_apply_and_materialize_incremental(feast_env: FeastEnv, feast_
     got = _online(store, ids)["city"]
     # auto, xiva_first: Xiva's city unless Xiva has none.
     assert [g for g, w in zip(got, want, strict=True) if w is not None] == [w for w in want if w]
+
+
+def test_feast_materialize_in_a_terminal_shows_the_pulls_progress(
+    feast_env: FeastEnv, feast_repo: Path
+) -> None:
+    """The first Xiva pull through ``feast materialize`` moves a bar per customer, with the total
+    from Xiva's count, like ``xiva-source materialize`` (README, "the first pull")."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    code, out, terminal = feast_cli_on_terminal(
+        feast_repo, "materialize", "2000-01-01T00:00:00", stamp, "--views", "customer_features"
+    )
+    assert code == 0, terminal
+    assert "customer_features" in out
+    total = len(feast_env.sim.customer_ids())
+    shown = [int(n) for n in re.findall(rf"customer_source: .*?(\d+)/{total} \[", terminal)]
+    assert shown and "customers/s" in terminal, terminal[-2000:]
+    assert max(shown) > 0  # it moved (tqdm draws at most every 0.1 s: the last step may not show)
 
 
 def test_pull_latest_is_pull_all_latest_per_customer(feast_env: FeastEnv, feast_repo: Path) -> None:

@@ -224,3 +224,13 @@ def test_the_derivation_clock_sets_now_for_every_form() -> None:
             assert derive_row(row)["age"] == 31
         assert derive_row(row)["age"] == 30
     assert derivation_now().year == datetime.now(UTC).year  # the real clock again
+
+
+@pytest.mark.filterwarnings("error")
+def test_day_counts_with_gaps_and_impossible_values_warn_nothing() -> None:
+    """Missing and out-of-calendar counts are missing facts, converted without numpy warnings
+    (the source of the ``overflow encountered in multiply`` beside ``--full``'s summary line)."""
+    stamps = pd.Series([pd.Timestamp("2026-01-10 08:00", tz="UTC")] * 5)
+    paid = facts_from_counts("last_purchase_days_ago", [None, 2.0, float("nan"), 1e15, "x"], stamps)
+    assert paid.iloc[1] == pd.Timestamp("2026-01-08", tz="UTC")
+    assert paid.drop(index=1).isna().all()

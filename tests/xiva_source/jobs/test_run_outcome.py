@@ -134,6 +134,7 @@ def test_status_shows_freshness_last_run_and_counts_and_checks_max_age(
     assert "view customer_features: watermark " in captured.out
     assert "last run: ok (exit 0)" in captured.out
     assert _one_line(captured.err).startswith("status: stale: customer_dwh_features")
+    assert " older than 1s (or never materialized)" in captured.err
 
 
 def test_status_of_a_never_materialized_repository_is_stale(

@@ -104,6 +104,37 @@ def _served(store: FeatureStore) -> dict[str, str]:
     return out
 
 
+def _check_arguments(
+    args: argparse.Namespace,
+    context: CommandContext,
+    *,
+    segment: str | None = None,
+    output: str | None = None,
+) -> None:
+    """Refuse an unknown segment or export format before Feast or Redis is touched.
+
+    The segment files are read without checking their features (cheap): a name none of them
+    defines is refused with the known names; when a file fails to load, the segment may be in
+    it, so the engine decides (and reports the file).
+
+    Raises:
+        UnknownSegmentError: No segment file defines ``segment``.
+        SegmentationError: ``output`` is neither ``*.csv`` nor ``*.parquet``.
+    """
+    if output is not None:
+        from segmentation.export import export_target
+
+        export_target(output)
+    if segment is not None:
+        from segmentation.errors import UnknownSegmentError
+        from segmentation.loader import check_segments_dir
+
+        segments, errors = check_segments_dir(_segments_dir(args, context))
+        names = [s.name for s in segments]
+        if not errors and segment not in names:
+            raise UnknownSegmentError(segment, names)
+
+
 def _engine(args: argparse.Namespace, context: CommandContext) -> SegmentEngine:
     """The engine over the segments that load; each file that does not is reported on stderr
     (``error: ...``) and counted in ``args.segment_errors`` (``sizes``/``refresh`` then exit 1)."""

@@ -8,6 +8,7 @@ from pathlib import Path
 from xiva_source.cli.app import CommandContext
 from xiva_source.cli.boundary import EXIT_OK
 from xiva_source.cli.segmentation.common import (
+    _check_arguments,
     _engine,
     _json_option,
     _non_negative,
@@ -28,6 +29,7 @@ def _preview_options(parser: argparse.ArgumentParser) -> None:
 def _preview(args: argparse.Namespace, context: CommandContext) -> int:
     from segmentation.preview import preview
 
+    _check_arguments(args, context, segment=args.segment)
     result = preview(_engine(args, context), args.segment, sample=args.sample)
     if args.json:
         _print_json(result.to_dict())

@@ -16,6 +16,7 @@ from xiva_source.cli.app import CommandContext
 from xiva_source.cli.boundary import EXIT_FAILURE, EXIT_OK
 from xiva_source.cli.segmentation.common import (
     _applied_store,
+    _check_arguments,
     _engine,
     _json_option,
     _print_json,
@@ -154,6 +155,7 @@ def _members_options(parser: argparse.ArgumentParser, *, export: bool) -> None:
 def _members(args: argparse.Namespace, context: CommandContext) -> int:
     if args.in_dwh:
         return _members_in_dwh(args, context)
+    _check_arguments(args, context, segment=args.segment, output=args.output)
     engine = _engine(args, context)
     as_json = getattr(args, "json", False)
     if args.output:
