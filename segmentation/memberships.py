@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from segmentation.errors import SegmentationError
 from segmentation.events import queue_delta_events
 from segmentation.groups import UNTARGETED_GROUPS
+from xiva_source.feast_plugin.changed import membership_prefix
 from xiva_source.locking import DEFAULT_TTL_SECONDS, RedisLock
 from xiva_source.redis_client import is_cluster
 
@@ -53,16 +54,6 @@ if TYPE_CHECKING:
 __all__ = ["HistoryEntry", "MembershipStore", "RefreshResult", "membership_prefix"]
 
 _log = logging.getLogger(__name__)
-
-
-def membership_prefix(project: str, *, cluster: bool = False) -> str:
-    """The key prefix of ``project``'s memberships.
-
-    On a Redis Cluster the project is a hash tag (``segmentation:{<project>}``): every key of the
-    project lives in one slot, so one ``MULTI``/``EXEC`` (or script) may touch any of them. A
-    single Redis keeps the names it always had (``segmentation:<project>``): nothing to migrate.
-    """
-    return f"segmentation:{{{project}}}" if cluster else f"segmentation:{project}"
 
 
 _KINDS = ("members", "joined", "left", "groups")
@@ -512,5 +503,6 @@ class MembershipStore:
         with r.pipeline(transaction=True) as tx:
             tx.hdel(f"{self.prefix}:current", segment)
             tx.hdel(f"{self.prefix}:previous", segment)
+            tx.hdel(f"{self.prefix}:refresh-state", segment)  # its next refresh is full
             tx.delete(*keys)
             tx.execute()

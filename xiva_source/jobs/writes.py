@@ -25,6 +25,9 @@ whatever is stored.** Why each part:
 Live refresh and Feast's own writers keep Feast's strict newer-wins; a refresh racing a run is
 overwritten only by a row at least as new, and the next run reads that customer again.
 
+Before a table is sent, its customers are marked in the changed-customers journal
+(:mod:`xiva_source.feast_plugin.changed`): the next segment refresh re-evaluates them only.
+
 A partial table (:func:`xiva_source.pipeline.auto.is_partial`) is written cell by cell: its null
 cells are left out of the row, so the online store keeps its value for them (the same rule decides
 whether its known cells land); a row with no known cell is not written at all.
@@ -97,9 +100,26 @@ class OnlineWriter:
         """
         partial = is_partial(table)
         if self.bulk is not None:
+            self._mark(table, join_keys)  # before the write: a crash after it leaves the mark
             # Sent in the background while the job reads its next chunk: flush() waits.
             return self.bulk.submit(fv, table, join_keys, partial=partial)
         return self._write_feast(fv, table, join_keys, partial=partial)
+
+    def _mark(self, table: pa.Table, join_keys: dict[str, Any]) -> None:
+        """Mark the table's customers in the changed-customers journal (segment refreshes
+        re-evaluate them: :mod:`xiva_source.feast_plugin.changed`)."""
+        from redis.exceptions import RedisError
+
+        from xiva_source.feast_plugin.changed import mark_changed
+
+        assert self.bulk is not None
+        if len(join_keys) != 1 or table.num_rows == 0:
+            return  # segments are over one entity with one join key
+        (key,) = join_keys
+        try:
+            mark_changed(self.bulk.client, self.store.project, table.column(key).to_pylist())
+        except RedisError as e:
+            raise OnlineStoreError.failed(e) from e
 
     def flush(self) -> None:
         """Wait until every row :meth:`write` took is in the online store.
