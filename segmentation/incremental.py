@@ -164,20 +164,27 @@ def refresh_segments(
     with store.refresh_lock() as lock:
         plan = _plan(engine, names, moment, full, journal)
         cursor = journal.sequence()  # before any read: marks up to it are covered
-        changed: list[str] = []
+        changed: list[str] | None = []
         if plan.incremental:
             after = min(s.cursor for n in plan.incremental if (s := plan.states[n]) is not None)
-            if journal.count(after) > incremental_limit:
-                reason = f"more than {incremental_limit} customers changed"
+            too_many = journal.count(after) > incremental_limit
+            if not too_many:
+                cursor, changed = journal.take(after)
+            if too_many or changed is None:
+                reason = (
+                    f"more than {incremental_limit} customers changed"
+                    if too_many
+                    else "the journal was full: changes were not all recorded"
+                )
                 _log.info("segments %s: full refresh (%s)", ", ".join(plan.incremental), reason)
                 plan.full.update(dict.fromkeys(plan.incremental, reason))
                 plan.incremental = []
-            else:
-                cursor, changed = journal.take(after)
+                changed = []
+                cursor = journal.sequence()
         if plan.full:
             results.update(_full(engine, lock, plan, list(plan.full), cursor, journal))
         if plan.incremental:
-            results.update(_incremental(engine, lock, plan, cursor, changed, journal))
+            results.update(_incremental(engine, lock, plan, cursor, changed or [], journal))
     journal.trim()
     return {n: results[n] for n in names}
 

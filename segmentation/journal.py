@@ -12,7 +12,9 @@ its last refresh passed (its *cursor*):
 * it stores the new cursor in the transaction that publishes the memberships and events: a
   refresh killed before that leaves the cursor where it was, so the next one reads the same marks
   again (nothing lost; nothing published twice: the deltas are against the stored sets);
-* marks every segment's cursor passed are deleted afterwards (:meth:`Journal.trim`).
+* marks every segment's cursor passed are deleted afterwards (:meth:`Journal.trim`);
+* a journal that reached its capacity drops marks and records the latest dropped number (the
+  *overflow*): a segment whose cursor is before it is refreshed in full.
 
 Per-segment cursors let ``segmentation refresh <one segment>`` leave the other segments' marks in
 place. Cost: O(customers marked since the cursor).
@@ -32,13 +34,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from xiva_source.feast_plugin import changed as _changed
-from xiva_source.feast_plugin.changed import journal_keys
+from xiva_source.feast_plugin.changed import JOURNAL_LIMIT, journal_keys
 from xiva_source.redis_client import is_cluster
 
 __all__ = ["Journal", "SegmentState", "mark_changed"]
 
 
-def mark_changed(client: Any, project: str, customer_ids: Iterable[Any]) -> int:
+def mark_changed(
+    client: Any, project: str, customer_ids: Iterable[Any], *, limit: int = JOURNAL_LIMIT
+) -> int:
     """Mark customers as changed, **before** writing their features (the real-time worker, and
     any writer of its own): the next segment refresh re-evaluates them.
 
@@ -46,6 +50,8 @@ def mark_changed(client: Any, project: str, customer_ids: Iterable[Any]) -> int:
         client: The online store's Redis client (``redis.Redis`` or ``RedisCluster``).
         project: The Feast project.
         customer_ids: The customers about to be written.
+        limit: The journal's capacity (a full journal records an overflow: the next refreshes
+            are full).
 
     Returns:
         The number of distinct customers marked.
@@ -54,7 +60,7 @@ def mark_changed(client: Any, project: str, customer_ids: Iterable[Any]) -> int:
         >>> mark_changed(client, store.project, ["C00042"])  # doctest: +SKIP
         1
     """
-    return _changed.mark_changed(client, project, customer_ids)
+    return _changed.mark_changed(client, project, customer_ids, limit=limit)
 
 
 def _text(value: Any) -> str:
@@ -108,7 +114,9 @@ class Journal:
     def __init__(self, client: Any, project: str, prefix: str) -> None:
         self.client = client
         self.project = project
-        self.key, self.seq_key = journal_keys(project, cluster=is_cluster(client))
+        self.key, self.seq_key, self.overflow_key = journal_keys(
+            project, cluster=is_cluster(client)
+        )
         self.state_key = f"{prefix}:refresh-state"
 
     def mark(self, customer_ids: Iterable[Any]) -> int:
@@ -119,12 +127,17 @@ class Journal:
         """The journal's sequence now (a full refresh's cursor: marks up to it are covered)."""
         return int(self.client.get(self.seq_key) or 0)
 
-    def take(self, after: int) -> tuple[int, list[str]]:
-        """The sequence now and every customer marked after ``after`` (one ``MULTI``)."""
+    def take(self, after: int) -> tuple[int, list[str] | None]:
+        """The sequence now and every customer marked after ``after`` (one ``MULTI``); ``None``
+        instead of the customers when marks after ``after`` were dropped (the journal was full:
+        a full refresh is needed)."""
         with self.client.pipeline(transaction=True) as tx:
             tx.get(self.seq_key)
+            tx.get(self.overflow_key)
             tx.zrangebyscore(self.key, f"({after}", "+inf")
-            seq, ids = tx.execute()
+            seq, overflow, ids = tx.execute()
+        if overflow is not None and int(overflow) > after:
+            return int(seq or 0), None
         return int(seq or 0), [_text(c) for c in ids]
 
     def count(self, after: int) -> int:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from segmentation import Segment, SegmentEngine
+from segmentation.journal import mark_changed
 from tests.support.segmentation.incremental import (
     SEGMENTS,
     base_rows,
@@ -94,6 +95,10 @@ def test_fallbacks_say_why(pair: tuple[FeastRepo, FeastRepo]) -> None:
     later = engine.refresh(now=T0 + dt.timedelta(days=1))
     assert later["plain"].mode == "incremental" and later["plain"].evaluated == 0
     assert later["odd"].mode == "full" and "cannot be analysed" in str(later["odd"].reason)
+    mark_changed(engine.reader.client, repo.project, ["C00001"], limit=0)  # a full journal
+    overflow = engine.refresh(["plain"], now=T0 + dt.timedelta(days=1))["plain"]
+    assert overflow.mode == "full" and "journal was full" in str(overflow.reason)
+    assert engine.refresh(["plain"], now=T0 + dt.timedelta(days=1))["plain"].mode == "incremental"
     back = engine.refresh(["plain"], now=T0)
     assert "clock went back" in str(back["plain"].reason)
     changed = Segment("plain", [{">": [{"var": "total_revenue"}, 900]}])

@@ -12,7 +12,9 @@ Layout (``<p>`` = the project's membership prefix, :func:`membership_prefix`: th
 as the memberships on a Redis Cluster, so one script or ``MULTI`` may touch them all):
 
 * ``<p>:changed``: a sorted set ``customer -> sequence number of its latest mark``;
-* ``<p>:changed:seq``: the sequence, one ``INCR`` per mark call.
+* ``<p>:changed:seq``: the sequence, one ``INCR`` per mark call;
+* ``<p>:changed:overflow``: the number of the latest mark dropped because the journal held
+  :data:`JOURNAL_LIMIT` customers (its memory is bounded whatever the writers write).
 
 A mark is one script (``INCR`` then ``ZADD`` of every id with the new number): a customer marked
 twice keeps one entry (its latest number), so the journal's size is the number of distinct
@@ -28,14 +30,24 @@ from typing import Any
 
 from xiva_source.redis_client import is_cluster
 
-__all__ = ["MARK_CHUNK", "journal_keys", "mark_changed", "membership_prefix"]
+__all__ = ["JOURNAL_LIMIT", "MARK_CHUNK", "journal_keys", "mark_changed", "membership_prefix"]
 
 MARK_CHUNK = 5000
 """Customers per mark script call (bounds the script's argument list)."""
+JOURNAL_LIMIT = 200_000
+"""Customers the journal holds at most (about 100 bytes each in Redis). A mark that finds it full
+records its number as the *overflow* instead: the segments whose cursor is before it are refreshed
+in full (a reload of the whole population is cheaper read by ``SCAN`` anyway), which empties it."""
 
 # One sequence number per call; every id ZADDed with it (GT is not needed: numbers only grow).
+# A journal at its limit records the number instead (KEYS[3]): refreshes after it are full.
 _MARK = """
 local seq = redis.call('INCR', KEYS[2])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[3], seq)
+  return seq
+end
+table.remove(ARGV, 1)
 local args = {}
 for i = 1, #ARGV do
   args[#args + 1] = seq
@@ -56,19 +68,22 @@ def membership_prefix(project: str, *, cluster: bool = False) -> str:
     return f"segmentation:{{{project}}}" if cluster else f"segmentation:{project}"
 
 
-def journal_keys(project: str, *, cluster: bool = False) -> tuple[str, str]:
-    """``(journal, sequence)``: the keys of ``project``'s changed-customers journal."""
+def journal_keys(project: str, *, cluster: bool = False) -> tuple[str, str, str]:
+    """``(journal, sequence, overflow)``: the keys of ``project``'s changed-customers journal."""
     journal = f"{membership_prefix(project, cluster=cluster)}:changed"
-    return journal, f"{journal}:seq"
+    return journal, f"{journal}:seq", f"{journal}:overflow"
 
 
-def mark_changed(client: Any, project: str, customer_ids: Iterable[Any]) -> int:
+def mark_changed(
+    client: Any, project: str, customer_ids: Iterable[Any], *, limit: int = JOURNAL_LIMIT
+) -> int:
     """Mark customers as changed, before their features are written.
 
     Args:
         client: The online store's Redis client (``redis.Redis`` or ``RedisCluster``).
         project: The Feast project.
         customer_ids: The customers about to be written (``str()`` of each is the id).
+        limit: The journal's capacity (:data:`JOURNAL_LIMIT`).
 
     Returns:
         The number of distinct customers marked.
@@ -82,5 +97,5 @@ def mark_changed(client: Any, project: str, customer_ids: Iterable[Any]) -> int:
     keys = journal_keys(project, cluster=is_cluster(client))
     for start in range(0, len(ids), MARK_CHUNK):
         # EVAL with the source: on a cluster both keys share the project's slot.
-        client.eval(_MARK, 2, *keys, *ids[start : start + MARK_CHUNK])
+        client.eval(_MARK, 3, *keys, limit, *ids[start : start + MARK_CHUNK])
     return len(ids)
