@@ -24,6 +24,7 @@ from tests.support.segmentation.incremental import (
     engine_of,
     events_by_segment,
     random_changes,
+    stored_rows_of,
     stored_state,
     write_both,
 )
@@ -156,3 +157,34 @@ def test_a_killed_refresh_loses_nothing_and_publishes_once(
 
 def _root() -> str:
     return str(__import__("pathlib").Path(__file__).resolve().parents[2])
+
+
+def test_a_realtime_update_racing_an_incremental_refresh_is_published_once(
+    pair: tuple[FeastRepo, FeastRepo], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from segmentation import incremental, update_customer
+
+    repo = pair[0]
+    big = Segment("big", [{">": [{"var": "total_revenue"}, 2000]}])
+    engine = _engine(repo, [big])
+    engine.refresh(now=T0)
+    rows = base_rows(repo)
+    outsider = next(c for c, r in rows.items() if (r["total_revenue"] or 0) < 100)
+    rows[outsider] = {**rows[outsider], "total_revenue": 5000.0}
+    write_both([repo], stored_rows_of(rows, [outsider], T0 + dt.timedelta(hours=1)))
+    deltas = incremental._deltas
+    raced: list[int] = []
+
+    def racing(*args: object, **kwargs: object) -> object:
+        # Between the refresh's WATCH and its transaction, the customer is updated live.
+        if not raced:
+            raced.append(len(update_customer(engine, outsider, now=T0, serve=False).events))
+        return deltas(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(incremental, "_deltas", racing)
+    result = engine.refresh(now=T0 + dt.timedelta(hours=2))["big"]
+    monkeypatch.undo()
+    assert raced == [1] and result.joined == []  # stored live, so not a change of the refresh
+    events = [e for e in events_by_segment(engine)["big"] if e[1] == outsider]
+    assert [e[0] for e in events] == ["joined"]
+    assert engine.memberships.is_member("big", outsider)

@@ -92,6 +92,15 @@ def random_changes(
     return stored_rows(frame)
 
 
+def stored_rows_of(
+    rows: dict[str, dict[str, Any]], ids: list[str], at: dt.datetime
+) -> pd.DataFrame:
+    """The rows of ``ids`` stamped ``at``, as written."""
+    frame = pd.DataFrame([{"customer_id": c, **rows[c], "event_timestamp": at} for c in ids])
+    frame["transaction_count"] = frame["transaction_count"].astype("Int64")
+    return stored_rows(frame)
+
+
 def write_both(repos: list[FeastRepo], rows: pd.DataFrame) -> None:
     """Write ``rows`` to every repository as the writers do (marked, then written)."""
     for repo in repos:
