@@ -1,6 +1,7 @@
 """Segment refreshes that cost the changes: :meth:`SegmentEngine.refresh`'s two paths.
 
-Per segment, under the project's refresh lock:
+Per segment (evaluated outside the project's refresh lock, stored under it, as the full refresh
+always was: a slow evaluation never holds the lock):
 
 1. **Plan.** Full when asked (``full=True``, ``segmentation refresh --full``), when the segment
    was never refreshed (or not since incremental refreshes exist), when its definition changed
@@ -161,30 +162,29 @@ def refresh_segments(
     store = engine.memberships
     journal = Journal(store.client, engine.project, store.prefix)
     results: dict[str, RefreshResult] = {}
-    with store.refresh_lock() as lock:
-        plan = _plan(engine, names, moment, full, journal)
-        cursor = journal.sequence()  # before any read: marks up to it are covered
-        changed: list[str] | None = []
-        if plan.incremental:
-            after = min(s.cursor for n in plan.incremental if (s := plan.states[n]) is not None)
-            too_many = journal.count(after) > incremental_limit
-            if not too_many:
-                cursor, changed = journal.take(after)
-            if too_many or changed is None:
-                reason = (
-                    f"more than {incremental_limit} customers changed"
-                    if too_many
-                    else "the journal was full: changes were not all recorded"
-                )
-                _log.info("segments %s: full refresh (%s)", ", ".join(plan.incremental), reason)
-                plan.full.update(dict.fromkeys(plan.incremental, reason))
-                plan.incremental = []
-                changed = []
-                cursor = journal.sequence()
-        if plan.full:
-            results.update(_full(engine, lock, plan, list(plan.full), cursor, journal))
-        if plan.incremental:
-            results.update(_incremental(engine, lock, plan, cursor, changed or [], journal))
+    plan = _plan(engine, names, moment, full, journal)
+    cursor = journal.sequence()  # before any read: marks up to it are covered
+    changed: list[str] | None = []
+    if plan.incremental:
+        after = min(s.cursor for n in plan.incremental if (s := plan.states[n]) is not None)
+        too_many = journal.count(after) > incremental_limit
+        if not too_many:
+            cursor, changed = journal.take(after)
+        if too_many or changed is None:
+            reason = (
+                f"more than {incremental_limit} customers changed"
+                if too_many
+                else "the journal was full: changes were not all recorded"
+            )
+            _log.info("segments %s: full refresh (%s)", ", ".join(plan.incremental), reason)
+            plan.full.update(dict.fromkeys(plan.incremental, reason))
+            plan.incremental = []
+            changed = []
+            cursor = journal.sequence()
+    if plan.full:
+        results.update(_full(engine, plan, list(plan.full), cursor, journal))
+    if plan.incremental:
+        results.update(_incremental(engine, plan, cursor, changed or [], journal))
     journal.trim()
     return {n: results[n] for n in names}
 
@@ -230,7 +230,6 @@ def _states(
 
 def _full(
     engine: SegmentEngine,
-    lock: RedisLock,
     plan: _Plan,
     names: list[str],
     cursor: int,
@@ -254,7 +253,6 @@ def _full(
         found,
         now=plan.moment,
         groups=groups,
-        lock=lock,
         on_switch=lambda tx: journal.queue_states(tx, states),
     )
     engine._serve(results, found, plan.moment)
@@ -289,7 +287,6 @@ def _exists(engine: SegmentEngine, ids: Sequence[str]) -> list[bool]:
 
 def _incremental(
     engine: SegmentEngine,
-    lock: RedisLock,
     plan: _Plan,
     cursor: int,
     changed: Sequence[str],
@@ -321,7 +318,8 @@ def _incremental(
             if view in floors:
                 merged[view] = min(merged.get(view, floors[view]), floors[view])
         states[name] = SegmentState(cursor, to_iso(plan.moment), plan.fingerprints[name], merged)
-    results = _store_deltas(engine, lock, plan, candidates, eligible, states, journal)
+    with engine.memberships.refresh_lock() as lock:
+        results = _store_deltas(engine, lock, plan, candidates, eligible, states, journal)
     served = sorted({c for r in results.values() for c in (*r.joined, *r.left)})
     if served:
         _serve(engine, served, plan.moment)

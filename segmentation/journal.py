@@ -43,8 +43,10 @@ __all__ = ["Journal", "SegmentState", "mark_changed"]
 def mark_changed(
     client: Any, project: str, customer_ids: Iterable[Any], *, limit: int = JOURNAL_LIMIT
 ) -> int:
-    """Mark customers as changed, **before** writing their features (the real-time worker, and
-    any writer of its own): the next segment refresh re-evaluates them.
+    """Mark customers as changed, **before** writing their features and **again after** the
+    write is in Redis (the real-time worker, and any writer of its own): the next segment refresh
+    re-evaluates them. The first mark survives a crash after the write; the second covers a
+    refresh that read the customers between the first mark and the write.
 
     Args:
         client: The online store's Redis client (``redis.Redis`` or ``RedisCluster``).

@@ -74,7 +74,7 @@ def test_the_jobs_writer_marks_before_writing(seg_repo: FeastRepo) -> None:
     )
     writer.flush()
     seq, marked = journal.take(before)
-    assert seq == before + 1 and sorted(marked or []) == ids
+    assert seq == before + 2 and sorted(marked or []) == ids  # before the write, and after
 
 
 def test_keys_share_the_memberships_prefix() -> None:

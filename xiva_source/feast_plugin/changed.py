@@ -1,7 +1,9 @@
 """The changed-customers journal, writers' side: who was written since the segments' refreshes.
 
 Every writer of online features marks the customers it is about to write **before** writing them
-(a crash after the write still leaves the mark): the job's writes
+(a crash after the write still leaves the mark) and **again once the write is in Redis** (a refresh
+that read them between the first mark and the write, so saw the old values, passed the first mark;
+it finds the second): the job's writes
 (:class:`xiva_source.jobs.writes.OnlineWriter`), the live refresh
 (:func:`xiva_source.jobs.refresh.refresh_customer`), Feast's own writes through
 :class:`~xiva_source.feast_plugin.online_store.LoyaltyRedisOnlineStore` (materialize, push), and the

@@ -376,7 +376,7 @@ class LoyaltyRedisOnlineStore(RedisOnlineStore):
     def online_write_batch(self, config: RepoConfig, *args: Any, **kwargs: Any) -> None:
         """Feast's write; a failure is noted in the shared run state, then raised.
 
-        The rows' customers are marked in the changed-customers journal first
+        The rows' customers are marked in the changed-customers journal before and after
         (:mod:`~xiva_source.feast_plugin.changed`).
 
         Feast's Ray engine only logs a failed write and records the interval anyway: the note
@@ -385,9 +385,11 @@ class LoyaltyRedisOnlineStore(RedisOnlineStore):
         """
         bind_online_config(config)
         try:
-            # Before the write (a crash after it leaves the mark): segment refreshes re-read them.
+            # Before the write (a crash after it leaves the mark) and after it (a refresh that
+            # read them in between): segment refreshes re-read them.
             _mark_rows(self._get_client(config.online_store), config.project, args, kwargs)
             super().online_write_batch(config, *args, **kwargs)
+            _mark_rows(self._get_client(config.online_store), config.project, args, kwargs)
         except Exception:
             from xiva_source.feast_plugin.feast_runs import note_write_failure
 

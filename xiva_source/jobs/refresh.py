@@ -230,6 +230,7 @@ def _write(
         online_store.online_write_batch(
             store.config, fv, [(entity_key, protos, event_timestamp, None)], None
         )
+        _mark(store, online_store, customer_id)  # and after: a refresh in between sees it next
     except RedisError as e:
         raise _redis_failure(e, "written") from e
 
