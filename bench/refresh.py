@@ -119,7 +119,7 @@ def one_population(args: argparse.Namespace, n: int) -> dict[str, Any]:
             for step in (first, inc, full):
                 print(
                     f"  {step.name:<40} {step.seconds:8.2f} s wall {step.cpu:8.2f} s cpu "
-                    f"peak RSS {step.peak:7.0f} MB"
+                    f"peak RSS {step.peak:7.0f} MB (+{step.peak - step.before:.0f} MB in the step)"
                 )
             print(
                 f"  incremental evaluated {evaluated:,} customers; runs (wall s): "
