@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -39,9 +40,11 @@ def test_feast_writes_through_our_store_mark_the_journal(
             }
         )
         store.write_to_online_store("customer_dwh_features", rows)
-        marked = {m.decode(): s for m, s in client.zrange(journal, 0, -1, withscores=True)}
+        entries: Any = client.zrange(journal, 0, -1, withscores=True)
+        marked = {m.decode(): s for m, s in entries}
         assert sorted(marked) == sorted(ids)
-        assert int(client.get(seq) or 0) == 2  # before the write, and after it
+        sequence: Any = client.get(seq)
+        assert int(sequence or 0) == 2  # before the write, and after it
     finally:
         keys = list(client.scan_iter(match=f"*{project}*", count=1000))
         if keys:
