@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from segmentation.evaluator import evaluate, normalize_data, normalize_value
     from segmentation.events import EVENTS_MAXLEN, MembershipEvent, read_events
     from segmentation.groups import GroupSpec, group_of, groups_of, unit_hash, unit_hashes
+    from segmentation.journal import Journal, SegmentState, mark_changed
     from segmentation.loader import DEFAULT_SEGMENTS_DIR, check_segments_dir, load_segments
     from segmentation.memberships import HistoryEntry, MembershipStore, RefreshResult
     from segmentation.overlap import Overlap, SizeTable, population_sizes

@@ -147,15 +147,25 @@ class SegmentEngine:
 
     # --- many customers -------------------------------------------------------------------
     def frames(
-        self, customer_ids: Sequence[str] | None = None, *, now: _dt.datetime | None = None
+        self,
+        customer_ids: Sequence[str] | None = None,
+        *,
+        now: _dt.datetime | None = None,
+        times: bool = False,
     ) -> Iterable[pd.DataFrame]:
-        """Feature DataFrames of the given customers, or of the whole population (SCAN)."""
+        """Feature DataFrames of the given customers, or of the whole population (SCAN).
+
+        ``times``: with the stored dates and event timestamps (see
+        :meth:`OnlineReader.iter_population`).
+        """
         if customer_ids is None:
-            yield from self.reader.iter_population(self.features, chunk=self.chunk, now=now)
+            yield from self.reader.iter_population(
+                self.features, chunk=self.chunk, now=now, times=times
+            )
             return
         ids = [str(c) for c in customer_ids]
         for i in range(0, len(ids), self.chunk):
-            yield self.reader.read(ids[i : i + self.chunk], self.features, now=now)
+            yield self.reader.read(ids[i : i + self.chunk], self.features, now=now, times=times)
 
     def evaluate(
         self,
@@ -274,24 +284,39 @@ class SegmentEngine:
 
     # --- stored memberships ---------------------------------------------------------------
     def refresh(
-        self, segments: Sequence[str] | None = None, *, now: _dt.datetime | None = None
+        self,
+        segments: Sequence[str] | None = None,
+        *,
+        now: _dt.datetime | None = None,
+        full: bool = False,
     ) -> dict[str, RefreshResult]:
-        """Recompute segments over the whole population and store the memberships in Redis.
+        """Bring the stored memberships up to date: incrementally by default.
 
-        All the segments switch to their new sets at once (one generation switch, see
-        :mod:`segmentation.memberships`): a refresh killed mid-way leaves the old sets of every
-        segment. Who joined and who left since the last refresh and a history entry are recorded.
-        A dead refresh's lock is taken over (with a warning); a live one is waited for.
+        Incremental (:mod:`segmentation.incremental`): only the customers written since the
+        segment's last refresh (the changed-customers journal, :mod:`segmentation.journal`) and
+        those whose membership time may have flipped (:mod:`segmentation.time_flips`) are
+        re-evaluated; the stored sets are updated in place, with the same ``joined``/``left``
+        events and history entry a full refresh would record, in one transaction.
+
+        Full (``full=True``, and for a segment refreshed for the first time, whose definition
+        changed, or whose rules time cannot be analysed for; the result says why): the whole
+        population is evaluated and every segment switches to its new sets at once (one
+        generation switch, :mod:`segmentation.memberships`).
+
+        Either way a refresh killed mid-way leaves every segment as it was, and a dead refresh's
+        lock is taken over (with a warning); a live one is waited for.
+
+        Args:
+            segments: The segments (default: all).
+            now: The moment evaluated as of (default: the derivation clock's now).
+            full: Evaluate the whole population (``segmentation refresh --full``).
 
         Returns:
-            Per segment: size, joined and left ids, timestamp.
+            Per segment: size, joined and left ids, timestamp, mode (and why it was full).
         """
-        names = list(segments or self.segments)
-        fresh = self._member_ids(names, None, now)  # member ids only: streamed evaluation
-        groups = {name: self._untargeted_groups(name, ids) for name, ids in fresh.items()}
-        results = self.memberships.store_many(fresh, now=now, groups=groups)
-        self._serve(results, fresh, now)
-        return results
+        from segmentation.incremental import refresh_segments
+
+        return refresh_segments(self, list(segments or self.segments), now=now, full=full)
 
     def _serve(
         self,

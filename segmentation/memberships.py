@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from segmentation.errors import SegmentationError
 from segmentation.events import queue_delta_events
 from segmentation.groups import UNTARGETED_GROUPS
+from xiva_source.feast_plugin.changed import membership_prefix
 from xiva_source.locking import DEFAULT_TTL_SECONDS, RedisLock
 from xiva_source.redis_client import is_cluster
 
@@ -53,16 +54,6 @@ if TYPE_CHECKING:
 __all__ = ["HistoryEntry", "MembershipStore", "RefreshResult", "membership_prefix"]
 
 _log = logging.getLogger(__name__)
-
-
-def membership_prefix(project: str, *, cluster: bool = False) -> str:
-    """The key prefix of ``project``'s memberships.
-
-    On a Redis Cluster the project is a hash tag (``segmentation:{<project>}``): every key of the
-    project lives in one slot, so one ``MULTI``/``EXEC`` (or script) may touch any of them. A
-    single Redis keeps the names it always had (``segmentation:<project>``): nothing to migrate.
-    """
-    return f"segmentation:{{{project}}}" if cluster else f"segmentation:{project}"
 
 
 _KINDS = ("members", "joined", "left", "groups")
@@ -89,13 +80,23 @@ class HistoryEntry:
 
 @dataclass(frozen=True)
 class RefreshResult:
-    """The outcome of refreshing one segment (sizes, plus the ids that joined and left)."""
+    """The outcome of refreshing one segment (sizes, plus the ids that joined and left).
+
+    Attributes:
+        mode: ``full`` (the whole population evaluated) or ``incremental`` (the changed
+            customers and those time may have flipped: :mod:`segmentation.incremental`).
+        reason: Why a refresh that could have been incremental was full (``None``: it was not).
+        evaluated: Customers evaluated (``None``: the whole population).
+    """
 
     segment: str
     size: int
     joined: list[str]
     left: list[str]
     timestamp: str
+    mode: str = "full"
+    reason: str | None = None
+    evaluated: int | None = None
 
 
 def _s(values: Iterable[bytes | str]) -> list[str]:
@@ -207,6 +208,8 @@ class MembershipStore:
         now: _dt.datetime | None = None,
         on_written: Callable[[str], None] | None = None,
         groups: Mapping[str, Mapping[str, str]] | None = None,
+        lock: RedisLock | None = None,
+        on_switch: Callable[[Any], None] | None = None,
     ) -> dict[str, RefreshResult]:
         """Replace several segments' members with one generation switch for all of them.
 
@@ -217,6 +220,9 @@ class MembershipStore:
                 it does not name (or a segment it does not list) is ``target``.
             on_written: Called with each segment's name once its new set is written (before
                 the switch): progress reporting.
+            lock: The refresh lock when the caller holds it already (else it is taken here).
+            on_switch: Called with the switch's ``MULTI`` transaction to queue more commands
+                that must commit with it (the incremental refresh state).
 
         Returns:
             Per segment: the new size and who joined and left.
@@ -231,21 +237,30 @@ class MembershipStore:
         moment = now or _dt.datetime.now(_dt.UTC)
         stamp = moment.isoformat()
         gen = f"{moment.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
-        with self.refresh_lock() as lock:
-            names = list(memberships)
-            mark = self._events_mark(r)  # a real-time change after it: the deltas are redone
-            current = self._pointers("current", names)
-            previous = self._pointers("previous", names)
-            entries: dict[str, HistoryEntry] = {}
-            results: dict[str, RefreshResult] = {}
-            for done, name in enumerate(names):
-                entries[name], results[name] = self._write(gen, name, memberships[name], current)
-                self._write_groups(gen, name, (groups or {}).get(name) or {})
-                self._keep_alive(gen, names[:done])  # written earlier: must not expire first
-                if on_written is not None:
-                    on_written(name)
-            self._switch(lock, gen, entries, current, stamp, results, mark, moment)
-            self._drop_old(previous, current)
+        if lock is None:
+            with self.refresh_lock() as held:
+                return self.store_many(
+                    memberships,
+                    now=now,
+                    on_written=on_written,
+                    groups=groups,
+                    lock=held,
+                    on_switch=on_switch,
+                )
+        names = list(memberships)
+        mark = self._events_mark(r)  # a real-time change after it: the deltas are redone
+        current = self._pointers("current", names)
+        previous = self._pointers("previous", names)
+        entries: dict[str, HistoryEntry] = {}
+        results: dict[str, RefreshResult] = {}
+        for done, name in enumerate(names):
+            entries[name], results[name] = self._write(gen, name, memberships[name], current)
+            self._write_groups(gen, name, (groups or {}).get(name) or {})
+            self._keep_alive(gen, names[:done])  # written earlier: must not expire first
+            if on_written is not None:
+                on_written(name)
+        self._switch(lock, gen, entries, current, stamp, results, mark, moment, on_switch)
+        self._drop_old(previous, current)
         return {
             n: RefreshResult(n, res.size, res.joined, res.left, stamp) for n, res in results.items()
         }
@@ -314,6 +329,7 @@ class MembershipStore:
         results: dict[str, RefreshResult] | None = None,
         mark: str | None = None,
         moment: _dt.datetime | None = None,
+        on_switch: Callable[[Any], None] | None = None,
     ) -> None:
         from redis.exceptions import WatchError
 
@@ -337,6 +353,8 @@ class MembershipStore:
                     self._queue_switch(tx, gen, entries, current, stamp)
                     if results is not None:
                         self._queue_events(tx, gen, entries, current, moment)
+                    if on_switch is not None:
+                        on_switch(tx)
                     tx.execute()
                     return
                 except WatchError:
@@ -512,5 +530,6 @@ class MembershipStore:
         with r.pipeline(transaction=True) as tx:
             tx.hdel(f"{self.prefix}:current", segment)
             tx.hdel(f"{self.prefix}:previous", segment)
+            tx.hdel(f"{self.prefix}:refresh-state", segment)  # its next refresh is full
             tx.delete(*keys)
             tx.execute()

@@ -61,11 +61,16 @@ if TYPE_CHECKING:
 
     from xiva_source.settings import Settings
 
-__all__ = ["USE_TTL", "MaxAge", "OnlineReader", "ServedFeature"]
+__all__ = ["FACT_COLUMN", "STAMP_COLUMN", "USE_TTL", "MaxAge", "OnlineReader", "ServedFeature"]
 
 #: ``max_age`` default: a value is stale when older than its feature view's ``ttl``.
 USE_TTL: Literal["ttl"] = "ttl"
 MaxAge = _dt.timedelta | Mapping[str, _dt.timedelta | None] | Literal["ttl"] | None
+
+FACT_COLUMN = "\x00fact\x00"
+"""Prefix of the stored-fact columns a read with ``times=True`` adds (``FACT_COLUMN + fact``)."""
+STAMP_COLUMN = "\x00stamp\x00"
+"""Prefix of the event-timestamp columns (epoch seconds, NaN: none) of ``times=True``, per view."""
 
 _INT_TYPES = {"INT32", "INT64"}
 _FLOAT_TYPES = {"FLOAT", "DOUBLE"}
@@ -256,6 +261,7 @@ class OnlineReader:
         chunk: int = 100_000,
         now: _dt.datetime | None = None,
         parallel: bool = True,
+        times: bool = False,
     ) -> Generator[pd.DataFrame, None, None]:
         """The whole population in DataFrames of up to ``chunk`` customers, streamed.
 
@@ -269,6 +275,8 @@ class OnlineReader:
             chunk: Customers per DataFrame (at least 1).
             now: The reference time for staleness and derived features (default: now).
             parallel: Read a cluster's primaries at the same time (else one after the other).
+            times: Add the stored facts of the derived features and each view's event timestamp
+                (:data:`FACT_COLUMN`, :data:`STAMP_COLUMN`: what incremental refreshes index).
 
         Yields:
             DataFrames as :meth:`read` returns them (indexed by customer id, no id twice).
@@ -288,7 +296,7 @@ class OnlineReader:
             for keys in scan_key_chunks(
                 node, self.layout, chunk=chunk, count=self.scan_count, seen=seen, stop=stop
             ):
-                yield self._keys_frame(keys, features, now, node)
+                yield self._keys_frame(keys, features, now, node, times=times)
 
         if len(nodes) == 1 or not parallel:
             for node in nodes:
@@ -321,6 +329,7 @@ class OnlineReader:
         features: Sequence[str],
         *,
         now: _dt.datetime | None = None,
+        times: bool = False,
     ) -> pd.DataFrame:
         """Online values of ``features`` for ``customer_ids``, one row per customer.
 
@@ -328,13 +337,14 @@ class OnlineReader:
             customer_ids: The customers (unknown ones get an all-missing row).
             features: Feature names.
             now: The reference time for staleness (default: now).
+            times: As for :meth:`iter_population`.
 
         Returns:
             A DataFrame indexed by ``customer_id``: ``Int64`` for integer features, ``float64`` for
             floats (NaN missing), ``object`` for strings (None missing), ``boolean`` for bools.
         """
         ids = list(customer_ids)
-        return self._frame(ids, [self.key(c) for c in ids], features, now)
+        return self._frame(ids, [self.key(c) for c in ids], features, now, times=times)
 
     def read_keys(
         self, keys: Sequence[bytes], features: Sequence[str], *, now: _dt.datetime | None = None
@@ -348,9 +358,11 @@ class OnlineReader:
         features: Sequence[str],
         now: _dt.datetime | None,
         node: redis.Redis | None = None,
+        *,
+        times: bool = False,
     ) -> pd.DataFrame:
         ids = [self.customer_id_of(k) or "" for k in keys]
-        return self._frame(ids, keys, features, now, node)
+        return self._frame(ids, keys, features, now, node, times=times)
 
     def read_one(
         self, customer_id: str, features: Sequence[str], *, now: _dt.datetime | None = None
@@ -388,16 +400,29 @@ class OnlineReader:
         features: Sequence[str],
         now: _dt.datetime | None,
         node: redis.Redis | None = None,
+        *,
+        times: bool = False,
     ) -> pd.DataFrame:
         feats, views, fields = self._fields(self._stored(features))
         n = len(feats)
         values: list[list[Any]] = [[] for _ in feats]
+        stamps: list[list[np.ndarray]] = [[] for _ in views]
+        # times: the stored facts whatever their staleness (what the time index holds)
+        facts = {i: f for i, f in enumerate(feats) if times and f.name in self._fact_names()}
+        raw_facts: dict[int, list[Any]] = {i: [] for i in facts}
         # One HMGET batch at a time: its raw replies (about 50 bytes a cell) are decoded into
         # the columns (shared decoded values) before the next batch is read.
         for start in range(0, len(keys), self.batch_size):
             rows = self._hmget(keys[start : start + self.batch_size], fields, node)
             columns = list(zip(*rows, strict=True))
             fresh = self._fresh_views(views, columns[n:], now)
+            if times:
+                for j, col in enumerate(columns[n:]):
+                    stamps[j].append(decode_timestamps(col))
+                for i, f in facts.items():
+                    raw_facts[i].extend(
+                        self._values(f, columns[i], np.ones(len(columns[i]), dtype=bool))
+                    )
             for i, f in enumerate(feats):
                 values[i].extend(self._values(f, columns[i], fresh[f.view]))
             del rows, columns
@@ -410,7 +435,24 @@ class OnlineReader:
             derived_values = derive_frame(frame, as_of=now)
             for name in derived:
                 frame[name] = derived_values[name]
-        return frame[list(dict.fromkeys(features))]
+        out = frame[list(dict.fromkeys(features))]
+        if not times:
+            return out
+        extra: dict[str, Any] = {}
+        for i, f in facts.items():
+            column = np.empty(len(raw_facts[i]), dtype=object)
+            column[:] = raw_facts[i]
+            extra[FACT_COLUMN + f.name] = column
+        for j, view in enumerate(views):
+            parts = stamps[j]
+            extra[STAMP_COLUMN + view] = (
+                np.concatenate(parts) if parts else np.empty(0, dtype="float64")
+            )
+        return pd.concat([out, pd.DataFrame(extra, index=frame.index)], axis=1)
+
+    def _fact_names(self) -> set[str]:
+        """The stored facts behind the derived features."""
+        return {f.fact for f in self.features.values() if f.fact is not None}
 
     def _values(
         self, f: ServedFeature, cells: Sequence[bytes | None], fresh: np.ndarray

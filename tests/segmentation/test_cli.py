@@ -81,6 +81,10 @@ def test_evaluate_sizes_members_export_refresh_history(
 
     code, out, _ = _run(capsys, *base, "refresh", "paris")
     assert code == 0 and out.startswith(f"paris\tsize={len(members)}")
+    code, out, _ = _run(capsys, *base, "refresh", "paris")  # nothing changed since
+    assert code == 0 and "\tincremental\tevaluated=" in out and "joined=0\tleft=0" in out
+    code, out, _ = _run(capsys, *base, "refresh", "--full", "paris")
+    assert code == 0 and out.startswith(f"paris\tsize={len(members)}") and "\tfull" in out
     code, out, _ = _run(capsys, *base, "members", "paris", "--stored")
     assert out.split() == members
     code, out, _ = _run(capsys, *base, "history", "paris", "--limit", "1")

@@ -19,7 +19,7 @@ from segmentation import (
     UnknownSegmentError,
     load_segments,
 )
-from tests.support.segmentation.repo import FeastRepo, stored_rows
+from tests.support.segmentation.repo import FeastRepo, stored_rows, write_online
 
 SEGMENTS = [
     Segment("paris_adults", [{">=": [{"var": "age"}, 30]}, {"==": [{"var": "city"}, "Paris"]}]),
@@ -164,7 +164,7 @@ def test_refresh_memberships_deltas_history(seg_repo: FeastRepo) -> None:
     changed = stored_rows(seg_repo.frame.loc[[leaver, joiner]])
     changed["total_revenue"] = [1.0, 9999.0]
     changed["event_timestamp"] = seg_repo.now
-    seg_repo.store.write_to_online_store("customer_features", changed)
+    write_online(seg_repo.store, "customer_features", changed)
     try:
         second = engine.refresh([seg])[seg]
         assert second.joined == [joiner] and second.left == [leaver]
@@ -179,7 +179,7 @@ def test_refresh_memberships_deltas_history(seg_repo: FeastRepo) -> None:
     finally:
         original = stored_rows(seg_repo.frame.loc[[leaver, joiner]])
         original["event_timestamp"] = seg_repo.now + dt.timedelta(seconds=1)
-        seg_repo.store.write_to_online_store("customer_features", original)
+        write_online(seg_repo.store, "customer_features", original)
     assert engine.refresh([seg])[seg].left == [joiner]
 
 

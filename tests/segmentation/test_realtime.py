@@ -32,7 +32,7 @@ from tests.support.segmentation.realtime import (
     restore,
     set_revenue,
 )
-from tests.support.segmentation.repo import FeastRepo, stored_rows
+from tests.support.segmentation.repo import FeastRepo, stored_rows, write_online
 
 T0 = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
@@ -199,7 +199,7 @@ def test_a_batch_switch_racing_a_realtime_update_redoes_its_deltas(
 ) -> None:
     engine = engine_for(rt_repo, [big()], namespace)
     store = engine.memberships
-    engine.refresh()
+    engine.refresh(full=True)  # the generation switch
     mark = _events(store)[-1].id
     cid = _outsider(rt_repo, engine)
     changed.append(cid)
@@ -215,13 +215,13 @@ def test_a_batch_switch_racing_a_realtime_update_redoes_its_deltas(
         switch(self, *args, **kwargs)
 
     monkeypatch.setattr(MembershipStore, "_switch", racing)
-    engine.refresh()
+    engine.refresh(full=True)  # the generation switch
     monkeypatch.undo()
     mine = [e.event for e in _events(store, since=mark) if e.customer_id == cid]
     # Every stored change once: the batch saw the old features -> it stores them (left).
     assert mine == (["joined"] if features_before_batch else ["joined", "left"])
     assert _replay(_events(store)) == {"big": set(store.members("big"))}
-    engine.refresh()
+    engine.refresh(full=True)  # the generation switch
     mine = [e.event for e in _events(store, since=mark) if e.customer_id == cid]
     assert mine[-1] == "joined" and store.is_member("big", cid)
 
@@ -268,7 +268,7 @@ def test_realtime_updates_and_batch_events_on_a_redis_cluster(
         cid = str(low["customer_id"].iloc[0])
         low["total_revenue"] = [5000.0]
         low["event_timestamp"] = [dt.datetime.now(dt.UTC)]
-        store.write_to_online_store("customer_features", low)
+        write_online(store, "customer_features", low)
         update = update_customer(engine, cid)
         assert [(e.event, e.customer_id) for e in update.events] == [("joined", cid)]
         assert engine.memberships.is_member("big", cid)

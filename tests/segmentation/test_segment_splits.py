@@ -30,6 +30,7 @@ from tests.support.segmentation.repo import (
     delete_project_keys,
     stored_rows,
     with_counts,
+    write_online,
 )
 from xiva_source.settings import load_settings
 
@@ -148,7 +149,7 @@ def _rewrite(repo: FeastRepo, ids: list[str], *, age: int | None, minutes: int) 
     with_counts(rows, repo.now, age=[age] * len(ids))  # stored as its fact, birth_date
     rows["city"] = "Paris"
     rows["event_timestamp"] = repo.now - dt.timedelta(minutes=60 - minutes)
-    repo.store.write_to_online_store("customer_features", stored_rows(rows))
+    write_online(repo.store, "customer_features", stored_rows(rows))
 
 
 def test_holdout_and_split_fractions_within_tolerance(engine: SegmentEngine) -> None:

@@ -336,6 +336,21 @@ def _bound_client_args(config: RedisOnlineStoreConfig) -> dict[str, Any] | None:
     }
 
 
+def _mark_rows(client: Any, project: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Mark the customers of ``online_write_batch``'s rows (one join key each) as changed."""
+    from xiva_source.feast_plugin.changed import mark_changed
+
+    data = kwargs.get("data", args[1] if len(args) > 1 else None) or []
+    ids = []
+    for row in data:
+        values = row[0].entity_values
+        if len(values) == 1:  # segments are over one entity with one join key
+            kind = values[0].WhichOneof("val")
+            if kind is not None:
+                ids.append(getattr(values[0], kind))
+    mark_changed(client, project, ids)
+
+
 class LoyaltyRedisOnlineStore(RedisOnlineStore):
     """Feast's :class:`RedisOnlineStore`, bound to the repository's settings (see the module doc).
 
@@ -361,13 +376,20 @@ class LoyaltyRedisOnlineStore(RedisOnlineStore):
     def online_write_batch(self, config: RepoConfig, *args: Any, **kwargs: Any) -> None:
         """Feast's write; a failure is noted in the shared run state, then raised.
 
+        The rows' customers are marked in the changed-customers journal before and after
+        (:mod:`~xiva_source.feast_plugin.changed`).
+
         Feast's Ray engine only logs a failed write and records the interval anyway: the note
         keeps the job from carrying on from that pull (:mod:`~xiva_source.feast_plugin.
         feast_runs`).
         """
         bind_online_config(config)
         try:
+            # Before the write (a crash after it leaves the mark) and after it (a refresh that
+            # read them in between): segment refreshes re-read them.
+            _mark_rows(self._get_client(config.online_store), config.project, args, kwargs)
             super().online_write_batch(config, *args, **kwargs)
+            _mark_rows(self._get_client(config.online_store), config.project, args, kwargs)
         except Exception:
             from xiva_source.feast_plugin.feast_runs import note_write_failure
 

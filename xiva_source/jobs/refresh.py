@@ -226,11 +226,23 @@ def _write(
     entity_key = EntityKey(join_keys=[ENTITY], entity_values=[Value(string_val=customer_id)])
     online_store = get_online_store_from_config(store.config.online_store)
     try:
+        _mark(store, online_store, customer_id)  # before the write: a crash leaves the mark
         online_store.online_write_batch(
             store.config, fv, [(entity_key, protos, event_timestamp, None)], None
         )
+        _mark(store, online_store, customer_id)  # and after: a refresh in between sees it next
     except RedisError as e:
         raise _redis_failure(e, "written") from e
+
+
+def _mark(store: FeatureStore, online_store: Any, customer_id: str) -> None:
+    """Mark the customer in the changed-customers journal (segment refreshes re-evaluate it)."""
+    from xiva_source.feast_plugin.changed import mark_changed
+    from xiva_source.feast_plugin.online_store import online_redis_client
+
+    client = online_redis_client(store.config, online_store=online_store)
+    if client is not None:  # a Redis online store: the one segments read
+        mark_changed(client, store.project, [customer_id])
 
 
 def _append_snapshot(store: FeatureStore, features: dict[str, Any], settings: Settings) -> None:

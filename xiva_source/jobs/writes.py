@@ -25,6 +25,11 @@ whatever is stored.** Why each part:
 Live refresh and Feast's own writers keep Feast's strict newer-wins; a refresh racing a run is
 overwritten only by a row at least as new, and the next run reads that customer again.
 
+Before a table is sent, its customers are marked in the changed-customers journal
+(:mod:`xiva_source.feast_plugin.changed`), and again once it is in Redis: the next segment refresh
+re-evaluates them only (the first mark survives a crash after the write; the second covers a
+refresh that read them between the first mark and the write).
+
 A partial table (:func:`xiva_source.pipeline.auto.is_partial`) is written cell by cell: its null
 cells are left out of the row, so the online store keeps its value for them (the same rule decides
 whether its known cells land); a row with no known cell is not written at all.
@@ -75,6 +80,7 @@ class OnlineWriter:
         self.online_store = online_store
         self.force = force
         self.bulk: BulkWriter | None = None
+        self._in_flight: list[Any] = []  # the customers of the table being sent
         online = bind_online_config(store.config)
         if isinstance(online, RedisOnlineStoreConfig):
             from xiva_source.feast_plugin.bulk_writer import BulkWriter
@@ -97,9 +103,38 @@ class OnlineWriter:
         """
         partial = is_partial(table)
         if self.bulk is not None:
+            ids = self._ids(table, join_keys)
+            self._mark(ids)  # before the write: a crash after it leaves the mark
             # Sent in the background while the job reads its next chunk: flush() waits.
-            return self.bulk.submit(fv, table, join_keys, partial=partial)
+            sent = self.bulk.submit(fv, table, join_keys, partial=partial)
+            # submit() waited for the previous table: in Redis now, marked again (a refresh that
+            # read those customers between the first mark and the write sees them next time).
+            self._mark(self._in_flight)
+            self._in_flight = ids
+            return sent
         return self._write_feast(fv, table, join_keys, partial=partial)
+
+    @staticmethod
+    def _ids(table: pa.Table, join_keys: dict[str, Any]) -> list[Any]:
+        """The table's customers (segments are over one entity with one join key)."""
+        if len(join_keys) != 1 or table.num_rows == 0:
+            return []
+        (key,) = join_keys
+        return table.column(key).to_pylist()
+
+    def _mark(self, ids: list[Any]) -> None:
+        """Mark customers in the changed-customers journal (segment refreshes re-evaluate them:
+        :mod:`xiva_source.feast_plugin.changed`)."""
+        from redis.exceptions import RedisError
+
+        from xiva_source.feast_plugin.changed import mark_changed
+
+        if self.bulk is None or not ids:
+            return
+        try:
+            mark_changed(self.bulk.client, self.store.project, ids)
+        except RedisError as e:
+            raise OnlineStoreError.failed(e) from e
 
     def flush(self) -> None:
         """Wait until every row :meth:`write` took is in the online store.
@@ -111,6 +146,8 @@ class OnlineWriter:
         """
         if self.bulk is not None:
             self.bulk.flush()
+            self._mark(self._in_flight)  # in Redis now: marked again (see write)
+            self._in_flight = []
 
     def _write_feast(
         self, fv: FeatureView, table: pa.Table, join_keys: dict[str, Any], *, partial: bool

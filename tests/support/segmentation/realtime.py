@@ -15,7 +15,13 @@ import pytest
 import redis
 
 from segmentation import MembershipStore, Segment, SegmentEngine
-from tests.support.segmentation.repo import FeastRepo, build_repo, delete_project_keys, stored_rows
+from tests.support.segmentation.repo import (
+    FeastRepo,
+    build_repo,
+    delete_project_keys,
+    stored_rows,
+    write_online,
+)
 
 
 def engine_for(repo: FeastRepo, segments: list[Segment], namespace: str) -> SegmentEngine:
@@ -69,14 +75,14 @@ def set_revenue(repo: FeastRepo, customer_id: str, revenue: float | None, at: dt
     row = stored_rows(repo.frame.loc[[customer_id]])
     row["total_revenue"] = [revenue]
     row["event_timestamp"] = [at]
-    repo.store.write_to_online_store("customer_features", row)
+    write_online(repo.store, "customer_features", row)
 
 
 def restore(repo: FeastRepo, customer_id: str) -> None:
     """Write the customer's original row back (newer timestamp, original values)."""
     row = stored_rows(repo.frame.loc[[customer_id]])
     row["event_timestamp"] = [dt.datetime.now(dt.UTC)]
-    repo.store.write_to_online_store("customer_features", row)
+    write_online(repo.store, "customer_features", row)
 
 
 def ids_of(events: list[Any], event: str | None = None) -> list[str]:

@@ -284,3 +284,19 @@ def delete_project_keys(project: str, redis_url: str) -> None:
         if batch:
             r.delete(*batch)
     r.close()
+
+
+def write_online(store: Any, view: str, rows: pd.DataFrame) -> None:
+    """What every writer does: mark the rows' customers changed (the journal read by incremental
+    segment refreshes), write them with Feast's ``write_to_online_store``, mark them again."""
+    from segmentation.journal import mark_changed
+    from xiva_source.feast_plugin.online_store import online_redis_client
+
+    client = online_redis_client(store.config)
+    assert client is not None  # a Redis online store
+    try:
+        mark_changed(client, store.project, rows["customer_id"])
+        store.write_to_online_store(view, rows)
+        mark_changed(client, store.project, rows["customer_id"])
+    finally:
+        client.close()

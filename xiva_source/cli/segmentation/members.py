@@ -180,11 +180,24 @@ def _members(args: argparse.Namespace, context: CommandContext) -> int:
 
 def _refresh_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("segments", nargs="*", help="segment names (default: all)")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="evaluate the whole population (default: only the customers changed since the last "
+        "refresh and those time may have moved in or out; docs/segmentation.md)",
+    )
 
 
 def _refresh(args: argparse.Namespace, context: CommandContext) -> int:
-    for name, res in _engine(args, context).refresh(args.segments or None).items():
-        print(f"{name}\tsize={res.size}\tjoined={len(res.joined)}\tleft={len(res.left)}")
+    results = _engine(args, context).refresh(args.segments or None, full=args.full)
+    for name, res in results.items():
+        line = f"{name}\tsize={res.size}\tjoined={len(res.joined)}\tleft={len(res.left)}"
+        line += f"\t{res.mode}"
+        if res.evaluated is not None:
+            line += f"\tevaluated={res.evaluated}"
+        if res.reason is not None:
+            line += f"\t({res.reason})"
+        print(line)
     return _status(args)
 
 
