@@ -34,7 +34,7 @@ def _validate(args: argparse.Namespace, context: CommandContext) -> int:
     from segmentation.loader import check_segments_dir
 
     where = _segments_dir(args, context)
-    names = set(_served(_applied_store(args.repo)))
+    names = set(_served(_applied_store(args.repo, light=True)))
     segments, errors = check_segments_dir(where, feature_names=names)
     for e in errors:
         print(f"error: {e}", file=sys.stderr)
