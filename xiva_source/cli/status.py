@@ -50,14 +50,20 @@ def _status_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _status(args: argparse.Namespace, context: CommandContext) -> int:
-    from xiva_source.cli.xiva import open_store
-    from xiva_source.feast_plugin.online_store import online_redis_client
+    from xiva_source.cli.xiva import open_registry
+    from xiva_source.feast_plugin.registry_reader import LightRepository
     from xiva_source.jobs.status import collect_status
     from xiva_source.timeutil import utc_now
 
     settings = context.require_settings()
-    store = open_store(args.repo, applied=True)
-    client = online_redis_client(store.config, settings)
+    # The registry read directly when it can be: no Feast SDK to import (docs/operations.md).
+    store = open_registry(args.repo, applied=True, online=True)
+    if isinstance(store, LightRepository):
+        client = store.redis_client(settings)
+    else:
+        from xiva_source.feast_plugin.online_store import online_redis_client
+
+        client = online_redis_client(store.config, settings)
     try:
         status = collect_status(store, settings, client, now=utc_now())
     finally:

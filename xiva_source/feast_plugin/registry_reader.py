@@ -32,7 +32,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from xiva_source.redis_client import RedisClient
+    from xiva_source.settings import Settings
 
 __all__ = [
     "FEAST_TYPE_NAMES",
@@ -152,6 +156,31 @@ class LightRepository:
     def list_on_demand_feature_views(self) -> list[LightView]:
         """The project's on-demand feature views, in registry order."""
         return list(self.on_demand_feature_views)
+
+    def redis_client(self, settings: Settings) -> RedisClient | None:
+        """The online store's Redis client, as the bound store config connects it.
+
+        ``REDIS_URL`` (else the default) with ``REDIS_TYPE``, ``REDIS_SENTINEL_MASTER`` and the
+        ``REDIS_TLS_*`` files; ``None`` when the online store is not Redis.
+
+        Raises:
+            ValueError: The yaml sets the connection itself (``redis_from_settings`` is
+                ``None``): open Feast's store instead.
+            ConfigurationError: ``REDIS_URL`` is not usable.
+        """
+        if self.redis_from_settings is None:
+            raise ValueError("the online store's connection is in feature_store.yaml")
+        if not self.redis_from_settings:
+            return None
+        from xiva_source.redis_client import RedisTls, connect_redis
+        from xiva_source.settings import DEFAULT_REDIS_URL
+
+        return connect_redis(
+            settings.redis_url or DEFAULT_REDIS_URL,
+            redis_type=settings.redis_type.value,
+            sentinel_master=settings.redis_sentinel_master,
+            tls=RedisTls.from_settings(settings),
+        )
 
 
 def read_repository(repo: str | os.PathLike[str]) -> LightRepository | None:
