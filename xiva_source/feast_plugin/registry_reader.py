@@ -44,6 +44,7 @@ __all__ = [
     "LightRepository",
     "LightSource",
     "LightView",
+    "feast_message_class",
     "read_repository",
 ]
 
@@ -215,6 +216,8 @@ def _config(raw: Any, repo: Path) -> SimpleNamespace:
     if isinstance(registry, dict):
         if registry.get("registry_type", "file") != "file":
             raise _Unsupported("not a file registry")
+        if registry.get("enable_online_feature_view_versioning"):
+            raise _Unsupported("versioned online view names")
         registry = registry.get("path")
     if not isinstance(registry, str) or "://" in registry:
         raise _Unsupported("not a local registry file")
@@ -297,10 +300,25 @@ def _time(stamp: Any) -> datetime:
     return _EPOCH + _duration(stamp)
 
 
-@functools.cache
+def feast_message_class(full_name: str) -> Any:
+    """A message class of Feast's protos (``feast.core.Registry``, ``feast.types.Value``, ...)
+    built in this module's private descriptor pool: no ``feast`` import (see the module doc).
+
+    Raises:
+        Exception: Feast is not installed or its generated modules cannot be read.
+    """
+    from google.protobuf import message_factory
+
+    return message_factory.GetMessageClass(_pool().FindMessageTypeByName(full_name))
+
+
 def _registry_class() -> Any:
-    """``feast.core.Registry``'s message class, from a private pool (see the module doc)."""
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    return feast_message_class("feast.core.Registry")
+
+
+@functools.cache
+def _pool() -> Any:
+    from google.protobuf import descriptor_pb2, descriptor_pool
 
     spec = importlib.util.find_spec("feast")  # locates the package without importing it
     if spec is None or not spec.submodule_search_locations:
@@ -333,12 +351,10 @@ def _registry_class() -> Any:
 
     add("feast/core/Registry.proto")
     add("feast/types/Value.proto")
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("feast.core.Registry"))
+    return pool
 
 
 @functools.cache
 def _value_type_names() -> dict[int, str]:
-    descriptor = _registry_class().DESCRIPTOR.file.pool.FindEnumTypeByName(
-        "feast.types.ValueType.Enum"
-    )
+    descriptor = _pool().FindEnumTypeByName("feast.types.ValueType.Enum")
     return {value.number: value.name for value in descriptor.values}

@@ -71,18 +71,20 @@ def _segments_dir(args: argparse.Namespace, context: CommandContext) -> Path:
     return segments_dir(args.segments_dir, settings=context.require_settings())
 
 
-def _applied_store(repo: str, *, light: bool = False) -> FeatureStore:
+def _applied_store(repo: str, *, light: bool = False, online: bool = False) -> FeatureStore:
     """The repository's store, refusing one that was never applied or whose registry is corrupt.
 
     ``light``: the registry read without Feast's SDK when it can be (:func:`open_registry`; for
-    commands that only read feature names and types).
+    commands that read feature names and types, and with ``online`` the online store's Redis).
     """
     from xiva_source.errors import LoyaltyError
     from xiva_source.feast_plugin.errors import RepositoryError
 
     try:
         store: FeatureStore = (
-            open_registry(repo, applied=True) if light else open_store(repo, applied=True)
+            open_registry(repo, applied=True, online=online)
+            if light
+            else open_store(repo, applied=True)
         )
         store.list_on_demand_feature_views()  # the whole registry is read: corrupt -> here
     except LoyaltyError:
@@ -110,13 +112,18 @@ def _served(store: FeatureStore) -> dict[str, str]:
     return out
 
 
-def _engine(args: argparse.Namespace, context: CommandContext) -> SegmentEngine:
+def _engine(
+    args: argparse.Namespace, context: CommandContext, *, light: bool = False
+) -> SegmentEngine:
     """The engine over the segments that load; each file that does not is reported on stderr
-    (``error: ...``) and counted in ``args.segment_errors`` (``sizes``/``refresh`` then exit 1)."""
+    (``error: ...``) and counted in ``args.segment_errors`` (``sizes``/``refresh`` then exit 1).
+
+    ``light``: over the registry read without Feast's SDK when it can be (``sizes``).
+    """
     from segmentation.engine import SegmentEngine
     from segmentation.loader import check_segments_dir
 
-    store = _applied_store(args.repo)
+    store = _applied_store(args.repo, light=light, online=light)
     segments, errors = check_segments_dir(
         _segments_dir(args, context), feature_names=set(_served(store))
     )

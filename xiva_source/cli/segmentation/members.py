@@ -133,7 +133,7 @@ def _sizes(args: argparse.Namespace, context: CommandContext) -> int:
         return _sizes_in_dwh(args, context)
     from segmentation.overlap import population_sizes
 
-    table = population_sizes(_engine(args, context))  # sizes and population in one pass
+    table = population_sizes(_engine(args, context, light=True))  # one pass, no Feast SDK
     _print_sizes(table.population, table.sizes, as_json=args.json)
     return _status(args)
 

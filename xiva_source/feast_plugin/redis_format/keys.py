@@ -16,6 +16,7 @@ instead of reading nothing.
 from __future__ import annotations
 
 import struct
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -108,11 +109,15 @@ class RedisLayout:
     def _string_head(self) -> bytes:
         """``prefix`` + the STRING type code: a single string key is head + length + bytes.
 
-        Checked once against Feast's own ``_redis_key``.
+        Checked once against Feast's own ``_redis_key`` when Feast is loaded (every write path:
+        Feast calls the plugin, the job opens its store); a reader that never imports Feast
+        (``segmentation sizes``) relies on the tests, which compare the keys with Feast's.
         """
+        head = self.prefix + _U32.pack(_STRING_TYPE)
+        if "feast" not in sys.modules:
+            return head
         from feast.infra.online_stores.helpers import _redis_key
 
-        head = self.prefix + _U32.pack(_STRING_TYPE)
         raw = _PROBE.encode("utf-8")
         ours = head + _U32.pack(len(raw)) + raw + self._suffix
         if ours != _redis_key(self.project, self._entity_proto((_PROBE,)), self.version):
