@@ -60,13 +60,16 @@ bench-dwh-read: ## DWH to Arrow: the current path vs psycopg binary COPY vs ADBC
 bench-ray: ## The Ray engine beside the in-process engine (needs PostgreSQL and Redis)
 	$(BIN)/python bench/ray_engine.py --rows 100000
 
+bench-startup: ## Start-up of status / validate / sizes beside `import feast` (needs Redis)
+	$(BIN)/python bench/startup.py --runs 7
+
 bench-xiva-pull: ## Peak memory of a streamed Xiva pull, 20,000 vs 2,000 simulator customers
 	$(BIN)/python bench/xiva_pull.py
 
 bench-serving: ## Online reads p50/p99: ml_features beside plain views, raw HGETALL, feast serve (needs Redis)
 	$(BIN)/python bench/serving.py --customers 10000 --single 2000 --batches 300
 
-bench: bench-materialize bench-segmentation bench-dwh-read bench-ray bench-xiva-pull bench-serving ## Run every benchmark (prints ratios)
+bench: bench-materialize bench-segmentation bench-dwh-read bench-ray bench-xiva-pull bench-serving bench-startup ## Run every benchmark (prints ratios)
 
 .PHONY: apply materialize demo bench bench-materialize bench-segmentation bench-dwh-read bench-ray \
-	bench-xiva-pull bench-serving
+	bench-xiva-pull bench-serving bench-startup

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from redis.cluster import RedisCluster
 
     from segmentation.segment import Segment
+    from xiva_source.feast_plugin.registry_reader import LightRepository
     from xiva_source.settings import Settings
 
 __all__ = ["SegmentEngine"]
@@ -64,7 +65,7 @@ class SegmentEngine:
 
     def __init__(
         self,
-        store: FeatureStore,
+        store: FeatureStore | LightRepository,
         segments: Iterable[Segment] | None = None,
         *,
         segments_dir: str | os.PathLike[str] | None = None,

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from feast import FeatureStore
     from redis.cluster import RedisCluster
 
+    from xiva_source.feast_plugin.registry_reader import LightRepository
     from xiva_source.settings import Settings
 
 __all__ = ["FACT_COLUMN", "STAMP_COLUMN", "USE_TTL", "MaxAge", "OnlineReader", "ServedFeature"]
@@ -101,7 +102,9 @@ class OnlineReader:
     """Reads online features of many customers from Feast's Redis store, column-wise.
 
     Args:
-        store: The Feast ``FeatureStore`` (its registry and online store config are read once).
+        store: The Feast ``FeatureStore`` (its registry and online store config are read once),
+            or the registry read without Feast's SDK (a ``LightRepository``: ``segmentation
+            sizes`` then starts without importing Feast).
         client: A Redis client (``redis.Redis``, or ``redis.cluster.RedisCluster`` for a cluster);
             default the online store's (``REDIS_URL`` of ``settings`` for the project's store,
             else the yaml's ``connection_string`` and ``redis_type``).
@@ -121,7 +124,7 @@ class OnlineReader:
 
     def __init__(
         self,
-        store: FeatureStore,
+        store: FeatureStore | LightRepository,
         *,
         client: redis.Redis | RedisCluster | None = None,
         batch_size: int = 10_000,
@@ -129,16 +132,23 @@ class OnlineReader:
         settings: Settings | None = None,
         scan_count: int = 10_000,
     ) -> None:
-        from feast.infra.online_stores.redis import RedisOnlineStoreConfig
-
-        from xiva_source.feast_plugin.online_store import online_redis_client
+        from xiva_source.feast_plugin.registry_reader import LightRepository
 
         config = store.config
         online = config.online_store
-        # Subclasses (the project's LoyaltyRedisOnlineStore) keep Feast's Redis layout.
-        if not isinstance(online, RedisOnlineStoreConfig):
+        light = isinstance(store, LightRepository)  # the registry read without Feast's SDK
+        if isinstance(store, LightRepository):
+            is_redis = bool(store.redis_from_settings)
+            kind = online.get("type", "sqlite") if isinstance(online, dict) else online
+        else:
+            from feast.infra.online_stores.redis import RedisOnlineStoreConfig
+
+            # Subclasses (the project's LoyaltyRedisOnlineStore) keep Feast's Redis layout.
+            is_redis = isinstance(online, RedisOnlineStoreConfig)
+            kind = getattr(online, "type", type(online).__name__)
+        if not is_redis:
             raise OnlineStoreError(
-                f"the online store is {getattr(online, 'type', type(online).__name__)!r}",
+                f"the online store is {kind!r}",
                 "configure a Redis online store (type: redis, or the project's "
                 "xiva_source.feast_plugin.online_store.LoyaltyRedisOnlineStore) in "
                 "feature_store.yaml",
@@ -151,9 +161,17 @@ class OnlineReader:
         self.version: int = config.entity_key_serialization_version
         self.batch_size = batch_size
         self.scan_count = scan_count
-        if client is None:
+        if client is None and isinstance(store, LightRepository):
+            if settings is None:
+                from xiva_source.settings import load_settings
+
+                settings = load_settings(repo_path=store.repo_path)
+            client = store.redis_client(settings)
+        elif client is None:
+            from xiva_source.feast_plugin.online_store import online_redis_client
+
             client = online_redis_client(config, settings)
-            assert client is not None  # a Redis online store (checked above)
+        assert client is not None  # a Redis online store (checked above)
         self.client: Any = client
 
         self.features: dict[str, ServedFeature] = {}
@@ -161,7 +179,8 @@ class OnlineReader:
         join_keys: set[str] = set()
         self.segments_view: str | None = None
         """The stored name of the served-memberships view (:mod:`segmentation.served`), if any."""
-        for fv in sorted(store.list_feature_views(), key=lambda v: v.name):
+        views: list[Any] = store.list_feature_views()  # Feast's views, or LightView
+        for fv in sorted(views, key=lambda v: v.name):
             if fv.name == SEGMENTS_VIEW:  # the segments' output, never an input of a rule
                 self.segments_view = view_name(fv, config)
                 continue
@@ -174,7 +193,10 @@ class OnlineReader:
                 self.features.setdefault(
                     f.name,
                     ServedFeature(
-                        f.name, view, f.dtype.to_value_type().name, field_name(view, f.name)
+                        f.name,
+                        view,
+                        f.value_type if light else f.dtype.to_value_type().name,
+                        field_name(view, f.name),
                     ),
                 )
         for derived in DERIVED_FEATURES.values():

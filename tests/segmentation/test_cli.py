@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from tests.support.segmentation.repo import FeastRepo
 from xiva_source.cli import segmentation_main as main
@@ -175,3 +177,37 @@ def test_bad_arguments_are_refused_before_anything_is_loaded(
     assert problem in err and "fix: " in err
     if "unknown segment" in problem:
         assert "use one of paris, rich" in err
+
+
+@pytest.mark.usefixtures("subprocesses")
+def test_sizes_without_feasts_sdk_are_the_sizes_through_it(
+    seg_repo: FeastRepo,
+    segdir: Path,
+    redis_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # seg_repo's yaml names Feast's Redis store (Feast's path); the copy uses the project's, with
+    # REDIS_URL (the light registry reader's path), over the same registry and online data.
+    light = tmp_path / "repo"
+    shutil.copytree(seg_repo.path, light, ignore=shutil.ignore_patterns("__pycache__"))
+    config = yaml.safe_load((light / "feature_store.yaml").read_text())
+    config["online_store"] = {
+        "type": "xiva_source.feast_plugin.online_store.LoyaltyRedisOnlineStore"
+    }
+    (light / "feature_store.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    argv = ["--repo", str(light), "--segments-dir", str(segdir), "sizes"]
+    code = (
+        "import sys\nfrom xiva_source.cli import segmentation_main\n"
+        f"code = segmentation_main({argv!r})\nprint('feast' in sys.modules, code)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    *lines, last = proc.stdout.splitlines()
+    assert last == "False 0", proc.stderr
+    _, through_feast, _ = _run(
+        capsys, "--repo", str(seg_repo.path), "--segments-dir", str(segdir), "sizes"
+    )
+    assert lines == through_feast.splitlines()
+    assert int(lines[0].split("\t")[1]) > 0  # a real population was read

@@ -63,17 +63,23 @@ def _status_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _status(args: argparse.Namespace, context: CommandContext) -> int:
-    from xiva_source.cli.xiva import open_store
+    from xiva_source.cli.xiva import open_registry
     from xiva_source.errors import ConfigurationError
-    from xiva_source.feast_plugin.online_store import online_redis_client
+    from xiva_source.feast_plugin.registry_reader import LightRepository
     from xiva_source.jobs.status import collect_status, online_store_down
     from xiva_source.timeutil import utc_now
 
     settings = context.require_settings()
-    store = open_store(args.repo, applied=True)
+    # The registry read directly when it can be: no Feast SDK to import (docs/operations.md).
+    store = open_registry(args.repo, applied=True, online=True)
     check = args.check or args.max_age is not None
     try:
-        client = online_redis_client(store.config, settings)
+        if isinstance(store, LightRepository):
+            client = store.redis_client(settings)
+        else:
+            from xiva_source.feast_plugin.online_store import online_redis_client
+
+            client = online_redis_client(store.config, settings)
     except ConfigurationError:
         raise  # a bad REDIS_URL: exit 2 with its fix
     except Exception as e:  # a cluster's or the sentinels' nodes unreachable

@@ -420,13 +420,42 @@ def open_store(repo: str | Path, *, applied: bool = False) -> Any:
             "Correct feature_store.yaml (compare with feature_repo/feature_store.yaml).",
         ) from e
     if applied and not store.list_feature_views():
-        raise ConfigurationError(
-            f"The Feast repository at {str(path)!r} (project {store.project!r}) has no feature "
-            "views in its registry: it was not applied.",
-            f"Run `make apply` (feast -c {path} apply), then `make materialize`.",
-            setting="--repo",
-        )
+        raise _not_applied(path, store.project)
     return store
+
+
+def open_registry(repo: str | Path, *, applied: bool = False, online: bool = False) -> Any:
+    """:func:`open_store` without Feast's SDK when the repository allows it (start-up in ms).
+
+    A :class:`~xiva_source.feast_plugin.registry_reader.LightRepository` (the registry read
+    directly) when :func:`~xiva_source.feast_plugin.registry_reader.read_repository` reads the
+    repository and, with ``online``, its online store is the project's Redis store configured by
+    the settings, or not Redis; else :func:`open_store`'s ``FeatureStore``. The errors are
+    :func:`open_store`'s (an unreadable registry goes to Feast, which reports it).
+
+    Args:
+        repo: The repository directory (``--repo``).
+        applied: Also refuse a repository whose registry holds no feature view (never applied).
+        online: The caller reaches the online store (``redis_from_settings`` must be known).
+    """
+    from xiva_source.feast_plugin.registry_reader import read_repository
+
+    path = Path(repo)
+    light = read_repository(path) if (path / "feature_store.yaml").is_file() else None
+    if light is None or (online and light.redis_from_settings is None):
+        return open_store(repo, applied=applied)
+    if applied and not light.list_feature_views():
+        raise _not_applied(path, light.project)
+    return light
+
+
+def _not_applied(path: Path, project: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"The Feast repository at {str(path)!r} (project {project!r}) has no feature "
+        "views in its registry: it was not applied.",
+        f"Run `make apply` (feast -c {path} apply), then `make materialize`.",
+        setting="--repo",
+    )
 
 
 def _positive_int(text: str) -> int:

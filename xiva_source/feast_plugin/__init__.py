@@ -17,6 +17,8 @@ Modules, one concern each:
 - :mod:`~xiva_source.feast_plugin.bulk_writer`: ``BulkWriter``, Arrow tables straight into
   Feast's Redis layout (newer-write-wins in one Lua script), sent by
   :mod:`~xiva_source.feast_plugin.bulk_send` (single Redis or cluster)
+- :mod:`~xiva_source.feast_plugin.registry_reader`: ``feature_store.yaml`` and the file registry
+  read without Feast's SDK (``read_repository``), for the commands that only read the registry
 - :mod:`~xiva_source.feast_plugin.repo_settings`: where the entry points Feast calls load the
   settings of the repository (the only ``load_settings`` of the plugin)
 - :mod:`~xiva_source.feast_plugin.run_state`: the shared run state (watermarks per source, modes,
@@ -62,6 +64,7 @@ if TYPE_CHECKING:
     )
     from xiva_source.feast_plugin.redis_format import RedisLayout
     from xiva_source.feast_plugin.redis_scan import scan_entity_keys
+    from xiva_source.feast_plugin.registry_reader import LightRepository, read_repository
     from xiva_source.feast_plugin.repo_settings import repo_settings
     from xiva_source.feast_plugin.run_state import (
         FileRunState,

@@ -27,12 +27,13 @@ from xiva_source.feast_plugin.run_state import (
 if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView
 
+    from xiva_source.feast_plugin.registry_reader import LightRepository
     from xiva_source.redis_client import RedisClient
 
 __all__ = ["needed_fields", "state_for_store"]
 
 
-def state_for_store(store: FeatureStore, client: RedisClient | None) -> RunState:
+def state_for_store(store: FeatureStore | LightRepository, client: RedisClient | None) -> RunState:
     """The shared state of ``store``'s project: Redis when the online store is Redis, else a file.
 
     Args:

@@ -25,6 +25,7 @@ from xiva_source.timeutil import as_utc, human_duration, to_iso
 if TYPE_CHECKING:
     from feast import FeatureStore
 
+    from xiva_source.feast_plugin.registry_reader import LightRepository
     from xiva_source.redis_client import RedisClient
     from xiva_source.settings import Settings
 
@@ -246,7 +247,7 @@ class StoreStatus:
 
 
 def collect_status(
-    store: FeatureStore,
+    store: FeatureStore | LightRepository,
     settings: Settings,
     client: RedisClient | None,
     *,
@@ -255,7 +256,8 @@ def collect_status(
     """Gather the status of ``store``'s project (each part best-effort; see ``problems``).
 
     Args:
-        store: The feature store (its registry and online store).
+        store: The feature store (its registry and online store), or the registry read
+            without Feast's SDK (:func:`~xiva_source.cli.xiva.open_registry`).
         settings: The settings the command loaded.
         client: The online store's Redis (``None``: not Redis; the state is then a file).
         now: The moment ages are measured from.
@@ -273,7 +275,8 @@ def collect_status(
         status.state_corrupted = True
     marks = state.watermarks()
     status.last_run = state.last_run()
-    for fv in sorted(store.list_feature_views(), key=lambda v: v.name):
+    views: list[Any] = store.list_feature_views()  # Feast's views, or LightView
+    for fv in sorted(views, key=lambda v: v.name):
         if fv.batch_source is None:  # customer_segments: segmentation writes it, never materialized
             continue
         end = as_utc(fv.most_recent_end_time) if fv.most_recent_end_time else None
@@ -302,7 +305,9 @@ def collect_status(
     return status
 
 
-def _pending(status: StoreStatus, store: FeatureStore, settings: Settings) -> None:
+def _pending(
+    status: StoreStatus, store: FeatureStore | LightRepository, settings: Settings
+) -> None:
     from xiva_source.dwh.pending import list_pending, pending_table_name
     from xiva_source.pipeline.context import PullOptions
 
@@ -341,7 +346,9 @@ def _usage(status: StoreStatus, settings: Settings, now: datetime) -> None:
         client.close()
 
 
-def _online_keys(status: StoreStatus, store: FeatureStore, client: RedisClient | None) -> None:
+def _online_keys(
+    status: StoreStatus, store: FeatureStore | LightRepository, client: RedisClient | None
+) -> None:
     if client is None:
         status.problems["online_keys"] = "the online store is not Redis"
         return

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from xiva_source.cli.app import CommandContext
 from xiva_source.cli.boundary import EXIT_FAILURE, EXIT_OK
-from xiva_source.cli.xiva import open_store
+from xiva_source.cli.xiva import open_registry, open_store
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -71,13 +71,21 @@ def _segments_dir(args: argparse.Namespace, context: CommandContext) -> Path:
     return segments_dir(args.segments_dir, settings=context.require_settings())
 
 
-def _applied_store(repo: str) -> FeatureStore:
-    """The repository's store, refusing one that was never applied or whose registry is corrupt."""
+def _applied_store(repo: str, *, light: bool = False, online: bool = False) -> FeatureStore:
+    """The repository's store, refusing one that was never applied or whose registry is corrupt.
+
+    ``light``: the registry read without Feast's SDK when it can be (:func:`open_registry`; for
+    commands that read feature names and types, and with ``online`` the online store's Redis).
+    """
     from xiva_source.errors import LoyaltyError
     from xiva_source.feast_plugin.errors import RepositoryError
 
     try:
-        store: FeatureStore = open_store(repo, applied=True)
+        store: FeatureStore = (
+            open_registry(repo, applied=True, online=online)
+            if light
+            else open_store(repo, applied=True)
+        )
         store.list_on_demand_feature_views()  # the whole registry is read: corrupt -> here
     except LoyaltyError:
         raise
@@ -135,13 +143,18 @@ def _check_arguments(
             raise UnknownSegmentError(segment, names)
 
 
-def _engine(args: argparse.Namespace, context: CommandContext) -> SegmentEngine:
+def _engine(
+    args: argparse.Namespace, context: CommandContext, *, light: bool = False
+) -> SegmentEngine:
     """The engine over the segments that load; each file that does not is reported on stderr
-    (``error: ...``) and counted in ``args.segment_errors`` (``sizes``/``refresh`` then exit 1)."""
+    (``error: ...``) and counted in ``args.segment_errors`` (``sizes``/``refresh`` then exit 1).
+
+    ``light``: over the registry read without Feast's SDK when it can be (``sizes``).
+    """
     from segmentation.engine import SegmentEngine
     from segmentation.loader import check_segments_dir
 
-    store = _applied_store(args.repo)
+    store = _applied_store(args.repo, light=light, online=light)
     segments, errors = check_segments_dir(
         _segments_dir(args, context), feature_names=set(_served(store))
     )

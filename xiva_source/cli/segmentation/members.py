@@ -35,7 +35,7 @@ def _validate(args: argparse.Namespace, context: CommandContext) -> int:
     from segmentation.loader import check_segments_dir
 
     where = _segments_dir(args, context)
-    names = set(_served(_applied_store(args.repo)))
+    names = set(_served(_applied_store(args.repo, light=True)))
     segments, errors = check_segments_dir(where, feature_names=names)
     for e in errors:
         print(f"error: {e}", file=sys.stderr)
@@ -134,7 +134,7 @@ def _sizes(args: argparse.Namespace, context: CommandContext) -> int:
         return _sizes_in_dwh(args, context)
     from segmentation.overlap import population_sizes
 
-    table = population_sizes(_engine(args, context))  # sizes and population in one pass
+    table = population_sizes(_engine(args, context, light=True))  # one pass, no Feast SDK
     _print_sizes(table.population, table.sizes, as_json=args.json)
     return _status(args)
 

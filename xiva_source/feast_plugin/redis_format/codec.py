@@ -15,6 +15,7 @@ for values that repeat.
 
 from __future__ import annotations
 
+import datetime as _dt
 import math
 import struct
 from collections.abc import Sequence
@@ -240,14 +241,47 @@ def _varint_cells(tag: int, values: np.ndarray, *, zero: bool = False) -> list[b
 
 
 # --- feature values: decoding -------------------------------------------------------------------
+_PLAIN_VALUES = frozenset(
+    f"{kind}_val" for kind in ("bytes", "string", "int32", "int64", "double", "float", "bool")
+)
+_NULL_TIMESTAMP = -(2**63)  # Feast's NULL_TIMESTAMP_INT_VALUE: NaT as int64
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
+
+
 def decode_value(cell: bytes | None) -> Any:
-    """A stored feature cell (serialized protobuf ``Value``) as Python; None when missing."""
+    """A stored feature cell (serialized protobuf ``Value``) as Python; None when missing.
+
+    What Feast's ``feast_value_type_to_python_type`` returns. The plain scalars, Unix timestamps
+    and their lists are converted here, with ``Value`` parsed by a class of the light registry
+    reader's pool (no Feast SDK import: ``segmentation sizes`` starts in a fraction of a second);
+    every other kind (maps, JSON, sets, UUIDs, decimals...) goes to Feast's conversion. The
+    tests compare both on every kind converted here.
+    """
     if not cell:
         return None
+    from xiva_source.feast_plugin.registry_reader import feast_message_class
+
+    value = feast_message_class("feast.types.Value").FromString(cell)
+    kind = value.WhichOneof("val")
+    if kind is None:
+        return None
+    if kind in _PLAIN_VALUES:
+        return getattr(value, kind)
+    if kind == "unix_timestamp_val":
+        return _timestamp(value.unix_timestamp_val)
+    if kind.endswith("_list_val") and f"{kind.removesuffix('_list_val')}_val" in _PLAIN_VALUES:
+        return list(getattr(value, kind).val)
+    if kind == "unix_timestamp_list_val":
+        return [_timestamp(v) for v in value.unix_timestamp_list_val.val]
     from feast.protos.feast.types.Value_pb2 import Value
     from feast.type_map import feast_value_type_to_python_type
 
     return feast_value_type_to_python_type(Value.FromString(cell))
+
+
+def _timestamp(seconds: int) -> _dt.datetime | None:
+    """Feast's conversion: ``datetime.fromtimestamp(seconds, UTC)``, None for its null."""
+    return None if seconds == _NULL_TIMESTAMP else _dt.datetime.fromtimestamp(seconds, tz=_dt.UTC)
 
 
 def fast_double(cell: bytes | None) -> float | None:

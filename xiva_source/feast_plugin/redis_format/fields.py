@@ -8,6 +8,7 @@ is on (Feast's ``compute_versioned_name``).
 
 from __future__ import annotations
 
+import struct
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -17,11 +18,14 @@ __all__ = ["field_name", "timestamp_field", "view_name"]
 
 
 def field_name(view: str, feature: str) -> bytes:
-    """The hash field of ``feature`` of ``view``: murmur3_32 of ``"<view>:<feature>"``."""
-    from feast.infra.online_stores.helpers import _mmh3
+    """The hash field of ``feature`` of ``view``: murmur3_32 of ``"<view>:<feature>"``.
 
-    name: bytes = _mmh3(f"{view}:{feature}")
-    return name
+    Feast's ``_mmh3`` (the unsigned hash, little-endian), computed here with the same ``mmh3``
+    package so that reading needs no Feast SDK import; the tests compare it with Feast's.
+    """
+    import mmh3
+
+    return struct.pack("<Q", mmh3.hash(f"{view}:{feature}", signed=False))[:4]
 
 
 def timestamp_field(view: str) -> bytes:
@@ -29,9 +33,11 @@ def timestamp_field(view: str) -> bytes:
     return f"_ts:{view}".encode()
 
 
-def view_name(feature_view: Any, config: RepoConfig) -> str:
+def view_name(feature_view: Any, config: RepoConfig | Any) -> str:
     """The view name Feast stores (``<name>_v<N>`` when online view versioning is on)."""
+    versioning = bool(getattr(config.registry, "enable_online_feature_view_versioning", False))
+    if not versioning:  # compute_versioned_name's answer then, without importing Feast
+        return str(feature_view.name)
     from feast.infra.online_stores.helpers import compute_versioned_name
 
-    versioning = bool(getattr(config.registry, "enable_online_feature_view_versioning", False))
     return str(compute_versioned_name(feature_view, versioning))

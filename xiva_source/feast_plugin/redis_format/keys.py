@@ -16,6 +16,7 @@ instead of reading nothing.
 from __future__ import annotations
 
 import struct
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -78,29 +79,45 @@ class RedisLayout:
         object.__setattr__(self, "_suffix", self.project.encode("utf-8"))
 
     @classmethod
-    def of(cls, config: RepoConfig, join_keys: Sequence[str]) -> RedisLayout:
-        """The layout of ``config``'s project (and serialization version) for ``join_keys``."""
+    def of(cls, config: RepoConfig | Any, join_keys: Sequence[str]) -> RedisLayout:
+        """The layout of ``config``'s project (and serialization version) for ``join_keys``.
+
+        ``config``: Feast's ``RepoConfig``, or anything with ``project`` and
+        ``entity_key_serialization_version`` (a ``LightRepository``'s config).
+        """
         return cls(config.project, tuple(join_keys), int(config.entity_key_serialization_version))
 
     # --- keys -------------------------------------------------------------------------------
     @cached_property
     def prefix(self) -> bytes:
-        """The serialized join-key names every entity key of this layout starts with."""
-        from feast.infra.key_encoding_utils import serialize_entity_key_prefix
+        """The serialized join-key names every entity key of this layout starts with.
 
-        return serialize_entity_key_prefix(
-            list(self.join_keys), entity_key_serialization_version=self.version
-        )
+        Feast's ``serialize_entity_key_prefix``, written here so that scanning keys needs no
+        Feast SDK import (``xiva-source status``); equal to Feast's (the tests compare them, and
+        :attr:`_string_head` checks a whole key against Feast's before any key is written).
+        """
+        out = [_U32.pack(len(self.join_keys))] if self.version > 2 else []
+        for name in self.join_keys:
+            raw = name.encode("utf-8")
+            out.append(_U32.pack(_STRING_TYPE))
+            if self.version > 2:
+                out.append(_U32.pack(len(raw)))
+            out.append(raw)
+        return b"".join(out)
 
     @cached_property
     def _string_head(self) -> bytes:
         """``prefix`` + the STRING type code: a single string key is head + length + bytes.
 
-        Checked once against Feast's own ``_redis_key``.
+        Checked once against Feast's own ``_redis_key`` when Feast is loaded (every write path:
+        Feast calls the plugin, the job opens its store); a reader that never imports Feast
+        (``segmentation sizes``) relies on the tests, which compare the keys with Feast's.
         """
+        head = self.prefix + _U32.pack(_STRING_TYPE)
+        if "feast" not in sys.modules:
+            return head
         from feast.infra.online_stores.helpers import _redis_key
 
-        head = self.prefix + _U32.pack(_STRING_TYPE)
         raw = _PROBE.encode("utf-8")
         ours = head + _U32.pack(len(raw)) + raw + self._suffix
         if ours != _redis_key(self.project, self._entity_proto((_PROBE,)), self.version):

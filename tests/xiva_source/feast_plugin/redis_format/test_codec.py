@@ -9,7 +9,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
-from feast.protos.feast.types.Value_pb2 import Value
+from feast.protos.feast.types.Value_pb2 import (
+    BoolList,
+    DoubleList,
+    Int64List,
+    StringList,
+    StringSet,
+    Value,
+)
 from feast.type_map import python_values_to_proto_values
 from feast.value_type import ValueType
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -164,3 +171,41 @@ def test_single_timestamps_round_trip() -> None:
     assert math.isnan(decode_timestamp(None))
     decoded = decode_timestamps([encode_timestamp(5.5), None, b""])
     assert decoded[0] == 5.5 and np.isnan(decoded[1:]).all()
+
+
+_NULL_TS = int(np.datetime64("NaT", "ns").astype(int))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        Value(),
+        Value(string_val="Paris-ü"),
+        Value(string_val=""),
+        Value(bytes_val=b"\x00\xff"),
+        Value(int32_val=-7),
+        Value(int64_val=2**40),
+        Value(double_val=-1.5),
+        Value(float_val=0.25),
+        Value(bool_val=True),
+        Value(bool_val=False),
+        Value(unix_timestamp_val=1_700_000_000),
+        Value(unix_timestamp_val=-86_400),
+        Value(unix_timestamp_val=_NULL_TS),
+        Value(string_list_val=StringList(val=["a", "b"])),
+        Value(int64_list_val=Int64List(val=[1, 2, 3])),
+        Value(double_list_val=DoubleList(val=[])),
+        Value(bool_list_val=BoolList(val=[True, False])),
+        Value(unix_timestamp_list_val=Int64List(val=[0, _NULL_TS])),
+        Value(json_val='{"a": 1}'),  # Feast's own conversion
+        Value(string_set_val=StringSet(val=["x"])),  # Feast's own conversion
+    ],
+    ids=lambda v: v.WhichOneof("val") or "empty",
+)
+def test_a_cell_decodes_as_feast_decodes_it(value: Value) -> None:
+    from feast.type_map import feast_value_type_to_python_type
+
+    cell = value.SerializeToString()
+    expected = feast_value_type_to_python_type(value) if cell else None
+    assert decode_value(cell) == expected
+    assert type(decode_value(cell)) is type(expected)

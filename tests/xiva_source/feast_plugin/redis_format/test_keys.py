@@ -183,3 +183,16 @@ def test_view_names_are_feasts_with_and_without_versioning(tmp_path: Path) -> No
         names.append(view_name(fv, config))
         assert names[-1] == compute_versioned_name(fv, versioning)
     assert names == ["customer_features", "customer_features_v3"]
+
+
+@pytest.mark.parametrize("version", [2, 3])
+@pytest.mark.parametrize(
+    "join_keys", [["customer_id"], ["store_id", "customer_id"], ["clé-ü", "a"]]
+)
+def test_the_prefix_written_here_is_feasts(version: int, join_keys: list[str]) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # version 2 is deprecated
+        expected = serialize_entity_key_prefix(join_keys, version)
+    assert RedisLayout("p", tuple(join_keys), version=version).prefix == expected
