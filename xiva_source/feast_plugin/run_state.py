@@ -33,6 +33,10 @@ field                           value                                           
 ``feast_write_failed:<view>``   ISO 8601: when a write of Feast's engine to      the online store
                                 ``view`` last failed (pulls begun before are
                                 not carried on from)
+``sweep:<join keys>``           JSON (:class:`ExpirySweep`): where the expiry    the job
+                                sweep over the entity keys stands (a ``SCAN``
+                                cursor spread over runs, ``jobs.expiry``);
+                                one that does not parse starts a new cycle
 =============================== ================================================ =================
 
 The marker, a key beside the hash with the online expiry, means "this store holds what the state
@@ -85,6 +89,7 @@ __all__ = [
     "LAST_RUN",
     "MODE_SOURCES",
     "REREAD_BEGINNING",
+    "ExpirySweep",
     "FeastPart",
     "FileRunState",
     "RedisRunState",
@@ -95,6 +100,7 @@ __all__ = [
     "reread_field",
     "state_dir",
     "state_for_config",
+    "sweep_field",
     "watermark_field",
 ]
 
@@ -113,6 +119,7 @@ REREAD_BEGINNING = "beginning"
 
 _WATERMARK, _MODE, _RUN, _FEAST, _REREAD = "wm:", "mode:", "run:", "feast:", "reread:"
 _WRITE_FAILED = "feast_write_failed:"
+_SWEEP = "sweep:"
 
 
 def redis_state_names(project: str) -> tuple[str, str]:
@@ -207,6 +214,73 @@ class FeastPart:
         )
 
 
+@dataclass(frozen=True)
+class ExpirySweep:
+    """Where the job's expiry sweep over one set of entity keys stands (``jobs.expiry``).
+
+    A cycle walks every key of the layout with ``SCAN`` (on a cluster every primary in turn),
+    a slice per run, resetting each key's expiry. When a cycle completes, every key that existed
+    throughout it was reset at or after ``cycle_began``: that moment becomes ``covered_since``,
+    from which the online marker's expiry counts.
+    """
+
+    node: int = 0
+    """The primary being walked (its index among the cluster's primaries; 0 on one server)."""
+    nodes: int = 1
+    """How many primaries the cycle walks (another count restarts the cycle)."""
+    cursor: int = 0
+    """The ``SCAN`` cursor on ``node`` (``0`` with ``node`` 0: a new cycle begins)."""
+    cycle_began: datetime | None = None
+    """When the current cycle began (``None``: none is under way)."""
+    covered_since: datetime | None = None
+    """Every entity key's expiry was reset at or after this moment (``None``: not known)."""
+    swept_at: datetime | None = None
+    """When the sweep last ran (the interval between runs sizes the next slice)."""
+
+    @property
+    def fresh(self) -> bool:
+        """No cycle is under way (the next slice starts one)."""
+        return self.cycle_began is None
+
+    def to_json(self) -> str:
+        """The stored form."""
+        return json.dumps(
+            {
+                "node": self.node,
+                "nodes": self.nodes,
+                "cursor": self.cursor,
+                "cycle_began": to_iso(self.cycle_began) if self.cycle_began else None,
+                "covered_since": to_iso(self.covered_since) if self.covered_since else None,
+                "swept_at": to_iso(self.swept_at) if self.swept_at else None,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def parse(cls, text: str) -> ExpirySweep:
+        """The stored form read back.
+
+        Raises:
+            ValueError, KeyError, TypeError: It does not parse.
+        """
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+
+        def moment(name: str) -> datetime | None:
+            value = data.get(name)
+            return parse_iso(value) if value is not None else None
+
+        return cls(
+            node=int(data["node"]),
+            nodes=int(data["nodes"]),
+            cursor=int(data["cursor"]),
+            cycle_began=moment("cycle_began"),
+            covered_since=moment("covered_since"),
+            swept_at=moment("swept_at"),
+        )
+
+
 class StateSnapshot:
     """The state as read once (:meth:`RunState.load`): every known field parsed.
 
@@ -237,6 +311,7 @@ class StateSnapshot:
         self._failures: dict[str, datetime] = {}
         self._rereads: dict[tuple[str, str], datetime | None] = {}
         self._bad_rereads: dict[tuple[str, str], str] = {}
+        self._sweeps: dict[str, ExpirySweep] = {}
         for name, value in self.fields.items():
             try:
                 self._parse(name, value)
@@ -266,6 +341,8 @@ class StateSnapshot:
             self._parts.setdefault(part.view, []).append(part)
         elif name.startswith(_WRITE_FAILED):
             self._failures[name[len(_WRITE_FAILED) :]] = parse_iso(value)
+        elif name.startswith(_SWEEP):
+            self._sweeps[name[len(_SWEEP) :]] = ExpirySweep.parse(value)
         elif name.startswith(_REREAD) and name.count(":") >= 2:
             view, source = name[len(_REREAD) :].rsplit(":", 1)
             try:
@@ -299,6 +376,8 @@ class StateSnapshot:
                 expected = "a JSON object"
             elif name.startswith(_FEAST):
                 expected = "a pull record"
+            elif name.startswith(_SWEEP):
+                expected = "an expiry sweep record"
             else:
                 expected = "an ISO 8601 time"
             repair = (
@@ -385,6 +464,13 @@ class StateSnapshot:
         """``view``'s re-read marks that did not parse (read as the beginning), per source."""
         return {source: raw for (name, source), raw in self._bad_rereads.items() if name == view}
 
+    def sweep(self, join_keys: Iterable[str]) -> ExpirySweep | None:
+        """Where the expiry sweep over the keys of ``join_keys`` stands; ``None`` if never run.
+
+        One that does not parse reads as ``None`` (a new cycle: it costs a walk, never data).
+        """
+        return self._sweeps.get(sweep_field(join_keys)[len(_SWEEP) :])
+
 
 def watermark_field(view: str, source: str) -> str:
     """The field of ``source``'s watermark for ``view``."""
@@ -394,6 +480,11 @@ def watermark_field(view: str, source: str) -> str:
 def mode_field(view: str) -> str:
     """The field of ``view``'s mode."""
     return f"{_MODE}{view}"
+
+
+def sweep_field(join_keys: Iterable[str]) -> str:
+    """The field of the expiry sweep over the entity keys of ``join_keys``."""
+    return f"{_SWEEP}{','.join(sorted(join_keys))}"
 
 
 def reread_field(view: str, source: str) -> str:
@@ -508,6 +599,10 @@ class RunState(abc.ABC):
     def note_write_failure(self, view: str, at: datetime) -> None:
         """Remember that a write of Feast's engine to ``view`` failed at ``at``."""
         self._write({f"{_WRITE_FAILED}{view}": to_iso(at)})
+
+    def save_sweep(self, join_keys: Iterable[str], sweep: ExpirySweep) -> None:
+        """Store where the expiry sweep over the keys of ``join_keys`` stands."""
+        self._write({sweep_field(join_keys): sweep.to_json()})
 
 
 class RedisRunState(RunState):

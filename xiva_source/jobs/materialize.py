@@ -23,12 +23,15 @@ incrementally:
    while the DWH was down, or not recorded in the snapshot table) leave a re-read mark, from
    which the pull reads Xiva again once the DWH and the snapshot database answer, until a run
    settles them (:func:`~xiva_source.jobs.plan.rereads_after`).
-4. After a fully successful incremental run, the expiry of every entity key of the project is
-   extended (:mod:`xiva_source.jobs.expiry`): online expiry measures the time since the last
-   *successful run*. A run that read every online view in full skips it: its writes reset the
-   expiry of every customer still in a source, and the others should expire. The marker is
-   written last, expiring when the keys whose expiry the run reset do (from when the extension
-   began, or the run's start after a full run); not at all when the extension failed.
+4. After a fully successful incremental run, the expiry sweep resets the expiry of its next
+   slice of entity keys (:mod:`xiva_source.jobs.expiry`: a ``SCAN`` cursor spread over runs, so
+   every key is reset within a fraction of the online expiry): online expiry measures the time
+   since the last *successful run*, at a cost that follows the run interval, not the population.
+   A run that read every online view in full restarts the sweep: its writes reset the expiry of
+   every customer still in a source, and the others should expire. The marker is written last,
+   expiring when the keys whose expiry was reset do (from the start of the sweep's last complete
+   cycle, or the run's start after a full run); not renewed before a cycle completed or when the
+   sweep failed.
 
 Per view and source the window starts where the job's watermark is, or where a
 ``feast materialize[-incremental]`` since then left the source once Feast's registry confirms it
@@ -77,7 +80,7 @@ from xiva_source.jobs.errors import (
     MaterializationFailedError,
     MaterializationStateError,
 )
-from xiva_source.jobs.expiry import extend_store_expiry
+from xiva_source.jobs.expiry import restart_store_sweeps, sweep_store_expiry
 from xiva_source.jobs.failures import explain_failure
 from xiva_source.jobs.locks import (
     LockHolder,
@@ -306,24 +309,35 @@ class _Run:
             raise self.failed(last_error, "every view") from last_error
 
     def extend_expiry(self, feature_views: Sequence[FeatureView]) -> None:
-        """After a successful run: extend the online expiry (a failure is only a warning)."""
+        """After a successful run: the next slice of the expiry sweep (a failure is a warning).
+
+        ``loaded_at`` becomes the moment since which every key's expiry counts
+        (:mod:`xiva_source.jobs.expiry`), ``None`` while no sweep cycle has completed.
+        """
         from xiva_source.feast_plugin.online_store import bind_online_config
 
+        assert self.state is not None
         try:
             if self._rewrote_everything():
                 # Every customer still in a source was just written (which resets its expiry);
                 # a key not rewritten belongs to a customer gone from every source: let it expire.
                 logger.info("full run: online expiry reset by the writes themselves")
                 self.loaded_at = self.began  # no key was written before the run began
+                if self.client is not None:
+                    restart_store_sweeps(feature_views, self.state, at=self.began)
                 return
             ttl = getattr(
                 bind_online_config(self.store.config, self.settings), "key_ttl_seconds", None
             )
-            at = utc_now()
-            self.summary.expiry_extended = extend_store_expiry(
-                self.store, self.client, ttl, feature_views
+            self.summary.expiry_extended, self.loaded_at = sweep_store_expiry(
+                self.store,
+                self.client,
+                ttl,
+                feature_views,
+                self.state,
+                self.state.load(),
+                now=utc_now(),
             )
-            self.loaded_at = at  # every key now expires ttl after `at` or later
         except Exception as e:  # the values are online and current; only their expiry is old
             self.summary.expiry_error = redact(str(e))
             logger.info("online expiry not extended: %s", self.summary.expiry_error)
