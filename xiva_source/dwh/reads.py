@@ -16,6 +16,7 @@ compares them.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ __all__ = [
     "lookup_rows",
     "stream_rows",
     "stream_statement",
+    "window_counts",
     "write_rows",
 ]
 
@@ -149,6 +151,7 @@ def stream_rows(
     order_by_timestamp: bool = False,
     customer_range: CustomerRange | None = None,
     path: ReadPath = "auto",
+    also: Sequence[tuple[datetime, datetime]] | None = None,
 ) -> Iterator[pa.Table]:
     """Stream the rows of a table or query whose timestamp is in ``[start_date, end_date]``.
 
@@ -168,6 +171,8 @@ def stream_rows(
             open, and an open lower bound includes rows without an id): a part of a read
             split over workers (:func:`customer_boundaries`).
         path: How rows reach Arrow (:data:`ReadPath`); the result is the same either way.
+        also: Intervals ``(lo, hi]`` before ``start_date`` whose rows are read too (the job's
+            lookback where rows arrived late).
 
     Yields:
         Arrow tables of at most ``chunk_size`` rows, ``timestamp_field`` (and the created
@@ -183,7 +188,12 @@ def stream_rows(
     ts = src.c[timestamp_field]
     stmt = sa.select(*(src.c[c] for c in cols))
     if start_date is not None:
-        stmt = stmt.where(ts >= bind_timestamp(engine, start_date))
+        since = ts >= bind_timestamp(engine, start_date)
+        parts = [
+            sa.and_(ts > bind_timestamp(engine, lo), ts <= bind_timestamp(engine, hi))
+            for lo, hi in also or ()
+        ]
+        stmt = stmt.where(sa.or_(since, *parts) if parts else since)
     if end_date is not None:
         stmt = stmt.where(ts <= bind_timestamp(engine, end_date))
     if customer_range is not None:
@@ -193,6 +203,50 @@ def stream_rows(
     if order_by_timestamp:
         stmt = stmt.order_by(ts)
     yield from stream_statement(engine, url, stmt, cols, chunk_size, types, stamps, path=path)
+
+
+def window_counts(
+    url: str, spec: TableSpec, timestamp_field: str, edges: Sequence[datetime]
+) -> list[int]:
+    """How many rows have their timestamp in each interval ``(edges[i], edges[i + 1]]``.
+
+    One query, one ``SUM(CASE ...)`` per interval (portable to every backend): the database
+    counts the window's rows, none is sent. The job's DWH lookback compares these counts between
+    runs to find where late rows landed (:mod:`xiva_source.jobs.lookback`).
+
+    Args:
+        url: SQLAlchemy URL of the DWH.
+        spec: The table or query.
+        timestamp_field: The event-timestamp column.
+        edges: Increasing moments (at least two).
+
+    Returns:
+        ``len(edges) - 1`` counts.
+
+    Raises:
+        DwhError: Connection or SQL failure.
+    """
+    if len(edges) < 2:
+        return []
+    engine = get_engine(url)
+    src = spec.from_clause([ENTITY, timestamp_field], timestamp_field)
+    ts = src.c[timestamp_field]
+    bounds = [bind_timestamp(engine, e) for e in edges]
+    sums = [
+        sa.func.sum(sa.case((sa.and_(ts > lo, ts <= hi), 1), else_=0)).label(f"n{i}")
+        for i, (lo, hi) in enumerate(itertools.pairwise(bounds))
+    ]
+    stmt = sa.select(*sums).where(ts > bounds[0], ts <= bounds[-1])
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(stmt).one()
+    except sa.exc.SQLAlchemyError as e:
+        raise DwhError(
+            f"reading {redact_url(url)!r} failed: {sql_error_text(e)}",
+            hint="Check DWH_URL, that the DWH is reachable and that the table/query and its "
+            "columns exist (see docs/feature-repo.md).",
+        ) from e
+    return [int(n or 0) for n in row]
 
 
 def customer_range_condition(

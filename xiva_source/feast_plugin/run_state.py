@@ -37,6 +37,10 @@ field                           value                                           
                                 sweep over the entity keys stands (a ``SCAN``
                                 cursor spread over runs, ``jobs.expiry``);
                                 one that does not parse starts a new cycle
+``dwhcounts:<view>``            JSON (:class:`LookbackCounts`): the DWH rows per the job
+                                time bucket of the lookback when the view was
+                                last read (``jobs.lookback``); one that does not
+                                parse means the whole lookback is read again
 =============================== ================================================ =================
 
 The marker, a key beside the hash with the online expiry, means "this store holds what the state
@@ -92,9 +96,11 @@ __all__ = [
     "ExpirySweep",
     "FeastPart",
     "FileRunState",
+    "LookbackCounts",
     "RedisRunState",
     "RunState",
     "StateSnapshot",
+    "lookback_field",
     "mode_field",
     "redis_state_names",
     "reread_field",
@@ -120,6 +126,7 @@ REREAD_BEGINNING = "beginning"
 _WATERMARK, _MODE, _RUN, _FEAST, _REREAD = "wm:", "mode:", "run:", "feast:", "reread:"
 _WRITE_FAILED = "feast_write_failed:"
 _SWEEP = "sweep:"
+_LOOKBACK = "dwhcounts:"
 
 
 def redis_state_names(project: str) -> tuple[str, str]:
@@ -281,6 +288,46 @@ class ExpirySweep:
         )
 
 
+@dataclass(frozen=True)
+class LookbackCounts:
+    """A view's DWH rows per time bucket, counted before its last read (``jobs.lookback``).
+
+    ``counts`` maps a bucket's start (seconds since the epoch, a multiple of ``bucket``) to the
+    rows stamped in ``(start, start + bucket]``, the last bucket cut at ``until`` (the read's end).
+    """
+
+    until: datetime
+    """The end of the read the counts were taken for."""
+    bucket: int
+    """Bucket width in seconds."""
+    counts: dict[int, int]
+    """Rows per bucket start."""
+
+    def to_json(self) -> str:
+        """The stored form."""
+        return json.dumps(
+            {
+                "until": to_iso(self.until),
+                "bucket": self.bucket,
+                "counts": {str(k): v for k, v in sorted(self.counts.items())},
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def parse(cls, text: str) -> LookbackCounts:
+        """The stored form read back.
+
+        Raises:
+            ValueError, KeyError, TypeError: It does not parse.
+        """
+        data = json.loads(text)
+        if not isinstance(data, dict) or not isinstance(data["counts"], dict):
+            raise ValueError("not a JSON object with counts")
+        counts = {int(k): int(v) for k, v in data["counts"].items()}
+        return cls(until=parse_iso(data["until"]), bucket=int(data["bucket"]), counts=counts)
+
+
 class StateSnapshot:
     """The state as read once (:meth:`RunState.load`): every known field parsed.
 
@@ -312,6 +359,7 @@ class StateSnapshot:
         self._rereads: dict[tuple[str, str], datetime | None] = {}
         self._bad_rereads: dict[tuple[str, str], str] = {}
         self._sweeps: dict[str, ExpirySweep] = {}
+        self._lookbacks: dict[str, LookbackCounts] = {}
         for name, value in self.fields.items():
             try:
                 self._parse(name, value)
@@ -343,6 +391,8 @@ class StateSnapshot:
             self._failures[name[len(_WRITE_FAILED) :]] = parse_iso(value)
         elif name.startswith(_SWEEP):
             self._sweeps[name[len(_SWEEP) :]] = ExpirySweep.parse(value)
+        elif name.startswith(_LOOKBACK):
+            self._lookbacks[name[len(_LOOKBACK) :]] = LookbackCounts.parse(value)
         elif name.startswith(_REREAD) and name.count(":") >= 2:
             view, source = name[len(_REREAD) :].rsplit(":", 1)
             try:
@@ -378,6 +428,8 @@ class StateSnapshot:
                 expected = "a pull record"
             elif name.startswith(_SWEEP):
                 expected = "an expiry sweep record"
+            elif name.startswith(_LOOKBACK):
+                expected = "a DWH lookback count record"
             else:
                 expected = "an ISO 8601 time"
             repair = (
@@ -464,6 +516,11 @@ class StateSnapshot:
         """``view``'s re-read marks that did not parse (read as the beginning), per source."""
         return {source: raw for (name, source), raw in self._bad_rereads.items() if name == view}
 
+    def lookback(self, view: str) -> LookbackCounts | None:
+        """``view``'s DWH lookback counts; ``None`` if none (or unreadable: the whole lookback
+        is read again, which costs rows, never data)."""
+        return self._lookbacks.get(view)
+
     def sweep(self, join_keys: Iterable[str]) -> ExpirySweep | None:
         """Where the expiry sweep over the keys of ``join_keys`` stands; ``None`` if never run.
 
@@ -480,6 +537,11 @@ def watermark_field(view: str, source: str) -> str:
 def mode_field(view: str) -> str:
     """The field of ``view``'s mode."""
     return f"{_MODE}{view}"
+
+
+def lookback_field(view: str) -> str:
+    """The field of ``view``'s DWH lookback counts."""
+    return f"{_LOOKBACK}{view}"
 
 
 def sweep_field(join_keys: Iterable[str]) -> str:
@@ -599,6 +661,10 @@ class RunState(abc.ABC):
     def note_write_failure(self, view: str, at: datetime) -> None:
         """Remember that a write of Feast's engine to ``view`` failed at ``at``."""
         self._write({f"{_WRITE_FAILED}{view}": to_iso(at)})
+
+    def save_lookback(self, view: str, counts: LookbackCounts | None) -> None:
+        """Store ``view``'s DWH lookback counts (``None`` removes them)."""
+        self._write({lookback_field(view): counts.to_json() if counts is not None else None})
 
     def save_sweep(self, join_keys: Iterable[str], sweep: ExpirySweep) -> None:
         """Store where the expiry sweep over the keys of ``join_keys`` stands."""

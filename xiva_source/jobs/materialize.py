@@ -72,7 +72,12 @@ from typing import TYPE_CHECKING, Any
 from xiva_source.errors import DataSourceError
 from xiva_source.feast_plugin.errors import CorruptedStateError, OnlineStoreError, RepositoryError
 from xiva_source.feast_plugin.foreign_errors import exception_chain
-from xiva_source.feast_plugin.run_state import FileRunState, RunState, StateSnapshot
+from xiva_source.feast_plugin.run_state import (
+    FileRunState,
+    LookbackCounts,
+    RunState,
+    StateSnapshot,
+)
 from xiva_source.jobs.errors import (
     LockLostError,
     MaterializationConfigError,
@@ -266,6 +271,8 @@ class _Run:
     """From when every online key's expiry counts after this run (``None``: not all reset)."""
     consumed: dict[str, list[str]] = field(default_factory=dict)
     """Per view, the state's records of Feast's pulls to delete once the view is recorded."""
+    lookbacks: dict[str, LookbackCounts] = field(default_factory=dict)
+    """Per view, the DWH lookback counts to store once the view is recorded (jobs/lookback.py)."""
 
     def materialize_views(
         self, feature_views: Sequence[FeatureView], lock: MaterializationLock
@@ -470,12 +477,13 @@ class _Run:
         writer = OnlineWriter(
             self.store, self.online_store, client=self.client, force=plan.reload is not None
         )
+        lookback = self._lookback(fv, plan, state)
         with tqdm(
             desc=fv.name, unit="rows", file=sys.stderr, disable=not self.show_progress, leave=False
         ) as bar:
             report.progress = progress = BarProgress(bar)  # the Xiva pull moves it per customer
             try:
-                for table in self._pull(fv, start, plan, report):
+                for table in self._pull(fv, start, plan, report, lookback):
                     written = writer.write(fv, table, join_keys)
                     view_run.rows += written
                     if is_partial(table):
@@ -495,8 +503,60 @@ class _Run:
             self.summary.partial_views.append(fv.name)
         return view_run
 
+    def _lookback(
+        self, fv: FeatureView, plan: ViewPlan, state: StateSnapshot
+    ) -> tuple[tuple[datetime, datetime], ...] | None:
+        """The buckets of the lookback the view's DWH read takes again (``None``: all of it).
+
+        Counts the DWH rows per bucket of the lookback (:mod:`xiva_source.jobs.lookback`) for a
+        view read from the DWH alone on the local engine: compared with the last run's to find
+        the first bucket where rows arrived late, and kept to be stored once the view is
+        recorded. A reload counts only (the next run compares with it). A failed count reads the
+        whole lookback.
+        """
+        from xiva_source.jobs.lookback import plan_lookback
+        from xiva_source.pipeline.pull import dwh_read
+
+        source = dwh_read(fv.batch_source, self.settings)  # type: ignore[arg-type]
+        if (
+            source is None
+            or self.summary.engine != "local"
+            or self.settings.dwh_lookback_seconds <= 0
+            or "dwh" not in plan.starts
+        ):
+            return None
+        start = plan.starts["dwh"]
+        compare = plan.reload is None and start is not None and "dwh" not in plan.rereads
+        try:
+            found = plan_lookback(
+                source,
+                self.settings,
+                start=start if compare and start is not None else self.end,
+                end=self.end,
+                previous=state.lookback(fv.name) if compare else None,
+            )
+        except Exception as e:  # the read itself reports a DWH failure; this only costs rows
+            logger.info("%s: DWH lookback counts not read (%s): the whole lookback", fv.name, e)
+            return None
+        self.lookbacks[fv.name] = found.counts
+        if not compare:
+            return None
+        logger.info(
+            "%s: DWH lookback: %s",
+            fv.name,
+            "the whole lookback (no counts to compare)"
+            if found.ranges is None
+            else f"{found.changed} buckets changed, read again: {found.ranges}",
+        )
+        return found.ranges
+
     def _pull(
-        self, fv: FeatureView, start: datetime | None, plan: ViewPlan, report: PullReport
+        self,
+        fv: FeatureView,
+        start: datetime | None,
+        plan: ViewPlan,
+        report: PullReport,
+        dwh_lookback: tuple[tuple[datetime, datetime], ...] | None = None,
     ) -> Iterator[Any]:
         from xiva_source.pipeline.context import PullOptions
         from xiva_source.pipeline.pull import pull_batches
@@ -519,6 +579,7 @@ class _Run:
             report=report,
             source_starts=starts,
             rereads=rereads,
+            dwh_lookback=dwh_lookback,
         )
 
     def _registry_view(self, name: str) -> FeatureView:
@@ -535,6 +596,9 @@ class _Run:
         assert self.state is not None
         try:
             self.state.save_view(fv.name, view_run.marks, view_run.mode, view_run.rereads)
+            if fv.name in self.lookbacks:  # comparable next time only if the DWH mark moved here
+                moved = view_run.marks.get("dwh") == self.end
+                self.state.save_lookback(fv.name, self.lookbacks[fv.name] if moved else None)
             # Feast's pulls now behind the view's watermarks (or void): their records go.
             self.state.forget(self.consumed.get(fv.name, ()))
         except Exception as e:

@@ -123,6 +123,9 @@ class PullContext:
         rereads: Sources to read again from an earlier moment (``None``: the beginning) once
             the parts that settle them answer: the job's re-read marks
             (:func:`xiva_source.jobs.plan.rereads_after`).
+        dwh_lookback: The parts ``(lo, hi]`` before its start an incremental DWH read takes
+            again instead of the whole ``DWH_LOOKBACK_SECONDS`` (where the job's counts found
+            late rows: :mod:`xiva_source.jobs.lookback`); ``None``: the whole lookback.
     """
 
     settings: Settings
@@ -138,6 +141,7 @@ class PullContext:
     source_starts: Mapping[str, datetime | None] = field(default_factory=dict)
     customer_range: CustomerRange | None = None
     rereads: Mapping[str, datetime | None] = field(default_factory=dict)
+    dwh_lookback: tuple[tuple[datetime, datetime], ...] | None = None
 
     def start_for(self, source: str) -> datetime | None:
         """``source``'s lower bound (``xiva``, ``dwh``): its own when given, else ``start``."""

@@ -70,6 +70,7 @@ def pull_batches(
     source_starts: Mapping[str, datetime | None] | None = None,
     customer_range: CustomerRange | None = None,
     rereads: Mapping[str, datetime | None] | None = None,
+    dwh_lookback: Sequence[tuple[datetime, datetime]] | None = None,
 ) -> Iterator[pa.Table]:
     """Stream one source's rows over ``[start_date, end_date]``.
 
@@ -92,6 +93,10 @@ def pull_batches(
             beginning) once the parts that settle their rows answer: the job's re-read marks
             (Xiva's rows of an earlier run not merged with the DWH or not recorded;
             :mod:`xiva_source.jobs.plan`). ``report.reread`` says whether it happened.
+        dwh_lookback: The parts ``(lo, hi]`` before its start an incremental DWH read takes
+            again instead of the whole ``DWH_LOOKBACK_SECONDS`` (:mod:`xiva_source.jobs.lookback`);
+            ``None``: the whole lookback. ``report.dwh_lookback_rows`` counts the rows read
+            from before the start.
 
     Yields:
         Tables with ``customer_id``, ``feature_names`` and ``event_timestamp`` (UTC). Xiva and
@@ -137,6 +142,7 @@ def pull_batches(
         source_starts=source_starts,
         customer_range=customer_range,
         rereads=rereads,
+        dwh_lookback=dwh_lookback,
     )
     if kind == "customer":
         customer = cast(CustomerSourceSpec, source)
@@ -251,6 +257,7 @@ def _context(
     source_starts: Mapping[str, datetime | None] | None = None,
     customer_range: CustomerRange | None = None,
     rereads: Mapping[str, datetime | None] | None = None,
+    dwh_lookback: Sequence[tuple[datetime, datetime]] | None = None,
 ) -> PullContext:
     """One pull's context: the window in UTC, every known feature when none is named."""
     types = feature_arrow_types()
@@ -267,6 +274,11 @@ def _context(
         source_starts={k: as_utc(v) if v else None for k, v in (source_starts or {}).items()},
         customer_range=customer_range,
         rereads={k: as_utc(v) if v else None for k, v in (rereads or {}).items()},
+        dwh_lookback=(
+            tuple((as_utc(lo), as_utc(hi)) for lo, hi in dwh_lookback)
+            if dwh_lookback is not None
+            else None
+        ),
     )
 
 
