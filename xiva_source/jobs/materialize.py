@@ -102,7 +102,7 @@ from xiva_source.jobs.plan import (
 )
 from xiva_source.jobs.repository import load_store, new_online_store, select_views
 from xiva_source.jobs.state import needed_fields, state_for_store
-from xiva_source.jobs.summary import RunSummary, ViewRun
+from xiva_source.jobs.summary import RunSummary, StepCost, ViewRun
 from xiva_source.jobs.writes import OnlineWriter
 from xiva_source.pipeline.auto import is_partial
 from xiva_source.pipeline.errors import AllSourcesFailedError
@@ -194,10 +194,12 @@ def run_materialization(
         )
     if settings is None:
         settings = load_settings(repo_path=repo_path)
+    loading = time.monotonic()
     store = load_store(repo_path)
     feature_views = select_views(store, views)
     online_store = new_online_store(store)
     client = online_redis_client(store.config, settings, online_store=online_store)
+    loaded = time.monotonic() - loading
     run = _Run(
         store=store,
         online_store=online_store,
@@ -234,17 +236,22 @@ def run_materialization(
             holder=holder,
             duration=time.monotonic() - started,
         )
+    run.summary.costs["load"] = StepCost(seconds=loaded)
     if lock.took_over is not None:  # a dead run's lock (docs/operations.md, runbook)
         run.summary.warnings.append(takeover_message(lock.took_over))
     try:
         try:
             run.state = state_for_store(store, client)
             run.materialize_views(feature_views, lock)
-            run.extend_expiry(feature_views)
-            run.mark_loaded()
+            with run.summary.timed("expiry", unit="keys") as cost:
+                run.extend_expiry(feature_views)
+                cost.count += run.summary.expiry_extended
+            with run.summary.timed("state"):
+                run.mark_loaded()
         finally:
-            run.summary.duration = time.monotonic() - started
-            run.finish(feature_views)  # still under the lock: the record is this run's
+            with run.summary.timed("state"):
+                run.summary.duration = time.monotonic() - started
+                run.finish(feature_views)  # still under the lock: the record is this run's
     finally:
         lock.release()
     logger.info("%s", run.summary.line())
@@ -285,7 +292,8 @@ class _Run:
         summary = self.summary
         last_error: DataSourceError | None = None
         try:
-            state, reload = self._reload(feature_views)
+            with summary.timed("plan", unit="views"):
+                state, reload = self._reload(feature_views)
         except Exception as e:  # the state lives in the online store: it failed, or is corrupted
             raise self.failed(e, "the run state") from e
         for selected in feature_views:
@@ -296,7 +304,8 @@ class _Run:
                 if not lock.owned():
                     raise LockLostError()
                 # The watermarks move only now, after every chunk of the view is online.
-                self._record(fv, view_run)
+                with summary.timed("state"):
+                    self._record(fv, view_run)
             except DataSourceError as e:
                 if summary.mode != "auto" or isinstance(e, AllSourcesFailedError):
                     raise self.failed(e, where) from e
@@ -457,7 +466,9 @@ class _Run:
         from xiva_source.pipeline.report import PullReport
 
         view_started = time.monotonic()
-        plan = plan_view(fv, self.summary.mode, state, self.end, reload=reload, now=self.began)
+        with self.summary.timed("plan", count=1, unit="views"):
+            plan = plan_view(fv, self.summary.mode, state, self.end, reload=reload, now=self.began)
+            lookback = self._lookback(fv, plan, state)
         if plan.reload == "mode" and self.summary.reload == "no":
             self.summary.reload = "mode"
         self.summary.warnings.extend(plan.warnings)
@@ -477,19 +488,34 @@ class _Run:
         writer = OnlineWriter(
             self.store, self.online_store, client=self.client, force=plan.reload is not None
         )
-        lookback = self._lookback(fv, plan, state)
         with tqdm(
             desc=fv.name, unit="rows", file=sys.stderr, disable=not self.show_progress, leave=False
         ) as bar:
             report.progress = progress = BarProgress(bar)  # the Xiva pull moves it per customer
+            pulls = self.summary.costs.setdefault("pulls", StepCost(unit="rows"))
+            writes = self.summary.costs.setdefault("writes", StepCost(unit="rows"))
             try:
-                for table in self._pull(fv, start, plan, report, lookback):
+                chunks = iter(self._pull(fv, start, plan, report, lookback))
+                while True:
+                    began = time.monotonic()
+                    try:
+                        table = next(chunks)
+                    except StopIteration:
+                        break
+                    finally:
+                        pulls.seconds += time.monotonic() - began
+                    pulls.count += table.num_rows
+                    began = time.monotonic()
                     written = writer.write(fv, table, join_keys)
+                    writes.seconds += time.monotonic() - began
+                    writes.count += written
                     view_run.rows += written
                     if is_partial(table):
                         view_run.partial_rows += written
                     progress.rows(table.num_rows)
+                began = time.monotonic()
                 writer.flush()  # every chunk in the online store before the watermarks move
+                writes.seconds += time.monotonic() - began
             finally:
                 self.summary.report.merge(report)
         view_run.marks, warnings = watermarks_after(plan, report, self.end)
