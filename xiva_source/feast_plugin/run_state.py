@@ -302,6 +302,9 @@ class LookbackCounts:
     """Bucket width in seconds."""
     counts: dict[int, int]
     """Rows per bucket start."""
+    xid: tuple[int, tuple[int, ...]] | None = None
+    """PostgreSQL tables: ``(xmax, xip)`` of a snapshot taken before the read, the transactions
+    it could not see (the next run reads the rows they wrote instead of comparing counts)."""
 
     def to_json(self) -> str:
         """The stored form."""
@@ -310,6 +313,7 @@ class LookbackCounts:
                 "until": to_iso(self.until),
                 "bucket": self.bucket,
                 "counts": {str(k): v for k, v in sorted(self.counts.items())},
+                "xid": [self.xid[0], list(self.xid[1])] if self.xid is not None else None,
             },
             sort_keys=True,
         )
@@ -325,7 +329,13 @@ class LookbackCounts:
         if not isinstance(data, dict) or not isinstance(data["counts"], dict):
             raise ValueError("not a JSON object with counts")
         counts = {int(k): int(v) for k, v in data["counts"].items()}
-        return cls(until=parse_iso(data["until"]), bucket=int(data["bucket"]), counts=counts)
+        xid = data.get("xid")
+        return cls(
+            until=parse_iso(data["until"]),
+            bucket=int(data["bucket"]),
+            counts=counts,
+            xid=(int(xid[0]), tuple(int(x) for x in xid[1])) if xid is not None else None,
+        )
 
 
 class StateSnapshot:

@@ -15,11 +15,18 @@ count changed (a row committed late, or moved there by an update) besides its ow
 the lookback is read, as before; rows re-read are those of the buckets where something arrived
 late.
 
-What it cannot see: within one bucket between two runs, a row deleted and another committed late
-(the count stays the same). The whole lookback is read (as before) when there are no comparable
-counts: the first incremental run, a watermark that did not move to the last run's end, a
-changed ``DWH_LOOKBACK_SECONDS``, or a state field that does not parse. Rows committed between
-the count and the read are read now or by the next run (their bucket's count changes), never lost.
+On a PostgreSQL table the database's own clock does better: before its read the run records
+what a snapshot could not see (:func:`~xiva_source.dwh.reads.xid_horizon`: the transactions from
+its ``xmax`` on and those in progress), and the next run reads again exactly the rows of the
+lookback those transactions wrote (``xmin``):
+what was committed since, late rows included, whatever bucket they landed in. Rows updated since
+(moved out of the lookback to now) cost nothing extra, where they change a bucket's count.
+
+What the counts cannot see: within one bucket between two runs, a row deleted and another
+committed late (the count stays the same). The whole lookback is read (as before) when there
+are no comparable counts: the first incremental run, a watermark that did not move to the last
+run's end, a changed ``DWH_LOOKBACK_SECONDS``, or a state field that does not parse. Rows
+committed between the count and the read are read now or by the next run, never lost.
 """
 
 from __future__ import annotations
@@ -56,6 +63,9 @@ class LookbackPlan:
     """This run's counts (to store with the view)."""
     changed: int
     """Buckets whose count changed since the last run (``-1``: nothing to compare with)."""
+    written_since: tuple[datetime, tuple[int, tuple[int, ...]]] | None = None
+    """PostgreSQL tables: ``(lo, horizon)``, the rows stamped from ``lo`` that the last run's
+    snapshot could not see are read again (``ranges`` is then empty)."""
 
 
 def bucket_seconds(lookback_seconds: float) -> int:
@@ -101,10 +111,18 @@ def plan_lookback(
     Raises:
         DwhError: The DWH failed.
     """
-    from xiva_source.dwh.reads import window_counts
+    from xiva_source.dwh.reads import window_counts, xid_horizon
 
     lookback = settings.dwh_lookback_seconds
     width = bucket_seconds(lookback)
+    url = source.url(settings)
+    xid = xid_horizon(url, source.spec)  # before the read: what it cannot see, the next one reads
+    if xid is not None:
+        mark = LookbackCounts(until=end, bucket=width, counts={}, xid=xid)
+        if previous is None or previous.xid is None or previous.until != start:
+            return LookbackPlan(ranges=None, counts=mark, changed=-1)
+        since = (start - timedelta(seconds=lookback), previous.xid)
+        return LookbackPlan(ranges=(), counts=mark, changed=0, written_since=since)
     low = _floor(start - timedelta(seconds=lookback), width)
     keep = _floor(end - timedelta(seconds=lookback), width)  # the next run compares from here
     edges = [low]
@@ -123,7 +141,7 @@ def plan_lookback(
         edge += timedelta(seconds=width)
     if end > edges[-1]:
         edges.append(end)
-    counts = window_counts(source.url(settings), source.spec, source.timestamp_field, edges)
+    counts = window_counts(url, source.spec, source.timestamp_field, edges)
     stored: dict[int, int] = {}
     compared: dict[int, tuple[datetime, datetime, int]] = {}
     for (lo, hi), n in zip(itertools.pairwise(edges), counts, strict=True):

@@ -114,6 +114,7 @@ if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView
     from feast.infra.online_stores.online_store import OnlineStore
 
+    from xiva_source.jobs.lookback import LookbackPlan
     from xiva_source.pipeline.report import PullReport
     from xiva_source.redis_client import RedisClient
 
@@ -531,8 +532,8 @@ class _Run:
 
     def _lookback(
         self, fv: FeatureView, plan: ViewPlan, state: StateSnapshot
-    ) -> tuple[tuple[datetime, datetime], ...] | None:
-        """The buckets of the lookback the view's DWH read takes again (``None``: all of it).
+    ) -> LookbackPlan | None:
+        """What of the lookback the view's DWH read takes again (``None``: all of it).
 
         Counts the DWH rows per bucket of the lookback (:mod:`xiva_source.jobs.lookback`) for a
         view read from the DWH alone on the local engine: compared with the last run's to find
@@ -567,14 +568,24 @@ class _Run:
         self.lookbacks[fv.name] = found.counts
         if not compare:
             return None
-        logger.info(
-            "%s: DWH lookback: %s",
-            fv.name,
-            "the whole lookback (no counts to compare)"
-            if found.ranges is None
-            else f"{found.changed} buckets changed, read again: {found.ranges}",
-        )
-        return found.ranges
+        if found.ranges is None:
+            logger.info("%s: DWH lookback: all of it (nothing to compare with)", fv.name)
+            return None
+        if found.written_since is not None:
+            logger.info(
+                "%s: DWH lookback: the rows written by transactions from %d on or in %s",
+                fv.name,
+                found.written_since[1][0],
+                found.written_since[1][1],
+            )
+        else:
+            logger.info(
+                "%s: DWH lookback: %d buckets changed, read again: %s",
+                fv.name,
+                found.changed,
+                found.ranges,
+            )
+        return found
 
     def _pull(
         self,
@@ -582,7 +593,7 @@ class _Run:
         start: datetime | None,
         plan: ViewPlan,
         report: PullReport,
-        dwh_lookback: tuple[tuple[datetime, datetime], ...] | None = None,
+        lookback: LookbackPlan | None = None,
     ) -> Iterator[Any]:
         from xiva_source.pipeline.context import PullOptions
         from xiva_source.pipeline.pull import pull_batches
@@ -605,7 +616,8 @@ class _Run:
             report=report,
             source_starts=starts,
             rereads=rereads,
-            dwh_lookback=dwh_lookback,
+            dwh_lookback=lookback.ranges if lookback is not None else None,
+            dwh_written_since=lookback.written_since if lookback is not None else None,
         )
 
     def _registry_view(self, name: str) -> FeatureView:

@@ -126,6 +126,9 @@ class PullContext:
         dwh_lookback: The parts ``(lo, hi]`` before its start an incremental DWH read takes
             again instead of the whole ``DWH_LOOKBACK_SECONDS`` (where the job's counts found
             late rows: :mod:`xiva_source.jobs.lookback`); ``None``: the whole lookback.
+        dwh_written_since: ``(lo, (xmax, xip))``: also the rows stamped from ``lo`` written by
+            transactions the last run's snapshot could not see (a PostgreSQL table's ``xmin``; with
+            ``dwh_lookback`` empty).
     """
 
     settings: Settings
@@ -142,6 +145,7 @@ class PullContext:
     customer_range: CustomerRange | None = None
     rereads: Mapping[str, datetime | None] = field(default_factory=dict)
     dwh_lookback: tuple[tuple[datetime, datetime], ...] | None = None
+    dwh_written_since: tuple[datetime, tuple[int, tuple[int, ...]]] | None = None
 
     def start_for(self, source: str) -> datetime | None:
         """``source``'s lower bound (``xiva``, ``dwh``): its own when given, else ``start``."""

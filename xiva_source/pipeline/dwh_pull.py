@@ -73,6 +73,7 @@ def stream_dwh(
         order_by_timestamp=True,
         customer_range=ctx.customer_range,
         also=ctx.dwh_lookback if ctx.start is not None else None,
+        written_since=ctx.dwh_written_since if ctx.start is not None else None,
     ):
         table = counts_to_facts(table, source.timestamp_field, keep=ctx.feature_names)
         table = rename_timestamp(

@@ -71,6 +71,7 @@ def pull_batches(
     customer_range: CustomerRange | None = None,
     rereads: Mapping[str, datetime | None] | None = None,
     dwh_lookback: Sequence[tuple[datetime, datetime]] | None = None,
+    dwh_written_since: tuple[datetime, tuple[int, tuple[int, ...]]] | None = None,
 ) -> Iterator[pa.Table]:
     """Stream one source's rows over ``[start_date, end_date]``.
 
@@ -97,6 +98,8 @@ def pull_batches(
             again instead of the whole ``DWH_LOOKBACK_SECONDS`` (:mod:`xiva_source.jobs.lookback`);
             ``None``: the whole lookback. ``report.dwh_lookback_rows`` counts the rows read
             from before the start.
+        dwh_written_since: ``(lo, (xmax, xip))``: besides ``dwh_lookback``, the rows stamped
+            from ``lo`` that the last run's snapshot could not see (a PostgreSQL table's ``xmin``).
 
     Yields:
         Tables with ``customer_id``, ``feature_names`` and ``event_timestamp`` (UTC). Xiva and
@@ -143,6 +146,7 @@ def pull_batches(
         customer_range=customer_range,
         rereads=rereads,
         dwh_lookback=dwh_lookback,
+        dwh_written_since=dwh_written_since,
     )
     if kind == "customer":
         customer = cast(CustomerSourceSpec, source)
@@ -258,6 +262,7 @@ def _context(
     customer_range: CustomerRange | None = None,
     rereads: Mapping[str, datetime | None] | None = None,
     dwh_lookback: Sequence[tuple[datetime, datetime]] | None = None,
+    dwh_written_since: tuple[datetime, tuple[int, tuple[int, ...]]] | None = None,
 ) -> PullContext:
     """One pull's context: the window in UTC, every known feature when none is named."""
     types = feature_arrow_types()
@@ -278,6 +283,9 @@ def _context(
             tuple((as_utc(lo), as_utc(hi)) for lo, hi in dwh_lookback)
             if dwh_lookback is not None
             else None
+        ),
+        dwh_written_since=(
+            (as_utc(dwh_written_since[0]), dwh_written_since[1]) if dwh_written_since else None
         ),
     )
 
