@@ -21,6 +21,10 @@ read, DWH rows read again from before the watermark (``dwh_lookback_rows``), key
 written + keys whose expiry the sweep reset) and the process's peak RSS; then the ratio of the
 largest size to the smallest for the incremental runs (the issue's bound: 1.5x at 1M/100k).
 
+``--startup N``: the start-up alone. At N customers (same setup), after the full load, a no-op
+``xiva-source materialize`` (nothing changed) and ``python -c "import feast"``, alternated three
+times each: the job's wall time beside the import it cannot avoid.
+
 Needs PostgreSQL (db ``test``, user ``root`` on 127.0.0.1) and ``redis-server`` on PATH. The
 schema, the Redis server and the temporary files are removed at the end.
 """
@@ -165,7 +169,15 @@ def _rewind_sweep(redis_url: str, project: str, seconds: float) -> None:
     client.close()
 
 
-def bench_size(customers: int, changes: int, work: Path) -> dict[str, Any]:
+def _import_feast_seconds() -> float:
+    started = time.perf_counter()
+    subprocess.run([str(ROOT / ".venv/bin/python"), "-c", "import feast"], check=True)
+    return time.perf_counter() - started
+
+
+def bench_size(
+    customers: int, changes: int, work: Path, *, startup_only: bool = False
+) -> dict[str, Any]:
     """Full load, then incremental runs with ``changes`` changed customers, at one size."""
     import random
 
@@ -221,6 +233,12 @@ def bench_size(customers: int, changes: int, work: Path) -> dict[str, Any]:
             )  # fmt: skip
             print(f"  full load ({customers:,}) ...", file=sys.stderr)
             full = _run(repo, env)
+            if startup_only:
+                noop, imports = [], []
+                for _ in range(3):
+                    noop.append(_run(repo, env))
+                    imports.append(_import_feast_seconds())
+                return {"customers": customers, "noop": noop, "import_feast": imports}
             _touch(dwh_url, rng.sample(ids, changes), [datetime.now(UTC)] * changes)
             print(f"  incremental ({changes:,} changed) ...", file=sys.stderr)
             incremental = _run(repo, env)
@@ -254,7 +272,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="100000,1000000", help="Customers, comma-separated.")
     parser.add_argument("--changes", type=int, default=1000, help="Changed customers per run.")
+    parser.add_argument("--startup", type=int, default=0, help="Only the start-up, at N.")
     args = parser.parse_args(argv)
+    if args.startup:
+        work = Path(tempfile.mkdtemp(prefix="bench-incremental-"))
+        try:
+            got = bench_size(args.startup, 0, work, startup_only=True)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        print(f"Start-up, no-op run at {args.startup:,} customers (nothing changed)")
+        for run, imported in zip(got["noop"], got["import_feast"], strict=True):
+            print(
+                f"  materialize wall {run['wall']:5.1f}s (job {run['duration']:.1f}s, "
+                f"load {run['load_s']:.2f}s)   python -c 'import feast' {imported:5.1f}s   "
+                f"ratio {run['wall'] / imported:.2f}x"
+            )
+        return 0
     sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
     work = Path(tempfile.mkdtemp(prefix="bench-incremental-"))
     results = []

@@ -23,7 +23,8 @@ When a cycle completes, every key that existed throughout it was reset at or aft
 beginning: that moment becomes ``covered_since``, from which the online marker's expiry counts
 (the marker never outlives a key). A run that rewrote every customer (a full run) starts the
 sweep over with ``covered_since`` at its beginning; keys it did not rewrite belong to customers
-gone from every source.
+gone from every source (the sweep resets them like any key, as the whole-keyspace extension did:
+they go when runs stop, or with a wipe).
 
 Which keys belong to the project is Feast's layout (:mod:`xiva_source.feast_plugin.redis_format`),
 found by the house's one ``SCAN`` (:mod:`xiva_source.feast_plugin.redis_scan`).
