@@ -134,6 +134,9 @@ def _materialize_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _materialize(args: argparse.Namespace, context: CommandContext) -> int:
+    from xiva_source.feast_plugin.startup import skip_feast_type_instrumentation
+
+    skip_feast_type_instrumentation()  # before Feast's first import: most of the start-up
     from xiva_source.cli.folding import folded_warnings
     from xiva_source.jobs.errors import MaterializationFailedError
     from xiva_source.jobs.materialize import run_materialization

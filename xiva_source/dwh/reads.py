@@ -16,6 +16,7 @@ compares them.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -54,7 +55,9 @@ __all__ = [
     "lookup_rows",
     "stream_rows",
     "stream_statement",
+    "window_counts",
     "write_rows",
+    "xid_horizon",
 ]
 
 ID_LOOKUP_BATCH = 1000
@@ -155,6 +158,8 @@ def stream_rows(
     order_by_timestamp: bool = False,
     customer_range: CustomerRange | None = None,
     path: ReadPath = "auto",
+    also: Sequence[tuple[datetime, datetime]] | None = None,
+    written_since: tuple[datetime, XidHorizon] | None = None,
 ) -> Iterator[pa.Table]:
     """Stream the rows of a table or query whose timestamp is in ``[start_date, end_date]``.
 
@@ -174,6 +179,11 @@ def stream_rows(
             open, and an open lower bound includes rows without an id): a part of a read
             split over workers (:func:`customer_boundaries`).
         path: How rows reach Arrow (:data:`ReadPath`); the result is the same either way.
+        also: Intervals ``(lo, hi]`` before ``start_date`` whose rows are read too (the job's
+            lookback where rows arrived late).
+        written_since: ``(lo, horizon)``: also the rows stamped from ``lo`` on that a snapshot
+            taken at ``horizon`` could not see (:func:`xid_horizon`; PostgreSQL tables only):
+            the rows committed since an earlier read, whatever their timestamp.
 
     Yields:
         Arrow tables of at most ``chunk_size`` rows, ``timestamp_field`` (and the created
@@ -189,7 +199,15 @@ def stream_rows(
     ts = src.c[timestamp_field]
     stmt = sa.select(*(src.c[c] for c in cols))
     if start_date is not None:
-        stmt = stmt.where(ts >= bind_timestamp(engine, start_date))
+        since = ts >= bind_timestamp(engine, start_date)
+        parts = [
+            sa.and_(ts > bind_timestamp(engine, lo), ts <= bind_timestamp(engine, hi))
+            for lo, hi in also or ()
+        ]
+        if written_since is not None:
+            lo, xid = written_since
+            parts.append(sa.and_(ts >= bind_timestamp(engine, lo), _written_since(xid)))
+        stmt = stmt.where(sa.or_(since, *parts) if parts else since)
     if end_date is not None:
         stmt = stmt.where(ts <= bind_timestamp(engine, end_date))
     if customer_range is not None:
@@ -199,6 +217,103 @@ def stream_rows(
     if order_by_timestamp:
         stmt = stmt.order_by(ts)
     yield from stream_statement(engine, url, stmt, cols, chunk_size, types, stamps, path=path)
+
+
+def window_counts(
+    url: str, spec: TableSpec, timestamp_field: str, edges: Sequence[datetime]
+) -> list[int]:
+    """How many rows have their timestamp in each interval ``(edges[i], edges[i + 1]]``.
+
+    One query, one ``SUM(CASE ...)`` per interval (portable to every backend): the database
+    counts the window's rows, none is sent. The job's DWH lookback compares these counts between
+    runs to find where late rows landed (:mod:`xiva_source.jobs.lookback`).
+
+    Args:
+        url: SQLAlchemy URL of the DWH.
+        spec: The table or query.
+        timestamp_field: The event-timestamp column.
+        edges: Increasing moments (at least two).
+
+    Returns:
+        ``len(edges) - 1`` counts.
+
+    Raises:
+        DwhError: Connection or SQL failure.
+    """
+    if len(edges) < 2:
+        return []
+    engine = get_engine(url)
+    src = spec.from_clause([ENTITY, timestamp_field], timestamp_field)
+    ts = src.c[timestamp_field]
+    bounds = [bind_timestamp(engine, e) for e in edges]
+    sums = [
+        sa.func.sum(sa.case((sa.and_(ts > lo, ts <= hi), 1), else_=0)).label(f"n{i}")
+        for i, (lo, hi) in enumerate(itertools.pairwise(bounds))
+    ]
+    stmt = sa.select(*sums).where(ts > bounds[0], ts <= bounds[-1])
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(stmt).one()
+    except sa.exc.SQLAlchemyError as e:
+        raise DwhError(
+            f"reading {redact_url(url)!r} failed: {sql_error_text(e)}",
+            hint="Check DWH_URL, that the DWH is reachable and that the table/query and its "
+            "columns exist (see docs/feature-repo.md).",
+        ) from e
+    return [int(n or 0) for n in row]
+
+
+_XID_SPACE = 2**32
+
+XidHorizon = tuple[int, tuple[int, ...]]
+"""A PostgreSQL snapshot's ``(xmax, xip)``: the transactions it cannot see are those from
+``xmax`` on and those in ``xip`` (in progress when it was taken)."""
+
+
+def xid_horizon(url: str, spec: TableSpec) -> XidHorizon | None:
+    """What a snapshot taken now cannot see (PostgreSQL tables only): its ``(xmax, xip)``.
+
+    Every row a later read does not know was written by a transaction from ``xmax`` on or in
+    ``xip``, so ``written_since`` (:func:`stream_rows`) finds the rows committed since, whatever
+    their timestamp: the job's lookback reads again only those (:mod:`xiva_source.jobs.lookback`).
+    (Not the snapshot's ``xmin``: one long transaction anywhere on the server would hold it back.)
+
+    Returns:
+        The 64-bit ids; ``None`` for another backend, a query, or a table whose ties are decided
+        by a created timestamp (its rows are a window's, without ``xmin``).
+
+    Raises:
+        DwhError: Connection or SQL failure.
+    """
+    engine = get_engine(url)
+    if engine.dialect.name != "postgresql" or not spec.table or spec.created_timestamp_column:
+        return None
+    try:
+        with engine.connect() as conn:
+            xmax, xip = conn.execute(
+                sa.text(
+                    "SELECT pg_snapshot_xmax(s)::text::bigint, "
+                    "array(SELECT x::text::bigint FROM pg_snapshot_xip(s) x) "
+                    "FROM (SELECT pg_current_snapshot() AS s) q"
+                )
+            ).one()
+    except sa.exc.SQLAlchemyError as e:
+        raise DwhError(
+            f"reading {redact_url(url)!r} failed: {sql_error_text(e)}",
+            hint="Check DWH_URL and that the DWH is reachable.",
+        ) from e
+    return int(xmax), tuple(int(x) for x in xip or ())
+
+
+def _written_since(horizon: XidHorizon) -> sa.ColumnElement[bool]:
+    """Rows whose ``xmin`` a snapshot at ``horizon`` could not see (32-bit ids compared modulo
+    2^32; frozen rows, ``xmin`` 2, are older)."""
+    xmax, xip = horizon
+    xmin: sa.ColumnElement[int] = sa.literal_column("xmin::text::bigint", sa.BigInteger())
+    later = sa.and_(xmin >= 3, ((xmin - xmax % _XID_SPACE + _XID_SPACE) % _XID_SPACE) < 2**31)
+    if not xip:
+        return later
+    return sa.or_(later, xmin.in_([x % _XID_SPACE for x in xip]))
 
 
 def customer_range_condition(

@@ -25,7 +25,13 @@ if TYPE_CHECKING:
     from xiva_source.feast_plugin.redis_format import RedisLayout
     from xiva_source.redis_client import RedisClient
 
-__all__ = ["SeenKeys", "primary_clients", "scan_entity_keys", "scan_key_chunks"]
+__all__ = [
+    "SeenKeys",
+    "primary_clients",
+    "scan_entity_keys",
+    "scan_key_chunks",
+    "scan_slice",
+]
 
 
 class SeenKeys:
@@ -109,6 +115,35 @@ def scan_key_chunks(
             break
     if batch and (stop is None or not stop.is_set()):
         yield batch
+
+
+def scan_slice(
+    node: redis.Redis, layout: RedisLayout, cursor: int, *, limit: int, count: int = 10_000
+) -> tuple[int, list[bytes]]:
+    """One slice of a ``SCAN`` resumed at ``cursor``: at least ``limit`` keys, or the rest.
+
+    A walk spread over calls (the job's expiry sweep keeps the cursor between runs): every key
+    present from the walk's start to its end is returned by one of the calls (``SCAN``'s
+    guarantee); a key may come twice.
+
+    Args:
+        node: One server (a cluster's primary: :func:`primary_clients`).
+        layout: Whose keys.
+        cursor: Where to resume (``0``: the beginning).
+        limit: Stop once this many keys of ``layout`` were found (at least 1).
+        count: ``SCAN COUNT`` hint.
+
+    Returns:
+        The cursor to resume from (``0``: the walk is complete) and the keys found.
+    """
+    pattern = layout.scan_pattern()
+    keys: list[bytes] = []
+    while True:
+        reply: Any = node.scan(cursor=cursor, match=pattern, count=count)
+        cursor = int(reply[0])
+        keys.extend(k for k in reply[1] if layout.is_key(k))
+        if cursor == 0 or len(keys) >= max(1, limit):
+            return cursor, keys
 
 
 def scan_entity_keys(

@@ -33,6 +33,14 @@ field                           value                                           
 ``feast_write_failed:<view>``   ISO 8601: when a write of Feast's engine to      the online store
                                 ``view`` last failed (pulls begun before are
                                 not carried on from)
+``sweep:<join keys>``           JSON (:class:`ExpirySweep`): where the expiry    the job
+                                sweep over the entity keys stands (a ``SCAN``
+                                cursor spread over runs, ``jobs.expiry``);
+                                one that does not parse starts a new cycle
+``dwhcounts:<view>``            JSON (:class:`LookbackCounts`): the DWH rows per the job
+                                time bucket of the lookback when the view was
+                                last read (``jobs.lookback``); one that does not
+                                parse means the whole lookback is read again
 =============================== ================================================ =================
 
 The marker, a key beside the hash with the online expiry, means "this store holds what the state
@@ -85,16 +93,20 @@ __all__ = [
     "LAST_RUN",
     "MODE_SOURCES",
     "REREAD_BEGINNING",
+    "ExpirySweep",
     "FeastPart",
     "FileRunState",
+    "LookbackCounts",
     "RedisRunState",
     "RunState",
     "StateSnapshot",
+    "lookback_field",
     "mode_field",
     "redis_state_names",
     "reread_field",
     "state_dir",
     "state_for_config",
+    "sweep_field",
     "watermark_field",
 ]
 
@@ -113,6 +125,8 @@ REREAD_BEGINNING = "beginning"
 
 _WATERMARK, _MODE, _RUN, _FEAST, _REREAD = "wm:", "mode:", "run:", "feast:", "reread:"
 _WRITE_FAILED = "feast_write_failed:"
+_SWEEP = "sweep:"
+_LOOKBACK = "dwhcounts:"
 
 
 def redis_state_names(project: str) -> tuple[str, str]:
@@ -207,6 +221,123 @@ class FeastPart:
         )
 
 
+@dataclass(frozen=True)
+class ExpirySweep:
+    """Where the job's expiry sweep over one set of entity keys stands (``jobs.expiry``).
+
+    A cycle walks every key of the layout with ``SCAN`` (on a cluster every primary in turn),
+    a slice per run, resetting each key's expiry. When a cycle completes, every key that existed
+    throughout it was reset at or after ``cycle_began``: that moment becomes ``covered_since``,
+    from which the online marker's expiry counts.
+    """
+
+    node: int = 0
+    """The primary being walked (its index among the cluster's primaries; 0 on one server)."""
+    nodes: int = 1
+    """How many primaries the cycle walks (another count restarts the cycle)."""
+    cursor: int = 0
+    """The ``SCAN`` cursor on ``node`` (``0`` with ``node`` 0: a new cycle begins)."""
+    cycle_began: datetime | None = None
+    """When the current cycle began (``None``: none is under way)."""
+    covered_since: datetime | None = None
+    """Every entity key's expiry was reset at or after this moment (``None``: not known)."""
+    swept_at: datetime | None = None
+    """When the sweep last ran (the interval between runs sizes the next slice)."""
+
+    @property
+    def fresh(self) -> bool:
+        """No cycle is under way (the next slice starts one)."""
+        return self.cycle_began is None
+
+    def to_json(self) -> str:
+        """The stored form."""
+        return json.dumps(
+            {
+                "node": self.node,
+                "nodes": self.nodes,
+                "cursor": self.cursor,
+                "cycle_began": to_iso(self.cycle_began) if self.cycle_began else None,
+                "covered_since": to_iso(self.covered_since) if self.covered_since else None,
+                "swept_at": to_iso(self.swept_at) if self.swept_at else None,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def parse(cls, text: str) -> ExpirySweep:
+        """The stored form read back.
+
+        Raises:
+            ValueError, KeyError, TypeError: It does not parse.
+        """
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+
+        def moment(name: str) -> datetime | None:
+            value = data.get(name)
+            return parse_iso(value) if value is not None else None
+
+        return cls(
+            node=int(data["node"]),
+            nodes=int(data["nodes"]),
+            cursor=int(data["cursor"]),
+            cycle_began=moment("cycle_began"),
+            covered_since=moment("covered_since"),
+            swept_at=moment("swept_at"),
+        )
+
+
+@dataclass(frozen=True)
+class LookbackCounts:
+    """A view's DWH rows per time bucket, counted before its last read (``jobs.lookback``).
+
+    ``counts`` maps a bucket's start (seconds since the epoch, a multiple of ``bucket``) to the
+    rows stamped in ``(start, start + bucket]``, the last bucket cut at ``until`` (the read's end).
+    """
+
+    until: datetime
+    """The end of the read the counts were taken for."""
+    bucket: int
+    """Bucket width in seconds."""
+    counts: dict[int, int]
+    """Rows per bucket start."""
+    xid: tuple[int, tuple[int, ...]] | None = None
+    """PostgreSQL tables: ``(xmax, xip)`` of a snapshot taken before the read, the transactions
+    it could not see (the next run reads the rows they wrote instead of comparing counts)."""
+
+    def to_json(self) -> str:
+        """The stored form."""
+        return json.dumps(
+            {
+                "until": to_iso(self.until),
+                "bucket": self.bucket,
+                "counts": {str(k): v for k, v in sorted(self.counts.items())},
+                "xid": [self.xid[0], list(self.xid[1])] if self.xid is not None else None,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def parse(cls, text: str) -> LookbackCounts:
+        """The stored form read back.
+
+        Raises:
+            ValueError, KeyError, TypeError: It does not parse.
+        """
+        data = json.loads(text)
+        if not isinstance(data, dict) or not isinstance(data["counts"], dict):
+            raise ValueError("not a JSON object with counts")
+        counts = {int(k): int(v) for k, v in data["counts"].items()}
+        xid = data.get("xid")
+        return cls(
+            until=parse_iso(data["until"]),
+            bucket=int(data["bucket"]),
+            counts=counts,
+            xid=(int(xid[0]), tuple(int(x) for x in xid[1])) if xid is not None else None,
+        )
+
+
 class StateSnapshot:
     """The state as read once (:meth:`RunState.load`): every known field parsed.
 
@@ -237,6 +368,8 @@ class StateSnapshot:
         self._failures: dict[str, datetime] = {}
         self._rereads: dict[tuple[str, str], datetime | None] = {}
         self._bad_rereads: dict[tuple[str, str], str] = {}
+        self._sweeps: dict[str, ExpirySweep] = {}
+        self._lookbacks: dict[str, LookbackCounts] = {}
         for name, value in self.fields.items():
             try:
                 self._parse(name, value)
@@ -266,6 +399,10 @@ class StateSnapshot:
             self._parts.setdefault(part.view, []).append(part)
         elif name.startswith(_WRITE_FAILED):
             self._failures[name[len(_WRITE_FAILED) :]] = parse_iso(value)
+        elif name.startswith(_SWEEP):
+            self._sweeps[name[len(_SWEEP) :]] = ExpirySweep.parse(value)
+        elif name.startswith(_LOOKBACK):
+            self._lookbacks[name[len(_LOOKBACK) :]] = LookbackCounts.parse(value)
         elif name.startswith(_REREAD) and name.count(":") >= 2:
             view, source = name[len(_REREAD) :].rsplit(":", 1)
             try:
@@ -299,6 +436,10 @@ class StateSnapshot:
                 expected = "a JSON object"
             elif name.startswith(_FEAST):
                 expected = "a pull record"
+            elif name.startswith(_SWEEP):
+                expected = "an expiry sweep record"
+            elif name.startswith(_LOOKBACK):
+                expected = "a DWH lookback count record"
             else:
                 expected = "an ISO 8601 time"
             repair = (
@@ -385,6 +526,18 @@ class StateSnapshot:
         """``view``'s re-read marks that did not parse (read as the beginning), per source."""
         return {source: raw for (name, source), raw in self._bad_rereads.items() if name == view}
 
+    def lookback(self, view: str) -> LookbackCounts | None:
+        """``view``'s DWH lookback counts; ``None`` if none (or unreadable: the whole lookback
+        is read again, which costs rows, never data)."""
+        return self._lookbacks.get(view)
+
+    def sweep(self, join_keys: Iterable[str]) -> ExpirySweep | None:
+        """Where the expiry sweep over the keys of ``join_keys`` stands; ``None`` if never run.
+
+        One that does not parse reads as ``None`` (a new cycle: it costs a walk, never data).
+        """
+        return self._sweeps.get(sweep_field(join_keys)[len(_SWEEP) :])
+
 
 def watermark_field(view: str, source: str) -> str:
     """The field of ``source``'s watermark for ``view``."""
@@ -394,6 +547,16 @@ def watermark_field(view: str, source: str) -> str:
 def mode_field(view: str) -> str:
     """The field of ``view``'s mode."""
     return f"{_MODE}{view}"
+
+
+def lookback_field(view: str) -> str:
+    """The field of ``view``'s DWH lookback counts."""
+    return f"{_LOOKBACK}{view}"
+
+
+def sweep_field(join_keys: Iterable[str]) -> str:
+    """The field of the expiry sweep over the entity keys of ``join_keys``."""
+    return f"{_SWEEP}{','.join(sorted(join_keys))}"
 
 
 def reread_field(view: str, source: str) -> str:
@@ -508,6 +671,14 @@ class RunState(abc.ABC):
     def note_write_failure(self, view: str, at: datetime) -> None:
         """Remember that a write of Feast's engine to ``view`` failed at ``at``."""
         self._write({f"{_WRITE_FAILED}{view}": to_iso(at)})
+
+    def save_lookback(self, view: str, counts: LookbackCounts | None) -> None:
+        """Store ``view``'s DWH lookback counts (``None`` removes them)."""
+        self._write({lookback_field(view): counts.to_json() if counts is not None else None})
+
+    def save_sweep(self, join_keys: Iterable[str], sweep: ExpirySweep) -> None:
+        """Store where the expiry sweep over the keys of ``join_keys`` stands."""
+        self._write({sweep_field(join_keys): sweep.to_json()})
 
 
 class RedisRunState(RunState):

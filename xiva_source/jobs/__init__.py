@@ -33,7 +33,7 @@ if TYPE_CHECKING:
         MaterializationFailedError,
         MaterializationStateError,
     )
-    from xiva_source.jobs.expiry import extend_online_expiry, extend_store_expiry
+    from xiva_source.jobs.expiry import extend_online_expiry, sweep_store_expiry
     from xiva_source.jobs.locks import (
         FileMaterializationLock,
         RedisMaterializationLock,

@@ -23,12 +23,15 @@ incrementally:
    while the DWH was down, or not recorded in the snapshot table) leave a re-read mark, from
    which the pull reads Xiva again once the DWH and the snapshot database answer, until a run
    settles them (:func:`~xiva_source.jobs.plan.rereads_after`).
-4. After a fully successful incremental run, the expiry of every entity key of the project is
-   extended (:mod:`xiva_source.jobs.expiry`): online expiry measures the time since the last
-   *successful run*. A run that read every online view in full skips it: its writes reset the
-   expiry of every customer still in a source, and the others should expire. The marker is
-   written last, expiring when the keys whose expiry the run reset do (from when the extension
-   began, or the run's start after a full run); not at all when the extension failed.
+4. After a fully successful incremental run, the expiry sweep resets the expiry of its next
+   slice of entity keys (:mod:`xiva_source.jobs.expiry`: a ``SCAN`` cursor spread over runs, so
+   every key is reset within a fraction of the online expiry): online expiry measures the time
+   since the last *successful run*, at a cost that follows the run interval, not the population.
+   A run that read every online view in full restarts the sweep: its writes reset the expiry of
+   every customer still in a source, and the others should expire. The marker is written last,
+   expiring when the keys whose expiry was reset do (from the start of the sweep's last complete
+   cycle, or the run's start after a full run); not renewed before a cycle completed or when the
+   sweep failed.
 
 Per view and source the window starts where the job's watermark is, or where a
 ``feast materialize[-incremental]`` since then left the source once Feast's registry confirms it
@@ -69,7 +72,12 @@ from typing import TYPE_CHECKING, Any
 from xiva_source.errors import DataSourceError
 from xiva_source.feast_plugin.errors import CorruptedStateError, OnlineStoreError, RepositoryError
 from xiva_source.feast_plugin.foreign_errors import exception_chain
-from xiva_source.feast_plugin.run_state import FileRunState, RunState, StateSnapshot
+from xiva_source.feast_plugin.run_state import (
+    FileRunState,
+    LookbackCounts,
+    RunState,
+    StateSnapshot,
+)
 from xiva_source.jobs.errors import (
     LockLostError,
     MaterializationConfigError,
@@ -77,7 +85,7 @@ from xiva_source.jobs.errors import (
     MaterializationFailedError,
     MaterializationStateError,
 )
-from xiva_source.jobs.expiry import extend_store_expiry
+from xiva_source.jobs.expiry import restart_store_sweeps, sweep_store_expiry
 from xiva_source.jobs.failures import explain_failure
 from xiva_source.jobs.locks import (
     LockHolder,
@@ -94,7 +102,7 @@ from xiva_source.jobs.plan import (
 )
 from xiva_source.jobs.repository import load_store, new_online_store, select_views
 from xiva_source.jobs.state import needed_fields, state_for_store
-from xiva_source.jobs.summary import RunSummary, ViewRun
+from xiva_source.jobs.summary import RunSummary, StepCost, ViewRun
 from xiva_source.jobs.writes import OnlineWriter
 from xiva_source.pipeline.auto import is_partial
 from xiva_source.pipeline.errors import AllSourcesFailedError
@@ -106,6 +114,7 @@ if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView
     from feast.infra.online_stores.online_store import OnlineStore
 
+    from xiva_source.jobs.lookback import LookbackPlan
     from xiva_source.pipeline.report import PullReport
     from xiva_source.redis_client import RedisClient
 
@@ -186,10 +195,12 @@ def run_materialization(
         )
     if settings is None:
         settings = load_settings(repo_path=repo_path)
+    loading = time.monotonic()
     store = load_store(repo_path)
     feature_views = select_views(store, views)
     online_store = new_online_store(store)
     client = online_redis_client(store.config, settings, online_store=online_store)
+    loaded = time.monotonic() - loading
     run = _Run(
         store=store,
         online_store=online_store,
@@ -226,17 +237,22 @@ def run_materialization(
             holder=holder,
             duration=time.monotonic() - started,
         )
+    run.summary.costs["load"] = StepCost(seconds=loaded)
     if lock.took_over is not None:  # a dead run's lock (docs/operations.md, runbook)
         run.summary.warnings.append(takeover_message(lock.took_over))
     try:
         try:
             run.state = state_for_store(store, client)
             run.materialize_views(feature_views, lock)
-            run.extend_expiry(feature_views)
-            run.mark_loaded()
+            with run.summary.timed("expiry", unit="keys") as cost:
+                run.extend_expiry(feature_views)
+                cost.count += run.summary.expiry_extended
+            with run.summary.timed("state"):
+                run.mark_loaded()
         finally:
-            run.summary.duration = time.monotonic() - started
-            run.finish(feature_views)  # still under the lock: the record is this run's
+            with run.summary.timed("state"):
+                run.summary.duration = time.monotonic() - started
+                run.finish(feature_views)  # still under the lock: the record is this run's
     finally:
         lock.release()
     logger.info("%s", run.summary.line())
@@ -263,6 +279,8 @@ class _Run:
     """From when every online key's expiry counts after this run (``None``: not all reset)."""
     consumed: dict[str, list[str]] = field(default_factory=dict)
     """Per view, the state's records of Feast's pulls to delete once the view is recorded."""
+    lookbacks: dict[str, LookbackCounts] = field(default_factory=dict)
+    """Per view, the DWH lookback counts to store once the view is recorded (jobs/lookback.py)."""
 
     def materialize_views(
         self, feature_views: Sequence[FeatureView], lock: MaterializationLock
@@ -275,7 +293,8 @@ class _Run:
         summary = self.summary
         last_error: DataSourceError | None = None
         try:
-            state, reload = self._reload(feature_views)
+            with summary.timed("plan", unit="views"):
+                state, reload = self._reload(feature_views)
         except Exception as e:  # the state lives in the online store: it failed, or is corrupted
             raise self.failed(e, "the run state") from e
         for selected in feature_views:
@@ -286,7 +305,8 @@ class _Run:
                 if not lock.owned():
                     raise LockLostError()
                 # The watermarks move only now, after every chunk of the view is online.
-                self._record(fv, view_run)
+                with summary.timed("state"):
+                    self._record(fv, view_run)
             except DataSourceError as e:
                 if summary.mode != "auto" or isinstance(e, AllSourcesFailedError):
                     raise self.failed(e, where) from e
@@ -306,24 +326,35 @@ class _Run:
             raise self.failed(last_error, "every view") from last_error
 
     def extend_expiry(self, feature_views: Sequence[FeatureView]) -> None:
-        """After a successful run: extend the online expiry (a failure is only a warning)."""
+        """After a successful run: the next slice of the expiry sweep (a failure is a warning).
+
+        ``loaded_at`` becomes the moment since which every key's expiry counts
+        (:mod:`xiva_source.jobs.expiry`), ``None`` while no sweep cycle has completed.
+        """
         from xiva_source.feast_plugin.online_store import bind_online_config
 
+        assert self.state is not None
         try:
             if self._rewrote_everything():
                 # Every customer still in a source was just written (which resets its expiry);
                 # a key not rewritten belongs to a customer gone from every source: let it expire.
                 logger.info("full run: online expiry reset by the writes themselves")
                 self.loaded_at = self.began  # no key was written before the run began
+                if self.client is not None:
+                    restart_store_sweeps(feature_views, self.state, at=self.began)
                 return
             ttl = getattr(
                 bind_online_config(self.store.config, self.settings), "key_ttl_seconds", None
             )
-            at = utc_now()
-            self.summary.expiry_extended = extend_store_expiry(
-                self.store, self.client, ttl, feature_views
+            self.summary.expiry_extended, self.loaded_at = sweep_store_expiry(
+                self.store,
+                self.client,
+                ttl,
+                feature_views,
+                self.state,
+                self.state.load(),
+                now=utc_now(),
             )
-            self.loaded_at = at  # every key now expires ttl after `at` or later
         except Exception as e:  # the values are online and current; only their expiry is old
             self.summary.expiry_error = redact(str(e))
             logger.info("online expiry not extended: %s", self.summary.expiry_error)
@@ -434,7 +465,9 @@ class _Run:
         from xiva_source.pipeline.report import PullReport
 
         view_started = time.monotonic()
-        plan = plan_view(fv, self.summary.mode, state, self.end, reload=reload, now=self.began)
+        with self.summary.timed("plan", count=1, unit="views"):
+            plan = plan_view(fv, self.summary.mode, state, self.end, reload=reload, now=self.began)
+            lookback = self._lookback(fv, plan, state)
         if plan.reload == "mode" and self.summary.reload == "no":
             self.summary.reload = "mode"
         self.summary.warnings.extend(plan.warnings)
@@ -456,14 +489,30 @@ class _Run:
         )
         with progress_bar(fv.name, show=self.show_progress) as progress:
             report.progress = progress  # the Xiva pull moves it per customer
+            pulls = self.summary.costs.setdefault("pulls", StepCost(unit="rows"))
+            writes = self.summary.costs.setdefault("writes", StepCost(unit="rows"))
             try:
-                for table in self._pull(fv, start, plan, report):
+                chunks = iter(self._pull(fv, start, plan, report, lookback))
+                while True:
+                    began = time.monotonic()
+                    try:
+                        table = next(chunks)
+                    except StopIteration:
+                        break
+                    finally:
+                        pulls.seconds += time.monotonic() - began
+                    pulls.count += table.num_rows
+                    began = time.monotonic()
                     written = writer.write(fv, table, join_keys)
+                    writes.seconds += time.monotonic() - began
+                    writes.count += written
                     view_run.rows += written
                     if is_partial(table):
                         view_run.partial_rows += written
                     progress.rows(table.num_rows)
+                began = time.monotonic()
                 writer.flush()  # every chunk in the online store before the watermarks move
+                writes.seconds += time.monotonic() - began
             finally:
                 self.summary.report.merge(report)
         view_run.marks, warnings = watermarks_after(plan, report, self.end)
@@ -477,8 +526,70 @@ class _Run:
             self.summary.partial_views.append(fv.name)
         return view_run
 
+    def _lookback(
+        self, fv: FeatureView, plan: ViewPlan, state: StateSnapshot
+    ) -> LookbackPlan | None:
+        """What of the lookback the view's DWH read takes again (``None``: all of it).
+
+        Counts the DWH rows per bucket of the lookback (:mod:`xiva_source.jobs.lookback`) for a
+        view read from the DWH alone on the local engine: compared with the last run's to find
+        the first bucket where rows arrived late, and kept to be stored once the view is
+        recorded. A reload counts only (the next run compares with it). A failed count reads the
+        whole lookback.
+        """
+        from xiva_source.jobs.lookback import plan_lookback
+        from xiva_source.pipeline.pull import dwh_read
+
+        source = dwh_read(fv.batch_source, self.settings)  # type: ignore[arg-type]
+        if (
+            source is None
+            or self.summary.engine != "local"
+            or self.settings.dwh_lookback_seconds <= 0
+            or "dwh" not in plan.starts
+        ):
+            return None
+        start = plan.starts["dwh"]
+        compare = plan.reload is None and start is not None and "dwh" not in plan.rereads
+        try:
+            found = plan_lookback(
+                source,
+                self.settings,
+                start=start if compare and start is not None else self.end,
+                end=self.end,
+                previous=state.lookback(fv.name) if compare else None,
+            )
+        except Exception as e:  # the read itself reports a DWH failure; this only costs rows
+            logger.info("%s: DWH lookback counts not read (%s): the whole lookback", fv.name, e)
+            return None
+        self.lookbacks[fv.name] = found.counts
+        if not compare:
+            return None
+        if found.ranges is None:
+            logger.info("%s: DWH lookback: all of it (nothing to compare with)", fv.name)
+            return None
+        if found.written_since is not None:
+            logger.info(
+                "%s: DWH lookback: the rows written by transactions from %d on or in %s",
+                fv.name,
+                found.written_since[1][0],
+                found.written_since[1][1],
+            )
+        else:
+            logger.info(
+                "%s: DWH lookback: %d buckets changed, read again: %s",
+                fv.name,
+                found.changed,
+                found.ranges,
+            )
+        return found
+
     def _pull(
-        self, fv: FeatureView, start: datetime | None, plan: ViewPlan, report: PullReport
+        self,
+        fv: FeatureView,
+        start: datetime | None,
+        plan: ViewPlan,
+        report: PullReport,
+        lookback: LookbackPlan | None = None,
     ) -> Iterator[Any]:
         from xiva_source.pipeline.context import PullOptions
         from xiva_source.pipeline.pull import pull_batches
@@ -501,6 +612,8 @@ class _Run:
             report=report,
             source_starts=starts,
             rereads=rereads,
+            dwh_lookback=lookback.ranges if lookback is not None else None,
+            dwh_written_since=lookback.written_since if lookback is not None else None,
         )
 
     def _registry_view(self, name: str) -> FeatureView:
@@ -517,6 +630,9 @@ class _Run:
         assert self.state is not None
         try:
             self.state.save_view(fv.name, view_run.marks, view_run.mode, view_run.rereads)
+            if fv.name in self.lookbacks:  # comparable next time only if the DWH mark moved here
+                moved = view_run.marks.get("dwh") == self.end
+                self.state.save_lookback(fv.name, self.lookbacks[fv.name] if moved else None)
             # Feast's pulls now behind the view's watermarks (or void): their records go.
             self.state.forget(self.consumed.get(fv.name, ()))
         except Exception as e:

@@ -11,6 +11,10 @@ retry), 4 stopped on a corrupted run state; with ``fail_on_fallback`` a fallback
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,10 +32,20 @@ __all__ = [
     "EXIT_DEGRADED",
     "EXIT_FAILED",
     "EXIT_OK",
+    "STEPS",
     "RunStatus",
     "RunSummary",
+    "StepCost",
     "ViewRun",
 ]
+
+logger = logging.getLogger(__name__)
+
+STEPS = ("load", "plan", "pulls", "writes", "expiry", "state")
+"""The steps whose cost the line gives at ``--log-level INFO``, in this order: ``load`` (the
+repository, the online store's client), ``plan`` (the state, the windows, the DWH lookback
+counts), ``pulls`` (reading the sources), ``writes`` (into the online store), ``expiry`` (the
+sweep), ``state`` (watermarks, registry, the run's record, the marker)."""
 
 RunStatus = Literal["ok", "skipped", "failed"]
 """``ok``, ``skipped`` (another run holds the lock) or ``failed``."""
@@ -42,6 +56,23 @@ EXIT_OK, EXIT_FAILED, EXIT_DEGRADED = 0, 1, 3
 CLOCK_SKEW_NOTED_SECONDS = 60.0
 """A Xiva clock this far (or farther) from this host's is named on the line (the pull followed
 it: no change is lost, but the operator should know, e.g. to fix NTP on one side)."""
+
+
+@dataclass
+class StepCost:
+    """What one step of a run cost: wall time, and how much it handled."""
+
+    seconds: float = 0.0
+    """Wall time spent in the step (summed over views)."""
+    count: int = 0
+    """What it handled (:attr:`unit`)."""
+    unit: str = ""
+    """``rows``, ``keys``, ``views``, ... (empty: time only)."""
+
+    def text(self) -> str:
+        """``1.23s`` or ``1.23s/456rows``."""
+        amount = f"/{self.count}{self.unit}" if self.unit else ""
+        return f"{self.seconds:.2f}s{amount}"
 
 
 @dataclass
@@ -133,6 +164,27 @@ class RunSummary:
     engine: str = "local"
     """Where the views were read: ``local`` (this process) or ``ray`` (``batch_engine:
     ray.engine`` in ``feature_store.yaml``: parts of each pull read by Ray tasks)."""
+    costs: dict[str, StepCost] = field(default_factory=dict)
+    """Per step of :data:`STEPS`, what it cost (:meth:`timed`); on the line at INFO."""
+
+    @contextmanager
+    def timed(self, step: str, count: int = 0, unit: str = "") -> Iterator[StepCost]:
+        """Add the time spent in the ``with`` block (and ``count``) to ``step``'s cost.
+
+        The block may add to the yielded cost's ``count`` itself.
+        """
+        cost = self.costs.setdefault(step, StepCost(unit=unit))
+        cost.unit = cost.unit or unit
+        cost.count += count
+        began = time.monotonic()
+        try:
+            yield cost
+        finally:
+            cost.seconds += time.monotonic() - began
+
+    def costs_text(self) -> str:
+        """``load=0.41s plan=0.02s/2views pulls=...``: the steps in :data:`STEPS` order."""
+        return " ".join(f"{step}={self.costs[step].text()}" for step in STEPS if step in self.costs)
 
     @property
     def rows(self) -> int:
@@ -192,6 +244,11 @@ class RunSummary:
             "xiva_calls": report.xiva_calls,
             "xiva_throttled": report.xiva_throttled,
             "degraded": self.degraded_reasons,
+            "dwh_lookback_rows": report.dwh_lookback_rows,
+            "costs": {
+                step: {"seconds": round(c.seconds, 3), "count": c.count, "unit": c.unit}
+                for step, c in self.costs.items()
+            },
             "error": redact(self.error) if self.error else None,
         }
 
@@ -215,8 +272,14 @@ class RunSummary:
             records[self.failed_view] = {"outcome": "failed", "finished_at": at, "rows": 0}
         return records
 
-    def line(self) -> str:
-        """The run's summary line (no secrets: every message is redacted)."""
+    def line(self, *, costs: bool | None = None) -> str:
+        """The run's summary line (no secrets: every message is redacted).
+
+        Args:
+            costs: Add ``; costs: <step>=<time>/<amount> ...`` (:meth:`costs_text`, and the
+                DWH rows read again from before the watermark); default: when this module's
+                logger logs INFO (``--log-level INFO``).
+        """
         if self.status == "skipped":
             held = f" ({self.holder.describe()})" if self.holder else ""
             return f"skipped: another materialization holds the lock{held}"
@@ -231,6 +294,8 @@ class RunSummary:
             f" malformed={report.malformed} partial={len(self.partial_views)} reload={self.reload}"
             f" engine={self.engine} duration={self.duration:.1f}s"
         )
+        if (costs if costs is not None else logger.isEnabledFor(logging.INFO)) and self.costs:
+            text += f"; costs: {self.costs_text()} dwh_lookback_rows={report.dwh_lookback_rows}"
         if self.outcome == "degraded":  # why, first: the clauses after it give the details
             text += f"; degraded: {', '.join(self.degraded_reasons)}"
         for fallback in report.fallbacks:

@@ -123,6 +123,12 @@ class PullContext:
         rereads: Sources to read again from an earlier moment (``None``: the beginning) once
             the parts that settle them answer: the job's re-read marks
             (:func:`xiva_source.jobs.plan.rereads_after`).
+        dwh_lookback: The parts ``(lo, hi]`` before its start an incremental DWH read takes
+            again instead of the whole ``DWH_LOOKBACK_SECONDS`` (where the job's counts found
+            late rows: :mod:`xiva_source.jobs.lookback`); ``None``: the whole lookback.
+        dwh_written_since: ``(lo, (xmax, xip))``: also the rows stamped from ``lo`` written by
+            transactions the last run's snapshot could not see (a PostgreSQL table's ``xmin``; with
+            ``dwh_lookback`` empty).
     """
 
     settings: Settings
@@ -138,6 +144,8 @@ class PullContext:
     source_starts: Mapping[str, datetime | None] = field(default_factory=dict)
     customer_range: CustomerRange | None = None
     rereads: Mapping[str, datetime | None] = field(default_factory=dict)
+    dwh_lookback: tuple[tuple[datetime, datetime], ...] | None = None
+    dwh_written_since: tuple[datetime, tuple[int, tuple[int, ...]]] | None = None
 
     def start_for(self, source: str) -> datetime | None:
         """``source``'s lower bound (``xiva``, ``dwh``): its own when given, else ``start``."""

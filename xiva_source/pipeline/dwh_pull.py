@@ -14,10 +14,11 @@ import pyarrow as pa
 
 from xiva_source import dwh
 from xiva_source.dwh.facts import counts_to_facts, source_columns
-from xiva_source.features.catalogue import ENTITY
+from xiva_source.features.catalogue import ENTITY, EVENT_TIMESTAMP
 from xiva_source.pipeline.context import PullContext
 from xiva_source.pipeline.sources import DwhSourceSpec
 from xiva_source.pipeline.tables import conform, rename_timestamp
+from xiva_source.timeutil import as_utc
 
 __all__ = [
     "dwh_boundaries",
@@ -71,9 +72,15 @@ def stream_dwh(
         types=ctx.feature_types,
         order_by_timestamp=True,
         customer_range=ctx.customer_range,
+        also=ctx.dwh_lookback if ctx.start is not None else None,
+        written_since=ctx.dwh_written_since if ctx.start is not None else None,
     ):
         table = counts_to_facts(table, source.timestamp_field, keep=ctx.feature_names)
-        yield rename_timestamp(table, source.timestamp_field, source.spec.created_timestamp_column)
+        table = rename_timestamp(
+            table, source.timestamp_field, source.spec.created_timestamp_column
+        )
+        _count_lookback_rows(table, ctx)
+        yield table
 
 
 def dwh_boundaries(source: DwhSourceSpec, ctx: PullContext, parts: int) -> list[str]:
@@ -100,10 +107,27 @@ def dwh_boundaries(source: DwhSourceSpec, ctx: PullContext, parts: int) -> list[
 
 
 def lookback_start(ctx: PullContext) -> datetime | None:
-    """Where an incremental DWH read starts: ``ctx.start`` minus ``DWH_LOOKBACK_SECONDS``."""
+    """Where an incremental DWH read starts: ``ctx.start`` minus ``DWH_LOOKBACK_SECONDS``, or
+    ``ctx.start`` when the job named the parts of the lookback to read (``ctx.dwh_lookback``).
+    """
     if ctx.start is None:
         return None
+    if ctx.dwh_lookback is not None:
+        return ctx.start
     return ctx.start - timedelta(seconds=ctx.settings.dwh_lookback_seconds)
+
+
+def _count_lookback_rows(table: pa.Table, ctx: PullContext) -> None:
+    """Add the rows of ``table`` stamped before the window start to ``dwh_lookback_rows``."""
+    if ctx.start is None or EVENT_TIMESTAMP not in table.column_names or table.num_rows == 0:
+        return
+    import pyarrow.compute as pc
+
+    column = table[EVENT_TIMESTAMP]
+    start = as_utc(ctx.start)
+    tz = getattr(column.type, "tz", None)
+    bound = pa.scalar(start if tz else start.replace(tzinfo=None), type=column.type)
+    ctx.report.dwh_lookback_rows += int(pc.sum(pc.less(column, bound)).as_py() or 0)
 
 
 def lookup_dwh(

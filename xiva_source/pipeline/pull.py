@@ -70,6 +70,8 @@ def pull_batches(
     source_starts: Mapping[str, datetime | None] | None = None,
     customer_range: CustomerRange | None = None,
     rereads: Mapping[str, datetime | None] | None = None,
+    dwh_lookback: Sequence[tuple[datetime, datetime]] | None = None,
+    dwh_written_since: tuple[datetime, tuple[int, tuple[int, ...]]] | None = None,
 ) -> Iterator[pa.Table]:
     """Stream one source's rows over ``[start_date, end_date]``.
 
@@ -92,6 +94,12 @@ def pull_batches(
             beginning) once the parts that settle their rows answer: the job's re-read marks
             (Xiva's rows of an earlier run not merged with the DWH or not recorded;
             :mod:`xiva_source.jobs.plan`). ``report.reread`` says whether it happened.
+        dwh_lookback: The parts ``(lo, hi]`` before its start an incremental DWH read takes
+            again instead of the whole ``DWH_LOOKBACK_SECONDS`` (:mod:`xiva_source.jobs.lookback`);
+            ``None``: the whole lookback. ``report.dwh_lookback_rows`` counts the rows read
+            from before the start.
+        dwh_written_since: ``(lo, (xmax, xip))``: besides ``dwh_lookback``, the rows stamped
+            from ``lo`` that the last run's snapshot could not see (a PostgreSQL table's ``xmin``).
 
     Yields:
         Tables with ``customer_id``, ``feature_names`` and ``event_timestamp`` (UTC). Xiva and
@@ -137,6 +145,8 @@ def pull_batches(
         source_starts=source_starts,
         customer_range=customer_range,
         rereads=rereads,
+        dwh_lookback=dwh_lookback,
+        dwh_written_since=dwh_written_since,
     )
     if kind == "customer":
         customer = cast(CustomerSourceSpec, source)
@@ -251,6 +261,8 @@ def _context(
     source_starts: Mapping[str, datetime | None] | None = None,
     customer_range: CustomerRange | None = None,
     rereads: Mapping[str, datetime | None] | None = None,
+    dwh_lookback: Sequence[tuple[datetime, datetime]] | None = None,
+    dwh_written_since: tuple[datetime, tuple[int, tuple[int, ...]]] | None = None,
 ) -> PullContext:
     """One pull's context: the window in UTC, every known feature when none is named."""
     types = feature_arrow_types()
@@ -267,6 +279,14 @@ def _context(
         source_starts={k: as_utc(v) if v else None for k, v in (source_starts or {}).items()},
         customer_range=customer_range,
         rereads={k: as_utc(v) if v else None for k, v in (rereads or {}).items()},
+        dwh_lookback=(
+            tuple((as_utc(lo), as_utc(hi)) for lo, hi in dwh_lookback)
+            if dwh_lookback is not None
+            else None
+        ),
+        dwh_written_since=(
+            (as_utc(dwh_written_since[0]), dwh_written_since[1]) if dwh_written_since else None
+        ),
     )
 
 

@@ -54,6 +54,8 @@ class PullReport:
         overlap_seconds: The overlap this pull re-read.
         reread: Sources this pull read again from the job's re-read mark (their rows of an
             earlier run were not settled, and the parts that settle them answered).
+        dwh_lookback_rows: DWH rows read from before the window start (the lookback re-reading
+            what may have arrived late; ``jobs.lookback`` keeps it to where counts changed).
         xiva_clock_skew_seconds: How far Xiva's clock runs ahead of this host's (negative:
             behind), measured from its ``Date`` header; the pull's window followed it.
             ``None``: not measured (no Xiva pull, or no ``Date`` header).
@@ -79,6 +81,7 @@ class PullReport:
     max_lateness_seconds: float = 0.0
     overlap_seconds: float = 0.0
     reread: list[str] = field(default_factory=list)
+    dwh_lookback_rows: int = 0
     xiva_clock_skew_seconds: float | None = None
     progress: Progress | None = field(default=None, repr=False, compare=False)
 
@@ -145,6 +148,7 @@ class PullReport:
         self.max_lateness_seconds = max(self.max_lateness_seconds, other.max_lateness_seconds)
         self.overlap_seconds = max(self.overlap_seconds, other.overlap_seconds)
         self.reread.extend(s for s in other.reread if s not in self.reread)
+        self.dwh_lookback_rows += other.dwh_lookback_rows
         skews = [s for s in (self.xiva_clock_skew_seconds, other.xiva_clock_skew_seconds) if s]
         if skews or other.xiva_clock_skew_seconds is not None:
             self.xiva_clock_skew_seconds = max(skews, key=abs) if skews else 0.0

@@ -136,6 +136,37 @@ def test_cli_prints_one_summary_line_and_exits_0(
     assert any(v is not None for v in online["churn_score"])
 
 
+def test_at_log_level_info_the_line_says_what_each_step_cost(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import logging
+
+    monkeypatch.setenv("FEATURE_STORE_DATA_SOURCE", "dwh")
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        assert (
+            main(["--log-level", "INFO", "materialize", "--repo", str(repo), "--no-progress"]) == 0
+        )
+        assert (
+            main(["--log-level", "INFO", "materialize", "--repo", str(repo), "--no-progress"]) == 0
+        )
+    finally:
+        root.setLevel(level)
+        root.handlers[:] = handlers
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2
+    costs = re.search(
+        r"; costs: load=\S+s plan=\S+s/2views pulls=\S+s/(\d+)rows writes=\S+s/(\d+)rows "
+        r"expiry=\S+s/(\d+)keys state=\S+s dwh_lookback_rows=(\d+)",
+        lines[1],
+    )
+    assert costs, lines[1]
+    assert costs[1] == costs[2] == "0"  # nothing changed: nothing read, nothing written
+    assert int(costs[3]) > 100  # the sweep: this small store whole
+    assert costs[4] == "0"  # nothing arrived late
+
+
 def test_auto_mode_falls_back_to_the_dwh_when_xiva_fails_and_exits_3(
     repo: Path,
     feast_env: FeastEnv,

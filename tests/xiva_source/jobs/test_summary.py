@@ -182,3 +182,27 @@ def test_the_record_holds_the_result_for_status() -> None:
     views = summary.view_records(END)
     assert views["a"]["outcome"] == "ok" and views["a"]["rows"] == 3
     assert views["a"]["duration_seconds"] == 1.25 and views["b"]["outcome"] == "kept"
+
+
+def test_step_costs_are_on_the_line_when_asked_in_step_order() -> None:
+    summary = RunSummary(status="ok", mode="dwh", report=PullReport(dwh_lookback_rows=7))
+    with summary.timed("expiry", unit="keys") as cost:
+        cost.count += 10_000
+    with summary.timed("plan", count=1, unit="views"):
+        pass
+    with summary.timed("plan", count=1, unit="views"):
+        pass
+    with summary.timed("state"):
+        pass
+
+    assert "costs" not in RunSummary(status="ok", mode="dwh").line(costs=True)  # none measured
+    assert "; costs:" not in summary.line(costs=False)
+    line = summary.line(costs=True)
+    match = re.search(
+        r"; costs: plan=\d+\.\d\ds/2views expiry=\d+\.\d\ds/10000keys state=\d+\.\d\ds "
+        r"dwh_lookback_rows=7$",
+        line,
+    )
+    assert match, line
+    assert SUMMARY_RE.match(line)
+    assert summary.record(END)["costs"]["expiry"]["count"] == 10_000

@@ -1,0 +1,107 @@
+"""The expiry sweep: a ``SCAN`` cursor spread over runs, its slice sized by the run interval.
+
+Real Redis; the keys of a layout under the test's own namespace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+
+from xiva_source.feast_plugin.redis_format import RedisLayout
+from xiva_source.feast_plugin.run_state import ExpirySweep, RedisRunState
+from xiva_source.jobs.expiry import MIN_SLICE, SWEEP_SHARE, slice_size, sweep_online_expiry
+
+NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    r = redis.Redis.from_url(redis_url)
+    yield r
+    r.close()
+
+
+def _keys(client: redis.Redis, layout: RedisLayout, n: int, ttl: int | None) -> list[bytes]:
+    keys = [layout.key(f"C{i:05d}") for i in range(n)]
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.hset(key, "f", "1")  # type: ignore[arg-type]
+        if ttl is not None:
+            pipe.expire(key, ttl)
+    pipe.execute()
+    return keys
+
+
+def test_slice_follows_the_interval_not_the_population() -> None:
+    day = 86_400
+    assert slice_size(1_000_000, 900, day) == 41_667  # 1M * 900 s / (day / 4)
+    assert slice_size(100_000, 900, day) == MIN_SLICE  # 4,167 below the floor
+    assert slice_size(1_000_000, 0.5, day) == MIN_SLICE
+    assert slice_size(2_000_000, None, day) == 2_000_000  # never swept: all of it
+    assert slice_size(5, day / SWEEP_SHARE, day) == MIN_SLICE  # a cycle apart: all of it
+
+
+def test_a_cycle_spread_over_runs_resets_every_key_once_and_sets_covered_since(
+    client: redis.Redis, redis_ns: str
+) -> None:
+    layout = RedisLayout(f"p_{redis_ns.replace('-', '_')}", ("customer_id",))
+    other = RedisLayout(f"x{layout.project}", ("customer_id",))  # ends with ours: untouched
+    keys = _keys(client, layout, 250, ttl=30)
+    client.hset(layout.key("NO_TTL"), "f", "1")  # type: ignore[arg-type]  # written without an expiry (Feast, old versions)
+    foreign = _keys(client, other, 3, ttl=None)
+    state = RedisRunState(client, redis_ns)
+    join = ("customer_id",)
+
+    sweep, runs, extended = None, 0, 0
+    while True:
+        runs += 1
+        result = sweep_online_expiry(
+            client, layout, 1000, sweep, now=NOW + timedelta(minutes=runs), limit=100
+        )
+        state.save_sweep(join, result.sweep)
+        sweep = state.load().sweep(join)  # as the next run reads it
+        assert sweep == result.sweep
+        extended += result.extended
+        if result.completed:
+            break
+        assert sweep is not None and sweep.covered_since is None  # not known before a cycle ends
+        assert runs < 10
+
+    assert 3 <= runs <= 4  # 251 keys, about 100 per run
+    assert extended >= 251
+    assert all(900 < int(client.ttl(k)) <= 1000 for k in keys)  # type: ignore[arg-type]
+    assert 900 < int(client.ttl(layout.key("NO_TTL"))) <= 1000  # type: ignore[arg-type]
+    assert all(int(client.ttl(k)) == -1 for k in foreign)  # type: ignore[arg-type]
+    assert sweep == ExpirySweep(
+        nodes=1, covered_since=NOW + timedelta(minutes=1), swept_at=NOW + timedelta(minutes=runs)
+    )
+    assert sweep.fresh  # the next run begins a new cycle...
+    nxt = sweep_online_expiry(client, layout, 1000, sweep, now=NOW + timedelta(hours=1), limit=10)
+    assert not nxt.completed and nxt.sweep.cycle_began == NOW + timedelta(hours=1)
+    assert nxt.sweep.covered_since == NOW + timedelta(minutes=1)  # ...keeping the last cover
+    client.delete(*keys, *foreign, layout.key("NO_TTL"))
+
+
+def test_the_slice_grows_with_the_interval_since_the_last_sweep(
+    client: redis.Redis, redis_ns: str
+) -> None:
+    layout = RedisLayout(f"p_{redis_ns.replace('-', '_')}", ("customer_id",))
+    keys = _keys(client, layout, 20, ttl=5)
+    long_ago = ExpirySweep(swept_at=NOW - timedelta(days=2))  # longer than a cycle: all of it
+    result = sweep_online_expiry(client, layout, 1000, long_ago, now=NOW)
+    assert result.completed and result.extended == 20
+    assert result.limit >= int(client.dbsize())  # type: ignore[arg-type]
+    assert result.sweep.covered_since == NOW
+    client.delete(*keys)
+
+
+def test_a_corrupted_sweep_record_starts_a_new_cycle(client: redis.Redis, redis_ns: str) -> None:
+    state = RedisRunState(client, redis_ns)
+    state._write({"sweep:customer_id": "garbage"})
+    snapshot = state.load()
+    assert snapshot.sweep(["customer_id"]) is None
+    assert any("expiry sweep record" in e.problem for e in snapshot.corruptions())
