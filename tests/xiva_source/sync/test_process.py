@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -27,7 +28,8 @@ from xiva_source.sync.status import read_status, sync_lock_key
 def _holder_pid(redis_url: str, project: str) -> int | None:
     client = redis.Redis.from_url(redis_url)
     try:
-        holder = LockHolder.loads(client.get(sync_lock_key(project)))
+        raw: Any = client.get(sync_lock_key(project))
+        holder = LockHolder.loads(raw)
         return holder.pid if holder is not None else None
     finally:
         client.close()
