@@ -222,6 +222,7 @@ class SyncWorker:
         self._stop = threading.Event()
         self._engine: SegmentEngine | None = None
         self._engine_failed = False
+        self._resume = False
         self._follower: DwhFollower | None = None
         self._dwh = _Due(self.options.dwh_interval)
         self._publish = _Due(self.options.status_every)
@@ -298,7 +299,9 @@ class SyncWorker:
             self._publish_metrics()
 
     def _active(self) -> None:
-        """Follow the sources while the lock is held."""
+        """Follow the sources while the lock is held (from the saved position: another worker
+        may have moved it while this one stood by)."""
+        self._resume = True
         while not self.stopping:
             if self.lock.lost:
                 logger.error("sync worker lost its lock: stopping writes, standing by")
@@ -321,8 +324,9 @@ class SyncWorker:
 
         busy = False
         try:
-            if self.checkpoint is None:
+            if self.checkpoint is None or self._resume:
                 self.checkpoint = self._load_checkpoint()
+                self._resume = False
             if self.follows_xiva:
                 busy = self._xiva_part()
             if not self.stopping:

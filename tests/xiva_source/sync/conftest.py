@@ -1,17 +1,27 @@
 """Fixtures of the sync worker's tests, on top of the Feast fixtures (tests/conftest.py): the
-repository of the test's own, the worker's segments, the worker as a real process."""
+repository of the test's own, the worker's segments, the worker as a real process, and the
+parts an outage test stops: Xiva and the DWH behind proxies and a ``redis-server`` of the test's own
+(as the fault tests' fixtures, tests/xiva_source/faults/conftest.py, with the same helpers)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import yaml
 
 from tests.support.feast import FeastEnv
+from tests.support.tcp_proxy import TcpProxy, running_proxy
 from tests.support.tiers import service
+from tests.support.xiva_source.faults import DwhProxy, PrivateRedis, free_port
 from tests.support.xiva_source.sync import SyncProcess, write_segments
+
+if TYPE_CHECKING:
+    from xiva_source.simulator import XivaSimulator
 
 
 @pytest.fixture
@@ -36,3 +46,45 @@ def workers(sync_env: FeastEnv, feast_repo: Path, tmp_path: Path) -> Iterator[li
     yield started
     for worker in started:
         worker.kill()
+
+
+@dataclass
+class XivaBehindProxy:
+    """The simulator reached through a proxy: ``cut()`` makes Xiva unreachable (open connections
+    reset, new ones refused: a stopped server), ``restore()`` brings it back; its data (and the
+    changes made meanwhile) are kept."""
+
+    sim: XivaSimulator
+    proxy: TcpProxy
+    base_url: str
+
+
+@pytest.fixture
+def xiva_proxy(sync_env: FeastEnv) -> Iterator[XivaBehindProxy]:
+    """``feast_sim`` behind a proxy of the test's own (give ``base_url`` to the worker only)."""
+    parts = urlsplit(sync_env.sim.base_url)
+    with running_proxy((parts.hostname or "127.0.0.1", parts.port or 80)) as proxy:
+        url = urlunsplit((parts.scheme, f"127.0.0.1:{proxy.port}", parts.path, "", ""))
+        yield XivaBehindProxy(sync_env.sim, proxy, url)
+
+
+@pytest.fixture
+@service("redis")
+def private_redis() -> Iterator[PrivateRedis]:
+    """A running ``redis-server`` of the test's own, killed after the test."""
+    server = PrivateRedis(free_port())
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+@service("postgresql")
+def dwh_proxy(feast_env: FeastEnv) -> Iterator[DwhProxy]:
+    """The session DWH behind a proxy of the test's own (give ``url`` to the worker only)."""
+    from sqlalchemy.engine import make_url
+
+    real = make_url(feast_env.dwh_url)
+    with running_proxy((real.host or "127.0.0.1", real.port or 5432)) as proxy:
+        url = real.set(host="127.0.0.1", port=proxy.port)
+        yield DwhProxy(proxy, url.render_as_string(hide_password=False))
