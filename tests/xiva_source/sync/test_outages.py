@@ -1,6 +1,7 @@
 """The worker through outages of Xiva and the DWH (each unreachable: its connections reset and
-refused by a proxy, as a stopped server) and Redis (a private ``redis-server`` killed and restarted empty): it keeps running,
-degrades visibly (status record, ``xiva-source status``, log) and catches up afterwards."""
+refused by a proxy, as a stopped server) and Redis (a private ``redis-server`` killed and restarted
+empty): it keeps running, degrades visibly (status record, ``xiva-source status``, log) and
+catches up afterwards."""
 
 from __future__ import annotations
 
