@@ -113,3 +113,38 @@ def test_time_passing_publishes_the_leave_at_the_next_day_boundary(
     assert worker.status.counters.day_refreshes == 2  # the start's baseline and the boundary
     worker.step()  # once per day
     assert len(events_of(sync_env.redis_url, project, cid)) == 2
+
+
+def test_metrics_carry_lag_and_counters_in_the_textfile_and_over_http(
+    sync_env: FeastEnv, feast_repo: Path, tmp_path: Path
+) -> None:
+    import urllib.request
+
+    from feast import FeatureStore
+
+    from xiva_source.sync.metrics import MetricsServer
+
+    w = SyncWorker(
+        FeatureStore(repo_path=str(feast_repo)),
+        load_settings(repo_path=feast_repo),
+        options=SyncOptions(interval=0.05, dwh_interval=3600, metrics_textfile=tmp_path / "j.prom"),
+    )
+    server = MetricsServer(w.metrics, 0)
+    try:
+        cid = sync_env.sim.customer_ids()[2]
+        w.step()
+        sync_env.sim.update_customers(ids=[cid])
+        wait_for("a change followed", lambda: (w.step(), w.status.counters.customers)[1] == 1)
+        w._publish_status()  # what the loop does every few seconds
+        text = (tmp_path / "j_sync.prom").read_text()
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics") as answer:
+            served = answer.read().decode()
+    finally:
+        server.close()
+        w.close()
+    for body in (text, served):
+        assert 'loyalty_sync_lag_seconds{source="xiva"}' in body
+        assert "loyalty_sync_changes_total 1" in body
+        assert "loyalty_sync_events_total 1" in body
+        assert 'loyalty_sync_degraded{part="xiva"} 0' in body
+    assert not (tmp_path / "j.prom").exists()  # the job's own file is not touched
