@@ -223,6 +223,7 @@ class SyncWorker:
         self._engine: SegmentEngine | None = None
         self._engine_failed = False
         self._resume = False
+        self._malformed: set[str] = set()
         self._follower: DwhFollower | None = None
         self._dwh = _Due(self.options.dwh_interval)
         self._publish = _Due(self.options.status_every)
@@ -401,7 +402,12 @@ class SyncWorker:
             try:
                 last_update = parse_iso(customer.get("lastUpdate"))
             except (TypeError, ValueError):
-                self._skip(customer["id"], "its lastUpdate is not a timestamp")
+                # Listed at every poll while it stays malformed: passed over, reported once.
+                if customer["id"] not in self._malformed:
+                    if len(self._malformed) >= 10_000:
+                        self._malformed.clear()
+                    self._malformed.add(customer["id"])
+                    self._skip(customer["id"], "its lastUpdate is not a timestamp")
                 continue
             if _second_of(last_update) + SECOND > settled:
                 break  # its second is not over: the next poll takes it (and its ties)
@@ -414,7 +420,7 @@ class SyncWorker:
         done = 0
         try:
             for customer_id, last_update in batch:
-                if self.stopping:
+                if self.stopping or self.lock.lost:
                     return False
                 if self._follow(customer_id, last_update):
                     done += 1

@@ -148,3 +148,21 @@ def test_metrics_carry_lag_and_counters_in_the_textfile_and_over_http(
         assert "loyalty_sync_events_total 1" in body
         assert 'loyalty_sync_degraded{part="xiva"} 0' in body
     assert not (tmp_path / "j.prom").exists()  # the job's own file is not touched
+
+
+def test_a_malformed_change_is_passed_over_once_and_the_others_are_followed(
+    worker: SyncWorker, sync_env: FeastEnv, project: str
+) -> None:
+    worker.step()
+    bad, good = sync_env.sim.customer_ids()[30], sync_env.sim.customer_ids()[31]
+    sync_env.sim.update_customers(ids=[bad])
+    sync_env.sim.corrupt_customer(bad, {"customer.lastUpdate": "not a date"})
+    sync_env.sim.update_customers(ids=[good])
+
+    _follow(worker, good)
+    for _ in range(3):
+        worker.step()
+
+    assert worker.status.counters.skipped == 1
+    assert not events_of(sync_env.redis_url, project, bad)
+    assert [e.event for e in events_of(sync_env.redis_url, project, good)] == ["joined"]
