@@ -168,13 +168,12 @@ def status_lines(status: SyncStatus | None, holder: str | None, now: datetime) -
         return ["sync worker: not running (no active `xiva-source sync` for this project)"]
     if status is None:
         return [f"sync worker: starting or stalled ({holder}); no status published"]
-    age = (now - status.updated).total_seconds() if status.updated else None
-    lines = [
-        f"sync worker: running ({holder or f'process {status.pid} on {status.host}'}), "
-        f"mode {status.mode}, status {age:.0f}s old"
-        if age is not None
-        else "sync worker: running"
-    ]
+    age = (now - status.updated).total_seconds() if status.updated else 0.0
+    if holder is None:
+        state = f"not running (process {status.pid} on {status.host} stopped {age:.0f}s ago)"
+    else:
+        state = f"running ({holder}), mode {status.mode}, status {age:.0f}s old"
+    lines = [f"sync worker: {state}"]
     for source in SOURCES:
         if source not in status.caught_up and source not in status.degraded:
             continue
@@ -201,7 +200,7 @@ def status_json(status: SyncStatus | None, holder: str | None, now: datetime) ->
     if status is None:
         return {"running": holder is not None, "holder": holder}
     data = json.loads(status.dumps())
-    data["running"] = True
+    data["running"] = holder is not None
     data["holder"] = holder
     data["lag_seconds"] = {s: status.lag(s, now) for s in SOURCES if s in status.caught_up}
     return data
