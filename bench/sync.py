@@ -11,8 +11,9 @@ limit (``--rate-limit`` requests/s) and two users, one per path. A driver change
 customer at a time (``--changes-per-minute``; the simulator's change moves ``lastUpdate`` and
 the 360 numbers, and sets the last payment to now, so the shipped segments see it). Two workers
 follow the same changes, each in its own process, each into a project of its own (copies of
-``feature_repo`` in ``xiva`` mode, Redis 127.0.0.1:6379 or ``BENCH_REDIS_URL``, the snapshot
-table in a SQLite file of its own), with the client's own rate set to the limit:
+``feature_repo`` in ``xiva`` mode, a ``redis-server`` of the run's own (``--shared-redis``:
+127.0.0.1:6379 or ``BENCH_REDIS_URL``), the snapshot table in a SQLite file of its own), with
+the client's own rate set to the limit:
 
 - ``sync``: ``xiva-source sync`` as shipped (a poll every ``--interval`` s, 50 changes a batch);
 - ``cron``: the same worker polling every ``--cron-minutes`` (default 5) with unbounded batches:
@@ -175,6 +176,11 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=5.0, help="how long changes are made")
     parser.add_argument("--interval", type=float, default=1.0, help="the worker's poll (s)")
     parser.add_argument("--cron-minutes", type=float, default=5.0)
+    parser.add_argument(
+        "--shared-redis",
+        action="store_true",
+        help="use BENCH_REDIS_URL (default 127.0.0.1:6379) instead of a redis-server of its own",
+    )
     parser.add_argument("--child", choices=PATHS, help=argparse.SUPPRESS)
     parser.add_argument("--repo", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -186,6 +192,22 @@ def main() -> None:
 
     run_id = uuid.uuid4().hex[:8]
     work = Path(tempfile.mkdtemp(prefix="bench-sync-"))
+    redis_server = None
+    redis_url = REDIS_URL
+    if not args.shared_redis:
+        # A redis-server of the run's own: another client's long script on a shared Redis
+        # stalls every client, which is not what this measures.
+        redis_port = _free_port()
+        redis_server = subprocess.Popen(
+            [
+                shutil.which("redis-server") or "redis-server",
+                *("--port", str(redis_port), "--save", "", "--appendonly", "no"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        _wait_redis(redis_url)
     port = _free_port()
     root = f"http://127.0.0.1:{port}"
     sim = subprocess.Popen(
@@ -227,7 +249,7 @@ def main() -> None:
                 "XIVA_API_PASSWORD": PASSWORD,
                 "XIVA_REQUESTS_PER_SECOND": str(args.rate_limit),
                 "XIVA_REDIS_PREFIX": f"bench_sync_{run_id}_{path}",
-                "REDIS_URL": REDIS_URL,
+                "REDIS_URL": redis_url,
                 # One SQLite file per path: two writers of one file wait on its lock.
                 "DWH_URL": f"sqlite:///{work / f'snapshots-{path}.db'}",
                 "FEATURE_STORE_DATA_SOURCE": "xiva",
@@ -252,7 +274,7 @@ def main() -> None:
                 env=env,
                 stderr=(work / f"{path}.log").open("wb"),
             )
-        _wait_started(projects)
+        _wait_started(projects, redis_url)
         _sim_call(root, "reset-counters", {})
         print(
             f"{args.customers} customers, rate limit {args.rate_limit}/s per path, "
@@ -275,18 +297,36 @@ def main() -> None:
                 process.kill()
         sim.terminate()
         sim.wait(10)
+    (work / "changes.json").write_text(json.dumps({"changes": changes, "counters": counters}))
+    _report(changes, counters, work, args)
+    if redis_server is not None:
+        redis_server.kill()
+        redis_server.wait()
+    else:
         for project in projects.values():
             _delete_project_keys(project)
-    _report(changes, counters, work, args)
     shutil.rmtree(work, ignore_errors=True)
 
 
-def _wait_started(projects: dict[str, str]) -> None:
+def _wait_redis(url: str) -> None:
+    import redis
+
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            redis.Redis.from_url(url).ping()
+            return
+        except redis.exceptions.ConnectionError:
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+
+
+def _wait_started(projects: dict[str, str], redis_url: str) -> None:
     import redis
 
     from xiva_source.sync.checkpoint import checkpoint_key
 
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(redis_url)
     deadline = time.monotonic() + 300
     while not all(client.exists(checkpoint_key(p)) for p in projects.values()):
         assert time.monotonic() < deadline, "the workers did not start"
