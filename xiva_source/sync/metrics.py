@@ -80,8 +80,13 @@ class SyncMetrics:
         out.append(errors)
         return out
 
-    def update(self, status: SyncStatus, now: datetime, *, active: bool) -> None:
+    def update(
+        self, status: SyncStatus, now: datetime, *, active: bool, write_file: bool = True
+    ) -> None:
         """Refresh the HTTP text and write the textfile (increments since the last write).
+
+        A standby passes ``write_file=False``: on one host the active worker's file is not
+        overwritten by the standby's.
 
         Raises:
             OSError: The textfile's directory is not writable.
@@ -89,7 +94,7 @@ class SyncMetrics:
         total = status.counters
         with self._lock:
             self._text = render(self.families(status, now, active=active, counters=total))
-        if self.textfile is None:
+        if self.textfile is None or not write_file:
             return
         done = self._written
         delta = SyncCounters(

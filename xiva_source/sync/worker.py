@@ -290,7 +290,7 @@ class SyncWorker:
             if not waiting:
                 logger.warning("sync worker standby: %s is active", holder.describe())
                 waiting = True
-            self._publish_metrics()
+            self._publish_metrics(write_file=False)
         return False
 
     def _release(self) -> None:
@@ -577,9 +577,11 @@ class SyncWorker:
                 self._degraded("redis", e)
         self._publish_metrics()
 
-    def _publish_metrics(self) -> None:
+    def _publish_metrics(self, *, write_file: bool = True) -> None:
         try:
-            self.metrics.update(self.status, self.wall_clock(), active=self.active)
+            self.metrics.update(
+                self.status, self.wall_clock(), active=self.active, write_file=write_file
+            )
         except OSError as e:
             logger.warning("sync: metrics textfile not written: %s", e)
 
