@@ -166,3 +166,17 @@ def test_a_malformed_change_is_passed_over_once_and_the_others_are_followed(
     assert worker.status.counters.skipped == 1
     assert not events_of(sync_env.redis_url, project, bad)
     assert [e.event for e in events_of(sync_env.redis_url, project, good)] == ["joined"]
+
+
+def test_a_corrupted_checkpoint_stops_the_worker_with_the_repair(
+    worker: SyncWorker, project: str
+) -> None:
+    from xiva_source.cli import main
+    from xiva_source.sync.checkpoint import checkpoint_key
+    from xiva_source.sync.errors import SyncCheckpointError
+
+    worker.redis.set(checkpoint_key(project), "not json")
+    with pytest.raises(SyncCheckpointError) as info:
+        worker.step()
+    assert "redis-cli DEL" in info.value.fix
+    assert main(["sync", "--repo", str(worker.store.repo_path)]) == 4
