@@ -69,7 +69,10 @@ bench-xiva-pull: ## Peak memory of a streamed Xiva pull, 20,000 vs 2,000 simulat
 bench-serving: ## Online reads p50/p99: ml_features beside plain views, raw HGETALL, feast serve (needs Redis)
 	$(BIN)/python bench/serving.py --customers 10000 --single 2000 --batches 300
 
-bench: bench-materialize bench-segmentation bench-dwh-read bench-ray bench-xiva-pull bench-serving bench-startup ## Run every benchmark (prints ratios)
+bench-sync: ## The sync worker beside a 5-minute cron path: latencies, Xiva calls per change, RSS (needs Redis)
+	$(BIN)/python bench/sync.py --customers 10000 --minutes 5
+
+bench: bench-materialize bench-segmentation bench-dwh-read bench-ray bench-xiva-pull bench-serving bench-startup bench-sync ## Run every benchmark (prints ratios)
 
 .PHONY: apply materialize demo bench bench-materialize bench-segmentation bench-dwh-read bench-ray \
-	bench-xiva-pull bench-serving bench-startup
+	bench-xiva-pull bench-serving bench-startup bench-sync

@@ -60,6 +60,7 @@ from tests.support.services import (
     SIM_USER,
     settings_variables,
 )
+from tests.support.tcp_proxy import running_proxy
 from tests.support.tiers import service, services_of, unit_guard
 from tests.support.tls import (
     AclRedis,
@@ -77,6 +78,7 @@ from tests.support.tls import (
     stop_process,
     stop_redis_tls_sentinel,
 )
+from tests.support.xiva_source.faults import DwhProxy, PrivateRedis, free_port
 
 if TYPE_CHECKING:
     from xiva_source.demo.data import DemoDwh
@@ -470,3 +472,27 @@ def pg_tls(tls_files: TlsFiles) -> Iterator[PostgresTls]:
     yield server
     dispose_engines()
     stop_postgres_tls(server)
+
+
+@pytest.fixture
+@service("redis")
+def private_redis() -> Iterator[PrivateRedis]:
+    """A running ``redis-server`` of the test's own on a free loopback port (no persistence: a
+    restart loses every key), killed after the test (the fault and sync tests stop it)."""
+    server = PrivateRedis(free_port())
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+@service("postgresql")
+def dwh_proxy(feast_env: FeastEnv) -> Iterator[DwhProxy]:
+    """The session DWH behind a TCP proxy of the test's own (give ``url`` to the process under
+    test only): ``cut()`` makes it unreachable, ``restore()`` brings it back."""
+    from sqlalchemy.engine import make_url
+
+    real = make_url(feast_env.dwh_url)
+    with running_proxy((real.host or "127.0.0.1", real.port or 5432)) as proxy:
+        url = real.set(host="127.0.0.1", port=proxy.port)
+        yield DwhProxy(proxy, url.render_as_string(hide_password=False))

@@ -13,7 +13,8 @@ import argparse
 import json
 import math
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from xiva_source.cli.app import Command, CommandContext
 from xiva_source.cli.boundary import EXIT_OK
@@ -87,8 +88,10 @@ def _status(args: argparse.Namespace, context: CommandContext) -> int:
             raise
         print(online_store_down(e).line("status"), file=sys.stderr)
         return online_store_down(e).exit_code
+    now = utc_now()
     try:
-        status = collect_status(store, settings, client, now=utc_now())
+        status = collect_status(store, settings, client, now=now)
+        sync_lines, sync_json = _sync_status(client, store.project, now)
     finally:
         if client is not None:
             client.close()
@@ -96,9 +99,10 @@ def _status(args: argparse.Namespace, context: CommandContext) -> int:
     if args.json:
         document = status.to_json()
         document["stale_views"] = stale
+        document["sync"] = sync_json
         print(json.dumps(document, indent=2, sort_keys=True))
     else:
-        print("\n".join(status.lines()))
+        print("\n".join([*status.lines(), *sync_lines]))
     if not check:
         return EXIT_OK
     verdict = status.verdict(args.max_age)
@@ -118,3 +122,21 @@ STATUS_COMMAND = Command(
     configure=_status_options,
     run=_status,
 )
+
+
+def _sync_status(client: Any, project: str, now: datetime) -> tuple[list[str], Any]:
+    """The sync worker's lines and JSON (:mod:`xiva_source.sync.status`): whether it runs, its
+    lag per source and its last error; unknown (with the reason) when Redis cannot be read."""
+    from redis.exceptions import RedisError
+
+    from xiva_source.redaction import redact
+    from xiva_source.sync.status import read_status, status_json, status_lines
+
+    if client is None:
+        return ["sync worker: not available (the online store is not Redis)"], None
+    try:
+        record, holder = read_status(client, project)
+    except RedisError as e:
+        problem = redact(str(e))
+        return [f"unknown sync worker: {problem}"], {"problem": problem}
+    return status_lines(record, holder, now), status_json(record, holder, now)

@@ -18,6 +18,7 @@ from xiva_source.cli.app import Command, CommandContext, CommandTree
 from xiva_source.cli.boundary import EXIT_OK
 from xiva_source.cli.simulator import SIMULATOR_COMMAND
 from xiva_source.cli.status import STATUS_COMMAND
+from xiva_source.cli.sync import SYNC_COMMAND
 from xiva_source.errors import ConfigurationError
 
 __all__ = ["TREE", "main", "open_store", "parse_end_date"]
@@ -474,7 +475,8 @@ def _positive_int(text: str) -> int:
 TREE = CommandTree(
     prog="xiva-source",
     description="The loyalty feature store's operator commands: Xiva usage, materialization, "
-    "live refresh, the demo, the DWH set-up, pending Xiva retries, status and the Xiva simulator.",
+    "live refresh, the real-time sync worker, the demo, the DWH set-up, pending Xiva retries, "
+    "status and the Xiva simulator.",
     commands=(
         Command(
             "usage",
@@ -536,6 +538,7 @@ TREE = CommandTree(
             configure=_pending_options,
             run=_pending,
         ),
+        SYNC_COMMAND,
         STATUS_COMMAND,
         SIMULATOR_COMMAND,
     ),

@@ -16,20 +16,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.feast import FeastEnv
-from tests.support.tcp_proxy import running_proxy
 from tests.support.tiers import service
-from tests.support.xiva_source.faults import CachedTruth, DwhProxy, Job, PrivateRedis, free_port
+from tests.support.xiva_source.faults import CachedTruth, Job
 from tests.support.xiva_source.jobs import Truth
-
-
-@pytest.fixture
-@service("redis")
-def private_redis() -> Iterator[PrivateRedis]:
-    """A running private Redis on a free loopback port, killed after the test."""
-    server = PrivateRedis(free_port())
-    server.start()
-    yield server
-    server.kill()
 
 
 @pytest.fixture
@@ -54,15 +43,3 @@ def truth(feast_env: FeastEnv, _truth_repo: CachedTruth) -> Truth:
     """The merged truth: a second repository's full run with every source up (see
     :class:`CachedTruth`)."""
     return _truth_repo
-
-
-@pytest.fixture
-@service("postgresql")
-def dwh_proxy(feast_env: FeastEnv) -> Iterator[DwhProxy]:
-    """The session DWH through a proxy of the test's own (give ``url`` to the job only)."""
-    from sqlalchemy.engine import make_url
-
-    real = make_url(feast_env.dwh_url)
-    with running_proxy((real.host or "127.0.0.1", real.port or 5432)) as proxy:
-        url = real.set(host="127.0.0.1", port=proxy.port)
-        yield DwhProxy(proxy, url.render_as_string(hide_password=False))
