@@ -96,16 +96,18 @@ def _status(args: argparse.Namespace, context: CommandContext) -> int:
         if client is not None:
             client.close()
     stale = status.stale(args.max_age) if args.max_age is not None else []
+    verdict = status.verdict(args.max_age) if check else None
     if args.json:
         document = status.to_json()
         document["stale_views"] = stale
         document["sync"] = sync_json
+        if verdict is not None:
+            document["health"] = {"status": verdict.kind, "exit_code": verdict.exit_code}
         print(json.dumps(document, indent=2, sort_keys=True))
     else:
         print("\n".join([*status.lines(), *sync_lines]))
-    if not check:
+    if verdict is None:
         return EXIT_OK
-    verdict = status.verdict(args.max_age)
     if verdict.exit_code != EXIT_OK:
         print(verdict.line("status"), file=sys.stderr)
     return verdict.exit_code

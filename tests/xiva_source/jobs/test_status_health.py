@@ -7,6 +7,7 @@ never a false "healthy". The command runs in process through ``xiva_source.cli.m
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
@@ -87,7 +88,9 @@ def test_the_dwh_down_is_exit_6_with_one_line(
     capsys.readouterr()
     monkeypatch.setenv("DWH_URL", f"postgresql+psycopg://root:dwh-pw@127.0.0.1:{_dead_port()}/t")
 
-    assert _status(materialized, "--max-age", "1h") == 6  # the views are fresh: not "healthy"
+    assert _status(materialized, "--max-age", "1h", "--json") == 6  # fresh views: not healthy
+    assert json.loads(capsys.readouterr().out)["health"] == {"status": "dwh down", "exit_code": 6}
+    assert _status(materialized, "--max-age", "1h") == 6
 
     line = _one_line(capsys.readouterr().err)
     assert line.startswith("status: dwh down: the DWH") and "; fix: start the warehouse" in line
