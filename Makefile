@@ -17,8 +17,12 @@ $(BIN)/python:
 install: $(BIN)/python ## Create .venv and install the project (editable, with dev extras)
 	$(BIN)/pip install --quiet -e '.[dev,ray]'
 
+# Test files spread over TEST_WORKERS processes (pytest-xdist; one file stays in one process, so a
+# module's fixtures are set up once). TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 3
+
 test: ## Run the whole test suite (needs Redis and PostgreSQL on 127.0.0.1)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The unit tier (tests/conftest.py): every test using no service fixture. Run with the services
 # pointed at dead ports, so a test wrongly in it fails here rather than passing by luck.
