@@ -18,7 +18,11 @@ below can span them; ``<g>`` = a generation id):
 * ``<p>:refresh-lock``: the refresh lock (the house's one lock,
   :class:`xiva_source.locking.RedisLock`; see :meth:`MembershipStore.refresh_lock`).
 * ``<p>:events``: the membership event stream (:mod:`segmentation.events`): each ``joined`` /
-  ``left`` is added in the transaction that stores it (the switch below, or a real-time update).
+  ``left`` is added in the transaction that stores it (a real-time update), or published after
+  the switch below from the pending entries it recorded.
+* ``<p>:events-pending``: a HASH ``<g>:<segment index>:<0 joined|1 left> -> JSON`` of the events a
+  switch stored but did not publish yet, and ``<p>:events-pending:<g>:<joined|left>:<segment>``
+  the SET of the ids still to publish (emptied batch by batch; see :meth:`publish_pending`).
 
 A refresh of several segments writes every segment's new set and deltas under one new generation
 (keys that expire in an hour until switched), then switches all of them with one ``MULTI``/``EXEC``
@@ -42,11 +46,17 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from segmentation.errors import SegmentationError
-from segmentation.events import queue_delta_events
+from segmentation.events import (
+    EVENTS_BATCH,
+    PendingEvents,
+    publish_pending,
+    queue_pending,
+)
 from segmentation.groups import UNTARGETED_GROUPS
 from xiva_source.feast_plugin.changed import membership_prefix
 from xiva_source.locking import DEFAULT_TTL_SECONDS, RedisLock
 from xiva_source.redis_client import is_cluster
+from xiva_source.timeutil import to_iso
 
 if TYPE_CHECKING:
     from xiva_source.redis_client import RedisClient
@@ -118,6 +128,8 @@ class MembershipStore:
         lock_ttl: Seconds the refresh lock outlives a dead owner on another host (a dead owner on
             this host is taken over at once).
         lock_wait: Seconds a refresh waits for another live refresh before failing.
+        event_batch: Events per publication script call after a switch
+            (:func:`segmentation.events.publish_pending`).
     """
 
     def __init__(
@@ -129,6 +141,7 @@ class MembershipStore:
         chunk: int = 10_000,
         lock_ttl: float = DEFAULT_TTL_SECONDS,
         lock_wait: float = 600.0,
+        event_batch: int = EVENTS_BATCH,
     ) -> None:
         self.client = client
         self.prefix = membership_prefix(project, cluster=is_cluster(client))
@@ -136,6 +149,7 @@ class MembershipStore:
         self.chunk = chunk
         self.lock_ttl = lock_ttl
         self.lock_wait = lock_wait
+        self.event_batch = event_batch
 
     def key(self, kind: str, segment: str) -> str:
         """The key of ``kind`` for a segment outside generations (history; the old layout)."""
@@ -181,6 +195,25 @@ class MembershipStore:
         """The membership event stream's key (:mod:`segmentation.events`)."""
         return f"{self.prefix}:events"
 
+    def pending_key(self) -> str:
+        """The HASH of the events stored but not published yet (:mod:`segmentation.events`)."""
+        return f"{self.prefix}:events-pending"
+
+    def publish_pending(self, on_batch: Callable[[int], None] | None = None) -> int:
+        """Publish the events a switch stored as pending, ``event_batch`` per script call
+        (those of a refresh killed after its switch, too): exactly once, in order.
+
+        Returns:
+            The number of events published.
+        """
+        return publish_pending(
+            self.client,
+            self.events_key(),
+            self.pending_key(),
+            batch=self.event_batch,
+            on_batch=on_batch,
+        )
+
     def generation(self, segment: str) -> str | None:
         """The generation a segment's reads go to (``None``: never refreshed with generations)."""
         return _text(self.client.hget(f"{self.prefix}:current", segment))
@@ -210,6 +243,7 @@ class MembershipStore:
         groups: Mapping[str, Mapping[str, str]] | None = None,
         lock: RedisLock | None = None,
         on_switch: Callable[[Any], None] | None = None,
+        on_published: Callable[[int], None] | None = None,
     ) -> dict[str, RefreshResult]:
         """Replace several segments' members with one generation switch for all of them.
 
@@ -223,6 +257,8 @@ class MembershipStore:
             lock: The refresh lock when the caller holds it already (else it is taken here).
             on_switch: Called with the switch's ``MULTI`` transaction to queue more commands
                 that must commit with it (the incremental refresh state).
+            on_published: Called with the number of events each publication batch published
+                (progress; the events are published after the switch, ``event_batch`` a call).
 
         Returns:
             Per segment: the new size and who joined and left.
@@ -246,7 +282,10 @@ class MembershipStore:
                     groups=groups,
                     lock=held,
                     on_switch=on_switch,
+                    on_published=on_published,
                 )
+        # A refresh killed after its switch left events to publish: they go first, in order.
+        self.publish_pending(on_published)
         names = list(memberships)
         mark = self._events_mark(r)  # a real-time change after it: the deltas are redone
         current = self._pointers("current", names)
@@ -260,6 +299,7 @@ class MembershipStore:
             if on_written is not None:
                 on_written(name)
         self._switch(lock, gen, entries, current, stamp, results, mark, moment, on_switch)
+        self.publish_pending(on_published)  # bounded batches: Redis is never held for long
         self._drop_old(previous, current)
         return {
             n: RefreshResult(n, res.size, res.joined, res.left, stamp) for n, res in results.items()
@@ -424,22 +464,22 @@ class MembershipStore:
         current: Mapping[str, str | None],
         moment: _dt.datetime | None,
     ) -> None:
-        """Queue the switch's ``joined``/``left`` events (made in Redis from the delta sets; a
-        joiner's group from the new generation, a leaver's from the old)."""
-        at = moment or _dt.datetime.now(_dt.UTC)
-        for name, entry in entries.items():
-            if entry.joined or entry.left:
-                queue_delta_events(
-                    tx,
-                    self.client,
-                    self.events_key(),
-                    segment=name,
-                    joined=self.generation_key(gen, "joined", name),
-                    left=self.generation_key(gen, "left", name),
-                    joined_groups=self.generation_key(gen, "groups", name),
-                    left_groups=self._key_in(current.get(name), "groups", name),
-                    moment=at,
-                )
+        """Record the switch's ``joined``/``left`` events as pending (a copy of each delta set,
+        published after the switch by :meth:`publish_pending`; a joiner's group from the new
+        generation, a leaver's from the old), in the order of the events: per segment, joined
+        then left."""
+        at = to_iso(moment or _dt.datetime.now(_dt.UTC))
+        for i, (name, entry) in enumerate(entries.items()):
+            kinds = (
+                ("joined", entry.joined, self.generation_key(gen, "groups", name)),
+                ("left", entry.left, self._key_in(current.get(name), "groups", name)),
+            )
+            for order, (kind, count, groups) in enumerate(kinds):
+                if count:
+                    ids = f"{self.pending_key()}:{gen}:{kind}:{name}"
+                    pending = PendingEvents(kind, name, ids, groups, at)
+                    source = self.generation_key(gen, kind, name)
+                    queue_pending(tx, self.pending_key(), f"{gen}:{i:06d}:{order}", source, pending)
 
     def _drop_old(
         self, previous: Mapping[str, str | None], current: Mapping[str, str | None]
