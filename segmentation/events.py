@@ -15,8 +15,9 @@ fields (pins: ``event``, ``segment``, ``customer_id``, ``group``, ``time``):
 Who publishes: the real-time update (:mod:`segmentation.realtime`) and the incremental refresh
 in the transaction that changes the customer's sets; the batch refresh
 (:meth:`MembershipStore.store_many`) right *after* the ``MULTI``/``EXEC`` that switches the
-generation. That switch records its deltas as pending (:func:`queue_pending`: a copy of each
-delta SET and an entry in the HASH :meth:`MembershipStore.pending_key`); the same refresh then
+generation. That switch records its deltas as pending (:func:`queue_pending`: an entry in the
+HASH :meth:`MembershipStore.pending_key` naming a copy of each delta SET, written with the delta
+sets before the switch); the same refresh then
 publishes them in batches of :data:`EVENTS_BATCH` (:func:`publish_pending`: one short script per
 batch removes the ids from the pending SET and adds their events, atomically), so Redis is
 never held for long, whatever the refresh's size (a first refresh of millions of members).
@@ -214,14 +215,10 @@ class PendingEvents:
         return cls(**json.loads(_text(raw)))
 
 
-def queue_pending(pipe: Any, pending: str, field: str, source: str, entry: PendingEvents) -> None:
-    """Queue, in the storing transaction, a copy of the delta SET ``source`` as ``entry.ids``
-    and the entry in the HASH ``pending`` under ``field`` (fields sort in publication order).
-
-    Every key must be in one slot on a cluster (the memberships' hash tag).
-    """
-    # SUNIONSTORE as a raw command: a cluster pipeline refuses the helper, even in one slot.
-    pipe.execute_command("SUNIONSTORE", entry.ids, source)
+def queue_pending(pipe: Any, pending: str, field: str, entry: PendingEvents) -> None:
+    """Queue, in the storing transaction, ``entry`` in the HASH ``pending`` under ``field``
+    (fields sort in publication order). ``entry.ids`` is a copy of the delta SET written before
+    (O(1) here: the transaction stays short). Every key must be in one slot on a cluster."""
     pipe.hset(pending, field, entry.to_json())
 
 

@@ -20,9 +20,11 @@ below can span them; ``<g>`` = a generation id):
 * ``<p>:events``: the membership event stream (:mod:`segmentation.events`): each ``joined`` /
   ``left`` is added in the transaction that stores it (a real-time update), or published after
   the switch below from the pending entries it recorded.
-* ``<p>:events-pending``: a HASH ``<g>:<segment index>:<0 joined|1 left> -> JSON`` of the events a
-  switch stored but did not publish yet, and ``<p>:events-pending:<g>:<joined|left>:<segment>``
-  the SET of the ids still to publish (emptied batch by batch; see :meth:`publish_pending`).
+* ``<p>:gen:<g>:pending-joined:<segment>`` / ``...:pending-left:<segment>``: copies of the delta
+  sets, written with them; the ids whose events are not published yet (emptied batch by batch
+  after the switch, :meth:`MembershipStore.publish_pending`).
+* ``<p>:events-pending``: a HASH ``<g>:<segment index>:<0 joined|1 left> -> JSON`` naming the
+  pending sets a switch recorded and not fully published yet (:mod:`segmentation.events`).
 
 A refresh of several segments writes every segment's new set and deltas under one new generation
 (keys that expire in an hour until switched), then switches all of them with one ``MULTI``/``EXEC``
@@ -66,7 +68,9 @@ __all__ = ["HistoryEntry", "MembershipStore", "RefreshResult", "membership_prefi
 _log = logging.getLogger(__name__)
 
 
-_KINDS = ("members", "joined", "left", "groups")
+_KINDS = ("members", "joined", "left", "groups", "pending-joined", "pending-left")
+_PENDING = {"joined": "pending-joined", "left": "pending-left"}
+"""The copy of each delta SET that the events are published from (emptied as published)."""
 _UNSWITCHED_TTL = 3600
 """Seconds the keys of a generation live until the switch (a killed refresh leaves nothing)."""
 
@@ -321,6 +325,7 @@ class MembershipStore:
             # here, every key shares the project's hash tag (one slot).
             pipe.execute_command("SDIFFSTORE", joined_key, new, old)
             pipe.execute_command("SDIFFSTORE", left_key, old, new)
+            self._queue_pending_copies(pipe, gen, name)
             for key in (new, joined_key, left_key):
                 pipe.expire(key, _UNSWITCHED_TTL)  # a killed refresh leaves nothing for long
             pipe.smembers(joined_key)
@@ -328,6 +333,15 @@ class MembershipStore:
             *_, joined, left = pipe.execute()
         entry = HistoryEntry("", len(set(members)), len(joined), len(left))
         return entry, RefreshResult(name, entry.size, _s(joined), _s(left), "")
+
+    def _queue_pending_copies(self, pipe: Any, gen: str, name: str) -> None:
+        """Copy the delta SETs for the events' publication (before the switch, which only
+        persists the copies: a copy inside its ``MULTI`` would hold Redis for O(changes))."""
+        for kind, copy in _PENDING.items():
+            key = self.generation_key(gen, copy, name)
+            # Raw SUNIONSTORE: a cluster pipeline refuses the helper, even in one slot.
+            pipe.execute_command("SUNIONSTORE", key, self.generation_key(gen, kind, name))
+            pipe.expire(key, _UNSWITCHED_TTL)  # a killed refresh leaves nothing for long
 
     def _write_groups(self, gen: str, name: str, groups: Mapping[str, str]) -> None:
         """The generation's ``member -> group`` HASH (members whose group is not ``target``)."""
@@ -449,6 +463,7 @@ class MembershipStore:
             with self.client.pipeline(transaction=False) as pipe:
                 pipe.execute_command("SDIFFSTORE", joined_key, new, old)  # cluster: see _write
                 pipe.execute_command("SDIFFSTORE", left_key, old, new)
+                self._queue_pending_copies(pipe, gen, name)
                 pipe.smembers(joined_key)
                 pipe.smembers(left_key)
                 *_, joined, left = pipe.execute()
@@ -464,10 +479,10 @@ class MembershipStore:
         current: Mapping[str, str | None],
         moment: _dt.datetime | None,
     ) -> None:
-        """Record the switch's ``joined``/``left`` events as pending (a copy of each delta set,
-        published after the switch by :meth:`publish_pending`; a joiner's group from the new
-        generation, a leaver's from the old), in the order of the events: per segment, joined
-        then left."""
+        """Record the switch's ``joined``/``left`` events as pending (published after the switch
+        by :meth:`publish_pending` from the copies of the delta sets; a joiner's group from the
+        new generation, a leaver's from the old), in the order of the events: per segment, joined
+        then left. O(1) per segment: the switch's ``MULTI`` stays short."""
         at = to_iso(moment or _dt.datetime.now(_dt.UTC))
         for i, (name, entry) in enumerate(entries.items()):
             kinds = (
@@ -476,10 +491,9 @@ class MembershipStore:
             )
             for order, (kind, count, groups) in enumerate(kinds):
                 if count:
-                    ids = f"{self.pending_key()}:{gen}:{kind}:{name}"
+                    ids = self.generation_key(gen, _PENDING[kind], name)
                     pending = PendingEvents(kind, name, ids, groups, at)
-                    source = self.generation_key(gen, kind, name)
-                    queue_pending(tx, self.pending_key(), f"{gen}:{i:06d}:{order}", source, pending)
+                    queue_pending(tx, self.pending_key(), f"{gen}:{i:06d}:{order}", pending)
 
     def _drop_old(
         self, previous: Mapping[str, str | None], current: Mapping[str, str | None]

@@ -51,7 +51,8 @@ def test_a_first_full_refresh_publishes_every_event_once_in_bounded_batches(
     assert {e.event for e in events} == {"joined"} and {e.segment for e in events} == {"big"}
     assert [e.group for e in events] == [held.get(c, "target") for c in _ids(0, N)]
     assert not client.exists(store.pending_key())  # nothing left pending, no copy left over
-    assert not list(client.scan_iter(match=f"{store.pending_key()}:*", count=1000))
+    copies = client.scan_iter(match=f"segmentation:{redis_ns}:gen:*:pending-*", count=1000)
+    assert not list(copies)  # emptied as published
 
     # The next refresh: leavers with the group they had, then joiners, per segment as before.
     mark = events[-1].id
