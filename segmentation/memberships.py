@@ -218,6 +218,25 @@ class MembershipStore:
             on_batch=on_batch,
         )
 
+    def finish_publication(self) -> int | None:
+        """Publish what a killed refresh left pending when no refresh runs (readers of the
+        stream: ``segmentation events``); a running refresh publishes it itself.
+
+        Returns:
+            The number of events published; ``None``: a refresh holds the lock (nothing done).
+        """
+        if not self.client.exists(self.pending_key()):
+            return 0
+        lock = RedisLock(
+            self.client, self.lock_key, ttl=self.lock_ttl, purpose="membership refresh", log=_log
+        )
+        if lock.acquire(timeout=0) is not None:
+            return None
+        try:
+            return self.publish_pending()
+        finally:
+            lock.release()
+
     def generation(self, segment: str) -> str | None:
         """The generation a segment's reads go to (``None``: never refreshed with generations)."""
         return _text(self.client.hget(f"{self.prefix}:current", segment))

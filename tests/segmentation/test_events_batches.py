@@ -7,6 +7,7 @@ refresh publishes the rest before anything new, none twice, in the uninterrupted
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ import redis
 from segmentation import MembershipEvent, MembershipStore, Segment, read_events, update_customer
 from tests.support.segmentation.realtime import engine_for, own_namespace, own_repo
 from tests.support.segmentation.repo import FeastRepo
+from xiva_source.cli import segmentation_main as segmentation_cli
 
 N = 30_000
 
@@ -133,6 +135,10 @@ class _Stopped(Exception):
     """The publication stopped after its first batch (as a crash would)."""
 
 
+def _stop(n: int) -> None:
+    raise _Stopped
+
+
 def test_a_real_time_update_publishes_the_customers_pending_event_first(
     eb_repo: FeastRepo, namespace: str
 ) -> None:
@@ -145,12 +151,9 @@ def test_a_real_time_update_publishes_the_customers_pending_event_first(
     mark = _events(store)[-1].id
     cid = before[-1]  # still eligible; its `left` stays pending after the first batch
 
-    def stop(n: int) -> None:
-        raise _Stopped
-
     store.event_batch = 1
     with pytest.raises(_Stopped):
-        store.store_many({"big": []}, on_published=stop)  # everyone leaves; one event published
+        store.store_many({"big": []}, on_published=_stop)  # everyone leaves; one event published
     assert store.members("big") == []
 
     update = update_customer(engine, cid)  # eligible, not stored: joins
@@ -166,3 +169,30 @@ def test_a_real_time_update_publishes_the_customers_pending_event_first(
     new = _events(store, since=mark)
     assert [(e.event, e.customer_id) for e in new[3:]] == [("left", c) for c in before[1:-1]]
     assert not store.client.exists(store.pending_key())
+
+
+def test_the_events_command_finishes_a_killed_publication_unless_a_refresh_runs(
+    eb_repo: FeastRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The command reads the project's own stream: use the repository's project here.
+    big = Segment("big", [{">": [{"var": "total_revenue"}, 1500]}])
+    engine = engine_for(eb_repo, [big], eb_repo.project)
+    store = engine.memberships
+    engine.refresh()
+    before = store.members("big")
+    store.event_batch = 2
+    with pytest.raises(_Stopped):
+        store.store_many({"big": []}, on_published=_stop)
+    with store.refresh_lock():
+        assert store.finish_publication() is None  # a refresh runs: it publishes them itself
+    assert store.client.hlen(store.pending_key()) == 1
+
+    argv = ["--repo", str(eb_repo.path), "events", "--json", "--count", "0"]
+    assert segmentation_cli(argv) == 0
+
+    docs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(d["event"], d["customer_id"]) for d in docs if d["event"] == "left"] == [
+        ("left", c) for c in before
+    ]
+    assert not store.client.exists(store.pending_key())
+    assert store.finish_publication() == 0
