@@ -335,32 +335,44 @@ class MembershipStore:
     def _write(
         self, gen: str, name: str, members: Sequence[str], current: Mapping[str, str | None]
     ) -> tuple[HistoryEntry, RefreshResult]:
-        new, joined_key, left_key = (self.generation_key(gen, k, name) for k in _KINDS[:3])
+        new = self.generation_key(gen, "members", name)
         old = self._key_in(current[name], "members", name)
         with self.client.pipeline(transaction=False) as pipe:
             for i in range(0, len(members), self.chunk):
                 pipe.sadd(new, *members[i : i + self.chunk])
-            # As a raw command: redis-py's cluster pipeline refuses sdiffstore() even when, as
-            # here, every key shares the project's hash tag (one slot).
-            pipe.execute_command("SDIFFSTORE", joined_key, new, old)
-            pipe.execute_command("SDIFFSTORE", left_key, old, new)
-            self._queue_pending_copies(pipe, gen, name)
-            for key in (new, joined_key, left_key):
-                pipe.expire(key, _UNSWITCHED_TTL)  # a killed refresh leaves nothing for long
-            pipe.smembers(joined_key)
-            pipe.smembers(left_key)
-            *_, joined, left = pipe.execute()
+            pipe.expire(new, _UNSWITCHED_TTL)  # a killed refresh leaves nothing for long
+            pipe.execute()
+        joined, left = self._store_deltas(gen, name, old)
         entry = HistoryEntry("", len(set(members)), len(joined), len(left))
-        return entry, RefreshResult(name, entry.size, _s(joined), _s(left), "")
+        return entry, RefreshResult(name, entry.size, joined, left, "")
 
-    def _queue_pending_copies(self, pipe: Any, gen: str, name: str) -> None:
-        """Copy the delta SETs for the events' publication (before the switch, which only
-        persists the copies: a copy inside its ``MULTI`` would hold Redis for O(changes))."""
+    def _store_deltas(self, gen: str, name: str, old: str) -> tuple[list[str], list[str]]:
+        """Store the joined/left SETs of ``name`` in ``gen`` against the SET ``old``, and their
+        copies the events are published from (before the switch, which only persists them: a copy
+        inside its ``MULTI`` would hold Redis for O(changes)); returns them, sorted.
+
+        One O(changes) command per round trip, each with its ``EXPIRE`` (a killed refresh leaves
+        nothing for long): other clients get in between (at a million members each takes ~1 s;
+        pipelined together they held Redis for their sum).
+        """
+        new, joined_key, left_key = (self.generation_key(gen, k, name) for k in _KINDS[:3])
+        # Raw commands: redis-py's cluster pipeline refuses sdiffstore()/sunionstore() even when,
+        # as here, every key shares the project's hash tag (one slot).
+        steps: list[tuple[str, tuple[str, ...]]] = [
+            (joined_key, ("SDIFFSTORE", joined_key, new, old)),
+            (left_key, ("SDIFFSTORE", left_key, old, new)),
+        ]
         for kind, copy in _PENDING.items():
             key = self.generation_key(gen, copy, name)
-            # Raw SUNIONSTORE: a cluster pipeline refuses the helper, even in one slot.
-            pipe.execute_command("SUNIONSTORE", key, self.generation_key(gen, kind, name))
-            pipe.expire(key, _UNSWITCHED_TTL)  # a killed refresh leaves nothing for long
+            steps.append((key, ("SUNIONSTORE", key, self.generation_key(gen, kind, name))))
+        for key, command in steps:
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.execute_command(*command)
+                pipe.expire(key, _UNSWITCHED_TTL)
+                pipe.execute()
+        joined: Any = self.client.smembers(joined_key)
+        left: Any = self.client.smembers(left_key)
+        return _s(joined), _s(left)
 
     def _write_groups(self, gen: str, name: str, groups: Mapping[str, str]) -> None:
         """The generation's ``member -> group`` HASH (members whose group is not ``target``)."""
@@ -475,19 +487,10 @@ class MembershipStore:
         """Recompute joined/left against the current sets (real-time updates changed them)."""
         redone: dict[str, HistoryEntry] = {}
         for name, entry in entries.items():
-            new, joined_key, left_key = (
-                self.generation_key(gen, k, name) for k in ("members", "joined", "left")
-            )
             old = self._key_in(current[name], "members", name)
-            with self.client.pipeline(transaction=False) as pipe:
-                pipe.execute_command("SDIFFSTORE", joined_key, new, old)  # cluster: see _write
-                pipe.execute_command("SDIFFSTORE", left_key, old, new)
-                self._queue_pending_copies(pipe, gen, name)
-                pipe.smembers(joined_key)
-                pipe.smembers(left_key)
-                *_, joined, left = pipe.execute()
+            joined, left = self._store_deltas(gen, name, old)
             redone[name] = HistoryEntry(entry.timestamp, entry.size, len(joined), len(left))
-            results[name] = RefreshResult(name, entry.size, _s(joined), _s(left), "")
+            results[name] = RefreshResult(name, entry.size, joined, left, "")
         return redone
 
     def _queue_events(
