@@ -322,8 +322,8 @@ class MembershipStore:
             if on_written is not None:
                 on_written(name)
         self._switch(lock, gen, entries, current, stamp, results, mark, moment, on_switch)
+        self._drop_old(previous, current)  # what they name was published at the start
         self.publish_pending(on_published)  # bounded batches: Redis is never held for long
-        self._drop_old(previous, current)
         return {
             n: RefreshResult(n, res.size, res.joined, res.left, stamp) for n, res in results.items()
         }
