@@ -17,10 +17,10 @@ in the transaction that changes the customer's sets; the batch refresh
 (:meth:`MembershipStore.store_many`) right *after* the ``MULTI``/``EXEC`` that switches the
 generation. That switch records its deltas as pending (:func:`queue_pending`: an entry in the
 HASH :meth:`MembershipStore.pending_key` naming a copy of each delta SET, written with the delta
-sets before the switch); the same refresh then
-publishes them in batches of :data:`EVENTS_BATCH` (:func:`publish_pending`: one short script per
-batch removes the ids from the pending SET and adds their events, atomically), so Redis is
-never held for long, whatever the refresh's size (a first refresh of millions of members).
+sets before the switch); the same refresh then publishes them in batches of
+:data:`EVENTS_BATCH` (:func:`publish_pending`: one short script per batch removes the ids from
+the pending SET and adds their events, atomically), so Redis is never held for long, whatever
+the refresh's size (a first refresh of millions of members).
 
 Exactly once: an event is in the stream only when its change is stored (a refresh killed before
 its switch publishes nothing), and each pending id is removed in the script that publishes it. A
