@@ -12,13 +12,24 @@ fields (pins: ``event``, ``segment``, ``customer_id``, ``group``, ``time``):
   ``global_control``); for ``left``, the group they had;
 * ``time``: when the change was stored (ISO 8601, UTC, ``Z``).
 
-Who publishes: the batch refresh (:meth:`MembershipStore.store_many`) in the ``MULTI``/``EXEC``
-that switches the generation (:func:`queue_delta_events`: made in Redis from the delta sets), and
-the real-time update
-(:mod:`segmentation.realtime`) in the transaction that changes the customer's sets. An event is
-therefore in the stream exactly when its change is stored: a refresh killed before its switch
-publishes nothing, and a change is never published twice (the next refresh compares with the sets
-as they are, real-time changes included).
+Who publishes: the real-time update (:mod:`segmentation.realtime`) and the incremental refresh
+in the transaction that changes the customer's sets; the batch refresh
+(:meth:`MembershipStore.store_many`) right *after* the ``MULTI``/``EXEC`` that switches the
+generation. That switch records its deltas as pending (:func:`queue_pending`: an entry in the
+HASH :meth:`MembershipStore.pending_key` naming a copy of each delta SET, written with the delta
+sets before the switch); the same refresh then publishes them in batches of
+:data:`EVENTS_BATCH` (:func:`publish_pending`: one short script per batch removes the ids from
+the pending SET and adds their events, atomically), so Redis is never held for long, whatever
+the refresh's size (a first refresh of millions of members).
+
+Exactly once: an event is in the stream only when its change is stored (a refresh killed before
+its switch publishes nothing), and each pending id is removed in the script that publishes it. A
+refresh killed between batches leaves the rest pending: the next refresh (full or incremental)
+publishes it before it computes anything new, in the same order, with the switch's time; a
+real-time update of a customer with a pending event publishes that event first, in its own
+transaction. A change is never published twice (the next refresh compares with the sets as they
+are, real-time changes included). Until then a consumer sees the stored change's events later than
+the change (the memberships themselves switched at once).
 
 The stream is capped at about :data:`EVENTS_MAXLEN` entries (``XADD ... MAXLEN ~``): consumers
 that fall further behind than that lose the oldest events (the memberships themselves are intact;
@@ -28,7 +39,8 @@ resynchronise from ``segmentation members --stored``).
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Iterable, Iterator
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -36,12 +48,17 @@ from segmentation.errors import SegmentationError
 from xiva_source.timeutil import parse_iso, to_iso
 
 __all__ = [
+    "EVENTS_BATCH",
     "EVENTS_MAXLEN",
     "JOINED",
     "LEFT",
     "MembershipEvent",
-    "queue_delta_events",
+    "PendingEvents",
+    "pending_entries",
+    "publish_batch",
+    "publish_pending",
     "queue_events",
+    "queue_pending",
     "read_events",
     "stream_id",
 ]
@@ -134,68 +151,142 @@ def queue_events(
     return n
 
 
-# One refresh's events of one segment, made in Redis from the delta sets it stored: queued in the
-# switch's MULTI/EXEC as one command, however many changes (a long client-side queue would let the
-# refresh lock's heartbeat invalidate the WATCHed switch). Sorted ids: a deterministic order.
-_DELTA_EVENTS = """
-local function publish(ids, event, groups)
-  table.sort(ids)
-  for _, id in ipairs(ids) do
-    local group = redis.call('HGET', groups, id)
+EVENTS_BATCH = 5_000
+"""Events per publication script call (:func:`publish_pending`): bounds how long one call holds
+Redis (a few milliseconds), whatever the refresh's size."""
+
+# One batch of a pending publication: removes each given id from the pending SET and XADDs its
+# event when (and only when) it was still there, atomically (a script is never half-run). So a
+# publisher killed between batches left exactly the unpublished ids in the SET, and two publishers
+# never publish one id twice. The pending entry is dropped from the HASH with its last id.
+# KEYS: stream, pending ids (SET), groups (HASH), pending entries (HASH).
+# ARGV: entry field, event, segment, time, maxlen ('' = none), ids...
+_PUBLISH = """
+local n = 0
+for i = 6, #ARGV do
+  local id = ARGV[i]
+  if redis.call('SREM', KEYS[2], id) == 1 then
+    local group = redis.call('HGET', KEYS[3], id)
     if not group then group = 'target' end
-    if ARGV[3] == '' then
-      redis.call('XADD', KEYS[1], '*', 'event', event, 'segment', ARGV[1],
-                 'customer_id', id, 'group', group, 'time', ARGV[2])
+    if ARGV[5] == '' then
+      redis.call('XADD', KEYS[1], '*', 'event', ARGV[2], 'segment', ARGV[3],
+                 'customer_id', id, 'group', group, 'time', ARGV[4])
     else
-      redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'event', event,
-                 'segment', ARGV[1], 'customer_id', id, 'group', group, 'time', ARGV[2])
+      redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', 'event', ARGV[2],
+                 'segment', ARGV[3], 'customer_id', id, 'group', group, 'time', ARGV[4])
     end
+    n = n + 1
   end
-  return #ids
 end
-local n = publish(redis.call('SMEMBERS', KEYS[2]), 'joined', KEYS[4])
-return n + publish(redis.call('SMEMBERS', KEYS[3]), 'left', KEYS[5])
+if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('HDEL', KEYS[4], ARGV[1]) end
+return n
 """
 
 
-def queue_delta_events(
-    pipe: Any,
-    client: Any,
-    key: str,
-    *,
-    segment: str,
-    joined: str,
-    left: str,
-    joined_groups: str,
-    left_groups: str,
-    moment: _dt.datetime,
-    maxlen: int | None = EVENTS_MAXLEN,
-) -> None:
-    """Queue, as one scripted command, a ``joined`` event per member of the set ``joined`` and a
-    ``left`` per member of ``left`` (the batch refresh's deltas of ``segment``).
+@dataclass(frozen=True)
+class PendingEvents:
+    """Events stored but not published yet: one ``event`` per member of the SET ``ids``.
 
-    A member's group is read from the hash ``joined_groups`` (the new generation's) or
-    ``left_groups`` (the old one's), ``target`` when absent. Every key must be in one slot on a
-    cluster (the memberships' hash tag).
+    Recorded in the transaction that stores the change (:func:`queue_pending`), published after
+    it in bounded batches (:func:`publish_pending`).
+
+    Attributes:
+        event: ``joined`` or ``left``.
+        segment: The segment.
+        ids: The SET of the customers still to publish (a copy of the delta set: members are
+            removed as they are published).
+        groups: The HASH ``member -> group`` the groups are read from (absent: ``target``).
+        time: The events' time (ISO 8601 UTC: the switch's).
+    """
+
+    event: str
+    segment: str
+    ids: str
+    groups: str
+    time: str
+
+    def to_json(self) -> str:
+        """The pending HASH's value."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, raw: Any) -> PendingEvents:
+        """From the pending HASH's value."""
+        return cls(**json.loads(_text(raw)))
+
+
+def queue_pending(pipe: Any, pending: str, field: str, entry: PendingEvents) -> None:
+    """Queue, in the storing transaction, ``entry`` in the HASH ``pending`` under ``field``
+    (fields sort in publication order). ``entry.ids`` is a copy of the delta SET written before
+    (O(1) here: the transaction stays short). Every key must be in one slot on a cluster."""
+    pipe.hset(pending, field, entry.to_json())
+
+
+def pending_entries(client: Any, pending: str) -> list[tuple[str, PendingEvents]]:
+    """The pending entries, in publication order (by field)."""
+    raw: Any = client.hgetall(pending)
+    return sorted((str(_text(k)), PendingEvents.from_json(v)) for k, v in raw.items())
+
+
+def publish_batch(
+    client: Any,
+    stream: str,
+    pending: str,
+    field: str,
+    entry: PendingEvents,
+    ids: Sequence[str],
+    *,
+    maxlen: int | None = EVENTS_MAXLEN,
+) -> int:
+    """Publish the events of ``ids`` still pending in ``entry`` (one script call, atomic);
+    ``client`` may be a ``MULTI`` transaction (the call is then queued). Returns the number
+    published (on a transaction: the pipeline)."""
+    keys = [stream, entry.ids, entry.groups, pending]
+    args = [field, entry.event, entry.segment, entry.time, "" if maxlen is None else str(maxlen)]
+    # EVAL with the source, not EVALSHA: a cluster pipeline refuses EVALSHA, and a script not
+    # loaded yet could not be loaded inside a MULTI (Redis caches it by its digest anyway).
+    reply: Any = client.execute_command("EVAL", _PUBLISH, len(keys), *keys, *args, *ids)
+    return int(reply) if isinstance(reply, int) else 0
+
+
+def publish_pending(
+    client: Any,
+    stream: str,
+    pending: str,
+    *,
+    batch: int = EVENTS_BATCH,
+    maxlen: int | None = EVENTS_MAXLEN,
+    on_batch: Callable[[int], None] | None = None,
+) -> int:
+    """Publish every pending entry's events, oldest entry first, ids sorted, ``batch`` per call.
+
+    Exactly once: each call removes the ids it publishes from the entry's SET in the same script,
+    so after a crash the next call publishes exactly what is left, in the same order.
 
     Args:
-        pipe: The switch's ``MULTI`` transaction.
-        client: The Redis client (unused: the script is sent with ``EVAL``).
-        key: The stream.
-        segment: The segment.
-        joined: The SET of who joined.
-        left: The SET of who left.
-        joined_groups: The HASH of the joiners' groups.
-        left_groups: The HASH of the leavers' groups.
-        moment: The events' time.
-        maxlen: The approximate cap; ``None``: none.
+        client: The Redis client.
+        stream: The event stream.
+        pending: The HASH of pending entries.
+        batch: Events per script call.
+        maxlen: The stream's approximate cap; ``None``: none.
+        on_batch: Called with the number of events each call published (progress).
+
+    Returns:
+        The number of events published.
     """
-    del client  # kept for callers: EVAL needs no registered script
-    keys = [key, joined, left, joined_groups, left_groups]
-    args = [segment, to_iso(moment), "" if maxlen is None else str(maxlen)]
-    # EVAL with the source, not EVALSHA: a cluster pipeline refuses EVALSHA, and a script not
-    # loaded yet could not be loaded inside the MULTI.
-    pipe.execute_command("EVAL", _DELTA_EVENTS, len(keys), *keys, *args)
+    total = 0
+    for field, entry in pending_entries(client, pending):
+        ids = sorted(str(_text(m)) for m in client.sscan_iter(entry.ids, count=10_000))
+        if not ids:
+            client.hdel(pending, field)  # nothing left (published by a real-time update)
+            continue
+        for start in range(0, len(ids), max(batch, 1)):
+            part = ids[start : start + max(batch, 1)]
+            n = publish_batch(client, stream, pending, field, entry, part, maxlen=maxlen)
+            total += n
+            if on_batch is not None:
+                on_batch(n)
+    return total
 
 
 def stream_id(since: str | _dt.datetime) -> str:

@@ -319,6 +319,7 @@ def _incremental(
                 merged[view] = min(merged.get(view, floors[view]), floors[view])
         states[name] = SegmentState(cursor, to_iso(plan.moment), plan.fingerprints[name], merged)
     with engine.memberships.refresh_lock() as lock:
+        store.publish_pending()  # a killed full refresh's events first, in order
         results = _store_deltas(engine, lock, plan, candidates, eligible, states, journal)
     served = sorted({c for r in results.values() for c in (*r.joined, *r.left)})
     if served:

@@ -18,7 +18,13 @@ below can span them; ``<g>`` = a generation id):
 * ``<p>:refresh-lock``: the refresh lock (the house's one lock,
   :class:`xiva_source.locking.RedisLock`; see :meth:`MembershipStore.refresh_lock`).
 * ``<p>:events``: the membership event stream (:mod:`segmentation.events`): each ``joined`` /
-  ``left`` is added in the transaction that stores it (the switch below, or a real-time update).
+  ``left`` is added in the transaction that stores it (a real-time update), or published after
+  the switch below from the pending entries it recorded.
+* ``<p>:gen:<g>:pending-joined:<segment>`` / ``...:pending-left:<segment>``: copies of the delta
+  sets, written with them; the ids whose events are not published yet (emptied batch by batch
+  after the switch, :meth:`MembershipStore.publish_pending`).
+* ``<p>:events-pending``: a HASH ``<g>:<segment index>:<0 joined|1 left> -> JSON`` naming the
+  pending sets a switch recorded and not fully published yet (:mod:`segmentation.events`).
 
 A refresh of several segments writes every segment's new set and deltas under one new generation
 (keys that expire in an hour until switched), then switches all of them with one ``MULTI``/``EXEC``
@@ -42,11 +48,17 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from segmentation.errors import SegmentationError
-from segmentation.events import queue_delta_events
+from segmentation.events import (
+    EVENTS_BATCH,
+    PendingEvents,
+    publish_pending,
+    queue_pending,
+)
 from segmentation.groups import UNTARGETED_GROUPS
 from xiva_source.feast_plugin.changed import membership_prefix
 from xiva_source.locking import DEFAULT_TTL_SECONDS, RedisLock
 from xiva_source.redis_client import is_cluster
+from xiva_source.timeutil import to_iso
 
 if TYPE_CHECKING:
     from xiva_source.redis_client import RedisClient
@@ -56,7 +68,9 @@ __all__ = ["HistoryEntry", "MembershipStore", "RefreshResult", "membership_prefi
 _log = logging.getLogger(__name__)
 
 
-_KINDS = ("members", "joined", "left", "groups")
+_KINDS = ("members", "joined", "left", "groups", "pending-joined", "pending-left")
+_PENDING = {"joined": "pending-joined", "left": "pending-left"}
+"""The copy of each delta SET that the events are published from (emptied as published)."""
 _UNSWITCHED_TTL = 3600
 """Seconds the keys of a generation live until the switch (a killed refresh leaves nothing)."""
 
@@ -118,6 +132,8 @@ class MembershipStore:
         lock_ttl: Seconds the refresh lock outlives a dead owner on another host (a dead owner on
             this host is taken over at once).
         lock_wait: Seconds a refresh waits for another live refresh before failing.
+        event_batch: Events per publication script call after a switch
+            (:func:`segmentation.events.publish_pending`).
     """
 
     def __init__(
@@ -129,6 +145,7 @@ class MembershipStore:
         chunk: int = 10_000,
         lock_ttl: float = DEFAULT_TTL_SECONDS,
         lock_wait: float = 600.0,
+        event_batch: int = EVENTS_BATCH,
     ) -> None:
         self.client = client
         self.prefix = membership_prefix(project, cluster=is_cluster(client))
@@ -136,6 +153,7 @@ class MembershipStore:
         self.chunk = chunk
         self.lock_ttl = lock_ttl
         self.lock_wait = lock_wait
+        self.event_batch = event_batch
 
     def key(self, kind: str, segment: str) -> str:
         """The key of ``kind`` for a segment outside generations (history; the old layout)."""
@@ -181,6 +199,44 @@ class MembershipStore:
         """The membership event stream's key (:mod:`segmentation.events`)."""
         return f"{self.prefix}:events"
 
+    def pending_key(self) -> str:
+        """The HASH of the events stored but not published yet (:mod:`segmentation.events`)."""
+        return f"{self.prefix}:events-pending"
+
+    def publish_pending(self, on_batch: Callable[[int], None] | None = None) -> int:
+        """Publish the events a switch stored as pending, ``event_batch`` per script call
+        (those of a refresh killed after its switch, too): exactly once, in order.
+
+        Returns:
+            The number of events published.
+        """
+        return publish_pending(
+            self.client,
+            self.events_key(),
+            self.pending_key(),
+            batch=self.event_batch,
+            on_batch=on_batch,
+        )
+
+    def finish_publication(self) -> int | None:
+        """Publish what a killed refresh left pending when no refresh runs (readers of the
+        stream: ``segmentation events``); a running refresh publishes it itself.
+
+        Returns:
+            The number of events published; ``None``: a refresh holds the lock (nothing done).
+        """
+        if not self.client.exists(self.pending_key()):
+            return 0
+        lock = RedisLock(
+            self.client, self.lock_key, ttl=self.lock_ttl, purpose="membership refresh", log=_log
+        )
+        if lock.acquire(timeout=0) is not None:
+            return None
+        try:
+            return self.publish_pending()
+        finally:
+            lock.release()
+
     def generation(self, segment: str) -> str | None:
         """The generation a segment's reads go to (``None``: never refreshed with generations)."""
         return _text(self.client.hget(f"{self.prefix}:current", segment))
@@ -210,6 +266,7 @@ class MembershipStore:
         groups: Mapping[str, Mapping[str, str]] | None = None,
         lock: RedisLock | None = None,
         on_switch: Callable[[Any], None] | None = None,
+        on_published: Callable[[int], None] | None = None,
     ) -> dict[str, RefreshResult]:
         """Replace several segments' members with one generation switch for all of them.
 
@@ -223,6 +280,8 @@ class MembershipStore:
             lock: The refresh lock when the caller holds it already (else it is taken here).
             on_switch: Called with the switch's ``MULTI`` transaction to queue more commands
                 that must commit with it (the incremental refresh state).
+            on_published: Called with the number of events each publication batch published
+                (progress; the events are published after the switch, ``event_batch`` a call).
 
         Returns:
             Per segment: the new size and who joined and left.
@@ -246,7 +305,10 @@ class MembershipStore:
                     groups=groups,
                     lock=held,
                     on_switch=on_switch,
+                    on_published=on_published,
                 )
+        # A refresh killed after its switch left events to publish: they go first, in order.
+        self.publish_pending(on_published)
         names = list(memberships)
         mark = self._events_mark(r)  # a real-time change after it: the deltas are redone
         current = self._pointers("current", names)
@@ -260,7 +322,8 @@ class MembershipStore:
             if on_written is not None:
                 on_written(name)
         self._switch(lock, gen, entries, current, stamp, results, mark, moment, on_switch)
-        self._drop_old(previous, current)
+        self._drop_old(previous, current)  # what they name was published at the start
+        self.publish_pending(on_published)  # bounded batches: Redis is never held for long
         return {
             n: RefreshResult(n, res.size, res.joined, res.left, stamp) for n, res in results.items()
         }
@@ -272,22 +335,44 @@ class MembershipStore:
     def _write(
         self, gen: str, name: str, members: Sequence[str], current: Mapping[str, str | None]
     ) -> tuple[HistoryEntry, RefreshResult]:
-        new, joined_key, left_key = (self.generation_key(gen, k, name) for k in _KINDS[:3])
+        new = self.generation_key(gen, "members", name)
         old = self._key_in(current[name], "members", name)
         with self.client.pipeline(transaction=False) as pipe:
             for i in range(0, len(members), self.chunk):
                 pipe.sadd(new, *members[i : i + self.chunk])
-            # As a raw command: redis-py's cluster pipeline refuses sdiffstore() even when, as
-            # here, every key shares the project's hash tag (one slot).
-            pipe.execute_command("SDIFFSTORE", joined_key, new, old)
-            pipe.execute_command("SDIFFSTORE", left_key, old, new)
-            for key in (new, joined_key, left_key):
-                pipe.expire(key, _UNSWITCHED_TTL)  # a killed refresh leaves nothing for long
-            pipe.smembers(joined_key)
-            pipe.smembers(left_key)
-            *_, joined, left = pipe.execute()
+            pipe.expire(new, _UNSWITCHED_TTL)  # a killed refresh leaves nothing for long
+            pipe.execute()
+        joined, left = self._store_deltas(gen, name, old)
         entry = HistoryEntry("", len(set(members)), len(joined), len(left))
-        return entry, RefreshResult(name, entry.size, _s(joined), _s(left), "")
+        return entry, RefreshResult(name, entry.size, joined, left, "")
+
+    def _store_deltas(self, gen: str, name: str, old: str) -> tuple[list[str], list[str]]:
+        """Store the joined/left SETs of ``name`` in ``gen`` against the SET ``old``, and their
+        copies the events are published from (before the switch, which only persists them: a copy
+        inside its ``MULTI`` would hold Redis for O(changes)); returns them, sorted.
+
+        One O(changes) command per round trip, each with its ``EXPIRE`` (a killed refresh leaves
+        nothing for long): other clients get in between (at a million members each takes ~1 s;
+        pipelined together they held Redis for their sum).
+        """
+        new, joined_key, left_key = (self.generation_key(gen, k, name) for k in _KINDS[:3])
+        # Raw commands: redis-py's cluster pipeline refuses sdiffstore()/sunionstore() even when,
+        # as here, every key shares the project's hash tag (one slot).
+        steps: list[tuple[str, tuple[str, ...]]] = [
+            (joined_key, ("SDIFFSTORE", joined_key, new, old)),
+            (left_key, ("SDIFFSTORE", left_key, old, new)),
+        ]
+        for kind, copy in _PENDING.items():
+            key = self.generation_key(gen, copy, name)
+            steps.append((key, ("SUNIONSTORE", key, self.generation_key(gen, kind, name))))
+        for key, command in steps:
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.execute_command(*command)
+                pipe.expire(key, _UNSWITCHED_TTL)
+                pipe.execute()
+        joined: Any = self.client.smembers(joined_key)
+        left: Any = self.client.smembers(left_key)
+        return _s(joined), _s(left)
 
     def _write_groups(self, gen: str, name: str, groups: Mapping[str, str]) -> None:
         """The generation's ``member -> group`` HASH (members whose group is not ``target``)."""
@@ -402,18 +487,10 @@ class MembershipStore:
         """Recompute joined/left against the current sets (real-time updates changed them)."""
         redone: dict[str, HistoryEntry] = {}
         for name, entry in entries.items():
-            new, joined_key, left_key = (
-                self.generation_key(gen, k, name) for k in ("members", "joined", "left")
-            )
             old = self._key_in(current[name], "members", name)
-            with self.client.pipeline(transaction=False) as pipe:
-                pipe.execute_command("SDIFFSTORE", joined_key, new, old)  # cluster: see _write
-                pipe.execute_command("SDIFFSTORE", left_key, old, new)
-                pipe.smembers(joined_key)
-                pipe.smembers(left_key)
-                *_, joined, left = pipe.execute()
+            joined, left = self._store_deltas(gen, name, old)
             redone[name] = HistoryEntry(entry.timestamp, entry.size, len(joined), len(left))
-            results[name] = RefreshResult(name, entry.size, _s(joined), _s(left), "")
+            results[name] = RefreshResult(name, entry.size, joined, left, "")
         return redone
 
     def _queue_events(
@@ -424,22 +501,21 @@ class MembershipStore:
         current: Mapping[str, str | None],
         moment: _dt.datetime | None,
     ) -> None:
-        """Queue the switch's ``joined``/``left`` events (made in Redis from the delta sets; a
-        joiner's group from the new generation, a leaver's from the old)."""
-        at = moment or _dt.datetime.now(_dt.UTC)
-        for name, entry in entries.items():
-            if entry.joined or entry.left:
-                queue_delta_events(
-                    tx,
-                    self.client,
-                    self.events_key(),
-                    segment=name,
-                    joined=self.generation_key(gen, "joined", name),
-                    left=self.generation_key(gen, "left", name),
-                    joined_groups=self.generation_key(gen, "groups", name),
-                    left_groups=self._key_in(current.get(name), "groups", name),
-                    moment=at,
-                )
+        """Record the switch's ``joined``/``left`` events as pending (published after the switch
+        by :meth:`publish_pending` from the copies of the delta sets; a joiner's group from the
+        new generation, a leaver's from the old), in the order of the events: per segment, joined
+        then left. O(1) per segment: the switch's ``MULTI`` stays short."""
+        at = to_iso(moment or _dt.datetime.now(_dt.UTC))
+        for i, (name, entry) in enumerate(entries.items()):
+            kinds = (
+                ("joined", entry.joined, self.generation_key(gen, "groups", name)),
+                ("left", entry.left, self._key_in(current.get(name), "groups", name)),
+            )
+            for order, (kind, count, groups) in enumerate(kinds):
+                if count:
+                    ids = self.generation_key(gen, _PENDING[kind], name)
+                    pending = PendingEvents(kind, name, ids, groups, at)
+                    queue_pending(tx, self.pending_key(), f"{gen}:{i:06d}:{order}", pending)
 
     def _drop_old(
         self, previous: Mapping[str, str | None], current: Mapping[str, str | None]

@@ -34,7 +34,14 @@ from typing import TYPE_CHECKING, Any
 
 from segmentation.dependencies import evaluation_order
 from segmentation.errors import SegmentationError
-from segmentation.events import JOINED, LEFT, MembershipEvent, queue_events
+from segmentation.events import (
+    JOINED,
+    LEFT,
+    MembershipEvent,
+    pending_entries,
+    publish_batch,
+    queue_events,
+)
 from segmentation.groups import TARGET, UNTARGETED_GROUPS
 
 if TYPE_CHECKING:
@@ -158,7 +165,19 @@ def update_customer(
                 if not writes:
                     tx.unwatch()
                 else:
+                    # A batch switch's events still being published: this customer's go first
+                    # (before its group changes and before its new events), once.
+                    pending = pending_entries(store.client, store.pending_key())
                     tx.multi()
+                    for entry_field, entry in pending:
+                        publish_batch(
+                            tx,
+                            store.events_key(),
+                            store.pending_key(),
+                            entry_field,
+                            entry,
+                            [customer_id],
+                        )
                     for name, gen, new, _old in writes:
                         members = store.generation_key(gen, "members", name)
                         group_key = store.generation_key(gen, "groups", name)

@@ -10,6 +10,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
+from segmentation.events import read_events
 from segmentation.memberships import MembershipStore, membership_prefix
 from tests.support.redis_cluster import RedisClusterNodes
 from xiva_source.redis_client import connect_redis
@@ -52,9 +53,13 @@ def test_generations_switch_on_the_cluster(cluster: RedisCluster, cluster_ns: st
         store.key("history", "alpha"),
         store.generation_key(gen, "members", "alpha"),
         f"{store.prefix}:current",
+        store.pending_key(),
+        store.generation_key(gen, "pending-joined", "alpha"),
     ]
     assert len({cluster.keyslot(k) for k in keys}) == 1  # one slot: one MULTI/EXEC may span them
     assert not cluster.exists(store.lock_key)
+    events = read_events(cluster, store.events_key())  # published in batches after the switch
+    assert len(events) == 300 + 100 + 100 + 100 + 100 and not cluster.exists(store.pending_key())
     store.delete("alpha")
     assert store.generation("alpha") is None and store.members("alpha") == []
 

@@ -45,7 +45,9 @@ def _events(args: argparse.Namespace, context: CommandContext) -> int:
             "the online store is not Redis: there is no membership event stream",
             "configure the Redis online store (feature_store.yaml)",
         )
-    key = MembershipStore(client, store.project).events_key()
+    memberships = MembershipStore(client, store.project)
+    memberships.finish_publication()  # events a killed refresh left pending, in order
+    key = memberships.events_key()
     events = read_events(
         client,
         key,
