@@ -1,0 +1,427 @@
+"""Telecom-size benchmark: full load, incremental run, segment refreshes and sizes at N customers.
+
+Usage (one command; docs/sizing.md shows its output)::
+
+    .venv/bin/python bench/scale.py --customers 10000000 --compare 1000000
+    .venv/bin/python bench/scale.py --customers 100000                 # a quick check (~2 min)
+    .venv/bin/python bench/scale.py --customers 1000000 --compare 100000 --changed 1000
+
+At each size (the ``--compare`` size first, so its figures are printed before the long run), on a
+PRIVATE ``redis-server`` started on a free port (``--save "" --appendonly no``, no maxmemory) and
+a PRIVATE PostgreSQL schema on the shared server (``BENCH_PG_URL``, default
+``postgresql+psycopg://root@127.0.0.1:5432/test``), both removed at the end:
+
+1. the DWH population: the contract's tables created by ``xiva-source dwh init`` (docs/dwh.md),
+   ``customer_features_view`` filled by one ``INSERT ... SELECT ... generate_series`` per million
+   rows inside PostgreSQL (demo-like values: the demo's statuses, tiers and cities, about 12%
+   NULL cells, ``updated_at`` spread over the three years before now; UUID customer ids);
+2. ``full load``: ``xiva-source materialize`` (dwh mode, both views) into the empty Redis;
+3. ``refresh, first``: ``segmentation refresh`` of the shipped segments (no memberships yet);
+4. ``--changed`` customers (default 0.1% of the population) get a new row in the DWH (a purchase:
+   count + 1, revenue + 25.00, status ``active``, ``updated_at`` now);
+5. ``incremental run``: ``xiva-source materialize`` again (from its watermark);
+6. ``refresh after it``: ``segmentation refresh`` (the changes since the first refresh);
+7. ``sizes``: ``segmentation sizes`` (every segment over the whole online population).
+
+Each step runs as its own child process (``python -m xiva_source`` / ``python -m segmentation``):
+its wall time, its peak resident memory (``ru_maxrss`` of the child from ``wait4``; this parent
+stays small so the figure is the child's) and Redis ``used_memory`` after it. The job's summary
+line and each segmentation command's totals are printed as they finish (``--logs DIR`` keeps
+every child's stdout and stderr, e.g. the job's ``--log-level INFO`` lines). With
+``--compare`` the same steps at the smaller size come first and the ratios (large / small) end
+the report.
+
+Before anything is written, the free memory (``/proc/meminfo`` MemAvailable) is checked against
+an estimate (about 450 B per customer in Redis, plus memberships and fragmentation, plus the
+children's peak) and the run is refused with a clear message when it cannot fit. Not a test: the
+machine is shared, so read ratios within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from materialize import _apply, _project_repo  # bench/materialize.py: a repo copy, feast apply
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_BASE_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
+REDIS_BYTES_PER_CUSTOMER = 450  # docs/sizing.md, measured with bench/materialize.py
+FILL_BATCH = 1_000_000
+GIB = 2**30
+
+# The demo's values (xiva_source/demo/data.py), generated inside PostgreSQL.
+_FILL_SQL = """
+INSERT INTO customer_features_view (
+    customer_id, customer_status, total_revenue, transaction_count, last_purchase_days_ago,
+    avg_transaction_value, lifetime_value, churn_score, customer_tier, city, age, updated_at)
+SELECT
+    id,
+    CASE WHEN random() < 0.12 THEN NULL
+         ELSE (ARRAY['active', 'inactive', 'suspended'])[1 + floor(random() * 3)::int] END,
+    CASE WHEN random() < 0.12 THEN NULL ELSE round(avg_value * n, 2) END,
+    CASE WHEN random() < 0.12 THEN NULL ELSE n END,
+    CASE WHEN random() < 0.12 THEN NULL ELSE floor(random() * 401)::int END,
+    CASE WHEN random() < 0.12 THEN NULL ELSE avg_value END,
+    CASE WHEN random() < 0.12 THEN NULL
+         ELSE round(avg_value * n * (1 + 2 * random())::numeric, 2) END,
+    CASE WHEN random() < 0.12 THEN NULL ELSE round(random()::numeric, 4) END,
+    CASE WHEN random() < 0.12 THEN NULL
+         ELSE (ARRAY['bronze', 'silver', 'gold', 'platinum'])[1 + floor(random() * 4)::int] END,
+    CASE WHEN random() < 0.12 THEN NULL
+         ELSE (ARRAY['Toronto', 'Montreal', 'Vancouver', 'Calgary', 'Ottawa', 'Halifax'])
+              [1 + floor(random() * 6)::int] END,
+    CASE WHEN random() < 0.12 THEN NULL ELSE 18 + floor(random() * 73)::int END,
+    (now() AT TIME ZONE 'UTC') - make_interval(secs => 60 + floor(random() * 94608000))
+FROM (
+    SELECT md5('scale-' || i)::uuid AS id,
+           floor(random() * 121)::int AS n,
+           round((5 + random() * 145)::numeric, 2) AS avg_value
+    FROM generate_series(%(low)s::bigint, %(high)s::bigint) AS i
+) AS customers
+"""
+
+# One purchase for every ``step``-th customer: new values and a new updated_at.
+_CHANGE_SQL = """
+UPDATE customer_features_view AS v SET
+    transaction_count = coalesce(v.transaction_count, 0) + 1,
+    total_revenue = coalesce(v.total_revenue, 0) + 25.00,
+    last_purchase_days_ago = 0,
+    customer_status = 'active',
+    updated_at = now() AT TIME ZONE 'UTC'
+WHERE v.customer_id IN (
+    SELECT md5('scale-' || i)::uuid FROM generate_series(%(step)s::bigint, %(n)s::bigint,
+                                                          %(step)s::bigint) AS i
+    LIMIT %(changed)s)
+"""
+
+
+# --------------------------------------------------------------------------------------------
+# Memory
+
+
+def mem_available() -> int:
+    """``MemAvailable`` of ``/proc/meminfo``, in bytes."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no MemAvailable in /proc/meminfo")
+
+
+def estimate_bytes(customers: int) -> int:
+    """Memory one size needs at its peak: Redis and the largest child process.
+
+    Redis: 450 B per customer for both views (docs/sizing.md), x1.3 for the segment memberships,
+    the history and allocator fragmentation. The largest child (the segment refresh or sizes):
+    at least 1 GiB, else about 300 B per customer (what it may hold per customer while streaming).
+    """
+    redis = int(customers * REDIS_BYTES_PER_CUSTOMER * 1.3)
+    child = max(GIB, customers * 300)
+    return redis + child
+
+
+def check_memory(sizes: list[int]) -> None:
+    """Refuse (exit 2) when the largest size cannot fit in the free memory."""
+    need = max(estimate_bytes(n) for n in sizes)
+    available = mem_available()
+    print(
+        f"memory: the largest size needs about {need / GIB:.1f} GiB (Redis ~"
+        f"{REDIS_BYTES_PER_CUSTOMER} B/customer x1.3 + the children's peak); "
+        f"MemAvailable {available / GIB:.1f} GiB",
+        flush=True,
+    )
+    if need > available:
+        raise SystemExit(
+            f"error: {max(sizes):,} customers need about {need / GIB:.1f} GiB of memory and only "
+            f"{available / GIB:.1f} GiB is available (/proc/meminfo MemAvailable). Run a smaller "
+            "--customers, or free memory (other Redis servers, benchmarks) and run it again."
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Private services
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class PrivateRedis:
+    """A throwaway ``redis-server`` on a free port: no persistence, no maxmemory."""
+
+    def __init__(self, work: Path) -> None:
+        import redis
+
+        self.port = _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(work)],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.client: Any = redis.Redis(port=self.port)
+        for _ in range(200):
+            try:
+                self.client.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def used_memory(self) -> int:
+        return int(self.client.info("memory")["used_memory"])
+
+    def keys(self) -> int:
+        return int(self.client.dbsize())
+
+    def stop(self) -> None:
+        self.client.close()
+        self.process.kill()
+        self.process.wait(timeout=30)
+
+
+class PrivateSchema:
+    """A schema of its own on the shared PostgreSQL, dropped by :meth:`drop`."""
+
+    def __init__(self) -> None:
+        import psycopg
+
+        self.name = f"bench_scale_{uuid.uuid4().hex[:8]}"
+        self.conninfo = PG_BASE_URL.replace("postgresql+psycopg://", "postgresql://", 1)
+        self.conn = psycopg.connect(self.conninfo, autocommit=True)
+        self.conn.execute(f'CREATE SCHEMA "{self.name}"')
+        self.conn.execute(f'SET search_path TO "{self.name}"')
+        self.url = f"{PG_BASE_URL}?options={quote(f'-csearch_path={self.name}')}"
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> int:
+        cursor = self.conn.execute(sql, params)  # type: ignore[arg-type]  # our own SQL
+        return int(cursor.rowcount)
+
+    def drop(self) -> None:
+        self.conn.execute(f'DROP SCHEMA IF EXISTS "{self.name}" CASCADE')
+        self.conn.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Steps
+
+
+@dataclass
+class Step:
+    """One measured child process."""
+
+    name: str
+    seconds: float
+    peak_rss_mb: float
+    used_memory: int
+    keys: int
+    line: str = ""
+
+
+@dataclass
+class SizeResult:
+    customers: int
+    changed: int
+    fill_seconds: float
+    empty_redis: int
+    steps: list[Step] = field(default_factory=list)
+
+
+def run_child(argv: list[str], env: dict[str, str], log: Path) -> tuple[float, float, str]:
+    """Run ``argv``; its wall time, peak RSS (MB, from ``wait4``) and last output line.
+
+    Exit status 0 and 3 (the job's "completed but degraded") pass; anything else stops the
+    benchmark with the tail of the child's stderr.
+    """
+    out_path, err_path = log.with_suffix(".out"), log.with_suffix(".err")
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=ROOT)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    lines = [line for line in out_path.read_text().splitlines() if line.strip()]
+    if process.returncode not in (0, 3):
+        tail = err_path.read_text()[-3000:] or "\n".join(lines[-20:])
+        raise RuntimeError(f"{' '.join(argv[1:4])} exited {process.returncode}:\n{tail}")
+    return seconds, usage.ru_maxrss / 1024, _summary(lines)
+
+
+def _summary(lines: list[str]) -> str:
+    """The line to print: the job's summary line, or refresh's totals, or the last line."""
+    counts = [
+        dict(part.split("=", 1) for part in line.split()[1:] if "=" in part) for line in lines
+    ]
+    refreshed = [c for c in counts if {"size", "joined", "left"} <= c.keys()]
+    if refreshed:
+        total = {k: sum(int(c[k]) for c in refreshed) for k in ("size", "joined", "left")}
+        return (
+            f"{len(refreshed)} segments refreshed: members={total['size']:,} "
+            f"joined={total['joined']:,} left={total['left']:,}"
+        )
+    return lines[-1] if lines else ""
+
+
+def bench_size(customers: int, changed: int, work: Path, log_dir: Path) -> SizeResult:
+    """Every step at one size, on a private Redis and schema; prints each step as it ends."""
+    print(f"\n== {customers:,} customers ({changed:,} changed) ==", flush=True)
+    redis_server = PrivateRedis(work)
+    schema = PrivateSchema()
+    project = f"scale_{uuid.uuid4().hex[:8]}"
+    logs = log_dir / f"{customers}"
+    logs.mkdir(parents=True, exist_ok=True)
+    try:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "REDIS_URL": redis_server.url,
+            "DWH_URL": schema.url,
+            "FEATURE_STORE_DATA_SOURCE": "dwh",
+        }
+        os.environ.update({k: env[k] for k in ("PYTHONPATH", "REDIS_URL", "DWH_URL")})
+        python = sys.executable
+        job = [python, "-m", "xiva_source"]
+        seg = [python, "-m", "segmentation"]
+
+        started = time.perf_counter()
+        run_child([*job, "dwh", "init", "--dwh-url", schema.url], env, logs / "dwh-init")
+        schema.execute("ALTER TABLE customer_features_view SET UNLOGGED")  # throwaway data
+        schema.execute("SELECT setseed(0.17)")
+        for low in range(1, customers + 1, FILL_BATCH):
+            high = min(customers, low + FILL_BATCH - 1)
+            schema.execute(_FILL_SQL, {"low": low, "high": high})
+        schema.execute("ANALYZE customer_features_view")
+        result = SizeResult(
+            customers, changed, time.perf_counter() - started, redis_server.used_memory()
+        )
+        print(f"  DWH filled: {customers:,} rows in {result.fill_seconds:.0f}s", flush=True)
+
+        repo = _project_repo(work, project)
+        _apply(repo)
+        common = ["--repo", str(repo)]
+
+        def step(name: str, argv: list[str]) -> None:
+            seconds, peak, line = run_child(argv, env, logs / name.replace(" ", "-"))
+            measured = Step(
+                name, seconds, peak, redis_server.used_memory(), redis_server.keys(), line
+            )
+            result.steps.append(measured)
+            print(
+                f"  {name:<18} {seconds:>8.1f} s  peak RSS {peak:>7,.0f} MB  Redis used_memory "
+                f"{measured.used_memory / 2**20:>8,.0f} MiB ({measured.keys:,} keys)\n"
+                f"  {'':<18} {line}",
+                flush=True,
+            )
+
+        materialize = [*job, "materialize", *common, "--no-progress", "--log-level", "INFO"]
+        step("full load", materialize)
+        step("refresh, first", [*seg, "refresh", *common])
+        time.sleep(1.0)  # the changes' updated_at strictly after the full load's watermark
+        n = schema.execute(
+            _CHANGE_SQL, {"step": max(1, customers // changed), "n": customers, "changed": changed}
+        )
+        print(f"  changed {n:,} customers in the DWH", flush=True)
+        time.sleep(1.0)
+        step("incremental run", materialize)
+        step("refresh after it", [*seg, "refresh", *common])
+        step("sizes", [*seg, "sizes", *common])
+        return result
+    finally:
+        redis_server.stop()
+        schema.drop()
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+
+
+def print_report(results: list[SizeResult]) -> None:
+    print(
+        "\n== report (wall time, the child's peak RSS, Redis used_memory after the step; "
+        "B/customer: used_memory above the empty server's) =="
+    )
+    header = f"{'customers':>11} | {'step':<18} | {'seconds':>8} | {'peak RSS MB':>11} | "
+    header += f"{'Redis MiB':>9} | {'B/customer':>10}"
+    print(header)
+    print("-" * len(header))
+    for result in results:
+        for s in result.steps:
+            print(
+                f"{result.customers:>11,} | {s.name:<18} | {s.seconds:>8.1f} | "
+                f"{s.peak_rss_mb:>11,.0f} | {s.used_memory / 2**20:>9,.0f} | "
+                f"{(s.used_memory - result.empty_redis) / result.customers:>10,.0f}"
+            )
+    if len(results) < 2:
+        return
+    small, large = sorted(results, key=lambda r: r.customers)[:2]
+    print(
+        f"\nratios {large.customers:,} / {small.customers:,} customers "
+        f"(x{large.customers / small.customers:g} population, "
+        f"{large.changed:,} / {small.changed:,} changed)"
+    )
+    print(f"{'step':<18} | {'time':>6} | {'peak RSS':>8} | {'Redis':>6}")
+    for a, b in zip(small.steps, large.steps, strict=True):
+        print(
+            f"{a.name:<18} | {b.seconds / a.seconds:>6.2f} | {b.peak_rss_mb / a.peak_rss_mb:>8.2f} "
+            f"| {b.used_memory / a.used_memory:>6.2f}"
+        )
+
+
+def parse_changed(text: str, customers: int) -> int:
+    """``0.1%`` (of the population) or a count."""
+    if text.endswith("%"):
+        return max(1, round(customers * float(text[:-1]) / 100))
+    return max(1, min(customers, int(text)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, required=True, help="The population.")
+    parser.add_argument(
+        "--compare", type=int, default=0, help="A second (smaller) population, run first."
+    )
+    parser.add_argument(
+        "--changed",
+        default="0.1%",
+        help="Customers changed before the incremental run: a percentage of each population "
+        "(default 0.1%%) or a count (the same at both sizes), e.g. 1000.",
+    )
+    parser.add_argument(
+        "--logs", type=Path, help="Keep every child's stdout and stderr here (default: removed)."
+    )
+    args = parser.parse_args(argv)
+    sizes = sorted({args.customers, *([args.compare] if args.compare else [])})
+    check_memory(sizes)
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
+        f"python {sys.version.split()[0]}",
+        flush=True,
+    )
+    work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    try:
+        logs = args.logs or work / "logs"
+        results = [bench_size(n, parse_changed(args.changed, n), work, logs) for n in sizes]
+        print_report(results)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
