@@ -58,10 +58,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from materialize import _apply, _project_repo  # bench/materialize.py: a repo copy, feast apply
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_BASE_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
-REDIS_BYTES_PER_CUSTOMER = 450  # docs/sizing.md, measured with bench/materialize.py
-FILL_BATCH = 1_000_000
 GIB = 2**30
+PG_BASE_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
+# Memory per customer, measured with this benchmark (docs/sizing.md): Redis after the full load
+# (both views), what the shipped segments add (memberships of two generations, the served
+# customer_segments lists, the event stream), and the largest child's peak (refresh or sizes).
+FEATURES_BYTES = 460
+SEGMENTS_BYTES = 1_300
+CHILD_BYTES = GIB
+FILL_BATCH = 1_000_000
 
 # The demo's values (xiva_source/demo/data.py), generated inside PostgreSQL.
 _FILL_SQL = """
@@ -121,33 +126,53 @@ def mem_available() -> int:
     raise RuntimeError("no MemAvailable in /proc/meminfo")
 
 
-def estimate_bytes(customers: int) -> int:
-    """Memory one size needs at its peak: Redis and the largest child process.
+@dataclass(frozen=True)
+class MemoryModel:
+    """What one size needs at its peak: Redis per customer, plus the largest child process."""
 
-    Redis: 450 B per customer for both views (docs/sizing.md), x1.3 for the segment memberships,
-    the history and allocator fragmentation. The largest child (the segment refresh or sizes):
-    at least 1 GiB, else about 300 B per customer (what it may hold per customer while streaming).
-    """
-    redis = int(customers * REDIS_BYTES_PER_CUSTOMER * 1.3)
-    child = max(GIB, customers * 300)
-    return redis + child
+    redis_per_customer: float
+    child_bytes: int
+    basis: str
+
+    def need(self, customers: int) -> int:
+        return int(customers * self.redis_per_customer) + self.child_bytes
 
 
-def check_memory(sizes: list[int]) -> None:
-    """Refuse (exit 2) when the largest size cannot fit in the free memory."""
-    need = max(estimate_bytes(n) for n in sizes)
+DEFAULT_MODEL = MemoryModel(
+    redis_per_customer=FEATURES_BYTES + SEGMENTS_BYTES,
+    child_bytes=CHILD_BYTES,
+    basis=f"Redis ~{FEATURES_BYTES} B/customer for the features + ~{SEGMENTS_BYTES} for the "
+    f"shipped segments' memberships and served lists, the largest child ~{CHILD_BYTES / GIB:g} GiB",
+)
+
+
+def measured_model(result: SizeResult) -> MemoryModel:
+    """The model from a size already run: its Redis peak per customer and its largest child."""
+    per_customer = max(s.redis_peak for s in result.steps) - result.empty_redis
+    child = int(max(s.peak_rss_mb for s in result.steps) * 2**20)
+    return MemoryModel(
+        redis_per_customer=per_customer / result.customers * 1.05,
+        child_bytes=max(child, CHILD_BYTES),
+        basis=f"measured at {result.customers:,} customers (Redis peak x1.05, the largest child)",
+    )
+
+
+def check_memory(customers: int, model: MemoryModel, reserve: int) -> None:
+    """Refuse (exit 2) when ``customers`` cannot fit in the free memory, ``reserve`` kept free."""
+    need = model.need(customers)
     available = mem_available()
     print(
-        f"memory: the largest size needs about {need / GIB:.1f} GiB (Redis ~"
-        f"{REDIS_BYTES_PER_CUSTOMER} B/customer x1.3 + the children's peak); "
-        f"MemAvailable {available / GIB:.1f} GiB",
+        f"memory: {customers:,} customers need about {need / GIB:.1f} GiB ({model.basis}); "
+        f"MemAvailable {available / GIB:.1f} GiB, {reserve / GIB:g} GiB kept for the machine",
         flush=True,
     )
-    if need > available:
+    if need + reserve > available:
         raise SystemExit(
-            f"error: {max(sizes):,} customers need about {need / GIB:.1f} GiB of memory and only "
-            f"{available / GIB:.1f} GiB is available (/proc/meminfo MemAvailable). Run a smaller "
-            "--customers, or free memory (other Redis servers, benchmarks) and run it again."
+            f"error: {customers:,} customers need about {need / GIB:.1f} GiB of memory "
+            f"({model.basis}) and only {available / GIB:.1f} GiB is available (/proc/meminfo "
+            f"MemAvailable) with {reserve / GIB:g} GiB kept for the rest of the machine. Run a "
+            "smaller --customers, or free memory (other Redis servers, benchmarks) and run it "
+            "again."
         )
 
 
@@ -164,14 +189,14 @@ def _free_port() -> int:
 class PrivateRedis:
     """A throwaway ``redis-server`` on a free port: no persistence, no maxmemory."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, extra: list[str]) -> None:
         import redis
 
         self.port = _free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(work)],
+             "--appendonly", "no", "--dir", str(work), *extra],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
         self.client: Any = redis.Redis(port=self.port)
@@ -187,8 +212,37 @@ class PrivateRedis:
     def used_memory(self) -> int:
         return int(self.client.info("memory")["used_memory"])
 
+    def peak_memory(self) -> int:
+        """``used_memory_peak``: the most Redis held since it started (during a step too)."""
+        return int(self.client.info("memory")["used_memory_peak"])
+
     def keys(self) -> int:
         return int(self.client.dbsize())
+
+    def breakdown(self, sample: int = 2000) -> dict[str, tuple[int, int]]:
+        """Bytes and keys per kind: customer hashes (sampled), then every other key by type."""
+        client = self.client
+        kinds: dict[str, tuple[int, int]] = {}
+        hashes = 0
+        for kind in ("hash", "set", "zset", "stream", "string", "list"):
+            total, count = 0, 0
+            for key in client.scan_iter(count=10_000, _type=kind):
+                count += 1
+                if kind != "hash":
+                    total += int(client.memory_usage(key, samples=0) or 0)
+            if kind == "hash":
+                hashes = count
+            elif count:
+                kinds[kind] = (total, count)
+        if hashes:
+            keys = [client.randomkey() for _ in range(sample)]
+            sizes = [
+                int(client.memory_usage(k, samples=0) or 0)
+                for k in keys
+                if k and client.type(k) == b"hash"
+            ]
+            kinds = {"hash": (int(sum(sizes) / max(1, len(sizes)) * hashes), hashes), **kinds}
+        return kinds
 
     def stop(self) -> None:
         self.client.close()
@@ -231,6 +285,7 @@ class Step:
     peak_rss_mb: float
     used_memory: int
     keys: int
+    redis_peak: int
     line: str = ""
 
 
@@ -241,6 +296,7 @@ class SizeResult:
     fill_seconds: float
     empty_redis: int
     steps: list[Step] = field(default_factory=list)
+    breakdown: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def run_child(argv: list[str], env: dict[str, str], log: Path) -> tuple[float, float, str]:
@@ -278,10 +334,12 @@ def _summary(lines: list[str]) -> str:
     return lines[-1] if lines else ""
 
 
-def bench_size(customers: int, changed: int, work: Path, log_dir: Path) -> SizeResult:
+def bench_size(
+    customers: int, changed: int, work: Path, log_dir: Path, redis_args: list[str]
+) -> SizeResult:
     """Every step at one size, on a private Redis and schema; prints each step as it ends."""
     print(f"\n== {customers:,} customers ({changed:,} changed) ==", flush=True)
-    redis_server = PrivateRedis(work)
+    redis_server = PrivateRedis(work, redis_args)
     schema = PrivateSchema()
     project = f"scale_{uuid.uuid4().hex[:8]}"
     logs = log_dir / f"{customers}"
@@ -293,6 +351,7 @@ def bench_size(customers: int, changed: int, work: Path, log_dir: Path) -> SizeR
             "REDIS_URL": redis_server.url,
             "DWH_URL": schema.url,
             "FEATURE_STORE_DATA_SOURCE": "dwh",
+            "FEATURE_STORE_ENV_FILE": "none",  # no .env: only what is set here
         }
         os.environ.update({k: env[k] for k in ("PYTHONPATH", "REDIS_URL", "DWH_URL")})
         python = sys.executable
@@ -319,12 +378,19 @@ def bench_size(customers: int, changed: int, work: Path, log_dir: Path) -> SizeR
         def step(name: str, argv: list[str]) -> None:
             seconds, peak, line = run_child(argv, env, logs / name.replace(" ", "-"))
             measured = Step(
-                name, seconds, peak, redis_server.used_memory(), redis_server.keys(), line
+                name,
+                seconds,
+                peak,
+                redis_server.used_memory(),
+                redis_server.keys(),
+                redis_server.peak_memory(),
+                line,
             )
             result.steps.append(measured)
             print(
                 f"  {name:<18} {seconds:>8.1f} s  peak RSS {peak:>7,.0f} MB  Redis used_memory "
-                f"{measured.used_memory / 2**20:>8,.0f} MiB ({measured.keys:,} keys)\n"
+                f"{measured.used_memory / 2**20:>8,.0f} MiB (peak so far "
+                f"{measured.redis_peak / 2**20:,.0f} MiB, {measured.keys:,} keys)\n"
                 f"  {'':<18} {line}",
                 flush=True,
             )
@@ -341,6 +407,15 @@ def bench_size(customers: int, changed: int, work: Path, log_dir: Path) -> SizeR
         step("incremental run", materialize)
         step("refresh after it", [*seg, "refresh", *common])
         step("sizes", [*seg, "sizes", *common])
+        result.breakdown = redis_server.breakdown()
+        print(
+            "  Redis by key type (MEMORY USAGE; hashes from a sample): "
+            + ", ".join(
+                f"{kind} {count:,} keys {size / 2**20:,.0f} MiB"
+                for kind, (size, count) in result.breakdown.items()
+            ),
+            flush=True,
+        )
         return result
     finally:
         redis_server.stop()
@@ -354,10 +429,10 @@ def bench_size(customers: int, changed: int, work: Path, log_dir: Path) -> SizeR
 def print_report(results: list[SizeResult]) -> None:
     print(
         "\n== report (wall time, the child's peak RSS, Redis used_memory after the step; "
-        "B/customer: used_memory above the empty server's) =="
+        "B/customer: used_memory above the empty server's; Redis peak: used_memory_peak so far) =="
     )
     header = f"{'customers':>11} | {'step':<18} | {'seconds':>8} | {'peak RSS MB':>11} | "
-    header += f"{'Redis MiB':>9} | {'B/customer':>10}"
+    header += f"{'Redis MiB':>9} | {'B/customer':>10} | {'Redis peak MiB':>14}"
     print(header)
     print("-" * len(header))
     for result in results:
@@ -365,7 +440,8 @@ def print_report(results: list[SizeResult]) -> None:
             print(
                 f"{result.customers:>11,} | {s.name:<18} | {s.seconds:>8.1f} | "
                 f"{s.peak_rss_mb:>11,.0f} | {s.used_memory / 2**20:>9,.0f} | "
-                f"{(s.used_memory - result.empty_redis) / result.customers:>10,.0f}"
+                f"{(s.used_memory - result.empty_redis) / result.customers:>10,.0f} | "
+                f"{s.redis_peak / 2**20:>14,.0f}"
             )
     if len(results) < 2:
         return
@@ -405,9 +481,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--logs", type=Path, help="Keep every child's stdout and stderr here (default: removed)."
     )
+    parser.add_argument(
+        "--reserve-gib",
+        type=float,
+        default=2.0,
+        help="Memory to leave free for the rest of the machine (default 2 GiB).",
+    )
+    parser.add_argument(
+        "--redis-arg",
+        action="append",
+        default=[],
+        metavar="'NAME VALUE'",
+        help="A redis-server setting for the private server (repeatable), e.g. "
+        "'hash-max-listpack-value 256'.",
+    )
     args = parser.parse_args(argv)
+    redis_args: list[str] = []
+    for setting in args.redis_arg:  # 'name value' -> --name value
+        name, *values = setting.split()
+        redis_args += [f"--{name}", *values]
     sizes = sorted({args.customers, *([args.compare] if args.compare else [])})
-    check_memory(sizes)
+    reserve = int(args.reserve_gib * GIB)
+    check_memory(max(sizes), DEFAULT_MODEL, reserve)
     print(
         f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
         f"python {sys.version.split()[0]}",
@@ -416,7 +511,11 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     try:
         logs = args.logs or work / "logs"
-        results = [bench_size(n, parse_changed(args.changed, n), work, logs) for n in sizes]
+        results: list[SizeResult] = []
+        for n in sizes:
+            if results:  # the smaller size measured what the larger one will need
+                check_memory(n, measured_model(results[-1]), reserve)
+            results.append(bench_size(n, parse_changed(args.changed, n), work, logs, redis_args))
         print_report(results)
     finally:
         shutil.rmtree(work, ignore_errors=True)
