@@ -60,12 +60,11 @@ from materialize import _apply, _project_repo  # bench/materialize.py: a repo co
 ROOT = Path(__file__).resolve().parent.parent
 GIB = 2**30
 PG_BASE_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://root@127.0.0.1:5432/test")
-# Memory per customer, measured with this benchmark (docs/sizing.md): Redis after the full load
-# (both views), what the shipped segments add (memberships of two generations, the served
-# customer_segments lists, the event stream), and the largest child's peak (refresh or sizes).
-FEATURES_BYTES = 460
-SEGMENTS_BYTES = 1_300
-CHILD_BYTES = GIB
+# Memory, measured with this benchmark at 100,000 and 1,000,000 customers (docs/sizing.md):
+FEATURES_BYTES = 460  # Redis per customer after the full load (both views)
+SEGMENTS_BYTES = 1_300  # what the shipped segments add (two generations, served lists, events)
+CHILD_BASE = 300 * 2**20  # a child's peak RSS with no population (imports, one chunk)
+CHILD_PER_CUSTOMER = 450  # the segment refresh's growth per customer (692 MB at 1,000,000)
 FILL_BATCH = 1_000_000
 
 # The demo's values (xiva_source/demo/data.py), generated inside PostgreSQL.
@@ -128,41 +127,55 @@ def mem_available() -> int:
 
 @dataclass(frozen=True)
 class MemoryModel:
-    """What one size needs at its peak: Redis per customer, plus the largest child process."""
+    """What one size needs: Redis per customer (features, then segments) and the largest child."""
 
-    redis_per_customer: float
-    child_bytes: int
+    features: float
+    segments: float
+    child_per_customer: float
     basis: str
 
-    def need(self, customers: int) -> int:
-        return int(customers * self.redis_per_customer) + self.child_bytes
+    def child(self, customers: int) -> int:
+        return int(CHILD_BASE + customers * self.child_per_customer)
+
+    def need(self, customers: int, *, segments: bool = True) -> int:
+        per_customer = self.features + (self.segments if segments else 0)
+        return int(customers * per_customer) + self.child(customers)
+
+    def segments_need(self, customers: int) -> int:
+        """What the segment refreshes add on top of a loaded Redis."""
+        return int(customers * self.segments) + self.child(customers)
 
 
 DEFAULT_MODEL = MemoryModel(
-    redis_per_customer=FEATURES_BYTES + SEGMENTS_BYTES,
-    child_bytes=CHILD_BYTES,
-    basis=f"Redis ~{FEATURES_BYTES} B/customer for the features + ~{SEGMENTS_BYTES} for the "
-    f"shipped segments' memberships and served lists, the largest child ~{CHILD_BYTES / GIB:g} GiB",
+    FEATURES_BYTES,
+    SEGMENTS_BYTES,
+    CHILD_PER_CUSTOMER,
+    f"Redis ~{FEATURES_BYTES} B/customer for the features + ~{SEGMENTS_BYTES} for the shipped "
+    f"segments, the largest child ~{CHILD_BASE // 2**20} MB + {CHILD_PER_CUSTOMER} B/customer",
 )
 
 
 def measured_model(result: SizeResult) -> MemoryModel:
-    """The model from a size already run: its Redis peak per customer and its largest child."""
-    per_customer = max(s.redis_peak for s in result.steps) - result.empty_redis
-    child = int(max(s.peak_rss_mb for s in result.steps) * 2**20)
+    """The model from a size already run (x1.05): its Redis growth per step and largest child."""
+    n = result.customers
+    loaded = result.steps[0].used_memory - result.empty_redis
+    peak = max(s.redis_peak for s in result.steps) - result.empty_redis
+    child = max(s.peak_rss_mb for s in result.steps) * 2**20
     return MemoryModel(
-        redis_per_customer=per_customer / result.customers * 1.05,
-        child_bytes=max(child, CHILD_BYTES),
-        basis=f"measured at {result.customers:,} customers (Redis peak x1.05, the largest child)",
+        features=loaded / n * 1.05,
+        segments=max(0.0, peak - loaded) / n * 1.05,
+        child_per_customer=max(0.0, child - CHILD_BASE) / n * 1.05,
+        basis=f"measured at {n:,} customers, x1.05",
     )
 
 
 def check_memory(customers: int, model: MemoryModel, reserve: int) -> None:
-    """Refuse (exit 2) when ``customers`` cannot fit in the free memory, ``reserve`` kept free."""
-    need = model.need(customers)
+    """Refuse (exit 2) when the features of ``customers`` cannot fit, ``reserve`` kept free."""
+    need = model.need(customers, segments=False)
     available = mem_available()
     print(
-        f"memory: {customers:,} customers need about {need / GIB:.1f} GiB ({model.basis}); "
+        f"memory: {customers:,} customers need about {need / GIB:.1f} GiB loaded and "
+        f"{model.need(customers) / GIB:.1f} GiB with the segments ({model.basis}); "
         f"MemAvailable {available / GIB:.1f} GiB, {reserve / GIB:g} GiB kept for the machine",
         flush=True,
     )
@@ -174,6 +187,27 @@ def check_memory(customers: int, model: MemoryModel, reserve: int) -> None:
             "smaller --customers, or free memory (other Redis servers, benchmarks) and run it "
             "again."
         )
+    if model.need(customers) + reserve > available:
+        print(
+            "memory: the segment refreshes may not fit; they are checked again before they "
+            "start and skipped if they cannot",
+            flush=True,
+        )
+
+
+def segments_fit(customers: int, model: MemoryModel, reserve: int) -> bool:
+    """Whether the segment refreshes fit now (Redis already holds the features); says why not."""
+    need, available = model.segments_need(customers), mem_available()
+    if need + reserve <= available:
+        return True
+    print(
+        f"  segment refreshes SKIPPED: they need about {need / GIB:.1f} GiB more (Redis ~"
+        f"{model.segments:,.0f} B/customer, the refresh ~{model.child(customers) / GIB:.1f} GiB; "
+        f"{model.basis}) and MemAvailable is {available / GIB:.1f} GiB with "
+        f"{reserve / GIB:g} GiB kept for the machine",
+        flush=True,
+    )
+    return False
 
 
 # --------------------------------------------------------------------------------------------
@@ -288,6 +322,10 @@ class Step:
     redis_peak: int
     line: str = ""
 
+    @property
+    def failed(self) -> bool:
+        return self.line.startswith("FAILED")
+
 
 @dataclass
 class SizeResult:
@@ -299,11 +337,20 @@ class SizeResult:
     breakdown: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
+class StepFailed(RuntimeError):
+    """A child exited with a status other than 0 or 3; the message is its stderr's tail."""
+
+    def __init__(self, message: str, seconds: float, peak_rss_mb: float) -> None:
+        super().__init__(message)
+        self.seconds = seconds
+        self.peak_rss_mb = peak_rss_mb
+
+
 def run_child(argv: list[str], env: dict[str, str], log: Path) -> tuple[float, float, str]:
     """Run ``argv``; its wall time, peak RSS (MB, from ``wait4``) and last output line.
 
-    Exit status 0 and 3 (the job's "completed but degraded") pass; anything else stops the
-    benchmark with the tail of the child's stderr.
+    Exit status 0 and 3 (the job's "completed but degraded") pass; anything else raises
+    :class:`StepFailed` with the tail of the child's stderr.
     """
     out_path, err_path = log.with_suffix(".out"), log.with_suffix(".err")
     with out_path.open("wb") as out, err_path.open("wb") as err:
@@ -315,7 +362,11 @@ def run_child(argv: list[str], env: dict[str, str], log: Path) -> tuple[float, f
     lines = [line for line in out_path.read_text().splitlines() if line.strip()]
     if process.returncode not in (0, 3):
         tail = err_path.read_text()[-3000:] or "\n".join(lines[-20:])
-        raise RuntimeError(f"{' '.join(argv[1:4])} exited {process.returncode}:\n{tail}")
+        raise StepFailed(
+            f"{' '.join(argv[1:4])} exited {process.returncode}:\n{tail}",
+            seconds,
+            usage.ru_maxrss / 1024,
+        )
     return seconds, usage.ru_maxrss / 1024, _summary(lines)
 
 
@@ -335,7 +386,13 @@ def _summary(lines: list[str]) -> str:
 
 
 def bench_size(
-    customers: int, changed: int, work: Path, log_dir: Path, redis_args: list[str]
+    customers: int,
+    changed: int,
+    work: Path,
+    log_dir: Path,
+    redis_args: list[str],
+    model: MemoryModel,
+    reserve: int,
 ) -> SizeResult:
     """Every step at one size, on a private Redis and schema; prints each step as it ends."""
     print(f"\n== {customers:,} customers ({changed:,} changed) ==", flush=True)
@@ -376,7 +433,12 @@ def bench_size(
         common = ["--repo", str(repo)]
 
         def step(name: str, argv: list[str]) -> None:
-            seconds, peak, line = run_child(argv, env, logs / name.replace(" ", "-"))
+            """Run and record one step; a failed one is recorded (and printed) as FAILED."""
+            try:
+                seconds, peak, line = run_child(argv, env, logs / name.replace(" ", "-"))
+            except StepFailed as e:
+                seconds, peak = e.seconds, e.peak_rss_mb
+                line = "FAILED: " + " / ".join(str(e).strip().splitlines()[-3:])
             measured = Step(
                 name,
                 seconds,
@@ -397,7 +459,9 @@ def bench_size(
 
         materialize = [*job, "materialize", *common, "--no-progress", "--log-level", "INFO"]
         step("full load", materialize)
-        step("refresh, first", [*seg, "refresh", *common])
+        refresh = segments_fit(customers, model, reserve)
+        if refresh:
+            step("refresh, first", [*seg, "refresh", *common])
         time.sleep(1.0)  # the changes' updated_at strictly after the full load's watermark
         n = schema.execute(
             _CHANGE_SQL, {"step": max(1, customers // changed), "n": customers, "changed": changed}
@@ -405,7 +469,8 @@ def bench_size(
         print(f"  changed {n:,} customers in the DWH", flush=True)
         time.sleep(1.0)
         step("incremental run", materialize)
-        step("refresh after it", [*seg, "refresh", *common])
+        if refresh:
+            step("refresh after it", [*seg, "refresh", *common])
         step("sizes", [*seg, "sizes", *common])
         result.breakdown = redis_server.breakdown()
         print(
@@ -438,7 +503,8 @@ def print_report(results: list[SizeResult]) -> None:
     for result in results:
         for s in result.steps:
             print(
-                f"{result.customers:>11,} | {s.name:<18} | {s.seconds:>8.1f} | "
+                f"{result.customers:>11,} | {s.name + (' FAILED' if s.failed else ''):<18} | "
+                f"{s.seconds:>8.1f} | "
                 f"{s.peak_rss_mb:>11,.0f} | {s.used_memory / 2**20:>9,.0f} | "
                 f"{(s.used_memory - result.empty_redis) / result.customers:>10,.0f} | "
                 f"{s.redis_peak / 2**20:>14,.0f}"
@@ -452,7 +518,16 @@ def print_report(results: list[SizeResult]) -> None:
         f"{large.changed:,} / {small.changed:,} changed)"
     )
     print(f"{'step':<18} | {'time':>6} | {'peak RSS':>8} | {'Redis':>6}")
-    for a, b in zip(small.steps, large.steps, strict=True):
+    measured = {s.name: s for s in large.steps}
+    for a in small.steps:
+        b = measured.get(a.name)
+        if b is None:
+            print(f"{a.name:<18} | skipped at {large.customers:,}")
+            continue
+        if a.failed or b.failed:
+            where = large.customers if b.failed else small.customers
+            print(f"{a.name:<18} | failed at {where:,}")
+            continue
         print(
             f"{a.name:<18} | {b.seconds / a.seconds:>6.2f} | {b.peak_rss_mb / a.peak_rss_mb:>8.2f} "
             f"| {b.used_memory / a.used_memory:>6.2f}"
@@ -512,10 +587,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         logs = args.logs or work / "logs"
         results: list[SizeResult] = []
+        model = DEFAULT_MODEL
         for n in sizes:
             if results:  # the smaller size measured what the larger one will need
-                check_memory(n, measured_model(results[-1]), reserve)
-            results.append(bench_size(n, parse_changed(args.changed, n), work, logs, redis_args))
+                model = measured_model(results[-1])
+                check_memory(n, model, reserve)
+            changed = parse_changed(args.changed, n)
+            results.append(bench_size(n, changed, work, logs, redis_args, model, reserve))
         print_report(results)
     finally:
         shutil.rmtree(work, ignore_errors=True)
