@@ -335,6 +335,10 @@ class _Run:
 
         assert self.state is not None
         try:
+            # The views this run wrote in full: the sweep no longer extends a key none of the
+            # last full reads wrote (a customer gone from every source, jobs.expiry).
+            full = [v.name for v in self.summary.views if v.read_everything]
+            self.state.save_full_reads(full, self.began)
             if self._rewrote_everything():
                 # Every customer still in a source was just written (which resets its expiry);
                 # a key not rewritten belongs to a customer gone from every source: let it expire.

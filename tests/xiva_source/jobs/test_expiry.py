@@ -5,6 +5,7 @@ Real Redis; the keys of a layout under the test's own namespace.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -105,3 +106,56 @@ def test_a_corrupted_sweep_record_starts_a_new_cycle(client: redis.Redis, redis_
     snapshot = state.load()
     assert snapshot.sweep(["customer_id"]) is None
     assert any("expiry sweep record" in e.problem for e in snapshot.corruptions())
+
+
+def test_keys_not_written_since_the_last_full_reads_are_left_to_expire(
+    client: redis.Redis, redis_ns: str
+) -> None:
+    layout = RedisLayout(f"p_{redis_ns.replace('-', '_')}", ("customer_id",))
+    ttl = 1000
+    now = datetime.now(UTC)  # PTTL counts on Redis's clock: the sweep's clock must be the real one
+    full = now - timedelta(seconds=100)  # the last full reads began 100 s ago
+    written = _keys(client, layout, 5, ttl=ttl - 50)  # written by them: expire after full + ttl
+    for key in written[:2]:
+        client.expire(key, ttl - 100)  # exactly full + ttl: within the slack, still written
+    departed = layout.key("GONE")  # last written before them: expires before full + ttl
+    client.hset(departed, "f", "1")  # type: ignore[arg-type]
+    client.pexpire(departed, 1500)
+    unbounded = layout.key("NO_TTL")  # a writer without an expiry: given one, as before
+    client.hset(unbounded, "f", "1")  # type: ignore[arg-type]
+
+    result = sweep_online_expiry(client, layout, ttl, None, now=now, full_since=full)
+
+    assert result.completed and result.extended == 6
+    assert all(990 < int(client.ttl(k)) <= ttl for k in [*written, unbounded])  # type: ignore[arg-type]
+    assert 0 < int(client.pttl(departed)) <= 1500  # type: ignore[arg-type]  # left alone...
+    again = sweep_online_expiry(
+        client, layout, ttl, result.sweep, now=datetime.now(UTC), full_since=full
+    )
+    assert again.extended == 6 and int(client.pttl(departed)) <= 1500  # type: ignore[arg-type]
+    deadline = time.monotonic() + 30
+    while client.exists(departed) and time.monotonic() < deadline:  # ...until it expires
+        time.sleep(0.1)
+    assert not client.exists(departed)
+    assert all(client.exists(k) for k in written)
+    client.delete(*written, unbounded)
+
+
+def test_without_a_full_read_recorded_every_key_is_extended(
+    client: redis.Redis, redis_ns: str
+) -> None:
+    layout = RedisLayout(f"p_{redis_ns.replace('-', '_')}", ("customer_id",))
+    keys = _keys(client, layout, 3, ttl=2)
+    result = sweep_online_expiry(client, layout, 1000, None, now=datetime.now(UTC))
+    assert result.extended == 3
+    assert all(990 < int(client.ttl(k)) <= 1000 for k in keys)  # type: ignore[arg-type]
+    client.delete(*keys)
+
+
+def test_full_reads_are_recorded_per_view(client: redis.Redis, redis_ns: str) -> None:
+    state = RedisRunState(client, redis_ns)
+    assert state.load().full_read("a") is None
+    state.save_full_reads(["a", "b"], NOW)
+    snapshot = state.load()
+    assert snapshot.full_read("a") == NOW and snapshot.full_read("b") == NOW
+    assert snapshot.full_read("c") is None
