@@ -95,11 +95,14 @@ _EXPIRE_WRITTEN = (
     "end return n"
 )
 
-EXPIRY_SLACK = timedelta(milliseconds=250)
+EXPIRY_SLACK = timedelta(seconds=1)
 """How much earlier than ``F + ttl`` a key may expire and still be extended (``F``: the last full
-reads' start): the time between the sweep reading its clock and Redis running a batch (one round
-trip, 5,000 keys at 7 us). A customer's last write before ``F`` is at least that far from ``F``
-(runs are serialized by the lock and a run's writes come after its start)."""
+reads' start). It covers the time between the sweep computing a batch's threshold and Redis
+running its ``PTTL`` (a round trip, a batch of 5,000 keys at 7 us, Redis busy with other
+clients): a key written by the full reads must never look unwritten (it would expire although
+its customer is present). The price: a customer last written less than this before ``F`` is
+treated as written by the full reads (it goes after the next one); runs are seconds apart at
+least (start-up, the lock)."""
 
 
 def extend_online_expiry(client: RedisClient, layout: RedisLayout, ttl_seconds: int) -> int:
