@@ -39,9 +39,10 @@ field                           value                                           
                                 one that does not parse starts a new cycle
 ``full:<view>``                ISO 8601: when the last read of ``view`` that    the job
                                 wrote every row of its sources in full began
-                                (``--full``, a reload); the expiry sweep no
-                                longer extends a key none of the views' last
-                                full reads wrote (``jobs.expiry``)
+                                (``--full``, a reload, or a Feast pull from the
+                                beginning the job carried on from); the expiry
+                                sweep no longer extends a key none of the
+                                views' last full reads wrote (``jobs.expiry``)
 ``dwhcounts:<view>``            JSON (:class:`LookbackCounts`): the DWH rows per the job
                                 time bucket of the lookback when the view was
                                 last read (``jobs.lookback``); one that does not
