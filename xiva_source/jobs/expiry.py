@@ -27,8 +27,8 @@ sweep over with ``covered_since`` at its beginning.
 **Departed customers expire.** A key the last full reads did not write is no longer extended:
 the run state records when each view's last full read began (``full:<view>``: ``--full``, a
 reload, a ``feast materialize`` that read the view from the beginning, recorded when the job
-carries on from it); for a set of join keys, ``F`` is the earliest of those over the project's online views
-with these join keys. A key written at or after ``F`` expires at ``F + ttl`` or later (every
+carries on from it); for a set of join keys, ``F`` is the earliest of those over the project's
+online views with these join keys. A key written at or after ``F`` expires at ``F + ttl`` or later (every
 writer resets the expiry of what it writes), and so does a key the sweep extended at or after
 ``F``. So the sweep extends a key only if it expires at ``F + ttl - SLACK`` or later
 (:data:`EXPIRY_SLACK`, one Lua script per batch reading ``PTTL``); by induction a key no write
