@@ -24,21 +24,21 @@ beginning: that moment becomes ``covered_since``, from which the online marker's
 (the marker never outlives a key). A run that rewrote every customer (a full run) starts the
 sweep over with ``covered_since`` at its beginning.
 
-**Departed customers expire.** A key the last full reads did not write is no longer extended:
-the run state records when each view's last full read began (``full:<view>``: ``--full``, a
-reload, a ``feast materialize`` that read the view from the beginning, recorded when the job
-carries on from it); for a set of join keys, ``F`` is the earliest of those over the project's
-online views with these join keys. A key written at or after ``F`` expires at ``F + ttl`` or later (every
-writer resets the expiry of what it writes), and so does a key the sweep extended at or after
-``F``. So the sweep extends a key only if it expires at ``F + ttl - SLACK`` or later
-(:data:`EXPIRY_SLACK`, one Lua script per batch reading ``PTTL``); by induction a key no write
-touched since ``F`` is never extended after ``F``: a customer gone from every source before the
-last full reads expires ``ttl`` after its last write, while every customer they wrote keeps being
-extended, and one that comes back is written, hence extended again. The comparison uses the
-job's clock and ``PTTL`` (a duration), so Redis's clock does not matter. Without a full read
-recorded for every such view (a store loaded by an older version), every
-key is extended as before: departed customers then go only when runs stop, or with a wipe. A key
-without any expiry (a writer without ``key_ttl_seconds``) is given one, as before.
+**Departed customers expire.** A key the last full reads did not write is no longer extended: the
+run state records when each view's last full read began (``full:<view>``: ``--full``, a reload, a
+``feast materialize`` that read the view from the beginning, recorded when the job carries on from
+it); for a set of join keys, ``F`` is the earliest of those over the project's online views with
+these join keys. A key written at or after ``F`` expires at ``F + ttl`` or later (every writer
+resets the expiry of what it writes), and so does a key the sweep extended at or after ``F``. So the
+sweep extends a key only if it expires at ``F + ttl - SLACK`` or later (:data:`EXPIRY_SLACK`, one
+Lua script per batch reading ``PTTL``); by induction a key no write touched since ``F`` is never
+extended after ``F``: a customer gone from every source before the last full reads expires ``ttl``
+after its last write, while every customer they wrote keeps being extended, and one that comes back
+is written, hence extended again. The comparison uses the job's clock and ``PTTL`` (a duration), so
+Redis's clock does not matter. Without a full read recorded for every such view (a store loaded by
+an older version), every key is extended as before: departed customers then go only when runs stop,
+or with a wipe. A key without any expiry (a writer without ``key_ttl_seconds``) is given one, as
+before.
 
 Which keys belong to the project is Feast's layout (:mod:`xiva_source.feast_plugin.redis_format`),
 found by the house's one ``SCAN`` (:mod:`xiva_source.feast_plugin.redis_scan`).
