@@ -249,6 +249,10 @@ class CarryOn:
     """A Feast pull wrote the view in this mode, not the job's: the view must be reloaded."""
     consumed: list[str] = field(default_factory=list)
     """Pull records to delete once the view's run is recorded (used, void or corrupted)."""
+    full_read: datetime | None = None
+    """When the latest confirmed pull that read the view in full began (from the beginning, in
+    the job's mode, every source merged with rows: it wrote every customer of the sources), for
+    the expiry sweep (``full:<view>``, ``jobs.expiry``); ``None``: none."""
 
 
 def carry_on(
@@ -298,6 +302,10 @@ def carry_on(
             merged = set.intersection(*(set(p.merged) for p in parts))
             rows = {s: sum(p.rows.get(s, 0) for p in parts) for s in merged}
             usable.append((first.start, first.end, merged, rows))
+            whole = set(MODE_SOURCES.get(first.mode, ())) <= merged and all(rows.values())
+            later = result.full_read is None or first.began > result.full_read
+            if first.start is None and first.mode == mode and whole and later:
+                result.full_read = first.began
     if result.other_mode is not None:
         return result
     moved = True

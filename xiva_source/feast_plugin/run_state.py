@@ -37,6 +37,12 @@ field                           value                                           
                                 sweep over the entity keys stands (a ``SCAN``
                                 cursor spread over runs, ``jobs.expiry``);
                                 one that does not parse starts a new cycle
+``full:<view>``                ISO 8601: when the last read of ``view`` that    the job
+                                wrote every row of its sources in full began
+                                (``--full``, a reload, or a Feast pull from the
+                                beginning the job carried on from); the expiry
+                                sweep no longer extends a key none of the
+                                views' last full reads wrote (``jobs.expiry``)
 ``dwhcounts:<view>``            JSON (:class:`LookbackCounts`): the DWH rows per the job
                                 time bucket of the lookback when the view was
                                 last read (``jobs.lookback``); one that does not
@@ -100,6 +106,7 @@ __all__ = [
     "RedisRunState",
     "RunState",
     "StateSnapshot",
+    "full_read_field",
     "lookback_field",
     "mode_field",
     "redis_state_names",
@@ -127,6 +134,7 @@ _WATERMARK, _MODE, _RUN, _FEAST, _REREAD = "wm:", "mode:", "run:", "feast:", "re
 _WRITE_FAILED = "feast_write_failed:"
 _SWEEP = "sweep:"
 _LOOKBACK = "dwhcounts:"
+_FULL = "full:"
 
 
 def redis_state_names(project: str) -> tuple[str, str]:
@@ -370,6 +378,7 @@ class StateSnapshot:
         self._bad_rereads: dict[tuple[str, str], str] = {}
         self._sweeps: dict[str, ExpirySweep] = {}
         self._lookbacks: dict[str, LookbackCounts] = {}
+        self._full_reads: dict[str, datetime] = {}
         for name, value in self.fields.items():
             try:
                 self._parse(name, value)
@@ -403,6 +412,8 @@ class StateSnapshot:
             self._sweeps[name[len(_SWEEP) :]] = ExpirySweep.parse(value)
         elif name.startswith(_LOOKBACK):
             self._lookbacks[name[len(_LOOKBACK) :]] = LookbackCounts.parse(value)
+        elif name.startswith(_FULL):
+            self._full_reads[name[len(_FULL) :]] = parse_iso(value)
         elif name.startswith(_REREAD) and name.count(":") >= 2:
             view, source = name[len(_REREAD) :].rsplit(":", 1)
             try:
@@ -531,6 +542,11 @@ class StateSnapshot:
         is read again, which costs rows, never data)."""
         return self._lookbacks.get(view)
 
+    def full_read(self, view: str) -> datetime | None:
+        """When the last read of ``view`` that wrote every row of its sources began; ``None``
+        if none is recorded (or unreadable: the sweep then extends every key, as before)."""
+        return self._full_reads.get(view)
+
     def sweep(self, join_keys: Iterable[str]) -> ExpirySweep | None:
         """Where the expiry sweep over the keys of ``join_keys`` stands; ``None`` if never run.
 
@@ -552,6 +568,11 @@ def mode_field(view: str) -> str:
 def lookback_field(view: str) -> str:
     """The field of ``view``'s DWH lookback counts."""
     return f"{_LOOKBACK}{view}"
+
+
+def full_read_field(view: str) -> str:
+    """The field of the start of ``view``'s last full read."""
+    return f"{_FULL}{view}"
 
 
 def sweep_field(join_keys: Iterable[str]) -> str:
@@ -675,6 +696,13 @@ class RunState(abc.ABC):
     def save_lookback(self, view: str, counts: LookbackCounts | None) -> None:
         """Store ``view``'s DWH lookback counts (``None`` removes them)."""
         self._write({lookback_field(view): counts.to_json() if counts is not None else None})
+
+    def save_full_reads(self, views: Iterable[str], at: datetime) -> None:
+        """Store that a read of each of ``views`` that wrote every row of its sources began at
+        ``at`` (call it only after the writes succeeded)."""
+        update: dict[str, str | None] = {full_read_field(view): to_iso(at) for view in views}
+        if update:
+            self._write(update)
 
     def save_sweep(self, join_keys: Iterable[str], sweep: ExpirySweep) -> None:
         """Store where the expiry sweep over the keys of ``join_keys`` stands."""

@@ -22,9 +22,23 @@ about 42,000 keys (0.3 s).
 When a cycle completes, every key that existed throughout it was reset at or after the cycle's
 beginning: that moment becomes ``covered_since``, from which the online marker's expiry counts
 (the marker never outlives a key). A run that rewrote every customer (a full run) starts the
-sweep over with ``covered_since`` at its beginning; keys it did not rewrite belong to customers
-gone from every source (the sweep resets them like any key, as the whole-keyspace extension did:
-they go when runs stop, or with a wipe).
+sweep over with ``covered_since`` at its beginning.
+
+**Departed customers expire.** A key the last full reads did not write is no longer extended: the
+run state records when each view's last full read began (``full:<view>``: ``--full``, a reload, a
+``feast materialize`` that read the view from the beginning, recorded when the job carries on from
+it); for a set of join keys, ``F`` is the earliest of those over the project's online views with
+these join keys. A key written at or after ``F`` expires at ``F + ttl`` or later (every writer
+resets the expiry of what it writes), and so does a key the sweep extended at or after ``F``. So the
+sweep extends a key only if it expires at ``F + ttl - SLACK`` or later (:data:`EXPIRY_SLACK`, one
+Lua script per batch reading ``PTTL``); by induction a key no write touched since ``F`` is never
+extended after ``F``: a customer gone from every source before the last full reads expires ``ttl``
+after its last write, while every customer they wrote keeps being extended, and one that comes back
+is written, hence extended again. The comparison uses the job's clock and ``PTTL`` (a duration), so
+Redis's clock does not matter. Without a full read recorded for every such view (a store loaded by
+an older version), every key is extended as before: departed customers then go only when runs stop,
+or with a wipe. A key without any expiry (a writer without ``key_ttl_seconds``) is given one, as
+before.
 
 Which keys belong to the project is Feast's layout (:mod:`xiva_source.feast_plugin.redis_format`),
 found by the house's one ``SCAN`` (:mod:`xiva_source.feast_plugin.redis_scan`).
@@ -34,9 +48,10 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from xiva_source.feast_plugin.errors import OnlineStoreError
@@ -51,10 +66,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXPIRY_PIPELINE_SIZE",
+    "EXPIRY_SLACK",
     "MIN_SLICE",
     "SWEEP_SHARE",
     "SweepResult",
     "extend_online_expiry",
+    "full_reads_since",
     "restart_store_sweeps",
     "slice_size",
     "sweep_online_expiry",
@@ -69,6 +86,24 @@ EXPIRY_PIPELINE_SIZE = 5_000
 _EXPIRE_ALL = (
     "local n = 0 for i = 1, #KEYS do n = n + redis.call('EXPIRE', KEYS[i], ARGV[1]) end return n"
 )
+
+# ARGV[1]: the ttl (s); ARGV[2]: the least remaining life (ms) a key needs to be extended. A key
+# without expiry (PTTL -1) gets one; a missing key (-2) is skipped.
+_EXPIRE_WRITTEN = (
+    "local n = 0 local least = tonumber(ARGV[2]) for i = 1, #KEYS do "
+    "local left = redis.call('PTTL', KEYS[i]) "
+    "if left == -1 or left >= least then n = n + redis.call('EXPIRE', KEYS[i], ARGV[1]) end "
+    "end return n"
+)
+
+EXPIRY_SLACK = timedelta(seconds=1)
+"""How much earlier than ``F + ttl`` a key may expire and still be extended (``F``: the last full
+reads' start). It covers the time between the sweep computing a batch's threshold and Redis
+running its ``PTTL`` (a round trip, a batch of 5,000 keys at 7 us, Redis busy with other
+clients): a key written by the full reads must never look unwritten (it would expire although
+its customer is present). The price: a customer last written less than this before ``F`` is
+treated as written by the full reads (it goes after the next one); runs are seconds apart at
+least (start-up, the lock)."""
 
 
 def extend_online_expiry(client: RedisClient, layout: RedisLayout, ttl_seconds: int) -> int:
@@ -165,8 +200,13 @@ def sweep_online_expiry(
     *,
     now: datetime,
     limit: int | None = None,
+    full_since: datetime | None = None,
 ) -> SweepResult:
     """Reset the expiry of the next slice of ``layout``'s keys, resuming ``sweep``'s cursor.
+
+    With ``full_since`` (the start of the last full reads, :func:`full_reads_since`), a key that
+    expires before ``full_since + ttl - EXPIRY_SLACK`` is left alone: no write since then touched
+    it, so it belongs to a customer gone from every source (the module docstring).
 
     Args:
         client: The online store's Redis (on a cluster every primary is walked in turn).
@@ -176,6 +216,8 @@ def sweep_online_expiry(
         now: This run's clock (the start of a new cycle, the interval since the last run).
         limit: Keys to reset at least (default :func:`slice_size` from ``DBSIZE`` and the interval
             since the sweep last ran).
+        full_since: When the last full reads of every view of these keys began; ``None`` (not
+            known): every key is extended.
 
     Returns:
         What was done, and the sweep to store.
@@ -198,7 +240,10 @@ def sweep_online_expiry(
         if limit is None:
             interval = (now - sweep.swept_at).total_seconds() if sweep.swept_at else None
             limit = slice_size(int(client.dbsize()), interval, ttl_seconds)  # type: ignore[arg-type]
-        expire = _batch_expirer(client, ttl_seconds)
+        deadline = (
+            full_since + timedelta(seconds=ttl_seconds) - EXPIRY_SLACK if full_since else None
+        )
+        expire = _batch_expirer(client, ttl_seconds, deadline, now)
         node, cursor, walked, extended = sweep.node, sweep.cursor, 0, 0
         completed = False
         while walked < limit:
@@ -264,8 +309,14 @@ def sweep_store_expiry(
     extended, covered, known = 0, now, True
     for join_keys in sorted({tuple(sorted(fv.join_keys)) for fv in views}):
         layout = RedisLayout.of(store.config, join_keys)
+        full_since = full_reads_since(store, join_keys, snapshot)
         result = sweep_online_expiry(
-            client, layout, int(ttl_seconds), snapshot.sweep(join_keys), now=now
+            client,
+            layout,
+            int(ttl_seconds),
+            snapshot.sweep(join_keys),
+            now=now,
+            full_since=full_since,
         )
         state.save_sweep(join_keys, result.sweep)
         extended += result.extended
@@ -275,11 +326,14 @@ def sweep_store_expiry(
         else:
             covered = min(covered, since)
         logger.info(
-            "expiry sweep over %s: %d keys reset to %ss (slice %d)%s",
+            "expiry sweep over %s: %d keys reset to %ss (slice %d; %s)%s",
             ",".join(join_keys),
             result.extended,
             ttl_seconds,
             result.limit,
+            f"keys not written since the full reads of {full_since.isoformat()} left to expire"
+            if full_since
+            else "no full read recorded: every key extended",
             ", cycle complete" if result.completed else "",
         )
     return extended, covered if known else None
@@ -295,18 +349,65 @@ def restart_store_sweeps(views: Sequence[FeatureView], state: RunState, *, at: d
         state.save_sweep(join_keys, ExpirySweep(covered_since=at, swept_at=at))
 
 
-def _batch_expirer(client: RedisClient, ttl_seconds: int) -> Callable[[list[bytes]], int]:
-    """``EXPIRE`` a batch of keys: one Lua call (3x a pipeline), or a pipeline on a cluster."""
+def _batch_expirer(
+    client: RedisClient,
+    ttl_seconds: int,
+    deadline: datetime | None = None,
+    now: datetime | None = None,
+) -> Callable[[list[bytes]], int]:
+    """``EXPIRE`` a batch of keys: one Lua call (3x a pipeline), or a pipeline on a cluster.
+
+    With ``deadline``, only the keys that expire at it or later (or never) are extended: the
+    least remaining life is ``deadline - now``, ``now`` advanced by the time since this call
+    (monotonic), so a long sweep does not drift.
+    """
     from redis.cluster import RedisCluster
+
+    started = time.monotonic()
+
+    def least_ms() -> int:
+        assert deadline is not None and now is not None
+        elapsed = time.monotonic() - started
+        return math.floor(((deadline - now).total_seconds() - elapsed) * 1000)
 
     if isinstance(client, RedisCluster):  # a script's keys must share a slot there
 
         def pipelined(keys: list[bytes]) -> int:
+            if deadline is not None:
+                least = least_ms()
+                check = client.pipeline(transaction=False)
+                for key in keys:
+                    check.pttl(key)
+                lives = check.execute()
+                keys = [
+                    k for k, left in zip(keys, lives, strict=True) if left == -1 or left >= least
+                ]
             pipe = client.pipeline(transaction=False)
             for key in keys:
                 pipe.expire(key, ttl_seconds)
             return sum(bool(r) for r in pipe.execute())
 
         return pipelined
-    script = client.register_script(_EXPIRE_ALL)
-    return lambda keys: int(script(keys=keys, args=[ttl_seconds]))
+    if deadline is None:
+        script = client.register_script(_EXPIRE_ALL)
+        return lambda keys: int(script(keys=keys, args=[ttl_seconds]))
+    written = client.register_script(_EXPIRE_WRITTEN)
+    return lambda keys: int(written(keys=keys, args=[ttl_seconds, least_ms()]))
+
+
+def full_reads_since(
+    store: FeatureStore, join_keys: Sequence[str], snapshot: StateSnapshot
+) -> datetime | None:
+    """When the last full reads of every online view of ``join_keys`` began (the earliest).
+
+    ``None`` when one of them has none recorded (every key is then extended).
+    """
+    wanted = tuple(sorted(join_keys))
+    starts = [
+        snapshot.full_read(fv.name)
+        for fv in store.list_feature_views()
+        if fv.online and tuple(sorted(fv.join_keys)) == wanted
+    ]
+    if not starts or any(start is None for start in starts):
+        return None
+    return min(start for start in starts if start is not None)

@@ -279,6 +279,8 @@ class _Run:
     """From when every online key's expiry counts after this run (``None``: not all reset)."""
     consumed: dict[str, list[str]] = field(default_factory=dict)
     """Per view, the state's records of Feast's pulls to delete once the view is recorded."""
+    feast_full: dict[str, datetime] = field(default_factory=dict)
+    """Per view, when a ``feast materialize`` that read it in full began (``plan.full_read``)."""
     lookbacks: dict[str, LookbackCounts] = field(default_factory=dict)
     """Per view, the DWH lookback counts to store once the view is recorded (jobs/lookback.py)."""
 
@@ -335,6 +337,10 @@ class _Run:
 
         assert self.state is not None
         try:
+            # The views this run wrote in full: the sweep no longer extends a key none of the
+            # last full reads wrote (a customer gone from every source, jobs.expiry).
+            full = [v.name for v in self.summary.views if v.read_everything]
+            self.state.save_full_reads(full, self.began)
             if self._rewrote_everything():
                 # Every customer still in a source was just written (which resets its expiry);
                 # a key not rewritten belongs to a customer gone from every source: let it expire.
@@ -472,6 +478,8 @@ class _Run:
             self.summary.reload = "mode"
         self.summary.warnings.extend(plan.warnings)
         self.consumed[fv.name] = plan.consumed
+        if plan.full_read is not None:
+            self.feast_full[fv.name] = plan.full_read
         for source, mark in sorted(plan.carried.items()):
             logger.info(
                 "%s: %s carried on from `feast materialize` up to %s", fv.name, source, mark
@@ -633,6 +641,8 @@ class _Run:
             if fv.name in self.lookbacks:  # comparable next time only if the DWH mark moved here
                 moved = view_run.marks.get("dwh") == self.end
                 self.state.save_lookback(fv.name, self.lookbacks[fv.name] if moved else None)
+            if fv.name in self.feast_full:  # a feast materialize read it in full: the sweep
+                self.state.save_full_reads([fv.name], self.feast_full[fv.name])
             # Feast's pulls now behind the view's watermarks (or void): their records go.
             self.state.forget(self.consumed.get(fv.name, ()))
         except Exception as e:

@@ -76,6 +76,9 @@ class ViewPlan:
     """The sources whose watermark a ``feast materialize`` moved since the job's last run."""
     consumed: list[str] = field(default_factory=list)
     """The state's records of Feast's pulls to delete once the view's run is recorded."""
+    full_read: datetime | None = None
+    """When a ``feast materialize`` that read the view in full began, if later than the stored
+    ``full:<view>`` (recorded with the view's run, for the expiry sweep)."""
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -124,6 +127,9 @@ def plan_view(
     else:
         plan.previous = carried.marks
         plan.carried = carried.carried
+        last_full = state.full_read(fv.name)
+        if carried.full_read is not None and (last_full is None or carried.full_read > last_full):
+            plan.full_read = carried.full_read
     # The job's re-read marks, whatever Feast's pulls moved (they never settle the job's rows).
     rereads = state.rereads(fv.name)
     plan.rereads = {s: rereads[s] for s in sources if s in rereads}

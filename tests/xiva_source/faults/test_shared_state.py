@@ -89,6 +89,12 @@ def test_feast_cli_then_the_job_carries_on_incrementally(
     assert code == 0 and " reload=no " in line, out
     assert carried(out, "customer_features") == {"xiva", "dwh"}, out
     assert carried(out, "customer_dwh_features") == {"dwh"}, out
+    # Feast's first pulls read everything: full reads for the expiry sweep (jobs/expiry.py).
+    client = redis.Redis.from_url(feast_env.redis_url)
+    state = f"xiva_source:materialize:state:{store_of(job.repo).project}"
+    assert client.hget(state, "full:customer_features") is not None
+    assert client.hget(state, "full:customer_dwh_features") is not None
+    client.close()
     # No reload: Xiva is asked only for the overlap before Feast's end, not for everyone.
     assert customer_360_calls(sim) - fetched < len(sim.customer_ids()) // 4, line
     changed = sim.update_customers(count=5)

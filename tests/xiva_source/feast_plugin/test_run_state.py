@@ -132,6 +132,21 @@ def test_every_part_of_a_ray_pull_must_be_recorded() -> None:
     assert marks == {"xiva": E0, "dwh": E1} and len(consumed) == 3
 
 
+def test_a_confirmed_pull_that_read_everything_is_a_full_read_for_the_expiry_sweep() -> None:
+    def full_read(*parts: FeastPart, **fields: str) -> datetime | None:
+        state = _state(*parts, **fields)
+        stored: dict[str, datetime | None] = {"xiva": None, "dwh": None}
+        return carry_on(state, "v", "auto", stored, [(None, E1), (None, E2)], NOW).full_read
+
+    assert full_read(_part(None, E1, began=E0), _part(None, E2, pull="b", began=E1)) == E1
+    assert full_read(_part(E0, E1)) is None  # a window: not every customer was written
+    assert full_read(_part(None, E1, merged=("xiva",))) is None  # the DWH fell back
+    assert full_read(_part(None, E1, rows=0)) is None  # nothing read
+    assert full_read(_part(None, E0 - timedelta(hours=1))) is None  # not confirmed
+    failed = {"feast_write_failed__v": (E0 + timedelta(minutes=1)).isoformat()}
+    assert full_read(_part(None, E1, began=E0), **failed) is None  # a write failed after it
+
+
 def test_a_feast_pull_whose_xiva_rows_were_not_settled_never_carries_xiva_on(
     tmp_path: Path,
 ) -> None:

@@ -5,7 +5,7 @@ in ``tests/xiva_source/test_locking.py``.)"""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from redis.cluster import RedisCluster
@@ -14,7 +14,7 @@ from tests.support.redis_cluster import RedisClusterNodes
 from xiva_source.feast_plugin.redis_format import RedisLayout
 from xiva_source.feast_plugin.redis_scan import scan_entity_keys
 from xiva_source.feast_plugin.run_state import RedisRunState
-from xiva_source.jobs.expiry import extend_online_expiry
+from xiva_source.jobs.expiry import extend_online_expiry, sweep_online_expiry
 from xiva_source.redis_client import connect_redis
 
 
@@ -65,4 +65,26 @@ def test_every_primary_is_scanned_and_every_key_gets_the_expiry(
     assert all(0 < t <= 120 for t in ttls)
     assert int(cluster.ttl(other.key(ids[0]))) == -1  # type: ignore[arg-type]
     cluster.delete(*[other.key(cid) for cid in ids])
+    cluster.delete(*[layout.key(cid) for cid in ids])
+
+
+def test_the_sweep_leaves_keys_not_written_since_the_full_reads_on_every_primary(
+    cluster: RedisCluster, cluster_ns: str
+) -> None:
+    layout = RedisLayout(f"p_{cluster_ns.replace('-', '_')}", ("customer_id",))
+    ids = [f"C{i:04d}" for i in range(60)]
+    pipe = cluster.pipeline(transaction=False)
+    for n, cid in enumerate(ids):
+        pipe.hset(layout.key(cid), "f", "1")
+        pipe.expire(layout.key(cid), 30 if n % 2 else 950)  # odd ones: written before the reads
+    pipe.execute()
+    now = datetime.now(UTC)
+
+    result = sweep_online_expiry(
+        cluster, layout, 1000, None, now=now, full_since=now - timedelta(seconds=100)
+    )
+
+    assert result.completed and result.extended == len(ids) // 2
+    ttls = [int(cluster.ttl(layout.key(cid))) for cid in ids]  # type: ignore[arg-type]
+    assert all(990 < t <= 1000 for t in ttls[0::2]) and all(0 < t <= 30 for t in ttls[1::2])
     cluster.delete(*[layout.key(cid) for cid in ids])

@@ -1,19 +1,25 @@
 """The expiry sweep: a ``SCAN`` cursor spread over runs, its slice sized by the run interval.
 
-Real Redis; the keys of a layout under the test's own namespace.
+Real Redis; the keys of a layout under the test's own namespace; the job itself against the
+simulator, a DWH of the test's own and Redis for departed customers.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import redis
 
+from tests.support.feast import FeastEnv
+from tests.support.xiva_source.jobs import store_of
 from xiva_source.feast_plugin.redis_format import RedisLayout
 from xiva_source.feast_plugin.run_state import ExpirySweep, RedisRunState
 from xiva_source.jobs.expiry import MIN_SLICE, SWEEP_SHARE, slice_size, sweep_online_expiry
+from xiva_source.jobs.materialize import run_materialization
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
@@ -105,3 +111,97 @@ def test_a_corrupted_sweep_record_starts_a_new_cycle(client: redis.Redis, redis_
     snapshot = state.load()
     assert snapshot.sweep(["customer_id"]) is None
     assert any("expiry sweep record" in e.problem for e in snapshot.corruptions())
+
+
+def test_keys_not_written_since_the_last_full_reads_are_left_to_expire(
+    client: redis.Redis, redis_ns: str
+) -> None:
+    layout = RedisLayout(f"p_{redis_ns.replace('-', '_')}", ("customer_id",))
+    ttl = 1000
+    now = datetime.now(UTC)  # PTTL counts on Redis's clock: the sweep's clock must be the real one
+    full = now - timedelta(seconds=100)  # the last full reads began 100 s ago
+    written = _keys(client, layout, 5, ttl=ttl - 50)  # written by them: expire after full + ttl
+    for key in written[:2]:
+        client.expire(key, ttl - 100)  # exactly full + ttl: within the slack, still written
+    departed = layout.key("GONE")  # last written before them: expires before full + ttl
+    client.hset(departed, "f", "1")  # type: ignore[arg-type]
+    client.pexpire(departed, 1500)
+    unbounded = layout.key("NO_TTL")  # a writer without an expiry: given one, as before
+    client.hset(unbounded, "f", "1")  # type: ignore[arg-type]
+
+    result = sweep_online_expiry(client, layout, ttl, None, now=now, full_since=full)
+
+    assert result.completed and result.extended == 6
+    assert all(990 < int(client.ttl(k)) <= ttl for k in [*written, unbounded])  # type: ignore[arg-type]
+    assert 0 < int(client.pttl(departed)) <= 1500  # type: ignore[arg-type]  # left alone...
+    again = sweep_online_expiry(
+        client, layout, ttl, result.sweep, now=datetime.now(UTC), full_since=full
+    )
+    assert again.extended == 6 and int(client.pttl(departed)) <= 1500  # type: ignore[arg-type]
+    deadline = time.monotonic() + 30
+    while client.exists(departed) and time.monotonic() < deadline:  # ...until it expires
+        time.sleep(0.1)
+    assert not client.exists(departed)
+    assert all(client.exists(k) for k in written)
+    client.delete(*written, unbounded)
+
+
+def test_without_a_full_read_recorded_every_key_is_extended(
+    client: redis.Redis, redis_ns: str
+) -> None:
+    layout = RedisLayout(f"p_{redis_ns.replace('-', '_')}", ("customer_id",))
+    keys = _keys(client, layout, 3, ttl=2)
+    result = sweep_online_expiry(client, layout, 1000, None, now=datetime.now(UTC))
+    assert result.extended == 3
+    assert all(990 < int(client.ttl(k)) <= 1000 for k in keys)  # type: ignore[arg-type]
+    client.delete(*keys)
+
+
+def test_full_reads_are_recorded_per_view(client: redis.Redis, redis_ns: str) -> None:
+    state = RedisRunState(client, redis_ns)
+    assert state.load().full_read("a") is None
+    state.save_full_reads(["a", "b"], NOW)
+    snapshot = state.load()
+    assert snapshot.full_read("a") == NOW and snapshot.full_read("b") == NOW
+    assert snapshot.full_read("c") is None
+
+
+def test_a_customer_deleted_at_the_source_expires_after_a_full_run_the_others_stay(
+    feast_repo: Path, feast_env: FeastEnv, pg_url: str
+) -> None:
+    import sqlalchemy as sa
+
+    from xiva_source.demo.data import create_demo_dwh
+    from xiva_source.dwh import get_engine
+    from xiva_source.dwh.schema import CONTRACT_TABLES
+
+    dwh = create_demo_dwh(pg_url, feast_env.sim, seed=11)  # the test's own DWH: rows are deleted
+    feast_env.monkeypatch.setenv("DWH_URL", pg_url)
+    feast_env.monkeypatch.setenv("ONLINE_TTL_SECONDS", "8")
+    feast_env.set_mode("dwh")
+    client = redis.Redis.from_url(feast_env.redis_url)
+    layout = RedisLayout.of(store_of(feast_repo).config, ["customer_id"])
+    departed, present = dwh.customer_ids[0], dwh.customer_ids[1]
+
+    assert run_materialization(feast_repo, progress=False).status == "ok"  # the first load
+    assert client.exists(layout.key(departed)) and client.exists(layout.key(present))
+    client.expire(layout.key(departed), 6)  # as if written 2 s before the full run (< ttl - slack)
+    with get_engine(pg_url).begin() as conn:  # the customer leaves the DWH
+        for table in CONTRACT_TABLES:
+            conn.execute(sa.text(f"DELETE FROM {table} WHERE customer_id = :c"), {"c": departed})
+    full = run_materialization(feast_repo, progress=False, full=True)  # does not write it
+    assert full.status == "ok" and client.exists(layout.key(departed))
+
+    deadline = time.monotonic() + 120  # incremental runs until it expires (6 s after the load)
+    runs = 0
+    while client.exists(layout.key(departed)) and time.monotonic() < deadline:
+        run = run_materialization(feast_repo, progress=False)
+        runs += 1
+        assert run.status == "ok" and run.rows == 0
+        assert client.exists(layout.key(present))  # a customer the full run wrote: extended
+    assert not client.exists(layout.key(departed))
+    assert runs >= 1
+    run = run_materialization(feast_repo, progress=False)  # and it stays gone
+    assert run.rows == 0 and not client.exists(layout.key(departed))
+    assert client.exists(layout.key(present))
+    client.close()

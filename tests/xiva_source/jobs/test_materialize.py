@@ -22,10 +22,12 @@ from tests.support.services import SIM_PASSWORD
 from xiva_source.cli import main
 from xiva_source.feast_plugin.online_store import online_redis_client
 from xiva_source.feast_plugin.redis_format import RedisLayout
+from xiva_source.feast_plugin.run_state import RedisRunState
 from xiva_source.jobs.errors import MaterializationConfigError, MaterializationFailedError
 from xiva_source.jobs.expiry import extend_online_expiry
 from xiva_source.jobs.locks import LockHolder, RedisMaterializationLock, lock_for_store
 from xiva_source.jobs.materialize import run_materialization
+from xiva_source.timeutil import utc_now
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -306,7 +308,11 @@ def test_successful_run_extends_expiry_of_keys_it_did_not_rewrite(
 
     assert len(keys) > 100
     assert 900 < ttl(keys[0]) <= 1000
-    client.expire(keys[0], 5)  # as if written long ago
+    client.expire(keys[0], 5)  # as if swept long ago: about to expire...
+    # ...after the last full reads (a key they wrote, or a write or a sweep since, expires at
+    # their start + ttl or later; one that expires earlier was not written since: left alone).
+    online = [fv.name for fv in _store(repo).list_feature_views() if fv.online]
+    RedisRunState(client, project).save_full_reads(online, utc_now() - timedelta(seconds=2000))
     other = (
         serialize_entity_key(
             EntityKey(join_keys=["customer_id"], entity_values=[Value(string_val="x")])
@@ -338,6 +344,9 @@ def test_successful_run_extends_expiry_of_keys_it_did_not_rewrite(
     assert all(view.start is None for view in reload.views)
     assert reload.expiry_extended == 0 and 0 < ttl(gone) <= 50  # left to expire
     assert ttl(keys[1]) > 900
+    later = run_materialization(repo, progress=False)
+    assert later.rows == 0 and later.expiry_extended == len(keys)  # every key it wrote...
+    assert 0 < ttl(gone) <= 50  # ...but not the one it did not write: never extended again
     client.close()
 
 
