@@ -65,10 +65,11 @@ def test_env_settings_configure_the_client(xiva_env: XivaSimulator) -> None:
 
 
 def test_token_expiring_mid_run_is_refreshed_before_expiry(sim: XivaSimulator) -> None:
-    sim.set_token_lifetimes(access=1.0)
+    # 3 s tokens (3-4 s with rounding): a loaded machine's stalls stay well inside one.
+    sim.set_token_lifetimes(access=3.0)
     ids = sim.customer_ids()
     client = _client(sim)
-    deadline = time.monotonic() + 2.6  # outlives at least one access token (1-2 s with rounding)
+    deadline = time.monotonic() + 8.5  # outlives at least one access token
     while time.monotonic() < deadline:
         client.get_customer(ids[0])
         time.sleep(0.1)
@@ -78,12 +79,12 @@ def test_token_expiring_mid_run_is_refreshed_before_expiry(sim: XivaSimulator) -
 
 
 def test_dead_refresh_token_means_logging_in_again(sim: XivaSimulator) -> None:
-    sim.set_token_lifetimes(access=1.0)
+    sim.set_token_lifetimes(access=3.0)
     ids = sim.customer_ids()
     client = _client(sim)
     client.get_customer(ids[0])
     sim.revoke_refresh_tokens()
-    deadline = time.monotonic() + 2.6  # the access token (1-2 s) expires meanwhile
+    deadline = time.monotonic() + 8.5  # the access token (3-4 s) expires meanwhile
     while time.monotonic() < deadline:
         assert client.get_customer(ids[1])["id"] == ids[1]
         time.sleep(0.1)

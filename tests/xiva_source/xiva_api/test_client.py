@@ -85,15 +85,17 @@ def test_retry_after_above_the_maximum_fails_fast(
 def test_exhausted_budget_fails_fast_with_the_last_error(
     sim: XivaSimulator, logged_in: XivaClient
 ) -> None:
-    client = _client(sim, retry_budget=1.5)
-    sim.set_faults(FaultConfig(kinds=("503",), retry_after_seconds=1, paths={"customer_detail"}))
+    # Retry-After 3 s against a 4.5 s budget: one wait fits (whatever the first answer's latency
+    # up to 1.5 s on a loaded machine), a second never does.
+    client = _client(sim, retry_budget=4.5)
+    sim.set_faults(FaultConfig(kinds=("503",), retry_after_seconds=3, paths={"customer_detail"}))
     started = time.monotonic()
     with pytest.raises(XivaRetryBudgetError) as info:
         client.get_customer(sim.customer_ids()[0])
-    # Waited once (1 s), then saw the next wait would overrun: two requests, not three.
-    assert time.monotonic() - started >= 1.0
+    # Waited once (3 s), then saw the next wait would overrun: two requests, not three.
+    assert time.monotonic() - started >= 3.0
     assert isinstance(info.value.last_error, XivaServerError)
-    assert info.value.status == 503 and "XIVA_RETRY_BUDGET=1.5" in str(info.value)
+    assert info.value.status == 503 and "XIVA_RETRY_BUDGET=4.5" in str(info.value)
     assert [s for _, s in _detail_log(sim)] == [503, 503]
     assert client.usage().by_endpoint["customer_detail"].errors == 1
 
