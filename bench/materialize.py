@@ -46,6 +46,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -493,19 +495,13 @@ def _memory_tables(rng: Any, n: int, now: Any, types: dict[str, Any]) -> dict[st
     }
 
 
-def redis_memory(customers: int, work: Path) -> dict[str, Any]:
-    """Bytes per customer in Redis: both views written by the bulk writer into a private Redis."""
+@contextmanager
+def private_redis(work: Path) -> Iterator[str]:
+    """A throwaway ``redis-server`` on a free port (no persistence, its files in ``work``); its
+    URL. The benchmarks' one way to start a Redis of their own."""
     import socket
 
-    import numpy as np
-    import pyarrow as pa
     import redis
-    from feast import FeatureStore
-    from feast.value_type import ValueType
-
-    from xiva_source.feast_plugin.bulk_writer import BulkWriter
-    from xiva_source.feast_plugin.redis_format import RedisLayout
-    from xiva_source.pipeline.context import feature_arrow_types
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -516,13 +512,34 @@ def redis_memory(customers: int, work: Path) -> dict[str, Any]:
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        client: Any = redis.Redis(port=port)
-        for _ in range(100):
+        client = redis.Redis(port=port)
+        for _ in range(200):
             try:
                 client.ping()
                 break
             except redis.ConnectionError:
                 time.sleep(0.05)
+        client.close()
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def redis_memory(customers: int, work: Path) -> dict[str, Any]:
+    """Bytes per customer in Redis: both views written by the bulk writer into a private Redis."""
+    import numpy as np
+    import pyarrow as pa
+    import redis
+    from feast import FeatureStore
+    from feast.value_type import ValueType
+
+    from xiva_source.feast_plugin.bulk_writer import BulkWriter
+    from xiva_source.feast_plugin.redis_format import RedisLayout
+    from xiva_source.pipeline.context import feature_arrow_types
+
+    with private_redis(work) as url:
+        client: Any = redis.Redis.from_url(url)
         project = f"mem_{uuid.uuid4().hex[:8]}"
         repo = _project_repo(work, project)
         _apply(repo)
@@ -567,9 +584,6 @@ def redis_memory(customers: int, work: Path) -> dict[str, Any]:
             "fields": fields,
             "encoding": encoding.decode() if isinstance(encoding, bytes) else str(encoding),
         }
-    finally:
-        server.kill()
-        server.wait(timeout=10)
 
 
 def _print_report(redis_results: list[dict[str, Any]], xiva: dict[str, Any] | None) -> None:
