@@ -47,13 +47,14 @@ import threading
 import time
 import urllib.request
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from materialize import REDIS_URL, _apply, _delete_project_keys, _project_repo
+from materialize import REDIS_URL, _apply, _delete_project_keys, _project_repo, private_redis
 
 PASSWORD = "bench-pass"  # the simulator's throwaway accounts
 PATHS = ("sync", "cron")
@@ -192,22 +193,10 @@ def main() -> None:
 
     run_id = uuid.uuid4().hex[:8]
     work = Path(tempfile.mkdtemp(prefix="bench-sync-"))
-    redis_server = None
-    redis_url = REDIS_URL
-    if not args.shared_redis:
-        # A redis-server of the run's own: another client's long script on a shared Redis
-        # stalls every client, which is not what this measures.
-        redis_port = _free_port()
-        redis_server = subprocess.Popen(
-            [
-                shutil.which("redis-server") or "redis-server",
-                *("--port", str(redis_port), "--save", "", "--appendonly", "no"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        redis_url = f"redis://127.0.0.1:{redis_port}/0"
-        _wait_redis(redis_url)
+    # A redis-server of the run's own unless asked: another client's long script on a shared
+    # Redis stalls every client, which is not what this measures.
+    own_redis = ExitStack()
+    redis_url = REDIS_URL if args.shared_redis else own_redis.enter_context(private_redis(work))
     port = _free_port()
     root = f"http://127.0.0.1:{port}"
     sim = subprocess.Popen(
@@ -299,26 +288,11 @@ def main() -> None:
         sim.wait(10)
     (work / "changes.json").write_text(json.dumps({"changes": changes, "counters": counters}))
     _report(changes, counters, work, args)
-    if redis_server is not None:
-        redis_server.kill()
-        redis_server.wait()
-    else:
+    if args.shared_redis:
         for project in projects.values():
             _delete_project_keys(project)
+    own_redis.close()
     shutil.rmtree(work, ignore_errors=True)
-
-
-def _wait_redis(url: str) -> None:
-    import redis
-
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            redis.Redis.from_url(url).ping()
-            return
-        except redis.exceptions.ConnectionError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
 
 
 def _wait_started(projects: dict[str, str], redis_url: str) -> None:
