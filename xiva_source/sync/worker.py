@@ -355,16 +355,19 @@ class SyncWorker:
         return checkpoint
 
     def _start_position(self) -> datetime:
-        """Where a first worker starts: the job's Xiva watermark, else now."""
+        """Where a first worker starts: the job's Xiva watermark, else its DWH one, else now.
+
+        Raises:
+            RedisError: The state cannot be read now: the loop degrades and tries again (never
+                "now" instead: the changes since the job's watermark would be skipped).
+            CorruptedStateError: The watermark does not parse: the worker stops with the repair
+                (exit 4), as the job does.
+        """
         from xiva_source.jobs.refresh import CUSTOMER_VIEW
         from xiva_source.jobs.state import state_for_store
 
-        try:
-            marks = state_for_store(self.store, self.redis).load().watermarks()
-        except Exception as e:  # an unreadable state: start now (logged)
-            logger.warning("sync: the job's watermarks cannot be read (%s); starting now", e)
-            marks = {}
-        mark = marks.get((CUSTOMER_VIEW, "xiva")) or marks.get((CUSTOMER_VIEW, "dwh"))
+        state = state_for_store(self.store, self.redis).load()
+        mark = state.watermark(CUSTOMER_VIEW, "xiva") or state.watermark(CUSTOMER_VIEW, "dwh")
         return mark or self.wall_clock()
 
     # -- Xiva ----------------------------------------------------------------------------------

@@ -180,3 +180,18 @@ def test_a_corrupted_checkpoint_stops_the_worker_with_the_repair(
         worker.step()
     assert "redis-cli DEL" in info.value.fix
     assert main(["sync", "--repo", str(worker.store.repo_path)]) == 4
+
+
+def test_a_first_start_over_a_corrupted_watermark_stops_rather_than_starting_now(
+    worker: SyncWorker, project: str
+) -> None:
+    """Starting "now" would skip every change since the job's watermark: the worker refuses."""
+    from xiva_source.feast_plugin.errors import CorruptedStateError
+
+    state_hash = f"xiva_source:materialize:state:{project}"
+    worker.redis.hset(state_hash, "wm:customer_features:xiva", "garbage-time")
+    with pytest.raises(CorruptedStateError) as info:
+        worker.step()
+    assert "wm:customer_features:xiva" in str(info.value)
+    assert worker.checkpoint is None  # nothing followed, no position saved
+    assert worker.checkpoints.load() is None
