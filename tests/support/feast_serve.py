@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 __all__ = ["FeastServer", "FeastUi", "free_port"]
 
@@ -38,7 +38,42 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class FeastServer:
+class _ServerProcess:
+    """A server started as a child process, its output in a temporary file: what
+    :class:`FeastServer` and :class:`FeastUi` share (the log, the stop, ``with``)."""
+
+    process: subprocess.Popen[bytes]
+    _log: Any
+
+    def log(self) -> str:
+        """What the server wrote so far."""
+        self._log.seek(0)
+        return str(self._log.read().decode(errors="replace"))
+
+    def close(self) -> None:
+        """Stop the server (SIGTERM: gunicorn stops its workers), then wait for it."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self._log.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class FeastServer(_ServerProcess):
     """``feast -c <repo> serve`` on a free port, one worker, no access log.
 
     Args:
@@ -94,11 +129,6 @@ class FeastServer:
                 raise RuntimeError(f"feast serve did not answer on port {self.port}: {log[-2000:]}")
             time.sleep(0.2)
 
-    def log(self) -> str:
-        """What the server wrote to stderr so far."""
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")
-
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """One request on the kept-alive connection; the status and the decoded JSON (or text)."""
         payload = None if body is None else json.dumps(body)
@@ -139,30 +169,12 @@ class FeastServer:
         return {name: r["values"] for name, r in zip(names, results, strict=True)}
 
     def close(self) -> None:
-        """Stop the server (SIGTERM: gunicorn stops its workers), then wait for it."""
+        """Close the client connection, then stop the server."""
         self.conn.close()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self._log.close()
-
-    def __enter__(self) -> FeastServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        super().close()
 
 
-class FeastUi:
+class FeastUi(_ServerProcess):
     """``feast -c <repo> ui`` on a free loopback port, waited for until its page answers.
 
     Args:
@@ -201,11 +213,6 @@ class FeastUi:
                 raise RuntimeError(f"feast ui did not answer on port {self.port}: {log[-2000:]}")
             time.sleep(0.2)
 
-    def log(self) -> str:
-        """What the server wrote so far."""
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")
-
     def get(self, path: str) -> tuple[int, Any]:
         """``GET path``: the status and the decoded JSON (or the text)."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
@@ -219,28 +226,6 @@ class FeastUi:
             return response.status, json.loads(data)
         except ValueError:
             return response.status, data.decode(errors="replace")
-
-    def close(self) -> None:
-        """Stop the server and wait for it."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self._log.close()
-
-    def __enter__(self) -> FeastUi:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _main(argv: list[str]) -> int:
