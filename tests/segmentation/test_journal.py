@@ -10,7 +10,7 @@ from feast import ValueType
 from segmentation.journal import Journal, SegmentState, mark_changed
 from segmentation.memberships import membership_prefix
 from tests.support.segmentation.repo import FeastRepo, stored_rows
-from xiva_source.feast_plugin.changed import journal_keys
+from xiva_source.feast_plugin.changed import MARK_CHUNK, journal_keys
 
 
 def test_marks_are_taken_after_a_cursor_and_trimmed(redis_url: str, redis_ns: str) -> None:
@@ -35,6 +35,19 @@ def test_marks_are_taken_after_a_cursor_and_trimmed(redis_url: str, redis_ns: st
     journal.forget("x")
     assert journal.trim() == 2 and journal.take(0)[1] == []
     assert journal.states(["y", "z"]) == {"y": SegmentState(seq2, "t", "f"), "z": None}
+    client.close()
+
+
+def test_a_mark_of_many_customers_fits_luas_unpack_limit(redis_url: str, redis_ns: str) -> None:
+    # A whole MARK_CHUNK in one script used to fail ("too many results to unpack": Lua's unpack
+    # takes ~8,000 values, a chunk is two per member): every full load of 10,000 rows failed.
+    client = redis_lib.Redis.from_url(redis_url)
+    journal = Journal(client, redis_ns, membership_prefix(redis_ns))
+    ids = [f"C{i:06d}" for i in range(2 * MARK_CHUNK + 7)]
+    assert mark_changed(client, redis_ns, ids) == len(ids)
+    seq, taken = journal.take(0)
+    assert seq == 3  # one number per chunk of MARK_CHUNK
+    assert sorted(taken or []) == ids
     client.close()
 
 

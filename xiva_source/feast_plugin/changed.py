@@ -43,17 +43,22 @@ in full (a reload of the whole population is cheaper read by ``SCAN`` anyway), w
 
 # One sequence number per call; every id ZADDed with it (GT is not needed: numbers only grow).
 # A journal at its limit records the number instead (KEYS[3]): refreshes after it are full.
+# ZADD goes in slices of 1,000 members: Lua's unpack() fails past ~8,000 values ("too many
+# results to unpack"), which a whole MARK_CHUNK (two values per member) would exceed.
 _MARK = """
 local seq = redis.call('INCR', KEYS[2])
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
   redis.call('SET', KEYS[3], seq)
   return seq
 end
-table.remove(ARGV, 1)
 local args = {}
-for i = 1, #ARGV do
+for i = 2, #ARGV do
   args[#args + 1] = seq
   args[#args + 1] = ARGV[i]
+  if #args >= 2000 then
+    redis.call('ZADD', KEYS[1], unpack(args))
+    args = {}
+  end
 end
 if #args > 0 then redis.call('ZADD', KEYS[1], unpack(args)) end
 return seq

@@ -16,6 +16,7 @@ from xiva_source.errors import LoyaltyError
 
 __all__ = [
     "EXIT_CORRUPTED_STATE",
+    "REFUSED_FIX",
     "CorruptedStateError",
     "FeatureNameCollisionError",
     "OnlineStoreError",
@@ -50,7 +51,25 @@ class OnlineStoreError(LoyaltyError):
             'the online store (Redis) failed while writing the marker: Error 111 connecting. Fix: Check REDIS_URL and that Redis is running and reachable.'
         """  # noqa: E501
         during = f" while {step}" if step else ""
+        if fix is None and _refused(cause):
+            fix = REFUSED_FIX
         return cls(f"the online store (Redis) failed{during}: {cause}", fix)
+
+
+REFUSED_FIX = (
+    "Redis answered and refused the command: a NOPERM error needs the ACL rules of "
+    "docs/operations.md (Security) for this user; any other refusal is a bug: rerun with --debug "
+    "and report the message."
+)
+"""The fix of a command Redis refused (it is reachable: REDIS_URL is not the problem)."""
+
+
+def _refused(cause: BaseException | str) -> bool:
+    # An answer from Redis (redis.ResponseError: a script error, NOPERM, WRONGTYPE), named by
+    # class so this module does not import redis.
+    return isinstance(cause, BaseException) and any(
+        klass.__name__ == "ResponseError" for klass in type(cause).__mro__
+    )
 
 
 class RepositoryError(LoyaltyError):

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 
 from xiva_source.errors import LoyaltyError
-from xiva_source.feast_plugin.errors import OnlineStoreError, RepositoryError
+from xiva_source.feast_plugin.errors import REFUSED_FIX, OnlineStoreError, RepositoryError
 from xiva_source.redaction import redact
 from xiva_source.redis_client import cluster_hint, describe_redis_error, tls_hint
 
@@ -72,7 +72,8 @@ def _translate(error: BaseException) -> LoyaltyError | None:
                 f"REDIS_TYPE says: {_one_line(describe_redis_error(error))}",
                 hint,
             )
-        return OnlineStoreError.failed(text)
+        refused = isinstance(error, redis_exc.ResponseError)
+        return OnlineStoreError.failed(text, fix=REFUSED_FIX if refused else None)
     sa_exc = sys.modules.get("sqlalchemy.exc")
     if sa_exc is not None and isinstance(error, sa_exc.SQLAlchemyError | sa_exc.ArgumentError):
         from xiva_source.dwh.errors import DwhError
