@@ -1,4 +1,4 @@
-"""Benchmark: the real-time sync worker beside a cron-like path (every 5 minutes), in one run.
+"""Benchmark: the real-time sync worker beside the cron path (the job every 5 min), in one run.
 
 Usage::
 
@@ -15,19 +15,27 @@ follow the same changes, each in its own process, each into a project of its own
 127.0.0.1:6379 or ``BENCH_REDIS_URL``), the snapshot table in a SQLite file of its own), with
 the client's own rate set to the limit:
 
-- ``sync``: ``xiva-source sync`` as shipped (a poll every ``--interval`` s, 50 changes a batch);
-- ``cron``: the same worker polling every ``--cron-minutes`` (default 5) with unbounded batches:
-  the reads and writes of a ``xiva-source materialize`` every 5 minutes (the list from the last
-  position, one 360 view per changed customer, the newer-wins write, the pull recorded) followed
-  by the segments' update, i.e. the path the worker replaces.
+- ``sync``: ``xiva-source sync`` as shipped (a poll every ``--interval`` s, 50 changes a batch),
+  in a child process;
+- ``cron``: the real cron path, every ``--cron-minutes`` (default 5): ``xiva-source materialize``
+  (incremental from its watermark: the list from the last position, one 360 view per changed
+  customer, the newer-wins write, the pull recorded), then ``segmentation refresh`` (incremental:
+  the changed customers re-evaluated, the events published), each its own process as cron runs
+  them. Its first run (the full load of the population and the segments' baseline) runs before
+  the changes start, with the simulator's rate limit lifted, as a deployment's initial load would
+  have; it is not measured.
 
 For each change: change-to-online (the driver's change -> the features written) and
-change-to-event (-> the segments updated and events published), p50 / p99 / max; Xiva calls per
-change (the simulator's count per user, logins and list pages included, over the changes
-followed; the worker's counted when the changes end plus 5 s, the cron path's after its last
-run: idle polls after the run are not charged to the changes); RSS of each worker process
-after 5 minutes (and 60 with ``--minutes 60``) and at the end. The run lasts ``--minutes`` plus
-one cron interval (the last changes reach the cron path). Everything written
+change-to-event (-> the segments updated and events published), p50 / p99 / max. The worker
+reports both per customer (a hook); for the cron path a change is online when the first job
+that wrote its customer after it ends (the customers a job wrote are the marks it left in the
+changed-customers journal, read between the job and the refresh) and evented when the refresh
+after that job ends. Xiva calls per change (the simulator's count per user, logins and list pages
+included, over the customers written; the worker's counted when the changes end plus 5 s, the
+cron path's after its last run: idle polls after the run are not charged to the changes); RSS of
+the worker process after 5 minutes (and 60 with ``--minutes 60``) and at the end, and the peak
+RSS of the cron path's processes. The run lasts ``--minutes`` plus one cron interval (the last
+changes reach the cron path). Everything written
 (Redis keys, the repositories) is removed at the end. Not a test.
 """
 
@@ -228,10 +236,12 @@ def main() -> None:
             except OSError:
                 assert time.monotonic() < deadline, "the simulator did not start"
                 time.sleep(0.2)
+        envs: dict[str, dict[str, str]] = {}
+        repos: dict[str, Path] = {}
         for path in PATHS:
-            repo = _project_repo(work, projects[path])
-            _apply(repo)
-            env = {
+            repos[path] = _project_repo(work, projects[path])
+            _apply(repos[path])
+            envs[path] = {
                 **os.environ,
                 "XIVA_API_BASE_URL": f"{root}/api",
                 "XIVA_API_USERNAME": path,
@@ -244,37 +254,60 @@ def main() -> None:
                 "FEATURE_STORE_DATA_SOURCE": "xiva",
                 "FEATURE_STORE_ENV_FILE": "none",
             }
-            cron = path == "cron"
-            workers[path] = subprocess.Popen(
+        for path in PATHS:  # the DWH's tables (empty): the repository's DWH view reads them
+            subprocess.run(
                 [
                     sys.executable,
-                    __file__,
-                    "--child",
-                    path,
-                    "--repo",
-                    str(repo),
-                    "--out",
-                    str(work / f"{path}.jsonl"),
-                    "--interval",
-                    str(args.cron_minutes * 60 if cron else args.interval),
-                    "--batch-size",
-                    str(1_000_000 if cron else 50),
+                    "-m",
+                    "xiva_source",
+                    "dwh",
+                    "init",
+                    "--dwh-url",
+                    envs[path]["DWH_URL"],
                 ],
-                env=env,
-                stderr=(work / f"{path}.log").open("wb"),
+                env=envs[path],
+                check=True,
+                stdout=subprocess.DEVNULL,
             )
-        _wait_started(projects, redis_url)
+        workers["sync"] = subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                "sync",
+                "--repo",
+                str(repos["sync"]),
+                "--out",
+                str(work / "sync.jsonl"),
+                "--interval",
+                str(args.interval),
+                "--batch-size",
+                "50",
+            ],
+            env=envs["sync"],
+            stderr=(work / "sync.log").open("wb"),
+        )
+        cron = CronPath(repos["cron"], envs["cron"], projects["cron"], redis_url, work)
+        # The initial load (every customer, then the segments' baseline) is a deployment's
+        # first day, not what is measured: run it with the simulator's limit lifted.
+        _sim_call(root, "rate-limit", {"per_second": None, "burst": None})
+        cron.run_once(initial=True)
+        _sim_call(root, "rate-limit", {"per_second": args.rate_limit, "burst": None})
+        _wait_started({"sync": projects["sync"]}, redis_url)
         _sim_call(root, "reset-counters", {})
         print(
             f"{args.customers} customers, rate limit {args.rate_limit}/s per path, "
             f"{args.changes_per_minute} changes/min for {args.minutes} min; worker poll "
-            f"{args.interval}s, cron-like path every {args.cron_minutes} min",
+            f"{args.interval}s, cron path (materialize + refresh) every {args.cron_minutes} min",
             flush=True,
         )
+        loop = threading.Thread(target=cron.loop, args=(args.cron_minutes * 60,), daemon=True)
+        loop.start()
         changes = _drive(root, ids, args)
+        cron.changes_ended = time.time()
         time.sleep(5)  # the worker's last follows
         counters = {"sync": _sim_call(root, "counters")}
-        time.sleep(args.cron_minutes * 60 + 5)  # the cron path's next run covers the last ones
+        loop.join()  # its next run after the changes ended covers the last ones
         counters["cron"] = _sim_call(root, "counters")
     finally:
         for process in workers.values():
@@ -288,11 +321,103 @@ def main() -> None:
         sim.wait(10)
     (work / "changes.json").write_text(json.dumps({"changes": changes, "counters": counters}))
     _report(changes, counters, work, args)
+    for failure in cron.failures:
+        print(f"cron path: {failure}")
+    print("cron path, the job's summary lines (the first: the initial load, not measured):")
+    for line in cron.summaries:
+        print(f"  {line}")
     if args.shared_redis:
         for project in projects.values():
             _delete_project_keys(project)
     own_redis.close()
     shutil.rmtree(work, ignore_errors=True)
+
+
+class CronPath:
+    """The cron path: ``xiva-source materialize`` then ``segmentation refresh``, as cron runs them.
+
+    Each run appends to ``cron.jsonl`` one record per customer the job wrote (the journal's marks
+    after the job's first mark number) with the job's end (``online``) and the refresh's end
+    (``event``), and the peak RSS of both processes.
+    """
+
+    def __init__(
+        self, repo: Path, env: dict[str, str], project: str, redis_url: str, work: Path
+    ) -> None:
+        self.repo, self.env, self.project, self.redis_url, self.work = (
+            repo,
+            env,
+            project,
+            redis_url,
+            work,
+        )
+        self.out = work / "cron.jsonl"
+        self.changes_ended: float | None = None
+        self.failures: list[str] = []
+        self.summaries: list[str] = []
+
+    def _run(self, argv: list[str], name: str) -> float:
+        """Run one command; its peak RSS (MB). A failure is kept for the report."""
+        log = self.work / f"cron-{name}.log"
+        with log.open("ab") as err:
+            process = subprocess.Popen(
+                [sys.executable, "-m", *argv, "--repo", str(self.repo)],
+                env=self.env,
+                stdout=err,
+                stderr=err,
+            )
+            _, status, usage = os.wait4(process.pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        if code not in (0, 3):  # 3: completed but degraded (reported, still written)
+            tail = " / ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
+            self.failures.append(f"{' '.join(argv)} exited {code}: {tail}")
+        return usage.ru_maxrss / 1024
+
+    def run_once(self, *, initial: bool = False) -> float:
+        """One cron tick; returns when it started."""
+        import redis
+
+        from xiva_source.feast_plugin.changed import journal_keys
+
+        journal, sequence, _ = journal_keys(self.project)
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            started = time.time()
+            raw: Any = client.get(sequence)
+            before = int(raw or 0)
+            env = self.env
+            if initial:  # the first day's load at the simulator's lifted limit
+                self.env = {**env, "XIVA_REQUESTS_PER_SECOND": "1000"}
+            job_rss = self._run(["xiva_source", "materialize", "--no-progress"], "materialize")
+            self.env = env
+            online_at = time.time()
+            marks: Any = client.zrangebyscore(journal, f"({before}", "+inf")
+            written = [m.decode() for m in marks]
+            refresh_rss = self._run(["segmentation", "refresh"], "refresh")
+            event_at = time.time()
+        finally:
+            client.close()
+        log = self.work / "cron-materialize.log"
+        lines = log.read_text(errors="replace").strip().splitlines()
+        self.summaries.append(lines[-1] if lines else "")
+        if not initial:
+            with self.out.open("a") as file:
+                for cid in written:
+                    record = {"id": cid, "online": online_at, "event": event_at, "events": 0}
+                    file.write(json.dumps(record) + "\n")
+                file.write(json.dumps({"job_rss_mb": job_rss, "refresh_rss_mb": refresh_rss}))
+                file.write("\n")
+        return started
+
+    def loop(self, every: float) -> None:
+        """A tick every ``every`` seconds until one starts after the changes ended."""
+        next_at = time.monotonic() + every
+        while True:
+            time.sleep(max(0.0, next_at - time.monotonic()))
+            next_at += every
+            started = self.run_once()
+            if self.changes_ended is not None and started > self.changes_ended + 1:
+                return
 
 
 def _wait_started(projects: dict[str, str], redis_url: str) -> None:
@@ -340,25 +465,31 @@ def _report(
         event = _latencies(changes, records, "event")
         followed = sum(1 for r in records if "id" in r)
         calls = int(counters[path].get("by_user", {}).get(path, 0))
+        # Per change followed (a customer written twice, e.g. at a run's window boundary, is
+        # one change): the same denominator for both paths.
         rss = {round(r["rss_minutes"], 1): r["rss_mb"] for r in records if "rss_mb" in r}
+        for kind in ("job", "refresh"):  # the cron path: its processes' peaks
+            peaks = [r[f"{kind}_rss_mb"] for r in records if f"{kind}_rss_mb" in r]
+            if peaks:
+                rss[f"{kind} peak"] = max(peaks)
         results[path] = {
             "online": online,
             "event": event,
             "followed": followed,
-            "calls_per_change": calls / followed if followed else float("nan"),
+            "calls_per_change": calls / len(online) if online else float("nan"),
             "calls": calls,
             "rss": rss,
         }
     print(f"changes made: {len(changes)}")
-    cron = f"cron ({args.cron_minutes:g} min)"
-    print(f"{'':28}{'sync':>12}{cron:>14}{'cron/sync':>11}")
+    cron = f"cron ({args.cron_minutes:g} min)"  # materialize + refresh
+    print(f"{'':28}{'sync':>12}{cron:>16}{'cron/sync':>11}")
     for key, label in (("online", "change-to-online"), ("event", "change-to-event")):
         for q, name in ((0.5, "p50"), (0.99, "p99"), (1.0, "max")):
             a = _percentile(results["sync"][key], q)
             b = _percentile(results["cron"][key], q)
-            print(f"{label + ' ' + name + ' (s)':28}{a:12.2f}{b:14.2f}{b / a:11.1f}")
+            print(f"{label + ' ' + name + ' (s)':28}{a:12.2f}{b:16.2f}{b / a:11.1f}")
     a, b = results["sync"]["calls_per_change"], results["cron"]["calls_per_change"]
-    print(f"{'Xiva calls per change':28}{a:12.2f}{b:14.2f}{b / a:11.2f}")
+    print(f"{'Xiva calls per change':28}{a:12.2f}{b:16.2f}{b / a:11.2f}")
     for path in PATHS:
         r = results[path]
         missing = len(changes) - len(r["online"])
