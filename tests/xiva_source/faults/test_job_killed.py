@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import signal
-import time
 
 from tests.support.feast import FeastEnv
 from tests.support.xiva_source.faults import (
@@ -15,7 +14,7 @@ from tests.support.xiva_source.faults import (
     watermarks,
 )
 from tests.support.xiva_source.jobs import Truth
-from xiva_source.jobs.locks import LOCK_TTL_SECONDS, LockHolder, redis_lock_name
+from xiva_source.jobs.locks import LockHolder, redis_lock_name
 
 
 def test_a_run_killed_mid_pull_is_taken_over_at_once_and_loses_nothing(
@@ -45,14 +44,13 @@ def test_a_run_killed_mid_pull_is_taken_over_at_once_and_loses_nothing(
     # The view it was pulling keeps its watermark (a view finished before may have moved).
     assert watermarks(job.repo)["customer_features"] == before["customer_features"]
 
-    started = time.monotonic()
     code, out = job.run()
-    took = time.monotonic() - started
 
     assert code == 0, out
     lines = [line for line in out.splitlines() if line.startswith("materialize ")]
     assert len(lines) == 1 and lines[0].startswith("materialize ok"), out
+    # Taken over because its owner is dead (the pid named), not after the lock expired: no
+    # wall-clock bound, which a loaded machine's slow start-up would break.
     assert f"took over the materialization lock of a dead run (pid {dead_pid} on" in lines[0]
-    assert took < LOCK_TTL_SECONDS + 20  # it did not sit out the lock (nor a 60 s one)
     assert all(watermarks(job.repo).values())
     assert_every_customer_equals_the_source(job.repo, truth, feast_env)
