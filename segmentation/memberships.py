@@ -56,14 +56,20 @@ from segmentation.events import (
 )
 from segmentation.groups import UNTARGETED_GROUPS
 from xiva_source.feast_plugin.changed import membership_prefix
-from xiva_source.locking import DEFAULT_TTL_SECONDS, RedisLock
+from xiva_source.locking import RedisLock
 from xiva_source.redis_client import is_cluster
 from xiva_source.timeutil import to_iso
 
 if TYPE_CHECKING:
     from xiva_source.redis_client import RedisClient
 
-__all__ = ["HistoryEntry", "MembershipStore", "RefreshResult", "membership_prefix"]
+__all__ = [
+    "REFRESH_LOCK_TTL_SECONDS",
+    "HistoryEntry",
+    "MembershipStore",
+    "RefreshResult",
+    "membership_prefix",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -72,6 +78,11 @@ _KINDS = ("members", "joined", "left", "groups", "pending-joined", "pending-left
 _PENDING = {"joined": "pending-joined", "left": "pending-left"}
 """The copy of each delta SET that the events are published from (emptied as published)."""
 _UNSWITCHED_TTL = 3600
+REFRESH_LOCK_TTL_SECONDS = 60.0
+"""The refresh lock's TTL. A full refresh of millions of customers spends seconds in single calls
+that hold the GIL (sorting millions of ids) and in Redis commands under load: at 10,000,000
+customers the house's 10 s lost its heartbeat after 29 minutes of work. A dead refresh is still
+taken over at once on its own host (pid proof); from another host within a minute."""
 """Seconds the keys of a generation live until the switch (a killed refresh leaves nothing)."""
 
 
@@ -143,7 +154,7 @@ class MembershipStore:
         *,
         history_limit: int = 1000,
         chunk: int = 10_000,
-        lock_ttl: float = DEFAULT_TTL_SECONDS,
+        lock_ttl: float = REFRESH_LOCK_TTL_SECONDS,
         lock_wait: float = 600.0,
         event_batch: int = EVENTS_BATCH,
     ) -> None:
@@ -348,31 +359,46 @@ class MembershipStore:
 
     def _store_deltas(self, gen: str, name: str, old: str) -> tuple[list[str], list[str]]:
         """Store the joined/left SETs of ``name`` in ``gen`` against the SET ``old``, and their
-        copies the events are published from (before the switch, which only persists them: a copy
-        inside its ``MULTI`` would hold Redis for O(changes)); returns them, sorted.
+        copies the events are published from; returns them, sorted.
 
-        One O(changes) command per round trip, each with its ``EXPIRE`` (a killed refresh leaves
-        nothing for long): other clients get in between (at a million members each takes ~1 s;
-        pipelined together they held Redis for their sum).
+        Computed in bounded steps (``SSCAN`` of one set, ``SMISMEMBER`` against the other,
+        ``SADD`` of the difference: :attr:`chunk` members a command), never with one
+        ``SDIFFSTORE``/``SUNIONSTORE`` over a whole set: at 10,000,000 customers such a command
+        held Redis for seconds (every online read waited) and starved the refresh lock's
+        heartbeat. Both sets are stable meanwhile (the new generation is this refresh's; a
+        real-time change to the old one moves the events mark and the deltas are redone).
         """
         new, joined_key, left_key = (self.generation_key(gen, k, name) for k in _KINDS[:3])
-        # Raw commands: redis-py's cluster pipeline refuses sdiffstore()/sunionstore() even when,
-        # as here, every key shares the project's hash tag (one slot).
-        steps: list[tuple[str, tuple[str, ...]]] = [
-            (joined_key, ("SDIFFSTORE", joined_key, new, old)),
-            (left_key, ("SDIFFSTORE", left_key, old, new)),
-        ]
-        for kind, copy in _PENDING.items():
-            key = self.generation_key(gen, copy, name)
-            steps.append((key, ("SUNIONSTORE", key, self.generation_key(gen, kind, name))))
-        for key, command in steps:
-            with self.client.pipeline(transaction=False) as pipe:
-                pipe.execute_command(*command)
-                pipe.expire(key, _UNSWITCHED_TTL)
-                pipe.execute()
-        joined: Any = self.client.smembers(joined_key)
-        left: Any = self.client.smembers(left_key)
+        copies = {k: self.generation_key(gen, copy, name) for k, copy in _PENDING.items()}
+        joined = self._difference(new, old, (joined_key, copies["joined"]))
+        left = self._difference(old, new, (left_key, copies["left"]))
         return _s(joined), _s(left)
+
+    def _difference(self, source: str, other: str, targets: Sequence[str]) -> list[bytes]:
+        """Members of ``source`` not in ``other``, stored (replaced) in each of ``targets``."""
+        client, found = self.client, []
+        with client.pipeline(transaction=False) as pipe:
+            for target in targets:
+                pipe.delete(target)
+            pipe.execute()
+        cursor: Any = 0
+        while True:
+            reply: Any = client.sscan(source, cursor, count=self.chunk)
+            cursor, batch = reply
+            if batch:
+                flags: Any = client.smismember(other, batch)
+                missing = [m for m, there in zip(batch, flags, strict=True) if not there]
+                if missing:
+                    found.extend(missing)
+                    with client.pipeline(transaction=False) as pipe:
+                        for target in targets:
+                            pipe.sadd(target, *missing)
+                            pipe.expire(target, _UNSWITCHED_TTL)
+                        pipe.execute()
+            if int(cursor) == 0:
+                break
+        # SSCAN may return a member twice (a rehash mid-scan): a set, as SDIFFSTORE's was.
+        return list(dict.fromkeys(found))
 
     def _write_groups(self, gen: str, name: str, groups: Mapping[str, str]) -> None:
         """The generation's ``member -> group`` HASH (members whose group is not ``target``)."""
@@ -430,10 +456,15 @@ class MembershipStore:
                             "Run the refresh again",
                         )
                     self._check_written(tx, gen, entries)
-                    if results is not None and self._events_mark(tx) != mark:
-                        # Real-time changes since the deltas were computed: compute them again.
-                        entries = self._redo_deltas(gen, entries, results, current)
-                        mark = self._events_mark(tx)
+                    seen = self._events_mark(tx) if results is not None else mark
+                    if seen != mark:
+                        # Real-time changes since the deltas were computed: compute them again,
+                        # outside the WATCH (the heartbeat touches the lock meanwhile), then
+                        # check once more (a change during the redo: redone again).
+                        tx.unwatch()
+                        entries = self._redo_deltas(gen, entries, results or {}, current)
+                        mark = seen
+                        continue
                     tx.multi()
                     self._queue_switch(tx, gen, entries, current, stamp)
                     if results is not None:
@@ -528,7 +559,7 @@ class MembershipStore:
             for kind in _KINDS
         ]
         if stale:
-            self.client.delete(*stale)
+            self.client.unlink(*stale)  # freed in the background: a large set never holds Redis
 
     # --- reading --------------------------------------------------------------------------
     @staticmethod

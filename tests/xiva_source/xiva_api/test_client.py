@@ -75,7 +75,8 @@ def test_retry_after_above_the_maximum_fails_fast(
     started = time.monotonic()
     with pytest.raises(XivaRateLimitError) as info:
         client.get_customer(sim.customer_ids()[0])
-    assert time.monotonic() - started < 1.0
+    # One request and no wait for the announced hour (a bound a loaded machine cannot break).
+    assert time.monotonic() - started < 60.0
     assert info.value.retry_after == 3600 and info.value.status == 429
     assert "exceeds XIVA_MAX_RETRY_AFTER=5" in str(info.value)
     assert "XIVA_REQUESTS_PER_SECOND" in str(info.value)
@@ -89,14 +90,16 @@ def test_exhausted_budget_fails_fast_with_the_last_error(
     # up to 1.5 s on a loaded machine), a second never does.
     client = _client(sim, retry_budget=4.5)
     sim.set_faults(FaultConfig(kinds=("503",), retry_after_seconds=3, paths={"customer_detail"}))
-    started = time.monotonic()
     with pytest.raises(XivaRetryBudgetError) as info:
         client.get_customer(sim.customer_ids()[0])
-    # Waited once (3 s), then saw the next wait would overrun: two requests, not three.
-    assert time.monotonic() - started >= 3.0
+    # Waited once (Retry-After 3 s, counted from the answer's whole-second Date: 2-3 s between
+    # the two requests, as the simulator saw them), then saw the next wait would overrun: two
+    # requests, not three.
+    log = _detail_log(sim)
+    assert [s for _, s in log] == [503, 503]
+    assert log[1][0] - log[0][0] >= 2.0
     assert isinstance(info.value.last_error, XivaServerError)
     assert info.value.status == 503 and "XIVA_RETRY_BUDGET=4.5" in str(info.value)
-    assert [s for _, s in _detail_log(sim)] == [503, 503]
     assert client.usage().by_endpoint["customer_detail"].errors == 1
 
 
