@@ -449,11 +449,18 @@ class MembershipStore:
                 try:
                     # The stream too: a real-time change before EXEC makes the deltas stale.
                     tx.watch(lock.key, self.events_key())
-                    if _text(tx.get(lock.key)) != lock.value:
+                    holder = _text(tx.get(lock.key))
+                    if holder != lock.value:
+                        how = (
+                            f"it expired: its heartbeat could not renew it for {lock.ttl:.0f} s"
+                            if holder is None
+                            else "another refresh took it over"
+                        )
                         raise SegmentationError(
-                            "the membership refresh lost its lock before switching (another "
-                            "refresh took it over); nothing was switched",
-                            "Run the refresh again",
+                            f"the membership refresh lost its lock before switching ({how}); "
+                            "nothing was switched",
+                            "Run the refresh again; if it expired, check the load on this host "
+                            "and on Redis (a refresh starved of CPU cannot renew its lock)",
                         )
                     self._check_written(tx, gen, entries)
                     seen = self._events_mark(tx) if results is not None else mark

@@ -245,3 +245,30 @@ def test_a_new_set_lost_before_the_switch_switches_nothing(
         store.store_many(NEW, on_written=lose_alpha)
     assert {store.generation(n) for n in SEGMENTS} == {old_gen}
     assert store.members("alpha") == OLD["alpha"] and not client.exists(store.lock_key)
+
+
+@pytest.mark.parametrize(
+    ("taken", "says"),
+    [
+        (False, "it expired: its heartbeat could not renew it for 60 s"),
+        (True, "another refresh took it over"),
+    ],
+)
+def test_a_lock_lost_before_the_switch_switches_nothing_and_says_how(
+    client: redis.Redis, redis_ns: str, taken: bool, says: str
+) -> None:
+    store = MembershipStore(client, redis_ns)
+    store.store_many(OLD)
+    gen = store.generation("alpha")
+
+    def lose(_: str) -> None:  # after the first segment's set is written
+        if taken:
+            client.set(store.lock_key, json.dumps({"token": "other", "pid": 1, "host": "h"}))
+        else:
+            client.delete(store.lock_key)
+
+    with pytest.raises(SegmentationError) as info:
+        store.store_many(NEW, on_written=lose)
+    assert says in str(info.value) and "nothing was switched" in str(info.value)
+    assert store.generation("alpha") == gen and store.members("alpha") == OLD["alpha"]
+    client.delete(store.lock_key)
