@@ -33,8 +33,8 @@ changed-customers journal, read between the job and the refresh) and evented whe
 after that job ends. Xiva calls per change (the simulator's count per user, logins and list pages
 included, over the customers written; the worker's counted when the changes end plus 5 s, the
 cron path's after its last run: idle polls after the run are not charged to the changes); RSS of
-the worker process after 5 minutes (and 60 with ``--minutes 60``) and at the end, and the peak
-RSS of the cron path's processes. The run lasts ``--minutes`` plus one cron interval (the last
+the worker process after 5, 10, 20, 30, ... 60, 90 and 120 minutes (as long as it runs) and at
+the end, and the peak RSS of the cron path's processes. The run lasts ``--minutes`` plus one cron interval (the last
 changes reach the cron path). Everything written
 (Redis keys, the repositories) is removed at the end. Not a test.
 """
@@ -138,7 +138,7 @@ def child(args: argparse.Namespace) -> None:
     started = time.monotonic()
 
     def rss_marks() -> None:
-        for minutes in (5, 60):
+        for minutes in (5, 10, 20, 30, 40, 50, 60, 90, 120):
             while time.monotonic() < started + minutes * 60:
                 if worker.stopping:
                     return
