@@ -116,8 +116,11 @@ def test_many_threads_share_one_refresh(sim: XivaSimulator) -> None:
     client = _client(sim, max_workers=8)
     client.get_customer(ids[0])
     time.sleep(2.05)  # the access token (1-2 s) is due for refresh
+    started = time.monotonic()
     results = dict(client.iter_customers_360(ids))
+    lifetimes = time.monotonic() - started  # a loaded machine's fetches span several tokens
     assert all(isinstance(v, dict) for v in results.values()) and len(results) == 60
-    # One login and about one refresh per expiry, not one per thread.
+    # One login and about one refresh per expiry (the access token lives 1 s), not one per
+    # thread (8) or per request (60).
     assert _auth_calls(sim, "auth_create") == {200: 1}
-    assert sum(_auth_calls(sim, "auth_refresh").values()) <= 3
+    assert sum(_auth_calls(sim, "auth_refresh").values()) <= 2 + int(lifetimes)
