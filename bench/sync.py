@@ -34,9 +34,9 @@ after that job ends. Xiva calls per change (the simulator's count per user, logi
 included, over the customers written; the worker's counted when the changes end plus 5 s, the
 cron path's after its last run: idle polls after the run are not charged to the changes); RSS of
 the worker process after 5, 10, 20, 30, ... 60, 90 and 120 minutes (as long as it runs) and at
-the end, and the peak RSS of the cron path's processes. The run lasts ``--minutes`` plus one cron interval (the last
-changes reach the cron path). Everything written
-(Redis keys, the repositories) is removed at the end. Not a test.
+the end, and the peak RSS of the cron path's processes. The run lasts ``--minutes`` plus one
+cron interval (the last changes reach the cron path). Everything written (Redis keys, the
+repositories) is removed at the end. Not a test.
 """
 
 from __future__ import annotations
