@@ -50,6 +50,7 @@ from segmentation.journal import Journal, SegmentState
 from segmentation.memberships import HistoryEntry, RefreshResult
 from segmentation.reader import FACT_COLUMN, STAMP_COLUMN
 from segmentation.segment import evaluate_frame
+from segmentation.served import queue_pending, serve_pending, served_done
 from segmentation.time_flips import (
     RuleAnalysis,
     TimeIndex,
@@ -160,6 +161,7 @@ def refresh_segments(
         engine.segment(name)  # unknown names refused before any work
     moment = as_utc(now) if now is not None else derivation_now()
     store = engine.memberships
+    serve_pending(engine, now=moment)  # what a refresh killed while serving left to write
     journal = Journal(store.client, engine.project, store.prefix)
     results: dict[str, RefreshResult] = {}
     plan = _plan(engine, names, moment, full, journal)
@@ -249,13 +251,17 @@ def _full(
         ids.sort()
     groups = {n: engine._untargeted_groups(n, ids) for n, ids in found.items()}
     states = _states(engine, plan, names, cursor, floors)
-    results = store.store_many(
-        found,
-        now=plan.moment,
-        groups=groups,
-        on_switch=lambda tx: journal.queue_states(tx, states),
-    )
+    tokens: list[str] = []
+
+    def on_switch(tx: Any) -> None:
+        journal.queue_states(tx, states)
+        # Every member and leaver to serve: recorded with the switch, removed once written.
+        tokens.append(queue_pending(tx, store, None))
+
+    results = store.store_many(found, now=plan.moment, groups=groups, on_switch=on_switch)
     engine._serve(results, found, plan.moment)
+    for token in tokens:
+        served_done(store, token)
     return {n: replace(r, mode="full", reason=plan.full.get(n)) for n, r in results.items()}
 
 
@@ -320,10 +326,13 @@ def _incremental(
         states[name] = SegmentState(cursor, to_iso(plan.moment), plan.fingerprints[name], merged)
     with engine.memberships.refresh_lock() as lock:
         store.publish_pending()  # a killed full refresh's events first, in order
-        results = _store_deltas(engine, lock, plan, candidates, eligible, states, journal)
+        tokens: list[str] = []
+        results = _store_deltas(engine, lock, plan, candidates, eligible, states, journal, tokens)
     served = sorted({c for r in results.values() for c in (*r.joined, *r.left)})
     if served:
         _serve(engine, served, plan.moment)
+    for token in tokens:
+        served_done(store, token)
     return results
 
 
@@ -442,6 +451,7 @@ def _store_deltas(
     eligible: Mapping[str, set[str]],
     states: Mapping[str, SegmentState],
     journal: Journal,
+    tokens: list[str],
 ) -> dict[str, RefreshResult]:
     from redis.exceptions import WatchError
 
@@ -472,7 +482,11 @@ def _store_deltas(
                 tx.multi()
                 _queue(engine, tx, deltas, plan.moment, stamp)
                 journal.queue_states(tx, states)
+                changed = {c for d in deltas for c in (*d.joined, *d.left)}
+                token = queue_pending(tx, store, changed) if changed else None
                 tx.execute()
+                if token is not None:
+                    tokens.append(token)
             except WatchError:
                 continue
         return {

@@ -23,12 +23,23 @@ every member of a refreshed segment and everyone who left one (a customer who le
 gets ``[]``), after a real-time update that customer. A customer never in any segment has no
 value (``None``). Only the key of a customer that has features is written (``EXISTS``, then
 ``HSET``): a customer whose features expired is not brought back.
+
+**A refresh killed while writing them loses nothing.** The lists are written after the switch (at
+10,000,000 customers a full refresh writes them for over an hour), and the switch already moved
+the journal's cursor: the next incremental refresh would re-serve only the customers changed
+since. So the switch records, in its own ``MULTI``, what it leaves to serve
+(:func:`queue_pending`: ``<p>:serve-pending``, one field per refresh: ``*`` for every member and
+leaver of the current generations, or the ids); the refresh removes its field once written
+(:func:`served_done`), and the next refresh writes whatever a killed one left
+(:func:`serve_pending`) before anything else.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +61,9 @@ __all__ = [
     "SEGMENTS_FEATURE",
     "SEGMENTS_VIEW",
     "ServedMemberships",
+    "queue_pending",
+    "serve_pending",
+    "served_done",
     "served_lists",
 ]
 
@@ -185,3 +199,73 @@ class ServedMemberships:
 
 def _text(value: Any) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
+
+
+ALL = "*"
+"""A pending record naming every member and leaver of the current generations (a full refresh)."""
+
+
+def _pending_key(memberships: MembershipStore) -> str:
+    return f"{memberships.prefix}:serve-pending"
+
+
+def queue_pending(tx: Any, memberships: MembershipStore, ids: Iterable[str] | None) -> str:
+    """Queue, in a switch's ``MULTI``, the record of the served lists the switch leaves to write.
+
+    Args:
+        tx: The switch's transaction.
+        memberships: The stored memberships.
+        ids: The customers to serve; ``None``: every member and leaver of the current generations.
+
+    Returns:
+        The record's token, for :func:`served_done`.
+    """
+    token = uuid.uuid4().hex
+    tx.hset(_pending_key(memberships), token, ALL if ids is None else json.dumps(sorted(ids)))
+    return token
+
+
+def served_done(memberships: MembershipStore, token: str) -> None:
+    """Remove a refresh's record once its served lists are written."""
+    memberships.client.hdel(_pending_key(memberships), token)
+
+
+def serve_pending(engine: SegmentEngine, *, now: _dt.datetime | None = None) -> int:
+    """Write the served lists that killed refreshes left pending (under the refresh lock).
+
+    Returns:
+        The customers written (0 when nothing was pending).
+    """
+    memberships = engine.memberships
+    key = _pending_key(memberships)
+    records: Any = memberships.client.hgetall(key)
+    if not records:
+        return 0
+    served = ServedMemberships.of(engine)
+    names = list(engine.segments)
+    written = 0
+    with memberships.refresh_lock():
+        ids: set[str] = set()
+        for raw in records.values():
+            value = raw.decode() if isinstance(raw, bytes) else raw
+            if value == ALL:
+                ids |= _current_members_and_leavers(memberships, names)
+            else:
+                ids |= set(json.loads(value))
+        if served is not None and ids:
+            written = served.sync(memberships, names, sorted(ids), now=now)
+        memberships.client.hdel(key, *records.keys())
+    return written
+
+
+def _current_members_and_leavers(memberships: MembershipStore, names: list[str]) -> set[str]:
+    client = memberships.client
+    pointers: Any = client.hmget(f"{memberships.prefix}:current", names)
+    out: set[str] = set()
+    for name, gen in zip(names, (_text(g) for g in pointers), strict=True):
+        if gen:
+            for kind in ("members", "left"):
+                key = memberships.generation_key(gen, kind, name)
+                out.update(_text(m) or "" for m in client.sscan_iter(key, count=_CHUNK))
+    out.discard("")
+    return out

@@ -152,3 +152,40 @@ def test_a_segment_error_does_not_fail_the_live_refresh(
     assert "error: segments" in out.err and "broken" in out.err
     assert xiva_cli(["refresh", cid, "--repo", str(feast_repo), "--no-segments"]) == 0
     assert "segments" not in capsys.readouterr().err
+
+
+def test_served_lists_a_killed_refresh_left_unwritten_are_written_by_the_next(
+    feast_env: FeastEnv, feast_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from segmentation.served import ServedMemberships, queue_pending
+
+    assert run_materialization(str(feast_repo), progress=False).status == "ok"
+    segments_dir = tmp_path / "segments"
+    segments_dir.mkdir()
+    feast_env.monkeypatch.setenv("SEGMENTS_DIR", str(segments_dir))
+    repo = ["--repo", str(feast_repo)]
+    store = FeatureStore(repo_path=str(feast_repo))
+    _write_segments(segments_dir, (0.0, 1e12))
+    assert segmentation_cli([*repo, "refresh"]) == 0
+    engine = SegmentEngine(store)
+    memberships = engine.memberships
+    pending = f"{memberships.prefix}:serve-pending"
+    assert memberships.client.hlen(pending) == 0  # written, so its record removed
+    ids = sorted(memberships.members("vip_now"))[:10]
+    assert ids and all(_served(store, ids)["segments"])
+
+    # What a full refresh killed after its switch, while writing the lists, leaves: its record,
+    # and lists still from before the switch (here: empty).
+    served = ServedMemberships.of(engine)
+    assert served is not None
+    served.write({cid: {} for cid in ids})
+    queue_pending(memberships.client, memberships, None)
+    assert _served(store, ids)["segments"] == [[] for _ in ids]
+
+    # The next refresh (nothing changed: incremental) writes them before anything else.
+    assert segmentation_cli([*repo, "refresh"]) == 0
+    capsys.readouterr()
+    got = _served(store, ids)
+    for i, cid in enumerate(ids):
+        assert sorted(got["segments"][i] or []) == _stored(memberships, cid)[0], cid
+    assert memberships.client.hlen(pending) == 0
