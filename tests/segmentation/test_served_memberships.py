@@ -63,15 +63,21 @@ def _stored(memberships: MembershipStore, cid: str) -> tuple[list[str], list[str
     return segments, groups
 
 
-def test_live_refresh_joins_once_and_memberships_are_served_with_the_features(
-    feast_env: FeastEnv, feast_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _loaded(
+    feast_env: FeastEnv, feast_repo: Path, tmp_path: Path
+) -> tuple[list[str], FeatureStore, Path]:
+    """The repository materialized, an empty SEGMENTS_DIR: (``--repo`` args, store, segments)."""
     assert run_materialization(str(feast_repo), progress=False).status == "ok"
     segments_dir = tmp_path / "segments"
     segments_dir.mkdir()
     feast_env.monkeypatch.setenv("SEGMENTS_DIR", str(segments_dir))
-    repo = ["--repo", str(feast_repo)]
-    store = FeatureStore(repo_path=str(feast_repo))
+    return ["--repo", str(feast_repo)], FeatureStore(repo_path=str(feast_repo)), segments_dir
+
+
+def test_live_refresh_joins_once_and_memberships_are_served_with_the_features(
+    feast_env: FeastEnv, feast_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo, store, segments_dir = _loaded(feast_env, feast_repo, tmp_path)
 
     # The customer's revenue after the change in Xiva decides the segment vip_now.
     cid = feast_env.dwh.shared_ids[5]
@@ -159,12 +165,7 @@ def test_served_lists_a_killed_refresh_left_unwritten_are_written_by_the_next(
 ) -> None:
     from segmentation.served import ServedMemberships, queue_pending
 
-    assert run_materialization(str(feast_repo), progress=False).status == "ok"
-    segments_dir = tmp_path / "segments"
-    segments_dir.mkdir()
-    feast_env.monkeypatch.setenv("SEGMENTS_DIR", str(segments_dir))
-    repo = ["--repo", str(feast_repo)]
-    store = FeatureStore(repo_path=str(feast_repo))
+    repo, store, segments_dir = _loaded(feast_env, feast_repo, tmp_path)
     _write_segments(segments_dir, (0.0, 1e12))
     assert segmentation_cli([*repo, "refresh"]) == 0
     engine = SegmentEngine(store)
