@@ -31,7 +31,9 @@ since. So the switch records, in its own ``MULTI``, what it leaves to serve
 (:func:`queue_pending`: ``<p>:serve-pending``, one field per refresh: ``*`` for every member and
 leaver of the current generations, or the ids); the refresh removes its field once written
 (:func:`served_done`), and the next refresh writes whatever a killed one left
-(:func:`serve_pending`) before anything else.
+(:func:`serve_pending`) before anything else. A record does not say whether its refresh is still
+writing: a refresh started meanwhile writes those lists too (the same values, from the same stored
+state; the cost of the lists once more), never fewer.
 """
 
 from __future__ import annotations
