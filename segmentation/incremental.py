@@ -192,6 +192,26 @@ def refresh_segments(
 
 
 # --- full -----------------------------------------------------------------------------------
+def _evaluate(
+    engine: SegmentEngine,
+    names: Sequence[str],
+    ids: Sequence[str] | None,
+    index: TimeIndex,
+    moment: _dt.datetime,
+) -> tuple[dict[str, list[str]], dict[str, float]]:
+    """Each segment's eligible customers among ``ids`` (``None``: everyone), chunk by chunk,
+    recording each chunk's dates in the time index; with the views' oldest fresh timestamps."""
+    needed = required(names, engine.segments)
+    found: dict[str, list[str]] = {n: [] for n in names}
+    floors: dict[str, float] = {}
+    for frame in engine.frames(ids, now=moment, times=True):
+        masks = evaluate_frame(needed, frame)
+        for name, out in found.items():
+            out.extend(masks.index[masks[name].to_numpy(dtype=bool)].tolist())
+        _index_chunk(engine, index, frame, floors, moment)
+    return found, floors
+
+
 def _index_chunk(
     engine: SegmentEngine, index: TimeIndex, frame: Any, floors: dict[str, float], moment: Any
 ) -> None:
@@ -239,14 +259,7 @@ def _full(
 ) -> dict[str, RefreshResult]:
     store = engine.memberships
     index = TimeIndex(store.client, store.prefix)
-    needed = required(names, engine.segments)
-    found: dict[str, list[str]] = {n: [] for n in names}
-    floors: dict[str, float] = {}
-    for frame in engine.frames(None, now=plan.moment, times=True):
-        masks = evaluate_frame(needed, frame)
-        for name, ids in found.items():
-            ids.extend(masks.index[masks[name].to_numpy(dtype=bool)].tolist())
-        _index_chunk(engine, index, frame, floors, plan.moment)
+    found, floors = _evaluate(engine, names, None, index, plan.moment)
     for ids in found.values():
         ids.sort()
     groups = {n: engine._untargeted_groups(n, ids) for n, ids in found.items()}
@@ -307,14 +320,8 @@ def _incremental(
     absent = [c for c, ok in zip(candidates, exists, strict=True) if not ok]
     if absent:
         index.update({fact: [None] * len(absent) for fact in index.facts()}, absent)
-    needed = required(names, engine.segments)
-    eligible: dict[str, set[str]] = {n: set() for n in names}
-    floors: dict[str, float] = {}
-    for frame in engine.frames(present, now=plan.moment, times=True):
-        masks = evaluate_frame(needed, frame)
-        for name, ids in eligible.items():
-            ids.update(masks.index[masks[name].to_numpy(dtype=bool)].tolist())
-        _index_chunk(engine, index, frame, floors, plan.moment)
+    members, floors = _evaluate(engine, names, present, index, plan.moment)
+    eligible = {n: set(ids) for n, ids in members.items()}
     states = {}
     for name in names:
         state = plan.states[name]

@@ -79,6 +79,10 @@ logger = logging.getLogger(__name__)
 _ADBC_BATCH_BYTES = 4 * 1024 * 1024
 
 _TIE_RANK = "_xiva_tie_rank"
+_READ_HINT = (
+    "Check DWH_URL, that the DWH is reachable and that the table/query and its columns exist "
+    "(see docs/feature-repo.md)."
+)
 
 
 @dataclass(frozen=True)
@@ -255,11 +259,7 @@ def window_counts(
         with engine.connect() as conn:
             row = conn.execute(stmt).one()
     except sa.exc.SQLAlchemyError as e:
-        raise DwhError(
-            f"reading {redact_url(url)!r} failed: {sql_error_text(e)}",
-            hint="Check DWH_URL, that the DWH is reachable and that the table/query and its "
-            "columns exist (see docs/feature-repo.md).",
-        ) from e
+        raise _read_failed(url, sql_error_text(e)) from e
     return [int(n or 0) for n in row]
 
 
@@ -298,9 +298,8 @@ def xid_horizon(url: str, spec: TableSpec) -> XidHorizon | None:
                 )
             ).one()
     except sa.exc.SQLAlchemyError as e:
-        raise DwhError(
-            f"reading {redact_url(url)!r} failed: {sql_error_text(e)}",
-            hint="Check DWH_URL and that the DWH is reachable.",
+        raise _read_failed(
+            url, sql_error_text(e), hint="Check DWH_URL and that the DWH is reachable."
         ) from e
     return int(xmax), tuple(int(x) for x in xip or ())
 
@@ -387,11 +386,7 @@ def customer_boundaries(
         with engine.connect() as conn:
             firsts = [row[0] for row in conn.execute(stmt)]
     except sa.exc.SQLAlchemyError as e:
-        raise DwhError(
-            f"reading {redact_url(url)!r} failed: {sql_error_text(e)}",
-            hint="Check DWH_URL, that the DWH is reachable and that the table/query and its "
-            "columns exist (see docs/feature-repo.md).",
-        ) from e
+        raise _read_failed(url, sql_error_text(e)) from e
     # Tile minima are sorted in the database's order already; distinct, the first dropped.
     bounds: list[str] = []
     for first in firsts[1:]:
@@ -448,11 +443,7 @@ def stream_statement(
             for part in result.partitions(chunk_size):
                 yield rows_to_arrow(columns, part, types=types, timestamp_columns=timestamp_columns)
     except sa.exc.SQLAlchemyError as e:
-        raise DwhError(
-            f"reading {redact_url(url)!r} failed: {sql_error_text(e)}",
-            hint="Check DWH_URL, that the DWH is reachable and that the table/query and its "
-            "columns exist (see docs/feature-repo.md).",
-        ) from e
+        raise _read_failed(url, sql_error_text(e)) from e
 
 
 def _stream_adbc(
@@ -496,11 +487,7 @@ def _stream_adbc(
     except (UnsupportedColumnError, DwhError):
         raise
     except adbc.Error as e:
-        raise DwhError(
-            f"reading {redact_url(url)!r} failed: {_adbc_error_text(e)}",
-            hint="Check DWH_URL, that the DWH is reachable and that the table/query and its "
-            "columns exist (see docs/feature-repo.md).",
-        ) from e
+        raise _read_failed(url, _adbc_error_text(e)) from e
 
 
 def _postgres_sql(stmt: sa.Executable) -> str:
@@ -601,3 +588,8 @@ def write_rows(url: str, table_name: str, table: pa.Table) -> int:
             "and allow the rows (a primary key on customer_id rejects a second row per customer).",
         ) from e
     return table.num_rows
+
+
+def _read_failed(url: str, error: str, *, hint: str = _READ_HINT) -> DwhError:
+    """The one wording of a failed DWH read (the URL without its password)."""
+    return DwhError(f"reading {redact_url(url)!r} failed: {error}", hint=hint)
